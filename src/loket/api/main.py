@@ -1,0 +1,94 @@
+"""The REST API: /api/v1/, OpenAPI at /api/v1/openapi.json, Bearer tokens per workspace.
+
+Errors are always JSON: ``{"error": {"code": "...", "message": "..."}}``.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.security import HttpBearer
+
+from loket.inbox.selectors import BadCursor
+from loket.inbox.services.conversations import InvalidChange
+from loket.tenancy.services import authenticate_token
+
+
+class TokenAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str):
+        api_token = authenticate_token(token)
+        if api_token is None:
+            return None
+        request.membership = api_token.membership
+        return api_token
+
+
+api = NinjaAPI(
+    title="Loket API",
+    version="1",
+    urls_namespace="api-v1",
+    auth=TokenAuth(),
+    docs_url="/docs",
+)
+
+
+def error(request, status: int, code: str, message: str, **extra):
+    return api.create_response(
+        request, {"error": {"code": code, "message": message, **extra}}, status=status
+    )
+
+
+@api.exception_handler(Http404)
+def not_found(request, exc):
+    return error(request, 404, "not_found", str(exc) or "not found")
+
+
+@api.exception_handler(AuthenticationError)
+def unauthorized(request, exc):
+    return error(
+        request, 401, "unauthorized", "a valid 'Authorization: Bearer <token>' is required"
+    )
+
+
+@api.exception_handler(ValidationError)
+def invalid(request, exc):
+    details = [
+        {"field": ".".join(str(p) for p in e.get("loc", [])[1:]), "message": e.get("msg", "")}
+        for e in exc.errors
+    ]
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details) or "invalid request"
+    return error(request, 400, "invalid", summary, details=details)
+
+
+@api.exception_handler(HttpError)
+def http_error(request, exc):
+    return error(request, exc.status_code, getattr(exc, "code", "error"), str(exc))
+
+
+@api.exception_handler(BadCursor)
+def bad_cursor(request, exc):
+    return error(request, 400, "bad_cursor", str(exc))
+
+
+@api.exception_handler(InvalidChange)
+def invalid_change(request, exc):
+    return error(request, 400, "invalid", str(exc))
+
+
+class ApiError(HttpError):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(status, message)
+        self.code = code
+
+
+def _routers() -> None:
+    from loket.api import channels, contacts, conversations, inbound_events
+
+    api.add_router("/channels", channels.router)
+    api.add_router("/conversations", conversations.router)
+    api.add_router("/contacts", contacts.router)
+    api.add_router("/inbound-events", inbound_events.router)
+
+
+_routers()

@@ -1,0 +1,1 @@
+"""Connectors: one package per provider, behind loket.connectors.base; see registry.py."""

@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+
+
+class ConnectorsConfig(AppConfig):
+    name = "loket.connectors"
+    label = "connectors"
+
+    def ready(self) -> None:
+        from loket.connectors.registry import REGISTRY
+        from loket.inbox import ports
+
+        ports.install(REGISTRY)

@@ -1,0 +1,131 @@
+"""The connector contract. A connector is the only code that knows a provider's formats."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from loket.inbox.items import InboundItem
+from loket.inbox.models import Channel, Message
+from loket.inbox.ports import (  # re-exported: a connector needs only this module
+    BadPayload,
+    PermanentSendError,
+    SendResult,
+    TransientSendError,
+)
+
+__all__ = [
+    "BadPayload",
+    "Capabilities",
+    "ChannelSetup",
+    "Connector",
+    "InvalidConfig",
+    "PermanentSendError",
+    "SendResult",
+    "TransientSendError",
+    "WebhookRejected",
+    "WebhookRequest",
+    "WebhookResponse",
+]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    text: bool = True
+    html: bool = False
+    media: bool = False
+    templates: bool = False
+    reply_window_hours: int | None = None  # e.g. 24 on WhatsApp outside templates
+    typing: bool = False
+    read_receipts: bool = False
+    delivery_statuses: bool = False
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    method: str
+    url: str  # as the provider saw it (scheme and host after proxy headers)
+    path: str
+    query_string: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(self.query_string, keep_blank_values=True)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+@dataclass(frozen=True)
+class WebhookResponse:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class WebhookRejected(Exception):
+    """Verification failed: nothing is stored. 401 (bad or missing credentials) or 403."""
+
+    def __init__(self, reason: str, status: int = 401) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class InvalidConfig(ValueError):
+    """Channel settings an admin gave that cannot work; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class ChannelSetup:
+    settings: dict[str, Any]
+    secrets: dict[str, Any]
+    # Values shown once to the admin who created the channel (e.g. a generated signing secret).
+    shown_once: dict[str, Any] = field(default_factory=dict)
+
+
+class Connector(abc.ABC):
+    key: str  # the channel kind, used in URLs: /hooks/<key>/<channel uuid>/
+    label: str
+    capabilities: Capabilities = Capabilities()
+
+    @abc.abstractmethod
+    def setup(self, config: dict[str, Any], *, existing: Channel | None = None) -> ChannelSetup:
+        """Validate what an admin entered and split it into settings and encrypted secrets."""
+
+    def public_settings(self, channel: Channel) -> dict[str, Any]:
+        """Settings safe to show through the API (never secrets)."""
+        return dict(channel.settings)
+
+    def handshake(self, channel: Channel, request: WebhookRequest) -> WebhookResponse | None:
+        """Answer a provider's subscription check (e.g. Meta's hub.challenge); None if unused."""
+        return None
+
+    @abc.abstractmethod
+    def verify(self, channel: Channel, request: WebhookRequest) -> None:
+        """Raise WebhookRejected unless the request provably comes from the provider."""
+
+    def journal_meta(self, request: WebhookRequest) -> dict[str, Any]:
+        """What parse() needs from the request besides the body (kept in the journal)."""
+        return {"content_type": request.content_type}
+
+    @abc.abstractmethod
+    def parse(self, channel: Channel, body: bytes, meta: dict[str, Any]) -> list[InboundItem]:
+        """Turn a verified payload into normalised items; unknown kinds become Ignored.
+        Raise BadPayload for a body that cannot be understood."""
+
+    @abc.abstractmethod
+    def send(self, channel: Channel, message: Message) -> SendResult:
+        """Deliver one outbound message. Raise TransientSendError or PermanentSendError."""
+
+    def check_connection(self, channel: Channel) -> None:  # noqa: B027 - optional
+        """Raise InvalidConfig with a clear reason when the channel cannot work."""
+
+    def acknowledge(self, channel: Channel, request: WebhookRequest) -> WebhookResponse:
+        return WebhookResponse(200, b'{"status":"ok"}')

@@ -1,0 +1,39 @@
+"""Loket's own webhook signature, used by the API channel in both directions and by outbound
+webhooks: ``X-Loket-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+HEADER = "X-Loket-Signature"
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    ts = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={ts},v1={digest}"
+
+
+class InvalidSignature(ValueError):
+    pass
+
+
+def verify(secret: str, body: bytes, header: str, *, tolerance: int = 300) -> None:
+    """Raise InvalidSignature with the reason unless ``header`` signs ``body`` recently."""
+    if not header:
+        raise InvalidSignature(f"missing {HEADER} header")
+    parts: dict[str, list[str]] = {}
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        parts.setdefault(key, []).append(value)
+    try:
+        ts = int(parts["t"][0])
+    except (KeyError, ValueError):
+        raise InvalidSignature(f"{HEADER} has no valid t=<unix seconds>") from None
+    if abs(time.time() - ts) > tolerance:
+        raise InvalidSignature("signature timestamp is more than 5 minutes off (replay?)")
+    expected = sign(secret, body, ts).split("v1=", 1)[1]
+    if not any(hmac.compare_digest(expected, given) for given in parts.get("v1", [])):
+        raise InvalidSignature("signature does not match the body")

@@ -1,0 +1,91 @@
+"""Typed domain events, emitted on commit.
+
+Services call ``emit(event)`` inside their transaction; after a successful commit every subscriber
+in ``settings.LOKET_EVENT_SUBSCRIBERS`` (the one list of them) is called with the event. A rolled
+back transaction emits nothing. Every event carries its actor so automation can ignore what it
+caused itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.module_loading import import_string
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str  # contact | member | bot | system | rule
+    id: int | None = None
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls("system")
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str = field(init=False, default="event")
+    workspace_id: int
+    actor: Actor
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["actor"] = {"type": self.actor.type, "id": self.actor.id}
+        return data
+
+
+@dataclass(frozen=True)
+class MessageCreated(Event):
+    name: str = field(init=False, default="message.created")
+    conversation_id: int
+    message_id: int
+    kind: str
+    direction: str
+
+
+@dataclass(frozen=True)
+class MessageStatusChanged(Event):
+    name: str = field(init=False, default="message.status_changed")
+    conversation_id: int
+    message_id: int
+    status: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ConversationCreated(Event):
+    name: str = field(init=False, default="conversation.created")
+    conversation_id: int
+
+
+@dataclass(frozen=True)
+class ConversationUpdated(Event):
+    name: str = field(init=False, default="conversation.updated")
+    conversation_id: int
+    changes: dict[str, Any]
+
+
+@functools.cache
+def _subscribers() -> list:
+    return [import_string(path) for path in settings.LOKET_EVENT_SUBSCRIBERS]
+
+
+def _deliver(event: Event) -> None:
+    for subscriber in _subscribers():
+        try:
+            subscriber(event)
+        except Exception:  # one failing subscriber must not starve the others
+            log.exception("event subscriber %r failed for %s", subscriber, event.name)
+
+
+def emit(event: Event) -> None:
+    transaction.on_commit(lambda: _deliver(event))

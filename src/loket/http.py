@@ -1,0 +1,108 @@
+"""The one outbound HTTP client: timeouts, no environment proxies, and an SSRF guard.
+
+The guard runs where the socket is opened (a custom httpcore network backend), on every address
+the host name resolves to, so DNS tricks and redirects cannot reach loopback, private, link-local
+or cloud-metadata addresses. ``LOKET_HTTP_ALLOW_PRIVATE=1`` lifts it for tests and on-premise use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+from typing import Any
+
+import httpcore
+import httpx
+from django.conf import settings
+
+USER_AGENT = "Loket/0.1 (+https://github.com/loket)"
+
+
+class BlockedAddress(httpx.ConnectError):
+    """The target resolves to an address Loket may not connect to."""
+
+
+def address_allowed(ip: str, *, allow_private: bool) -> bool:
+    address = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_unspecified or address.is_multicast:
+        return False
+    if allow_private:
+        return True
+    return address.is_global
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    def __init__(self, allow_private: bool) -> None:
+        self.allow_private = allow_private
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        addresses = [info[4][0] for info in infos]
+        blocked = [
+            ip for ip in addresses if not address_allowed(ip, allow_private=self.allow_private)
+        ]
+        if blocked or not addresses:
+            raise BlockedAddress(
+                f"{host} resolves to a private or reserved address ({', '.join(blocked)}); "
+                "Loket does not connect there unless LOKET_HTTP_ALLOW_PRIVATE is set"
+            )
+        last_error: Exception | None = None
+        for ip in addresses:  # connect to the checked address, not a fresh resolution
+            try:
+                return super().connect_tcp(ip, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                last_error = exc
+        raise last_error or httpcore.ConnectError(f"cannot connect to {host}")
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    def __init__(self, *, allow_private: bool, verify: ssl.SSLContext | bool = True) -> None:
+        super().__init__(verify=verify, trust_env=False)
+        ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=50,
+            max_keepalive_connections=10,
+            keepalive_expiry=30.0,
+            network_backend=_GuardedBackend(allow_private),
+        )
+
+
+def client(*, timeout: float | None = None, **kwargs: Any) -> httpx.Client:
+    """A new client; use it as a context manager."""
+    return httpx.Client(
+        transport=GuardedTransport(allow_private=settings.LOKET_HTTP_ALLOW_PRIVATE),
+        timeout=timeout if timeout is not None else settings.LOKET_HTTP_TIMEOUT,
+        follow_redirects=kwargs.pop("follow_redirects", False),
+        headers={"User-Agent": USER_AGENT, **kwargs.pop("headers", {})},
+        trust_env=False,
+        **kwargs,
+    )
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The provider's Retry-After (seconds or an HTTP date) as seconds, if it sent one."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    import datetime as dt
+
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def is_transient_status(status: int) -> bool:
+    return status in (408, 425, 429) or status >= 500

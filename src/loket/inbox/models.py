@@ -1,0 +1,310 @@
+"""The core domain: channels, contacts, conversations, messages, attachments, labels and the
+inbound journal. Every row carries its workspace; reads go through loket.inbox.selectors."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from loket.crypto import EncryptedJSONField
+from loket.tenancy.models import Membership, Team, WorkspaceScoped
+
+
+class Channel(WorkspaceScoped):
+    """One connected account: a mailbox, a WhatsApp number, a widget, an API channel."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=32)  # a connector key from loket.connectors.registry
+    name = models.CharField(max_length=200)
+    # Non-secret settings, shown to admins.
+    settings = models.JSONField(default=dict, blank=True)
+    # Credentials and signing secrets, encrypted at rest.
+    secrets = EncryptedJSONField(purpose="channel-secrets", blank=True)
+    default_team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class Contact(WorkspaceScoped):
+    name = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    locale = models.CharField(max_length=10, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "email"], name="contact_ws_email"),
+            models.Index(fields=["workspace", "phone"], name="contact_ws_phone"),
+            models.Index(fields=["workspace", "-created_at", "-id"], name="contact_ws_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.email or self.phone or f"contact {self.pk}"
+
+    @property
+    def display_name(self) -> str:
+        return str(self)
+
+
+class ContactIdentity(WorkspaceScoped):
+    """The same person on one channel: unique per (channel, external id)."""
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    external_id = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "external_id"], name="identity_unique_external"
+            )
+        ]
+
+
+class Label(WorkspaceScoped):
+    name = models.CharField(max_length=64)
+    color = models.CharField(max_length=7, default="#6b7280")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="label_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConversationStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    PENDING = "pending", "Pending"
+    SNOOZED = "snoozed", "Snoozed"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"
+
+
+class Priority(models.IntegerChoices):
+    NONE = 0, "None"
+    LOW = 1, "Low"
+    MEDIUM = 2, "Medium"
+    HIGH = 3, "High"
+    URGENT = 4, "Urgent"
+
+
+class Conversation(WorkspaceScoped):
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
+    number = models.PositiveBigIntegerField()
+    subject = models.CharField(max_length=255, blank=True)
+    status = models.CharField(
+        max_length=16, choices=ConversationStatus.choices, default=ConversationStatus.OPEN
+    )
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NONE)
+    assignee = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    labels = models.ManyToManyField(Label, blank=True, related_name="conversations")
+    language = models.CharField(max_length=10, blank=True)
+    custom_attributes = models.JSONField(default=dict, blank=True)
+    # Snoozed with no time: wakes when the customer replies.
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_message_at = models.DateTimeField(default=timezone.now)
+    last_inbound_at = models.DateTimeField(null=True, blank=True)
+    last_outbound_at = models.DateTimeField(null=True, blank=True)
+    # Since when the customer waits for an answer; cleared by an agent reply.
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "number"], name="conversation_number")
+        ]
+        indexes = [
+            models.Index(
+                fields=["workspace", "status", "-last_message_at", "-id"], name="conv_ws_status"
+            ),
+            models.Index(fields=["workspace", "-last_message_at", "-id"], name="conv_ws_recent"),
+            models.Index(
+                fields=["workspace", "assignee", "status", "-last_message_at"],
+                name="conv_ws_assignee",
+            ),
+            models.Index(fields=["contact", "channel", "-last_message_at"], name="conv_thread"),
+            models.Index(
+                fields=["snoozed_until"],
+                name="conv_snoozed",
+                condition=Q(status="snoozed", snoozed_until__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.number}"
+
+
+class Direction(models.TextChoices):
+    INBOUND = "in", "Inbound"
+    OUTBOUND = "out", "Outbound"
+
+
+class MessageKind(models.TextChoices):
+    MESSAGE = "message", "Message"
+    NOTE = "note", "Internal note"
+    ACTIVITY = "activity", "Activity"
+
+
+class AuthorType(models.TextChoices):
+    CONTACT = "contact", "Contact"
+    MEMBER = "member", "Member"
+    BOT = "bot", "Bot"
+    SYSTEM = "system", "System"
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    READ = "read", "Read"
+    FAILED = "failed", "Failed"
+
+
+# Delivery statuses only move forward along this order; "failed" is possible until delivery.
+DELIVERY_RANK = {
+    DeliveryStatus.QUEUED: 0,
+    DeliveryStatus.SENDING: 1,
+    DeliveryStatus.SENT: 2,
+    DeliveryStatus.FAILED: 2,
+    DeliveryStatus.DELIVERED: 3,
+    DeliveryStatus.READ: 4,
+}
+
+
+class Message(WorkspaceScoped):
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    # Denormalised from the conversation so (channel, external_id) can be unique.
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    kind = models.CharField(max_length=10, choices=MessageKind.choices, default=MessageKind.MESSAGE)
+    author_type = models.CharField(max_length=10, choices=AuthorType.choices)
+    author_member = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)  # always sanitised before it is stored
+    # The provider's id of this message (inbound: the sender's id; outbound: set after sending).
+    external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 - NULL: not unique-checked
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, blank=True)
+    error = models.TextField(blank=True)
+    send_attempts = models.PositiveIntegerField(default=0)
+    # Activity details, provider extras, etc.
+    data = models.JSONField(default=dict, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)  # when the sender says it was sent
+    created_at = models.DateTimeField(default=timezone.now)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="message_unique_external",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "created_at", "id"], name="message_timeline"),
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.pk} ({self.direction}/{self.kind})"
+
+    @property
+    def is_customer_visible(self) -> bool:
+        return self.kind == MessageKind.MESSAGE
+
+
+def attachment_key(instance: Attachment, filename: str) -> str:
+    # Random keys: the stored path never derives from a name an outsider chose.
+    ext = os.path.splitext(filename)[1].lower()[:10]
+    ext = ext if ext[1:].isalnum() else ""
+    return (
+        f"attachments/{instance.workspace_id}/{secrets.token_hex(2)}/{secrets.token_hex(16)}{ext}"
+    )
+
+
+class AttachmentStatus(models.TextChoices):
+    PENDING = "pending", "Downloading"
+    STORED = "stored", "Stored"
+    FAILED = "failed", "Failed"
+
+
+class Attachment(WorkspaceScoped):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to=attachment_key, max_length=255, blank=True)
+    filename = models.CharField(max_length=255)  # metadata only, never a path
+    content_type = models.CharField(max_length=127, default="application/octet-stream")
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    source_url = models.URLField(max_length=2000, blank=True)
+    status = models.CharField(
+        max_length=10, choices=AttachmentStatus.choices, default=AttachmentStatus.STORED
+    )
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class InboundStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSED = "processed", "Processed"
+    DUPLICATE = "duplicate", "Duplicate"
+    IGNORED = "ignored", "Ignored"
+    FAILED = "failed", "Failed"
+
+
+class InboundEvent(WorkspaceScoped):
+    """The inbound journal: every verified delivery, raw, committed before it is acknowledged."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(
+        max_length=10, choices=InboundStatus.choices, default=InboundStatus.RECEIVED
+    )
+    payload = models.BinaryField()
+    content_type = models.CharField(max_length=127, blank=True)
+    # Request metadata a connector needs to re-parse the payload (never auth secrets).
+    meta = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "status", "-received_at"], name="inbound_ws_status"),
+        ]

@@ -1,0 +1,65 @@
+"""What the core needs from a connector, and how it finds one without importing connectors.
+
+The connector registry (loket.connectors) installs itself here at start-up; the core looks
+connectors up by channel kind and never imports a provider package.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from loket.inbox.items import InboundItem
+    from loket.inbox.models import Channel, Message
+
+
+class BadPayload(Exception):
+    """A verified request whose body cannot be understood (answered 400, journaled as failed)."""
+
+
+class TransientSendError(Exception):
+    """The provider may accept the message later (timeouts, 5xx, 429); retried with backoff."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class PermanentSendError(Exception):
+    """The provider refused the message for good; shown to the agent with this reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SendResult:
+    external_id: str
+    sent_at: dt.datetime | None = None
+
+
+class CoreConnector(Protocol):
+    key: str
+
+    def parse(self, channel: Channel, body: bytes, meta: dict[str, Any]) -> list[InboundItem]: ...
+
+    def send(self, channel: Channel, message: Message) -> SendResult: ...
+
+
+_connectors: dict[str, CoreConnector] = {}
+
+
+def install(connectors: dict[str, CoreConnector]) -> None:
+    _connectors.clear()
+    _connectors.update(connectors)
+
+
+def connector_for(kind: str) -> CoreConnector:
+    try:
+        return _connectors[kind]
+    except KeyError:
+        raise LookupError(f"no connector is registered for channel kind {kind!r}") from None

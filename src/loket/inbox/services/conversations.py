@@ -1,0 +1,148 @@
+"""Changing a conversation: status, assignee, team, labels, priority, snooze.
+
+Each change is recorded as an activity line in the timeline (who did what) and emitted as one
+``conversation.updated`` event after commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from loket import events
+from loket.events import Actor
+from loket.inbox.models import (
+    AuthorType,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Label,
+    Message,
+    MessageKind,
+    Priority,
+)
+from loket.tenancy.models import Membership, Team
+
+_UNSET: Any = object()
+
+
+class InvalidChange(ValueError):
+    pass
+
+
+def _actor_for(member: Membership | None) -> Actor:
+    return Actor(AuthorType.MEMBER, member.pk) if member else Actor.system()
+
+
+def _activity(conversation: Conversation, actor: Membership | None, action: str, **data) -> None:
+    Message.objects.create(
+        workspace_id=conversation.workspace_id,
+        conversation=conversation,
+        channel_id=conversation.channel_id,
+        direction=Direction.OUTBOUND,
+        kind=MessageKind.ACTIVITY,
+        author_type=AuthorType.MEMBER if actor else AuthorType.SYSTEM,
+        author_member=actor,
+        text=action,
+        data={"action": action, **data},
+    )
+
+
+def update_conversation(
+    conversation: Conversation,
+    *,
+    actor: Membership | None,
+    status: str = _UNSET,
+    assignee: Membership | None = _UNSET,
+    team: Team | None = _UNSET,
+    priority: int = _UNSET,
+    labels: list[Label] = _UNSET,
+    snoozed_until: dt.datetime | None = _UNSET,
+) -> Conversation:
+    """Apply the given changes; arguments left out stay as they are. Related objects must belong
+    to the conversation's workspace (the caller resolved them through a selector)."""
+    workspace_id = conversation.workspace_id
+    for related in (assignee, team):
+        if related not in (_UNSET, None) and related.workspace_id != workspace_id:
+            raise InvalidChange("that belongs to another workspace")
+    if labels is not _UNSET and any(label.workspace_id != workspace_id for label in labels):
+        raise InvalidChange("a label belongs to another workspace")
+    if status is not _UNSET and status not in ConversationStatus.values:
+        raise InvalidChange(f"unknown status {status!r}")
+    if priority is not _UNSET and priority not in Priority.values:
+        raise InvalidChange(f"unknown priority {priority!r}")
+
+    changes: dict[str, Any] = {}
+    now = timezone.now()
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        fields: dict[str, Any] = {}
+        if status is not _UNSET and status != conversation.status:
+            fields["status"] = status
+            fields["resolved_at"] = now if status == ConversationStatus.RESOLVED else None
+            if status != ConversationStatus.SNOOZED:
+                fields["snoozed_until"] = None
+            elif snoozed_until is not _UNSET:
+                fields["snoozed_until"] = snoozed_until
+            changes["status"] = status
+            until = fields.get("snoozed_until")
+            _activity(
+                conversation,
+                actor,
+                "status_changed",
+                status=status,
+                previous=conversation.status,
+                snoozed_until=until.isoformat() if until else None,
+            )
+        if (
+            assignee is not _UNSET
+            and (assignee.pk if assignee else None) != conversation.assignee_id
+        ):
+            fields["assignee"] = assignee
+            changes["assignee_id"] = assignee.pk if assignee else None
+            _activity(conversation, actor, "assigned" if assignee else "unassigned",
+                      assignee_id=changes["assignee_id"],
+                      assignee_name=assignee.display_name if assignee else "")  # fmt: skip
+        if team is not _UNSET and (team.pk if team else None) != conversation.team_id:
+            fields["team"] = team
+            changes["team_id"] = team.pk if team else None
+            _activity(conversation, actor, "team_changed", team_id=changes["team_id"],
+                      team_name=team.name if team else "")  # fmt: skip
+        if priority is not _UNSET and priority != conversation.priority:
+            fields["priority"] = priority
+            changes["priority"] = priority
+            _activity(conversation, actor, "priority_changed", priority=priority)
+        if fields:
+            for name, value in fields.items():
+                setattr(conversation, name, value)
+            conversation.save(update_fields=[*fields.keys(), "updated_at"])
+        if labels is not _UNSET:
+            current = set(conversation.labels.values_list("pk", flat=True))
+            wanted = {label.pk for label in labels}
+            if current != wanted:
+                conversation.labels.set(labels)
+                changes["labels"] = sorted(label.name for label in labels)
+                _activity(conversation, actor, "labels_changed", labels=changes["labels"])
+        if changes:
+            events.emit(
+                events.ConversationUpdated(
+                    workspace_id, _actor_for(actor), conversation.pk, changes
+                )
+            )
+    return conversation
+
+
+def wake_due_snoozed() -> int:
+    """Reopen conversations whose snooze time has passed (a periodic job)."""
+    woken = 0
+    due = Conversation.objects.filter(
+        status=ConversationStatus.SNOOZED, snoozed_until__lte=timezone.now()
+    ).values_list("pk", flat=True)[:500]
+    for pk in list(due):
+        conversation = Conversation.objects.get(pk=pk)
+        update_conversation(conversation, actor=None, status=ConversationStatus.OPEN)
+        woken += 1
+    return woken

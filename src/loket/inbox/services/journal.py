@@ -1,0 +1,144 @@
+"""The inbound journal: a verified delivery is stored raw and processed in the same transaction.
+
+Happy path: parse + receive() run in a savepoint and the journal row is written with the
+outcome, so one inbound message costs one commit. If processing raises, the savepoint is rolled
+back and the row is kept as ``failed`` with the error and a replay task is enqueued; the
+delivery is still acknowledged because it is stored. A payload that cannot be parsed is kept as
+``failed`` too and answered 400.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from loket.inbox import ports
+from loket.inbox.models import Channel, InboundEvent, InboundStatus
+from loket.inbox.services.ingest import ReceiveResult, receive
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JournalOutcome:
+    event_id: int
+    status: str
+    error: str = ""
+    bad_payload: bool = False
+    results: list[ReceiveResult] = field(default_factory=list)
+
+
+def _process(channel: Channel, body: bytes, meta: dict[str, Any]) -> list[ReceiveResult]:
+    items = ports.connector_for(channel.kind).parse(channel, body, meta)
+    return [receive(channel, item) for item in items]
+
+
+def _summarise(results: list[ReceiveResult]) -> tuple[str, dict[str, Any]]:
+    outcomes = [r.outcome for r in results]
+    summary = {
+        "outcomes": outcomes,
+        "message_ids": [r.message_id for r in results if r.outcome == "created"],
+    }
+    if any(r.needs_retry for r in results):
+        return InboundStatus.FAILED, summary
+    if not results or all(o == "ignored" for o in outcomes):
+        return InboundStatus.IGNORED, summary
+    if all(o in ("duplicate", "ignored", "status_stale") for o in outcomes):
+        return InboundStatus.DUPLICATE, summary
+    return InboundStatus.PROCESSED, summary
+
+
+def record(
+    channel: Channel, body: bytes, meta: dict[str, Any], *, content_type: str = ""
+) -> JournalOutcome:
+    """Journal and process one verified delivery. Returns once it is committed."""
+    from loket.inbox import tasks
+
+    retry = False
+    error = ""
+    bad = False
+    results: list[ReceiveResult] = []
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                results = _process(channel, body, meta)
+            status, summary = _summarise(results)
+            if status == InboundStatus.FAILED:
+                error = "a status report names a message that is not known (yet); retrying"
+                retry = True
+        except ports.BadPayload as exc:
+            status, summary, error, bad = InboundStatus.FAILED, {}, str(exc), True
+        except Exception as exc:
+            log.exception("processing an inbound delivery on channel %s failed", channel.pk)
+            status, summary, retry = InboundStatus.FAILED, {}, True
+            error = f"{type(exc).__name__}: {exc}"
+        event = InboundEvent.objects.create(
+            workspace_id=channel.workspace_id,
+            channel=channel,
+            status=status,
+            payload=body,
+            content_type=content_type[:127],
+            meta=meta,
+            result=summary,
+            error=error[:5000],
+            attempts=1,
+            processed_at=timezone.now() if status != InboundStatus.FAILED else None,
+        )
+        if retry:
+            tasks.replay_inbound_event.enqueue(event.pk)
+    return JournalOutcome(event.pk, status, error, bad, results)
+
+
+def replay(event_id: int) -> str:
+    """Process a failed journal row again (a worker's retry, or an operator's replay)."""
+    from loket.jobs.policy import RetryLater
+
+    with transaction.atomic():
+        event = (
+            InboundEvent.objects.select_for_update()
+            .select_related("channel")
+            .filter(pk=event_id)
+            .first()
+        )
+        if event is None or event.status != InboundStatus.FAILED:
+            return event.status if event else "missing"
+        event.attempts += 1
+        try:
+            with transaction.atomic():
+                results = _process(event.channel, bytes(event.payload), event.meta)
+        except ports.BadPayload as exc:
+            event.error = str(exc)[:5000]
+            event.save(update_fields=["attempts", "error"])
+            return event.status
+        except Exception as exc:
+            event.error = f"{type(exc).__name__}: {exc}"[:5000]
+            event.save(update_fields=["attempts", "error"])
+            retry_error = exc
+        else:
+            retry_error = None
+            status, summary = _summarise(results)
+            event.status, event.result = status, summary
+            if status != InboundStatus.FAILED:
+                event.error, event.processed_at = "", timezone.now()
+            event.save(update_fields=["attempts", "status", "result", "error", "processed_at"])
+    if retry_error is not None:
+        raise RetryLater(event.error) from retry_error
+    if event.status == InboundStatus.FAILED:
+        raise RetryLater(event.error or "still unmatched")
+    return event.status
+
+
+def replay_now(event: InboundEvent) -> InboundEvent:
+    """An operator's replay of a failed row: process once now, report the outcome."""
+    from loket.jobs.policy import RetryLater
+
+    try:
+        replay(event.pk)
+    except RetryLater:
+        pass
+    event.refresh_from_db()
+    return event

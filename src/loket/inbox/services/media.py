@@ -1,0 +1,89 @@
+"""Attachments: safe names, content-addressed metadata, downloads through the guarded client."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+
+import httpx
+from django.conf import settings
+from django.core.files.base import ContentFile
+
+from loket import http
+from loket.inbox.models import Attachment, AttachmentStatus
+from loket.jobs.policy import RetryLater
+
+# Bidi overrides and zero-width characters make "invoice‮fdp.exe" look like a PDF.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def safe_filename(name: str, default: str = "attachment") -> str:
+    """A display name only: no directories, controls or invisible characters."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = _INVISIBLE.sub("", name)
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".")
+    if not name:
+        return default
+    stem, ext = os.path.splitext(name)
+    return stem[: 200 - len(ext[:20])] + ext[:20]
+
+
+def max_attachment_bytes() -> int:
+    return settings.LOKET_ATTACHMENT_MAX_BYTES
+
+
+def store_content(attachment: Attachment, content: bytes) -> Attachment:
+    if len(content) > max_attachment_bytes():
+        attachment.status = AttachmentStatus.FAILED
+        attachment.error = f"larger than the {max_attachment_bytes() // (1024 * 1024)} MB limit"
+        attachment.size = len(content)
+        attachment.save()
+        return attachment
+    attachment.sha256 = hashlib.sha256(content).hexdigest()
+    attachment.size = len(content)
+    attachment.status = AttachmentStatus.STORED
+    attachment.error = ""
+    attachment.file.save(attachment.filename, ContentFile(content), save=False)
+    attachment.save()
+    return attachment
+
+
+def download(attachment_id: int) -> None:
+    """Fetch a pending attachment from its source URL (a background task)."""
+    attachment = Attachment.objects.filter(pk=attachment_id).first()
+    if attachment is None or attachment.status != AttachmentStatus.PENDING:
+        return
+    limit = max_attachment_bytes()
+    try:
+        with http.client() as client, client.stream("GET", attachment.source_url) as response:
+            if http.is_transient_status(response.status_code):
+                raise RetryLater(f"HTTP {response.status_code}", http.retry_after_seconds(response))
+            if response.status_code != 200:
+                mark_download_failed(
+                    f"the source answered HTTP {response.status_code}", attachment_id
+                )
+                return
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    mark_download_failed(
+                        f"larger than the {limit // (1024 * 1024)} MB limit", attachment_id
+                    )
+                    return
+                chunks.append(chunk)
+    except http.BlockedAddress as exc:
+        mark_download_failed(str(exc), attachment_id)
+        return
+    except httpx.HTTPError as exc:
+        raise RetryLater(f"download failed: {exc}") from exc
+    store_content(attachment, b"".join(chunks))
+
+
+def mark_download_failed(reason: object, attachment_id: int) -> None:
+    Attachment.objects.filter(pk=attachment_id, status=AttachmentStatus.PENDING).update(
+        status=AttachmentStatus.FAILED, error=str(reason)[:1000]
+    )

@@ -1,0 +1,163 @@
+"""reply() and deliver(): the one outbound path.
+
+A reply is stored ``queued`` together with its send task in one transaction. A worker runs
+``deliver()``: it marks the message ``sending``, hands it to the channel's connector, and records
+``sent`` with the provider's id, or retries a transient error with backoff, or stores ``failed``
+with the provider's reason. Provider status callbacks then move it to delivered/read
+(loket.inbox.services.ingest.apply_status).
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from loket import events
+from loket.events import Actor
+from loket.inbox import ports
+from loket.inbox.models import (
+    AuthorType,
+    Conversation,
+    DeliveryStatus,
+    Direction,
+    Message,
+    MessageKind,
+)
+from loket.inbox.sanitize import sanitize_html
+from loket.jobs.policy import RetryLater
+from loket.tenancy.models import Membership
+
+_UNSENT = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+
+
+def reply(
+    conversation: Conversation,
+    *,
+    author: Membership | None,
+    text: str,
+    html: str = "",
+    kind: str = MessageKind.MESSAGE,
+    author_type: str | None = None,
+) -> Message:
+    """Store an agent's (or bot's) reply or internal note; a reply is queued for sending."""
+    text = (text or "").strip()
+    if not text and not html:
+        raise ValueError("a message needs text")
+    if kind not in (MessageKind.MESSAGE, MessageKind.NOTE):
+        raise ValueError(f"cannot reply with a {kind!r}")
+    author_type = author_type or (AuthorType.MEMBER if author else AuthorType.SYSTEM)
+    from loket.inbox import tasks
+
+    with transaction.atomic():
+        now = timezone.now()
+        is_reply = kind == MessageKind.MESSAGE
+        message = Message.objects.create(
+            workspace_id=conversation.workspace_id,
+            conversation=conversation,
+            channel_id=conversation.channel_id,
+            direction=Direction.OUTBOUND,
+            kind=kind,
+            author_type=author_type,
+            author_member=author,
+            text=text,
+            html=sanitize_html(html) if html else "",
+            status=DeliveryStatus.QUEUED if is_reply else "",
+            created_at=now,
+            status_changed_at=now if is_reply else None,
+        )
+        if is_reply:
+            changes = {"last_message_at": now, "last_outbound_at": now, "waiting_since": None}
+            if conversation.first_response_at is None and author_type == AuthorType.MEMBER:
+                changes["first_response_at"] = now
+            Conversation.objects.filter(pk=conversation.pk).update(**changes)
+            for field, value in changes.items():
+                setattr(conversation, field, value)
+            tasks.send_message.enqueue(message.pk)
+        events.emit(
+            events.MessageCreated(
+                conversation.workspace_id,
+                Actor(author_type, author.pk if author else None),
+                conversation_id=conversation.pk,
+                message_id=message.pk,
+                kind=message.kind,
+                direction=message.direction,
+            )
+        )
+    return message
+
+
+def _set_status(message_id: int, status: str, *, only_from=_UNSENT, **fields) -> bool:
+    now = timezone.now()
+    with transaction.atomic():
+        moved = Message.objects.filter(pk=message_id, status__in=only_from).update(
+            status=status, status_changed_at=now, **fields
+        )
+        if moved:
+            message = Message.objects.only("workspace_id", "conversation_id").get(pk=message_id)
+            events.emit(
+                events.MessageStatusChanged(
+                    message.workspace_id,
+                    Actor.system(),
+                    conversation_id=message.conversation_id,
+                    message_id=message_id,
+                    status=status,
+                    error=fields.get("error", ""),
+                )
+            )
+    return bool(moved)
+
+
+def deliver(message_id: int) -> None:
+    """Send one queued message through its channel's connector (run by a worker)."""
+    message = (
+        Message.objects.select_related("channel", "conversation__contact")
+        .filter(pk=message_id, kind=MessageKind.MESSAGE, direction=Direction.OUTBOUND)
+        .first()
+    )
+    if message is None or message.status not in _UNSENT:
+        return  # already sent, failed or gone: a retried or recovered task is a no-op
+    Message.objects.filter(pk=message_id, status__in=_UNSENT).update(
+        status=DeliveryStatus.SENDING, send_attempts=F("send_attempts") + 1
+    )
+    connector = ports.connector_for(message.channel.kind)
+    try:
+        result = connector.send(message.channel, message)
+    except ports.PermanentSendError as exc:
+        mark_failed(message_id, exc.reason)
+        return
+    except ports.TransientSendError as exc:
+        Message.objects.filter(pk=message_id, status=DeliveryStatus.SENDING).update(
+            status=DeliveryStatus.QUEUED, error=f"Retrying: {exc.reason}"[:2000]
+        )
+        raise RetryLater(exc.reason, exc.retry_after) from exc
+    _set_status(
+        message_id,
+        DeliveryStatus.SENT,
+        external_id=result.external_id or None,
+        sent_at=result.sent_at or timezone.now(),
+        error="",
+    )
+
+
+def mark_failed(message_id: int, reason: str) -> bool:
+    return _set_status(
+        message_id,
+        DeliveryStatus.FAILED,
+        error=(reason or "sending failed")[:2000],
+    )
+
+
+def retry(message: Message) -> Message:
+    """An agent asks to send a failed message again."""
+    from loket.inbox import tasks
+
+    if message.status != DeliveryStatus.FAILED:
+        raise ValueError("only a failed message can be retried")
+    with transaction.atomic():
+        if _set_status(
+            message.pk, DeliveryStatus.QUEUED, only_from=(DeliveryStatus.FAILED,), error=""
+        ):
+            tasks.send_message.enqueue(message.pk)
+    message.refresh_from_db()
+    return message

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from loket.jobs.worker import Worker
+
+
+class Command(BaseCommand):
+    help = (
+        "Run background task workers (production: run one or more of these beside `loket serve`)."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--threads", type=int, default=1, help="worker threads (default 1)")
+        parser.add_argument("--max-tasks", type=int, default=None, help="exit after N tasks")
+
+    def handle(self, *args, threads: int, max_tasks: int | None, **options) -> None:
+        stop = threading.Event()
+
+        def shutdown(signum, frame) -> None:
+            if stop.is_set():
+                raise SystemExit(1)
+            self.stderr.write("stopping after the current task (again to force)")
+            stop.set()
+            from loket.jobs.worker import _wakeup
+
+            with _wakeup:
+                _wakeup.notify_all()
+
+        signal.signal(signal.SIGTERM, shutdown)
+        signal.signal(signal.SIGINT, shutdown)
+        workers = [Worker(stop=stop, max_tasks=max_tasks) for _ in range(max(1, threads))]
+        self.stdout.write(
+            f"loket worker: {len(workers)} thread(s), ids {[w.worker_id for w in workers]}"
+        )
+        self.stdout.flush()
+        extra = [threading.Thread(target=w.run, daemon=True) for w in workers[1:]]
+        for thread in extra:
+            thread.start()
+        workers[0].run()
+        for thread in extra:
+            thread.join()

@@ -1,0 +1,64 @@
+"""The agents' websocket: authenticated, scoped to one workspace."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from loket.realtime.publish import agents_group, member_group
+from loket.tenancy.models import Membership
+from loket.tenancy.services import authenticate_token
+
+
+def _bearer(scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer":
+                return token.strip()
+    return ""
+
+
+@database_sync_to_async
+def _membership_for(scope) -> Membership | None:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    raw = _bearer(scope) or (query.get("token") or [""])[0]
+    if raw:
+        token = authenticate_token(raw)
+        return token.membership if token else None
+    user = scope.get("user")
+    if user is None or not user.is_authenticated:
+        return None
+    memberships = Membership.objects.filter(user=user).select_related("workspace")
+    slug = (query.get("workspace") or [""])[0]
+    if slug:
+        memberships = memberships.filter(workspace__slug=slug)
+    return memberships.order_by("pk").first()
+
+
+class AgentConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        membership = await _membership_for(self.scope)
+        if membership is None:
+            await self.close(code=4401)
+            return
+        self.membership_id = membership.pk
+        self.workspace_id = membership.workspace_id
+        self.groups_joined = [agents_group(self.workspace_id), member_group(self.membership_id)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "hello", "workspace_id": self.workspace_id})
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs) -> None:
+        if content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def realtime_event(self, message) -> None:
+        await self.send_json(message["event"])

@@ -1,0 +1,233 @@
+"""The one settings module. Everything that varies between installs comes from the environment
+(see the configuration table in README.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import dj_database_url
+
+from loket.env import env_bool, env_float, env_int, env_list, env_str, persistent_secret
+
+SRC_DIR = Path(__file__).resolve().parent
+BASE_DIR = Path(env_str("LOKET_HOME") or Path.cwd())
+VAR_DIR = Path(env_str("LOKET_VAR_DIR") or BASE_DIR / "var")
+
+DEBUG = env_bool("LOKET_DEBUG", False)
+TESTING = env_bool("LOKET_TESTING", False) or "pytest" in sys.modules
+
+DATABASE_URL = env_str("DATABASE_URL")
+REDIS_URL = env_str("REDIS_URL")
+# Embedded mode: no external services, SQLite in var/, in-memory channel layer, workers in-process.
+EMBEDDED = not DATABASE_URL
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not EMBEDDED:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL is set")
+    SECRET_KEY = persistent_secret(VAR_DIR / "secret_key")
+
+# Channel secrets and TOTP seeds are encrypted with keys derived from this per purpose.
+LOKET_ENCRYPTION_KEY = env_str("LOKET_ENCRYPTION_KEY") or SECRET_KEY
+
+ALLOWED_HOSTS = env_list("LOKET_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("LOKET_CSRF_TRUSTED_ORIGINS", [])
+LOKET_PUBLIC_URL = env_str("LOKET_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Trust X-Forwarded-Proto/Host from a reverse proxy in front of Loket.
+if env_bool("LOKET_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "channels",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "django_tasks",
+    "django_tasks_db",
+    "loket.jobs",
+    "loket.tenancy",
+    "loket.inbox",
+    "loket.connectors",
+    "loket.realtime",
+    "loket.api",
+    "loket.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "loket.urls"
+ASGI_APPLICATION = "loket.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+SQLITE_PATH = VAR_DIR / "loket.sqlite3"
+if EMBEDDED:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(SQLITE_PATH),
+            # One connection per thread kept open; WAL lets readers run beside the single writer.
+            "CONN_MAX_AGE": None,
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"
+                    "PRAGMA busy_timeout=30000;PRAGMA cache_size=-20000"
+                ),
+            },
+            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
+        }
+    }
+else:
+    _db = dj_database_url.parse(DATABASE_URL)
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        _db["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django returns them after use
+        _db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("LOKET_DB_POOL_MIN", 2),
+            "max_size": env_int("LOKET_DB_POOL_MAX", 20),
+            "timeout": env_float("LOKET_DB_POOL_TIMEOUT", 10.0),
+        }
+    elif _db["ENGINE"] == "django.db.backends.sqlite3":
+        _db["CONN_MAX_AGE"] = None
+        _db.setdefault("OPTIONS", {}).update(
+            {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA busy_timeout=30000"
+                ),
+            }
+        )
+    DATABASES = {"default": _db}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, channels, tasks ------------------------------------------------------------------
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("LOKET_CHANNEL_PREFIX", "loket")},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# Task workers started inside `loket serve` (embedded mode default); production runs `loket worker`.
+LOKET_INPROCESS_WORKERS = env_int("LOKET_INPROCESS_WORKERS", 1 if EMBEDDED else 0)
+LOKET_WORKER_POLL_SECONDS = env_float("LOKET_WORKER_POLL_SECONDS", 0.5)
+LOKET_WORKER_HEARTBEAT_SECONDS = env_float("LOKET_WORKER_HEARTBEAT_SECONDS", 10.0)
+# A RUNNING task whose worker has not sent a heartbeat for this long is requeued.
+LOKET_WORKER_STALE_SECONDS = env_float("LOKET_WORKER_STALE_SECONDS", 60.0)
+
+# Functions called with every domain event: the one list of subscribers (see loket/events.py).
+LOKET_EVENT_SUBSCRIBERS = [
+    "loket.realtime.publish.on_event",
+]
+
+# --- Auth -------------------------------------------------------------------------------------
+AUTH_USER_MODEL = "tenancy.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+LOGIN_REDIRECT_URL = "/"
+LOGIN_URL = "/accounts/login/"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# --- HTTP client -----------------------------------------------------------------------------
+# Lets the SSRF guard reach loopback/private addresses (tests and on-premise setups only).
+LOKET_HTTP_ALLOW_PRIVATE = env_bool("LOKET_HTTP_ALLOW_PRIVATE", False)
+LOKET_HTTP_TIMEOUT = env_float("LOKET_HTTP_TIMEOUT", 10.0)
+
+# --- Ingest ----------------------------------------------------------------------------------
+LOKET_WEBHOOK_MAX_BYTES = env_int("LOKET_WEBHOOK_MAX_BYTES", 5 * 1024 * 1024)
+LOKET_SIGNATURE_TOLERANCE_SECONDS = 300
+# A resolved conversation is reopened by a new customer message within this many days;
+# after that the message starts a new conversation.
+LOKET_REOPEN_WITHIN_DAYS = env_int("LOKET_REOPEN_WITHIN_DAYS", 7)
+
+LOKET_ATTACHMENT_MAX_BYTES = env_int("LOKET_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
+
+# --- i18n, static, media ---------------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("nl", "Nederlands")]
+LOCALE_PATHS = [SRC_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_ROOT = Path(env_str("LOKET_MEDIA_ROOT") or VAR_DIR / "media")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "loket": {"handlers": ["console"], "level": env_str("LOKET_LOG_LEVEL", "INFO")},
+    },
+}

@@ -1,0 +1,81 @@
+"""Shared fixtures. Tests build data through real services; the helpers here are thin."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from django.conf import settings
+
+from tests import factories
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def is_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def pytest_collection_modifyitems(config, items):
+    # PostgreSQL-only tests belong to the PostgreSQL pass (.ci/run runs the suite on both);
+    # deselected, not skipped, in the SQLite pass.
+    if is_postgres():
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("postgres") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def require(condition: bool, what: str) -> None:
+    """A missing real dependency fails under CI and skips on a developer's machine."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required under CI=true but is not available")
+    pytest.skip(f"{what} is not available")
+
+
+@pytest.fixture(autouse=True)
+def _allow_private_http(settings):
+    settings.LOKET_HTTP_ALLOW_PRIVATE = True
+
+
+@pytest.fixture
+def workspace(db):
+    return factories.workspace("acme")
+
+
+@pytest.fixture
+def owner(workspace):
+    return factories.owner_of(workspace)
+
+
+@pytest.fixture
+def api_channel(workspace):
+    return factories.api_channel(workspace)
+
+
+@pytest.fixture
+def api(owner):
+    return factories.ApiClient(owner)
+
+
+@pytest.fixture
+def post_webhook(client):
+    """POST a signed API-channel delivery through the Django webhook view."""
+
+    def post(channel, payload, *, secret=None, signature=None, raw: bytes | None = None):
+        body = raw if raw is not None else json.dumps(payload).encode()
+        header = signature or factories.signature(secret or channel.secrets["secret"], body)
+        return client.post(
+            f"/hooks/api/{channel.uuid}/",
+            data=body,
+            content_type="application/json",
+            headers={"X-Loket-Signature": header},
+        )
+
+    return post
