@@ -29,9 +29,7 @@ def workspace(slug: str | None = None) -> Workspace:
 
 
 def owner_of(ws: Workspace) -> Membership:
-    return Membership.objects.select_related("user", "workspace").get(
-        workspace=ws, role=Role.OWNER
-    )
+    return Membership.objects.select_related("user", "workspace").get(workspace=ws, role=Role.OWNER)
 
 
 def agent(ws: Workspace, email: str | None = None) -> Membership:
