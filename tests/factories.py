@@ -10,6 +10,7 @@ from django.test import Client
 from loket.connectors import signing
 from loket.connectors.registry import get_connector
 from loket.inbox.items import InboundContact, InboundMessage
+from loket.inbox.models import Contact  # noqa: F401 - re-exported for tests
 from loket.inbox.services.channels import create_channel
 from loket.inbox.services.ingest import receive
 from loket.tenancy.models import Membership, Role, User, Workspace

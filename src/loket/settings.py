@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -124,6 +125,8 @@ else:
             "max_size": env_int("LOKET_DB_POOL_MAX", 20),
             "timeout": env_float("LOKET_DB_POOL_TIMEOUT", 10.0),
         }
+        if TESTING:  # concurrent test runs on one server must not clobber each other
+            _db["TEST"] = {"NAME": f"test_{_db['NAME']}_{os.getpid()}"}
     elif _db["ENGINE"] == "django.db.backends.sqlite3":
         _db["CONN_MAX_AGE"] = None
         _db.setdefault("OPTIONS", {}).update(
