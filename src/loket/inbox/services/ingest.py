@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from loket import events
 from loket.events import Actor
+from loket.inbox import tasks
 from loket.inbox.items import Ignored, InboundItem, InboundMessage, StatusUpdate
 from loket.inbox.models import (
     DELIVERY_RANK,
@@ -250,7 +251,7 @@ def _store_attachments(message: Message, item: InboundMessage) -> None:
             stored.source_url = attachment.url
             stored.status = AttachmentStatus.PENDING
             stored.save()
-            media.fetch_attachment.enqueue(stored.pk)
+            tasks.fetch_attachment.enqueue(stored.pk)
 
 
 def apply_status(channel: Channel, update: StatusUpdate) -> ReceiveResult:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from loket import events
 from loket.events import Actor
-from loket.inbox import ports
+from loket.inbox import ports, tasks
 from loket.inbox.models import (
     AuthorType,
     Conversation,
@@ -47,7 +47,6 @@ def reply(
     if kind not in (MessageKind.MESSAGE, MessageKind.NOTE):
         raise ValueError(f"cannot reply with a {kind!r}")
     author_type = author_type or (AuthorType.MEMBER if author else AuthorType.SYSTEM)
-    from loket.inbox import tasks
 
     with transaction.atomic():
         now = timezone.now()
@@ -150,7 +149,6 @@ def mark_failed(message_id: int, reason: str) -> bool:
 
 def retry(message: Message) -> Message:
     """An agent asks to send a failed message again."""
-    from loket.inbox import tasks
 
     if message.status != DeliveryStatus.FAILED:
         raise ValueError("only a failed message can be retried")
