@@ -18,13 +18,12 @@ def is_postgres() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    # PostgreSQL-only tests belong to the PostgreSQL pass (.ci/run runs the suite on both);
-    # deselected, not skipped, in the SQLite pass.
-    if is_postgres():
-        return
+    # Backend-specific tests belong to their pass (.ci/run runs the suite on both backends);
+    # deselected, not skipped, in the other pass.
+    other = "sqlite" if is_postgres() else "postgres"
     keep, drop = [], []
     for item in items:
-        (drop if item.get_closest_marker("postgres") else keep).append(item)
+        (drop if item.get_closest_marker(other) else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -28,7 +28,7 @@ def free_port() -> int:
 def database_url() -> str:
     """The URL of the database the current test runs on (the throw-away test database)."""
     db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
+    if connection.vendor == "sqlite":
         return f"sqlite:///{Path(db['NAME']).resolve()}"
     auth = quote(db["USER"] or "postgres")
     if db.get("PASSWORD"):

@@ -101,7 +101,7 @@ if EMBEDDED:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "loket.db.sqlite3",  # Django's, with one writer per process
             "NAME": str(SQLITE_PATH),
             # One connection per thread kept open; WAL lets readers run beside the single writer.
             "CONN_MAX_AGE": None,
@@ -113,7 +113,8 @@ if EMBEDDED:
                     "PRAGMA busy_timeout=30000;PRAGMA cache_size=-20000"
                 ),
             },
-            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
+            # A file, so subprocesses and threads share it; per process, so runs do not collide.
+            "TEST": {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")},
         }
     }
 else:
@@ -128,6 +129,7 @@ else:
         if TESTING:  # concurrent test runs on one server must not clobber each other
             _db["TEST"] = {"NAME": f"test_{_db['NAME']}_{os.getpid()}"}
     elif _db["ENGINE"] == "django.db.backends.sqlite3":
+        _db["ENGINE"] = "loket.db.sqlite3"
         _db["CONN_MAX_AGE"] = None
         _db.setdefault("OPTIONS", {}).update(
             {
