@@ -12,8 +12,6 @@ def main(argv: list[str] | None = None) -> None:
     from django.core.management import execute_from_command_line
 
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["migrate"] and "--verbosity" not in " ".join(args) and "-v" not in args:
-        args += ["--verbosity", "1"]
     execute_from_command_line(["loket", *args])
 
 
