@@ -20,8 +20,8 @@ run: $(STAMP)
 	$(BIN)/loket serve
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/python -m loket.checks.imports
 	$(BIN)/pytest $(PYTEST_ARGS)
 
