@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.security.websocket import OriginValidator
+from django.conf import settings
 
 from loket.realtime.publish import agents_group, member_group
 from loket.tenancy.models import Membership
 from loket.tenancy.services import authenticate_token
 
 
-def _bearer(scope) -> str:
+def _header(scope, wanted: bytes) -> str:
     for name, value in scope.get("headers", []):
-        if name.lower() == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer":
-                return token.strip()
+        if name.lower() == wanted:
+            return value.decode("latin-1")
     return ""
+
+
+def _bearer(scope) -> str:
+    scheme, _, token = _header(scope, b"authorization").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _from_own_pages(scope) -> bool:
+    """Browsers send cookies with a socket any page opens (cross-site websocket hijacking), so
+    a session is only honoured from an Origin in ALLOWED_HOSTS, as Channels'
+    AllowedHostsOriginValidator checks it. Bearer tokens are not ambient and need no Origin."""
+    origin = _header(scope, b"origin")
+    if not origin:
+        return False
+    try:
+        return OriginValidator(None, settings.ALLOWED_HOSTS).valid_origin(urlsplit(origin))
+    except ValueError:  # a malformed port
+        return False
 
 
 @database_sync_to_async
@@ -29,7 +47,7 @@ def _membership_for(scope) -> Membership | None:
         token = authenticate_token(raw)
         return token.membership if token else None
     user = scope.get("user")
-    if user is None or not user.is_authenticated:
+    if user is None or not user.is_authenticated or not _from_own_pages(scope):
         return None
     memberships = Membership.objects.filter(user=user).select_related("workspace")
     slug = (query.get("workspace") or [""])[0]
@@ -42,6 +60,10 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         membership = await _membership_for(self.scope)
         if membership is None:
+            # Accept, then close: a close before the handshake completes becomes a bare HTTP 403
+            # in the server, and the client would never see 4401 (and could not tell "log in
+            # again" from a network failure worth retrying).
+            await self.accept()
             await self.close(code=4401)
             return
         self.membership_id = membership.pk
