@@ -36,6 +36,10 @@ class Command(BaseCommand):
         mode = "embedded (SQLite, in-memory realtime)" if settings.EMBEDDED else "production"
         self.stdout.write(f"Loket on http://{host}:{port}  [{mode}]")
         if workers > 1:
+            if settings.LOKET_INPROCESS_WORKERS:
+                self.stdout.write(
+                    "  task workers do not run inside multi-process serve; run `loket worker`"
+                )
             uvicorn.run("loket.asgi:application", workers=workers, **common)
             return
         from loket.asgi import application
