@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ninja import Router, Schema
+from django.http import Http404
+from ninja import Router, Schema, Status
 
 from loket.api.main import ApiError
 from loket.connectors.base import InvalidConfig
@@ -66,7 +67,10 @@ def create_channel(request, data: ChannelIn):
         raise ApiError(403, "forbidden", "only owners and admins can add channels")
     if data.kind not in REGISTRY:
         raise ApiError(400, "invalid", f"unknown kind {data.kind!r}; one of: {', '.join(REGISTRY)}")
-    team = selectors.team(member, data.default_team_id) if data.default_team_id else None
+    try:
+        team = selectors.team(member, data.default_team_id) if data.default_team_id else None
+    except Http404 as exc:  # a team id in the body is a bad request, like assignee_id in a PATCH
+        raise ApiError(400, "invalid", str(exc)) from exc
     try:
         channel, shown_once = create(
             member.workspace,
@@ -77,7 +81,9 @@ def create_channel(request, data: ChannelIn):
         )
     except InvalidConfig as exc:
         raise ApiError(400, "invalid_config", str(exc)) from exc
-    return 201, {**channel_out(channel), **shown_once}
+    except ValueError as exc:  # e.g. a blank name
+        raise ApiError(400, "invalid", str(exc)) from exc
+    return Status(201, {**channel_out(channel), **shown_once})
 
 
 @router.get("/{int:channel_id}", response=ChannelOut)

@@ -4,7 +4,7 @@ import datetime as dt
 from typing import Any, Literal
 
 from django.http import Http404
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 
 from loket.api.main import ApiError
 from loket.inbox import selectors
@@ -244,7 +244,7 @@ def create_message(request, conversation_id: int, data: MessageIn):
     message = outbound.reply(
         conversation, author=member, text=data.text, kind=MessageKind(data.kind)
     )
-    return 201, message_out(selectors.messages(member, conversation).get(pk=message.pk))
+    return Status(201, message_out(selectors.messages(member, conversation).get(pk=message.pk)))
 
 
 @router.post("/{int:conversation_id}/messages/{int:message_id}/retry", response=MessageOut)

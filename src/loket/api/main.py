@@ -46,24 +46,38 @@ def not_found(request, exc):
 
 @api.exception_handler(AuthenticationError)
 def unauthorized(request, exc):
-    return error(
+    response = error(
         request, 401, "unauthorized", "a valid 'Authorization: Bearer <token>' is required"
     )
+    response["WWW-Authenticate"] = 'Bearer realm="loket"'  # RFC 6750
+    return response
+
+
+def _field(loc) -> str:
+    """'status' for ("query", "status") and for ("body", "data", "status"): the source and the
+    view's parameter name are not the client's business."""
+    parts = [str(p) for p in loc]
+    if parts[:1] == ["body"]:
+        return ".".join(parts[2:]) or "body"
+    return ".".join(parts[1:])
 
 
 @api.exception_handler(ValidationError)
 def invalid(request, exc):
-    details = [
-        {"field": ".".join(str(p) for p in e.get("loc", [])[1:]), "message": e.get("msg", "")}
-        for e in exc.errors
-    ]
+    details = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors]
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details) or "invalid request"
     return error(request, 400, "invalid", summary, details=details)
 
 
+# Codes for HttpErrors raised by django-ninja itself (e.g. a body that is not JSON).
+_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+          405: "method_not_allowed", 409: "conflict", 429: "throttled"}  # fmt: skip
+
+
 @api.exception_handler(HttpError)
 def http_error(request, exc):
-    return error(request, exc.status_code, getattr(exc, "code", "error"), str(exc))
+    code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
+    return error(request, exc.status_code, code, str(exc))
 
 
 @api.exception_handler(BadCursor)

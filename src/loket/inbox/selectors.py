@@ -34,7 +34,10 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, pk = raw.split("|")
-        return dt.datetime.fromisoformat(at), int(pk)
+        when = dt.datetime.fromisoformat(at)
+        if when.tzinfo is None:  # the API only gives out aware times
+            raise ValueError("naive time")
+        return when, int(pk)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadCursor("the cursor is not one this API gave out") from exc
 

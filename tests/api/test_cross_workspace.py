@@ -1,0 +1,353 @@
+"""A token of workspace A can neither see nor touch anything of workspace B, on any route.
+
+The routes are not listed here: they are read from the API itself (its Django URL patterns and
+its OpenAPI schema), so a new route is walked automatically. A path parameter the walk does not
+know how to fill makes the test fail: map it in ``PATH_OBJECTS`` (and a new ``*_id`` query or
+body field in ``REFERENCE_OBJECTS``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+from django.db.models import Count
+from django_tasks_db.models import DBTaskResult
+
+from loket.api.main import api
+from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Label, Message
+from loket.tenancy.models import Membership, Team
+from tests import factories
+from tests.api.conftest import World, assert_error, call
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+# Path parameter name -> the World attribute it addresses.
+PATH_OBJECTS = {
+    "conversation_id": "conversation",
+    "contact_id": "contact",
+    "message_id": "message",
+    "channel_id": "channel",
+    "event_id": "event",
+}
+
+# An id referenced in a query string or a JSON body -> the World attribute it points at.
+REFERENCE_OBJECTS = {
+    **PATH_OBJECTS,
+    "assignee_id": "agent",
+    "member_id": "agent",
+    "team_id": "team",
+    "default_team_id": "team",
+}
+
+# Bodies that would visibly change B's data if a route leaked; any other operation with a body
+# gets a minimal valid one generated from its OpenAPI schema.
+BODIES = {
+    ("PATCH", "/conversations/{conversation_id}"): {
+        "status": "closed",
+        "priority": 4,
+        "labels": ["leaked"],
+    },
+    ("POST", "/conversations/{conversation_id}/messages"): {"text": "leaked reply"},
+    ("POST", "/channels"): {"kind": "api", "name": "Leaked", "config": {}},
+}
+
+MISSING_ID = 987_654_321
+
+_CONVERTER = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
+
+
+# -- the route list, read from the API ---------------------------------------------------------
+def url_templates() -> list[str]:
+    """Every distinct URL of the API as '/conversations/{conversation_id}' (below /api/v1)."""
+    patterns, _app, _namespace = api.urls
+    templates = []
+    for pattern in patterns:
+        route = "/" + str(pattern.pattern).rstrip("/")
+        template = _CONVERTER.sub(lambda m: "{" + m["name"] + "}", route)
+        if template not in templates:
+            templates.append(template)
+    return templates
+
+
+def _schema() -> dict:
+    return api.get_openapi_schema()
+
+
+def schema_operations() -> dict[tuple[str, str], dict]:
+    """(METHOD, template) -> OpenAPI operation."""
+    prefix = "/api/v1"
+    operations = {}
+    for path, item in _schema()["paths"].items():
+        template = path.removeprefix(prefix).rstrip("/") or "/"
+        for method, operation in item.items():
+            if method.upper() in METHODS:
+                operations[(method.upper(), template)] = operation
+    return operations
+
+
+def path_params(template: str) -> list[str]:
+    return re.findall(r"{(\w+)}", template)
+
+
+def _resolve(schema: dict, components: dict) -> dict:
+    while "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def _sample(schema: dict, components: dict):
+    schema = _resolve(schema, components)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "anyOf" in schema or "oneOf" in schema:
+        options = [s for s in schema.get("anyOf", schema.get("oneOf")) if s.get("type") != "null"]
+        return _sample(options[0], components)
+    kind = schema.get("type")
+    if kind == "object":
+        return {
+            name: _sample(prop, components)
+            for name, prop in schema.get("properties", {}).items()
+            if name in schema.get("required", [])
+        }
+    samples = {"string": "x", "integer": 1, "number": 1, "boolean": True, "array": []}
+    if kind not in samples:
+        pytest.fail(f"cannot build a sample value for schema {schema!r}; add a body to BODIES")
+    return samples[kind]
+
+
+def body_for(method: str, template: str, operation: dict | None):
+    if (method, template) in BODIES:
+        return dict(BODIES[(method, template)])
+    if method in ("GET", "DELETE"):
+        return None
+    if operation is None or "requestBody" not in operation:
+        return {}
+    components = _schema().get("components", {}).get("schemas", {})
+    media = operation["requestBody"]["content"]["application/json"]
+    return _sample(media["schema"], components)
+
+
+def body_schema(operation: dict) -> dict:
+    components = _schema().get("components", {}).get("schemas", {})
+    media = operation["requestBody"]["content"]["application/json"]
+    return _resolve(media["schema"], components)
+
+
+def fill(template: str, ids: dict[str, int]) -> str:
+    return re.sub(r"{(\w+)}", lambda m: str(ids[m[1]]), template)
+
+
+def object_for(world: World, name: str, table: dict[str, str], where: str):
+    if name not in table:
+        pytest.fail(
+            f"{where}: the cross-workspace walk does not know what {name!r} addresses; "
+            f"map it to an object of the workspace in tests/api/test_cross_workspace.py"
+        )
+    return getattr(world, table[name])
+
+
+# -- what must not change ----------------------------------------------------------------------
+def snapshot() -> dict:
+    """Everything a leaked write could touch, in both workspaces."""
+    return {
+        "conversations": list(
+            Conversation.objects.order_by("pk")
+            .annotate(n_labels=Count("labels"))
+            .values_list(
+                "pk", "workspace_id", "status", "priority", "assignee_id", "team_id",
+                "snoozed_until", "resolved_at", "last_message_at", "n_labels",
+            )
+        ),
+        "labels": list(Conversation.labels.through.objects.order_by("pk").values_list()),
+        "label_rows": list(Label.objects.order_by("pk").values_list("pk", "workspace_id", "name")),
+        "messages": list(
+            Message.objects.order_by("pk").values_list(
+                "pk", "conversation_id", "kind", "text", "status", "error", "send_attempts"
+            )
+        ),
+        "channels": list(
+            Channel.objects.order_by("pk").values_list(
+                "pk", "workspace_id", "name", "settings", "default_team_id", "is_active"
+            )
+        ),
+        "contacts": list(
+            Contact.objects.order_by("pk").values_list("pk", "workspace_id", "name", "email")
+        ),
+        "events": list(
+            InboundEvent.objects.order_by("pk").values_list(
+                "pk", "status", "attempts", "error", "processed_at"
+            )
+        ),
+        "members": list(Membership.objects.order_by("pk").values_list("pk", "role")),
+        "teams": list(Team.objects.order_by("pk").values_list("pk", "workspace_id", "name")),
+        "tasks": DBTaskResult.objects.count(),
+    }  # fmt: skip
+
+
+# -- the walk ----------------------------------------------------------------------------------
+def test_the_walk_sees_every_route():
+    """The URL patterns and the OpenAPI schema agree, and the known routes are all there."""
+    templates = url_templates()
+    in_schema = {template for _method, template in schema_operations()}
+    walked = {t for t in templates if path_params(t)}
+    assert walked <= in_schema, f"routes missing from the OpenAPI schema: {walked - in_schema}"
+    assert {
+        "/channels/{channel_id}",
+        "/conversations/{conversation_id}",
+        "/conversations/{conversation_id}/messages",
+        "/conversations/{conversation_id}/messages/{message_id}/retry",
+        "/contacts/{contact_id}",
+        "/inbound-events/{event_id}",
+        "/inbound-events/{event_id}/replay",
+    } <= walked
+
+
+def walk(client, world_a: World, world_b: World, *, agent: bool = False) -> list[str]:
+    """Call every method of every route that takes an id with B's ids (and every mix of A's
+    and B's). Each answer must be the JSON 404 an id that exists nowhere gets; an agent may get
+    a 403 instead on an admin-only route, the same 403 a missing id gets."""
+    operations = schema_operations()
+    walked = []
+    for template in url_templates():
+        names = path_params(template)
+        if not names:
+            continue
+        where = f"/api/v1{template}"
+        own = {n: object_for(world_a, n, PATH_OBJECTS, where).pk for n in names}
+        foreign = {n: object_for(world_b, n, PATH_OBJECTS, where).pk for n in names}
+        registered = {m for m in METHODS if (m, template) in operations}
+        assert registered, f"{where} has no operation in the OpenAPI schema"
+        for method in METHODS:
+            body = body_for(method, template, operations.get((method, template)))
+            # Every mix of A's and B's ids with at least one of B's: a nested id of B under an
+            # id of A is just as foreign.
+            for choice in itertools.product((False, True), repeat=len(names)):
+                if not any(choice):
+                    continue
+                mix = list(zip(names, choice, strict=True))
+                path = fill(template, {n: (foreign[n] if b else own[n]) for n, b in mix})
+                response = call(client, method, path, body)
+                if method not in registered:
+                    assert response.status_code == 405, (method, path, response.status_code)
+                    continue
+                label = f"{method} {path}"
+                status = response.status_code
+                if not (agent and status == 403):
+                    status = 404
+                error = assert_error(response, status, "not_found" if status == 404 else None)
+                # Indistinguishable from an id that exists nowhere.
+                missing = fill(template, {n: (MISSING_ID if b else own[n]) for n, b in mix})
+                absent = call(client, method, missing, body)
+                assert assert_error(absent, status) == error, label
+                walked.append(label)
+    return walked
+
+
+def test_a_token_of_workspace_a_gets_404_for_every_id_of_workspace_b(world_a, world_b, api_a):
+    before = snapshot()
+    walked = walk(api_a, world_a, world_b)
+    assert snapshot() == before, "a request with A's token changed data"
+    assert len(walked) >= 8, walked
+
+    # The control: the same requests with A's own ids do reach A's objects, so each 404 above
+    # came from the workspace scoping, not from a broken route or an invalid body.
+    operations = schema_operations()
+    for template in url_templates():
+        names = path_params(template)
+        if not names:
+            continue
+        own = {n: getattr(world_a, PATH_OBJECTS[n]).pk for n in names}
+        for method in METHODS:
+            operation = operations.get((method, template))
+            if operation is None:
+                continue
+            body = body_for(method, template, operation)
+            response = call(api_a, method, fill(template, own), body)
+            assert response.status_code < 300 or response.status_code == 409, (
+                method, template, response.status_code, response.content[:300],
+            )  # fmt: skip
+
+
+def test_an_agent_token_of_workspace_a_learns_nothing_of_workspace_b(world_a, world_b):
+    before = snapshot()
+    walked = walk(factories.ApiClient(world_a.agent), world_a, world_b, agent=True)
+    assert snapshot() == before, "a request with an agent's token changed data"
+    assert len(walked) >= 8, walked
+
+
+def test_ids_of_workspace_b_in_a_body_are_refused(world_a, world_b, api_a):
+    """A body field naming an object (team_id, assignee_id, ...) of B is a 400 invalid error and
+    changes nothing, on every operation that takes a JSON body."""
+    operations = schema_operations()
+    checked = []
+    for (method, template), operation in operations.items():
+        if "requestBody" not in operation:
+            continue
+        fields = [
+            name for name in body_schema(operation).get("properties", {}) if name.endswith("_id")
+        ]
+        where = f"{method} /api/v1{template}"
+        own = {n: object_for(world_a, n, PATH_OBJECTS, where).pk for n in path_params(template)}
+        for field in fields:
+            before = snapshot()
+            body = body_for(method, template, operation)
+            body[field] = object_for(world_b, field, REFERENCE_OBJECTS, where).pk
+            response = call(api_a, method, fill(template, own), body)
+            assert_error(response, 400, "invalid")
+            assert snapshot() == before, f"{where} with {field} of another workspace changed data"
+            checked.append((where, field))
+    assert ("PATCH /api/v1/conversations/{conversation_id}", "assignee_id") in checked
+    assert ("PATCH /api/v1/conversations/{conversation_id}", "team_id") in checked
+    assert ("POST /api/v1/channels", "default_team_id") in checked
+
+
+def test_list_routes_never_show_workspace_b(world_a, world_b, api_a):
+    """Every list route, unfiltered and filtered by each of B's ids, shows nothing of B."""
+    operations = schema_operations()
+    lists = [t for (m, t) in operations if m == "GET" and not path_params(t)]
+    assert {"/channels", "/conversations", "/contacts", "/inbound-events"} <= set(lists)
+    for template in lists:
+        where = f"GET /api/v1{template}"
+        response = call(api_a, "GET", template)
+        assert response.status_code == 200, (where, response.content[:300])
+        assert world_b.marker.lower() not in response.content.decode().lower(), where
+        if template in ("/channels", "/conversations", "/contacts"):  # and A's data is there
+            assert world_a.marker.lower() in response.content.decode().lower(), where
+        for param in operations[("GET", template)].get("parameters", []):
+            name = param["name"]
+            if param["in"] != "query" or not name.endswith("_id"):
+                continue
+            target = object_for(world_b, name, REFERENCE_OBJECTS, where)
+            response = call(api_a, "GET", f"{template}?{name}={target.pk}")
+            assert response.status_code == 200, (where, name, response.content[:300])
+            body = response.json()
+            assert (body["items"] if isinstance(body, dict) else body) == [], (where, name)
+
+
+def test_explicit_filters_with_ids_of_workspace_b_return_nothing(world_a, world_b, api_a):
+    b = world_b
+    for query in (
+        f"contact_id={b.contact.pk}",
+        f"team_id={b.team.pk}",
+        f"channel_id={b.channel.pk}",
+        f"assignee_id={b.agent.pk}",
+        f"assignee_id={b.owner.pk}",
+    ):
+        response = call(api_a, "GET", f"/conversations?{query}")
+        assert response.status_code == 200, query
+        assert response.json() == {"items": [], "next_cursor": None}, query
+
+    everything = call(api_a, "GET", "/conversations?limit=100").json()["items"]
+    assert {c["id"] for c in everything} == {world_a.conversation.pk}
+    channels = call(api_a, "GET", "/channels").json()
+    assert {c["id"] for c in channels} == {world_a.channel.pk}
+    contacts = call(api_a, "GET", f"/contacts?q={b.marker}").json()
+    assert contacts == {"items": [], "next_cursor": None}
+    contacts = call(api_a, "GET", f"/contacts?q={b.contact.email}").json()
+    assert contacts["items"] == []
+    events = call(api_a, "GET", "/inbound-events").json()["items"]
+    assert {e["id"] for e in events} == {world_a.event.pk}
+    messages = call(api_a, "GET", f"/conversations/{world_a.conversation.pk}/messages").json()
+    assert b.message.pk not in {m["id"] for m in messages["items"]}
