@@ -109,8 +109,8 @@ def sweep_stale_tasks(stale_seconds: float | None = None) -> int:
                 .filter(pk=row.pk, status=TaskResultStatus.RUNNING)
                 .first()
             )
-            if locked is None:
-                continue
+            if locked is None or locked.worker_ids != row.worker_ids:
+                continue  # recovered by another sweeper meanwhile (and maybe claimed again)
             attempts = len(locked.worker_ids)
             policy = policy_for(locked.task_path)
             exc = WorkerDied(f"worker {locked.worker_ids[-1:]} stopped while running this task")
@@ -129,8 +129,10 @@ def run_due_periodic_jobs() -> list[str]:
     enqueued = []
     for periodic in periodic_jobs():
         with transaction.atomic():
+            # Due now by the database's clock (a Python timestamp can be ahead of it: on SQLite
+            # Now() has millisecond precision, so a new job would not be due for its first run).
             PeriodicSchedule.objects.get_or_create(
-                name=periodic.name, defaults={"next_run_at": dt.datetime.now(dt.UTC)}
+                name=periodic.name, defaults={"next_run_at": Now()}
             )
             claimed = PeriodicSchedule.objects.filter(
                 name=periodic.name, next_run_at__lte=Now()
