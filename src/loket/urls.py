@@ -1,6 +1,6 @@
-from django.urls import include, path
+from django.urls import include, path, re_path
 
-from loket.api.main import api
+from loket.api.main import api, not_found_view
 from loket.connectors.webhooks import webhook_view
 from loket.web import views
 
@@ -9,5 +9,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", api.urls),
+    re_path(r"^api/v1/(?P<rest>.*)$", not_found_view),
     path("hooks/<str:kind>/<str:channel_id>/", webhook_view, name="webhook"),
 ]

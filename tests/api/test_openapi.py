@@ -37,3 +37,9 @@ def test_openapi_json_with_a_token_is_the_same(db):
     with_token = factories.ApiClient(owner).client.get("/api/v1/openapi.json")
     assert with_token.status_code == 200
     assert with_token.json() == Client().get("/api/v1/openapi.json").json()
+
+
+def test_unknown_api_paths_answer_in_json(api):
+    response = api.get("/no-such-thing")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"

@@ -287,3 +287,14 @@ def test_attachments_show_at_once_and_are_downloaded_in_the_background(
 )
 def test_attachment_names_are_only_metadata(given, safe):
     assert media.safe_filename(given) == safe
+
+
+def test_a_snoozed_conversation_can_be_given_a_new_wake_up_time(api_channel, owner):
+    conversation = Conversation.objects.get(pk=factories.inbound(api_channel).conversation_id)
+    soon = timezone.now() + dt.timedelta(hours=1)
+    update_conversation(conversation, actor=owner, status="snoozed", snoozed_until=soon)
+    later = soon + dt.timedelta(days=1)
+    update_conversation(conversation, actor=owner, snoozed_until=later)
+    conversation.refresh_from_db()
+    assert (conversation.status, conversation.snoozed_until) == ("snoozed", later)
+    assert conversation.messages.filter(data__action="snooze_changed").count() == 1

@@ -259,11 +259,6 @@ def test_only_a_failed_message_can_be_retried(conversation, owner):
     assert len(send_tasks(message)) == 1
 
 
-@pytest.mark.xfail(
-    reason="ingest.apply_status only lets 'failed' replace queued/sending, so a provider's "
-    "failure report for a sent message (the only kind with an external_id) is always stale",
-    strict=False,
-)
 def test_a_provider_can_report_a_sent_message_as_failed(conversation, owner, channel):
     message = outbound.reply(conversation, author=owner, text="Hi")
     run_send()

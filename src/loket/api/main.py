@@ -106,3 +106,12 @@ def _routers() -> None:
 
 
 _routers()
+
+
+def not_found_view(request, rest: str = ""):
+    """Unknown paths under /api/v1/ answer in the API's JSON error shape."""
+    from django.http import JsonResponse
+
+    return JsonResponse(
+        {"error": {"code": "not_found", "message": f"no API route {request.path}"}}, status=404
+    )

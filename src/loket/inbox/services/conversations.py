@@ -98,6 +98,15 @@ def update_conversation(
                 snoozed_until=until.isoformat() if until else None,
             )
         if (
+            "status" not in fields
+            and snoozed_until is not _UNSET
+            and conversation.status == ConversationStatus.SNOOZED
+            and snoozed_until != conversation.snoozed_until
+        ):
+            fields["snoozed_until"] = snoozed_until
+            changes["snoozed_until"] = snoozed_until.isoformat() if snoozed_until else None
+            _activity(conversation, actor, "snooze_changed", snoozed_until=changes["snoozed_until"])
+        if (
             assignee is not _UNSET
             and (assignee.pk if assignee else None) != conversation.assignee_id
         ):

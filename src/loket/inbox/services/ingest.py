@@ -267,7 +267,8 @@ def apply_status(channel: Channel, update: StatusUpdate) -> ReceiveResult:
         return ReceiveResult("status_unmatched")
     rank = DELIVERY_RANK[update.status]
     if update.status == DeliveryStatus.FAILED:
-        earlier = [s for s, r in DELIVERY_RANK.items() if r < rank]
+        # Possible until delivery: a provider may report a sent message as undeliverable.
+        earlier = [s for s, r in DELIVERY_RANK.items() if r <= rank and s != update.status]
     else:
         earlier = [s for s, r in DELIVERY_RANK.items() if r < rank or s == DeliveryStatus.FAILED]
     fields = {"status": update.status, "status_changed_at": update.at or timezone.now()}

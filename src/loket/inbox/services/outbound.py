@@ -116,9 +116,11 @@ def deliver(message_id: int) -> None:
     )
     if message is None or message.status not in _UNSENT:
         return  # already sent, failed or gone: a retried or recovered task is a no-op
-    Message.objects.filter(pk=message_id, status__in=_UNSENT).update(
+    claimed = Message.objects.filter(pk=message_id, status__in=_UNSENT).update(
         status=DeliveryStatus.SENDING, send_attempts=F("send_attempts") + 1
     )
+    if not claimed:
+        return  # another run finished it in the meantime
     connector = ports.connector_for(message.channel.kind)
     try:
         result = connector.send(message.channel, message)

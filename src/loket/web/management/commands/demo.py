@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -81,13 +82,14 @@ class Command(BaseCommand):
                 revoke_api_token(old)
             _, token = create_api_token(owner, name="demo")
         channels = Channel.objects.filter(workspace=workspace).order_by("pk")
+        base = settings.LOKET_PUBLIC_URL
         self.stdout.write(
             "\nDemo workspace 'demo' is ready.\n"
-            "  Sign in:    http://127.0.0.1:8000/accounts/login/\n"
+            f"  Sign in:    {base}/accounts/login/\n"
             f"  Login:      owner@example.com / {DEMO_PASSWORD}"
             " (agents: anna@example.com, bram@example.com)\n"
             f"  API token:  {token}\n"
-            "  API docs:   http://127.0.0.1:8000/api/v1/docs\n"
+            f"  API docs:   {base}/api/v1/docs\n"
         )
         for channel in channels:
             self.stdout.write(f"  Channel {channel.name!r} webhook: {webhook_url(channel)}")
