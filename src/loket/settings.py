@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "channels",
+    "ninja",  # its vendored Swagger UI instead of a CDN
     "allauth",
     "allauth.account",
     "allauth.mfa",

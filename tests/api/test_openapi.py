@@ -43,3 +43,13 @@ def test_unknown_api_paths_answer_in_json(api):
     response = api.get("/no-such-thing")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_api_docs_use_vendored_assets_not_a_cdn(api, client):
+    page = api.client.get("/api/v1/docs")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "cdn." not in html
+    assert "/static/ninja/" in html
+    asset = client.get("/static/ninja/swagger-ui-bundle.js")
+    assert asset.status_code == 200
