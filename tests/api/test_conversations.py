@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from loket.inbox import selectors
 from loket.inbox.models import Conversation, Message, MessageKind
-from loket.inbox.services.conversations import update_conversation
+from loket.inbox.services.conversations import ensure_labels, update_conversation
 from loket.tenancy.services import create_team
 from tests import factories
 from tests.api.conftest import assert_error
@@ -36,7 +36,7 @@ def inbox(workspace, owner, api_channel):
     second = factories.api_channel(workspace, name="Second")
     agent = factories.agent(workspace, "agent@acme.example")
     team = create_team(workspace, "Billing", [agent])
-    vip, other = selectors.labels_by_name(owner, ["vip", "other"])
+    vip, other = ensure_labels(owner.workspace_id, ["vip", "other"])
     c1 = _conversation(api_channel, "c1", assignee=agent, team=team, priority=3, labels=[vip])
     c2 = _conversation(second, "c2", status="pending")
     c3 = _conversation(api_channel, "c3", status="resolved", labels=[other])
@@ -145,7 +145,7 @@ def test_a_cursor_with_a_huge_id_is_harmless(api, api_channel):
 
 
 def test_the_list_query_count_does_not_grow_with_the_page_size(api, inbox, api_channel, owner):
-    vip = selectors.labels_by_name(owner, ["vip"])
+    vip = ensure_labels(owner.workspace_id, ["vip"])
     for i in range(12):
         _conversation(api_channel, f"q{i}", assignee=inbox["agent"], team=inbox["team"],
                       labels=vip)  # fmt: skip

@@ -149,7 +149,9 @@ def update_conversation(request, conversation_id: int, data: ConversationPatch):
         names = [n.strip() for n in (given["labels"] or []) if n and n.strip()]
         if any(len(name) > 64 for name in names):
             raise ApiError(400, "invalid", "a label is at most 64 characters")
-        changes["labels"] = selectors.labels_by_name(member, sorted(set(names)))
+        changes["labels"] = conversation_services.ensure_labels(
+            member.workspace_id, sorted(set(names))
+        )
     conversation_services.update_conversation(conversation, actor=member, **changes)
     return conversation_out(selectors.conversation(member, conversation_id))
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Label, Message
+from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Message
 from loket.tenancy.models import Membership, Team
 
 
@@ -162,17 +162,6 @@ def member_of_workspace(member: Membership, pk: int) -> Membership:
 
 def team(member: Membership, pk: int) -> Team:
     return _get(_scoped(Team, member), pk, "team")
-
-
-def labels_by_name(member: Membership, names: list[str]) -> list[Label]:
-    """The workspace's labels with these names; missing ones are created."""
-    found = {label.name: label for label in _scoped(Label, member).filter(name__in=names)}
-    for name in names:
-        if name not in found:
-            found[name], _ = Label.objects.get_or_create(
-                workspace_id=member.workspace_id, name=name
-            )
-    return [found[name] for name in names]
 
 
 # -- inbound journal --------------------------------------------------------------------------

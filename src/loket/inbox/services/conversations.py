@@ -144,6 +144,18 @@ def update_conversation(
     return conversation
 
 
+def ensure_labels(workspace_id: int, names: list[str]) -> list[Label]:
+    """The workspace's labels with these names, in the given order; missing ones are created."""
+    found = {
+        label.name: label
+        for label in Label.objects.filter(workspace_id=workspace_id, name__in=names)
+    }
+    for name in names:
+        if name not in found:
+            found[name], _ = Label.objects.get_or_create(workspace_id=workspace_id, name=name)
+    return [found[name] for name in names]
+
+
 def wake_due_snoozed() -> int:
     """Reopen conversations whose snooze time has passed (a periodic job)."""
     woken = 0
