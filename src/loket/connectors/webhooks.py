@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 
 from django.conf import settings
@@ -30,6 +31,31 @@ def _error(status: int, code: str, message: str) -> WebhookResponse:
     )
 
 
+# Active channels by (kind, uuid), kept briefly: a webhook should not pay a query and a decryption
+# of the channel's secrets each time. Deactivating a channel or rotating its secret takes effect
+# within CHANNEL_CACHE_SECONDS in every process.
+CHANNEL_CACHE_SECONDS = 10.0
+_channel_cache: dict[tuple[str, uuid.UUID], tuple[float, Channel | None]] = {}
+
+
+def _active_channel(kind: str, channel_uuid: uuid.UUID) -> Channel | None:
+    key = (kind, channel_uuid)
+    cached = _channel_cache.get(key)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    channel = Channel.objects.filter(uuid=channel_uuid, kind=kind, is_active=True).first()
+    if len(_channel_cache) > 10_000:
+        _channel_cache.clear()
+    _channel_cache[key] = (now + CHANNEL_CACHE_SECONDS, channel)
+    return channel
+
+
+def forget_channel(channel: Channel) -> None:
+    """Drop a channel from this process's cache (after an admin changed it)."""
+    _channel_cache.pop((channel.kind, channel.uuid), None)
+
+
 def handle_webhook(kind: str, channel_id: str, request: WebhookRequest) -> WebhookResponse:
     connector = REGISTRY.get(kind)
     try:
@@ -39,7 +65,7 @@ def handle_webhook(kind: str, channel_id: str, request: WebhookRequest) -> Webho
     if connector is None or channel_uuid is None:
         return _error(404, "not_found", "no such channel")
     try:
-        channel = Channel.objects.filter(uuid=channel_uuid, kind=kind, is_active=True).first()
+        channel = _active_channel(kind, channel_uuid)
         if channel is None:
             return _error(404, "not_found", "no such channel")
         if request.method == "GET":
@@ -97,7 +123,10 @@ class WebhookASGIApp:
         from asgiref.sync import sync_to_async
 
         parts = scope["path"][len(self.prefix) :].strip("/").split("/")
-        body = await self._read_body(receive)
+        try:
+            body = await self._read_body(receive)
+        except _ClientGone:
+            return  # the sender hung up before the body arrived: nothing to store or answer
         if body is None:
             answer = _error(413, "too_large", "the body is larger than this endpoint accepts")
         elif len(parts) != 2:
@@ -126,7 +155,7 @@ class WebhookASGIApp:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return b"".join(chunks)
+                raise _ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > settings.LOKET_WEBHOOK_MAX_BYTES:
@@ -134,6 +163,10 @@ class WebhookASGIApp:
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
+
+
+class _ClientGone(Exception):
+    pass
 
 
 def _handle_in_thread(kind: str, channel_id: str, request: WebhookRequest) -> WebhookResponse:

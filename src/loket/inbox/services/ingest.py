@@ -12,11 +12,11 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from loket import events
+from loket.db import rows
 from loket.events import Actor
 from loket.inbox import tasks
 from loket.inbox.items import Ignored, InboundItem, InboundMessage, StatusUpdate
@@ -36,7 +36,6 @@ from loket.inbox.models import (
     MessageKind,
 )
 from loket.inbox.sanitize import sanitize_html
-from loket.tenancy.models import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -69,179 +68,223 @@ def receive(channel: Channel, item: InboundItem) -> ReceiveResult:
 def _receive_message(channel: Channel, item: InboundMessage) -> ReceiveResult:
     if not item.external_id:
         raise ValueError("an inbound message needs the sender's message id")
-    # Concurrent deliveries race on unique constraints; the loser retries once it can see the
-    # winner's rows, and then finds its message to be a duplicate.
-    for attempt in range(3):
-        try:
-            with transaction.atomic():
-                return _store_message(channel, item)
-        except IntegrityError:
-            if Message.objects.filter(channel=channel, external_id=item.external_id).exists():
-                return ReceiveResult("duplicate")
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    # No savepoint of its own: duplicates are caught by ON CONFLICT, not by exceptions. Inside
+    # the journal's savepoint, anything unexpected rolls back to it and the row is replayed.
+    with transaction.atomic(savepoint=False):
+        return _store_message(channel, item)
 
 
+# The hot path below uses loket.db.rows (SQL built once, no ORM compiler) for the statements
+# every message runs; rare branches (new contact, new conversation) use the ORM.
 def _store_message(channel: Channel, item: InboundMessage) -> ReceiveResult:
     now = timezone.now()
-    contact = _resolve_contact(channel, item)
-    conversation, created = _thread(channel, contact, item, now)
+    contact_id = _resolve_contact(channel, item)
+    if contact_id is None:
+        return ReceiveResult("duplicate")
+    conversation = _thread(channel, contact_id, item, now)
+    if conversation is None:
+        return ReceiveResult("duplicate")
+    conversation_id, status, waiting, created = conversation
 
-    message = Message.objects.create(
-        workspace_id=channel.workspace_id,
-        conversation=conversation,
-        channel=channel,
-        direction=Direction.INBOUND,
-        kind=MessageKind.MESSAGE,
-        author_type=AuthorType.CONTACT,
-        author_contact=contact,
-        text=item.text,
-        html=sanitize_html(item.html) if item.html else "",
-        external_id=item.external_id,
-        data=item.data,
-        sent_at=item.sent_at,
-        created_at=now,
+    message_id = rows.insert(
+        Message,
+        {
+            "workspace_id": channel.workspace_id,
+            "conversation_id": conversation_id,
+            "channel_id": channel.pk,
+            "direction": Direction.INBOUND,
+            "kind": MessageKind.MESSAGE,
+            "author_type": AuthorType.CONTACT,
+            "author_contact_id": contact_id,
+            "text": item.text,
+            "html": sanitize_html(item.html) if item.html else "",
+            "external_id": item.external_id,
+            "status": "",
+            "error": "",
+            "send_attempts": 0,
+            "data": item.data,
+            "sent_at": item.sent_at,
+            "created_at": now,
+        },
+        on_conflict_do_nothing=("channel", "external_id"),
+        conflict_where="external_id IS NOT NULL",
     )
+    if message_id is None:
+        return ReceiveResult("duplicate")
     if item.attachments:
-        _store_attachments(message, item)
+        _store_attachments(channel.workspace_id, message_id, item)
 
-    changes = _conversation_changes_on_inbound(conversation, now)
-    if changes:
-        Conversation.objects.filter(pk=conversation.pk).update(**changes)
+    changes: dict = {"last_message_at": now, "last_inbound_at": now, "updated_at": now}
+    if waiting:
+        changes["waiting_since"] = now
+    if status != ConversationStatus.OPEN:
+        # A customer message wakes a snoozed conversation and reopens a resolved one.
+        changes.update(status=ConversationStatus.OPEN, snoozed_until=None, resolved_at=None)
+    rows.update(Conversation, conversation_id, changes)
 
-    actor = Actor(AuthorType.CONTACT, contact.pk)
+    actor = Actor(AuthorType.CONTACT, contact_id)
     if created:
-        events.emit(events.ConversationCreated(channel.workspace_id, actor, conversation.pk))
+        events.emit(events.ConversationCreated(channel.workspace_id, actor, conversation_id))
     elif "status" in changes:
         events.emit(
             events.ConversationUpdated(
-                channel.workspace_id, actor, conversation.pk, {"status": changes["status"]}
+                channel.workspace_id, actor, conversation_id, {"status": ConversationStatus.OPEN}
             )
         )
     events.emit(
         events.MessageCreated(
             channel.workspace_id,
             actor,
-            conversation_id=conversation.pk,
-            message_id=message.pk,
-            kind=message.kind,
-            direction=message.direction,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            kind=MessageKind.MESSAGE,
+            direction=Direction.INBOUND,
         )
     )
-    return ReceiveResult("created", message.pk, conversation.pk)
+    return ReceiveResult("created", message_id, conversation_id)
 
 
-def _resolve_contact(channel: Channel, item: InboundMessage) -> Contact:
+def _message_exists(channel: Channel, external_id: str) -> bool:
+    return Message.objects.filter(channel=channel, external_id=external_id).exists()
+
+
+_IDENTITY_SQL = """
+    SELECT c.id, c.merged_into_id, c.name, c.email, c.phone, c.locale
+    FROM inbox_contactidentity i JOIN inbox_contact c ON c.id = i.contact_id
+    WHERE i.channel_id = %s AND i.external_id = %s
+"""
+
+
+def _resolve_contact(channel: Channel, item: InboundMessage) -> int | None:
+    """The contact's id (created on first contact); None when the message is a duplicate."""
     sender = item.contact
-    identity = (
-        ContactIdentity.objects.select_related("contact")
-        .filter(channel=channel, external_id=sender.external_id)
-        .first()
-    )
-    if identity is None:
-        contact = Contact.objects.create(
-            workspace_id=channel.workspace_id,
-            name=sender.name[:200],
-            email=sender.email[:254],
-            phone=sender.phone[:40],
-            locale=sender.locale[:10],
+    with connection.cursor() as cursor:
+        cursor.execute(_IDENTITY_SQL, [channel.pk, sender.external_id])
+        row = cursor.fetchone()
+    if row is None:
+        # A redelivered message whose sender id changed must not leave an empty contact behind.
+        if _message_exists(channel, item.external_id):
+            return None
+        return _create_contact(channel, sender)
+    contact_id, merged_into_id, *known = row
+    while merged_into_id is not None:
+        contact_id, merged_into_id = Contact.objects.values_list("pk", "merged_into_id").get(
+            pk=merged_into_id
         )
-        ContactIdentity.objects.create(
-            workspace_id=channel.workspace_id,
-            contact=contact,
-            channel=channel,
-            external_id=sender.external_id,
+        known = list(
+            Contact.objects.values_list("name", "email", "phone", "locale").get(pk=contact_id)
         )
-        return contact
-    contact = identity.contact
-    while contact.merged_into_id is not None:
-        contact = Contact.objects.get(pk=contact.merged_into_id)
     # Fill in what we did not know; never overwrite what an agent may have corrected.
     missing = {
         field: getattr(sender, field)[:limit]
-        for field, limit in (("name", 200), ("email", 254), ("phone", 40), ("locale", 10))
-        if getattr(sender, field) and not getattr(contact, field)
+        for (field, limit), current in zip(_CONTACT_FIELDS, known, strict=True)
+        if getattr(sender, field) and not current
     }
     if missing:
-        Contact.objects.filter(pk=contact.pk).update(**missing)
-        for field, value in missing.items():
-            setattr(contact, field, value)
-    return contact
+        Contact.objects.filter(pk=contact_id).update(**missing)
+    return contact_id
 
 
-def _latest_conversation(channel: Channel, contact: Contact) -> Conversation | None:
-    return (
-        Conversation.objects.select_for_update()
-        .filter(contact=contact, channel=channel)
-        .order_by("-last_message_at", "-id")
-        .first()
+_CONTACT_FIELDS = (("name", 200), ("email", 254), ("phone", 40), ("locale", 10))
+
+
+def _create_contact(channel: Channel, sender) -> int:
+    contact = Contact.objects.create(
+        workspace_id=channel.workspace_id,
+        **{field: getattr(sender, field)[:limit] for field, limit in _CONTACT_FIELDS},
+    )
+    identity_id = rows.insert(
+        ContactIdentity,
+        {
+            "workspace_id": channel.workspace_id,
+            "contact_id": contact.pk,
+            "channel_id": channel.pk,
+            "external_id": sender.external_id,
+            "created_at": timezone.now(),
+        },
+        on_conflict_do_nothing=("channel", "external_id"),
+    )
+    if identity_id is not None:
+        return contact.pk
+    # A concurrent delivery created this sender's identity first (ON CONFLICT waited for it to
+    # commit): use that contact and drop ours.
+    contact.delete()
+    return ContactIdentity.objects.values_list("contact_id", flat=True).get(
+        channel=channel, external_id=sender.external_id
     )
 
 
-def _continues(conversation: Conversation | None, now: dt.datetime) -> bool:
-    if conversation is None:
-        return False
-    if conversation.status in _ACTIVE:
-        return True
-    if conversation.status == ConversationStatus.RESOLVED and conversation.resolved_at:
-        return now - conversation.resolved_at <= dt.timedelta(
-            days=settings.LOKET_REOPEN_WITHIN_DAYS
+_LATEST_CONVERSATION_SQL = """
+    SELECT id, status, resolved_at >= %s, waiting_since IS NULL FROM inbox_conversation
+    WHERE contact_id = %s AND channel_id = %s ORDER BY last_message_at DESC, id DESC LIMIT 1
+"""
+
+
+def _latest_conversation(channel: Channel, contact_id: int, now: dt.datetime):
+    """(id, status, continues, waiting_since is null) of the contact's latest conversation here,
+    locked for this transaction; None if there is none."""
+    lock = "FOR UPDATE" if connection.features.has_select_for_update else ""
+    reopen_after = rows.db_value(
+        Conversation, "resolved_at", now - dt.timedelta(days=settings.LOKET_REOPEN_WITHIN_DAYS)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _LATEST_CONVERSATION_SQL + lock,
+            [reopen_after, contact_id, channel.pk],
         )
-    return False
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, status, recently_resolved, waiting = row
+    continues = status in _ACTIVE or (status == ConversationStatus.RESOLVED and recently_resolved)
+    return pk, status, bool(continues), bool(waiting)
 
 
-def _thread(
-    channel: Channel, contact: Contact, item: InboundMessage, now: dt.datetime
-) -> tuple[Conversation, bool]:
-    conversation = _latest_conversation(channel, contact)
-    if _continues(conversation, now):
-        return conversation, False
+def _thread(channel: Channel, contact_id: int, item: InboundMessage, now: dt.datetime):
+    """(conversation id, status, waiting_since is null, created) for this message, or None when
+    the message turns out to be a duplicate."""
+    latest = _latest_conversation(channel, contact_id, now)
+    if latest and latest[2]:
+        return latest[0], latest[1], latest[3], False
     # Serialise new-conversation decisions per contact, then look again.
-    Contact.objects.select_for_update().filter(pk=contact.pk).first()
-    conversation = _latest_conversation(channel, contact)
-    if _continues(conversation, now):
-        return conversation, False
+    Contact.objects.select_for_update().filter(pk=contact_id).values_list("pk").first()
+    if _message_exists(channel, item.external_id):
+        return None
+    latest = _latest_conversation(channel, contact_id, now)
+    if latest and latest[2]:
+        return latest[0], latest[1], latest[3], False
     conversation = Conversation.objects.create(
         workspace_id=channel.workspace_id,
         channel=channel,
-        contact=contact,
+        contact_id=contact_id,
         number=next_conversation_number(channel.workspace_id),
         subject=item.subject[:255],
         team_id=channel.default_team_id,
         created_at=now,
         last_message_at=now,
     )
-    return conversation, True
+    return conversation.pk, conversation.status, True, True
 
 
 def next_conversation_number(workspace_id: int) -> int:
-    Workspace.objects.filter(pk=workspace_id).update(
-        next_conversation_number=F("next_conversation_number") + 1
-    )
-    return (
-        Workspace.objects.values_list("next_conversation_number", flat=True).get(pk=workspace_id)
-        - 1
-    )
+    """The next number in the workspace; one statement, and the row lock lasts until commit so
+    numbers never repeat."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE tenancy_workspace SET next_conversation_number = next_conversation_number + 1"
+            " WHERE id = %s RETURNING next_conversation_number - 1",
+            [workspace_id],
+        )
+        return cursor.fetchone()[0]
 
 
-def _conversation_changes_on_inbound(conversation: Conversation, now: dt.datetime) -> dict:
-    changes: dict = {"last_message_at": now, "last_inbound_at": now}
-    if conversation.waiting_since is None:
-        changes["waiting_since"] = now
-    if conversation.status != ConversationStatus.OPEN:
-        # A customer message wakes a snoozed conversation and reopens a resolved one.
-        changes.update(status=ConversationStatus.OPEN, snoozed_until=None, resolved_at=None)
-    return changes
-
-
-def _store_attachments(message: Message, item: InboundMessage) -> None:
+def _store_attachments(workspace_id: int, message_id: int, item: InboundMessage) -> None:
     from loket.inbox.services import media
 
     for attachment in item.attachments:
         stored = Attachment(
-            workspace_id=message.workspace_id,
-            message=message,
+            workspace_id=workspace_id,
+            message_id=message_id,
             filename=media.safe_filename(attachment.filename),
             content_type=attachment.content_type[:127] or "application/octet-stream",
         )

@@ -1,0 +1,73 @@
+"""Single-row INSERT/UPDATE without the ORM's query compiler, for the ingest hot path.
+
+The ORM spends ~0.2-0.4 ms of CPU compiling each statement; on the webhook path that, not the
+database, was the limit (see bench/ and docs/benchmarks.md). These helpers build the SQL once per
+(model, columns) from the model's metadata and prepare values through the model's own fields, so
+column names and value conversions stay the ORM's.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.db import connection, models
+
+
+@functools.cache
+def _insert_sql(model: type[models.Model], names: tuple[str, ...], conflict: tuple[str, ...],
+                conflict_where: str) -> str:  # fmt: skip
+    meta = model._meta
+    table = connection.ops.quote_name(meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in names)
+    placeholders = ", ".join(["%s"] * len(names))
+    # Identifiers come from model metadata; values are always parameters.
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+    if conflict:
+        target = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in conflict)
+        where = f" WHERE {conflict_where}" if conflict_where else ""
+        sql += f" ON CONFLICT ({target}){where} DO NOTHING"
+    return sql + f" RETURNING {connection.ops.quote_name(meta.pk.column)}"
+
+
+def _prepared(model: type[models.Model], values: dict[str, Any]) -> list[Any]:
+    meta = model._meta
+    return [
+        meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()
+    ]
+
+
+def insert(
+    model: type[models.Model],
+    values: dict[str, Any],
+    *,
+    on_conflict_do_nothing: tuple[str, ...] = (),
+    conflict_where: str = "",
+) -> int | None:
+    """Insert one row and return its primary key; None when a conflict made it a no-op.
+
+    ``values`` maps field names (``conversation_id`` for foreign keys) to Python values; fields
+    left out take their database default or NULL, so give every NOT NULL field.
+    """
+    sql = _insert_sql(model, tuple(values), on_conflict_do_nothing, conflict_where)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _prepared(model, values))
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def update(model: type[models.Model], pk: int, values: dict[str, Any]) -> int:
+    """UPDATE one row by primary key; returns the number of rows changed."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in values)
+    table, pk_column = quote(meta.db_table), quote(meta.pk.column)
+    sql = f"UPDATE {table} SET {assignments} WHERE {pk_column} = %s"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*_prepared(model, values), pk])
+        return cursor.rowcount
+
+
+def db_value(model: type[models.Model], field: str, value: Any) -> Any:
+    """A Python value as the database stores it in ``model.field`` (for raw comparisons)."""
+    return model._meta.get_field(field).get_db_prep_value(value, connection)
