@@ -535,10 +535,20 @@ def expect_all_ok(run: c.Run, name: str) -> None:
 
 
 # --- Loket over HTTP: the signed webhook ---------------------------------------------------------
+def serve_processes(backend: Backend) -> int:
+    """Production shape on PostgreSQL: one `loket serve` process per core (the issue's N serve
+    processes; Redis carries realtime between them). Embedded SQLite serves from one process."""
+    if backend.name != "pg":
+        return 1
+    return int(os.environ.get("LOKET_BENCH_SERVE_WORKERS", os.cpu_count() or 1))
+
+
 def start_server(backend: Backend, port: int) -> subprocess.Popen:
     log = open(backend.tmp / "serve.log", "wb")  # noqa: SIM115 - lives as long as the server
+    workers = serve_processes(backend)
+    c.note(f"loket serve with {workers} process(es)")
     return subprocess.Popen(
-        [c.python(), "-m", "loket.cli", "serve", "--port", str(port)],
+        [c.python(), "-m", "loket.cli", "serve", "--port", str(port), "--workers", str(workers)],
         env=backend.env(LOKET_PUBLIC_URL=f"http://127.0.0.1:{port}"),
         cwd=backend.tmp,
         stdout=log,
@@ -637,7 +647,7 @@ def bench_http(backend: Backend, server: subprocess.Popen, port: int, channel: d
         http_factory(port, path, secret, "h1"),
         total=HTTP_C1_MAX,
         seconds=HTTP_C1_SECONDS,
-        meters=backend.meters("client", server=lambda: [server.pid]),
+        meters=backend.meters("client", server=lambda: c.process_tree(server.pid)),
     )
     runs["c1"] = c1
     c1.report(f"{prefix}.c1.msgs_per_s", "msg/s", "msg")
@@ -648,7 +658,7 @@ def bench_http(backend: Backend, server: subprocess.Popen, port: int, channel: d
         total=HTTP_MAX,
         seconds=HTTP_SECONDS,
         seed=CLIENTS,
-        meters=backend.meters("client", server=lambda: [server.pid]),
+        meters=backend.meters("client", server=lambda: c.process_tree(server.pid)),
     )
     runs[f"c{CLIENTS}"] = c4
     c4.report(f"{prefix}.msgs_per_s", "msg/s", "msg")

@@ -12,6 +12,7 @@ import functools
 from typing import Any
 
 from django.db import connection, models
+from django.db.models.fields import AutoFieldMixin
 
 
 @functools.cache
@@ -30,10 +31,41 @@ def _insert_sql(model: type[models.Model], names: tuple[str, ...], conflict: tup
     return sql + f" RETURNING {connection.ops.quote_name(meta.pk.column)}"
 
 
+# Field types whose Python values (str, int, bool, None) the driver takes as they are; anything
+# else, subclasses that change preparation included (e.g. an encrypted field), is prepared by the
+# field as the ORM would.
+_SIMPLE_PREP = {
+    models.CharField.get_prep_value,
+    models.TextField.get_prep_value,
+    models.IntegerField.get_prep_value,
+    models.BooleanField.get_prep_value,
+}
+
+
+_SIMPLE_DB_PREP = {models.Field.get_db_prep_value, AutoFieldMixin.get_db_prep_value}
+
+
+def _is_simple(field: models.Field) -> bool:
+    if isinstance(field, models.ForeignKey):
+        return _is_simple(field.target_field)
+    kind = type(field)
+    return (
+        kind.get_prep_value in _SIMPLE_PREP
+        and kind.get_db_prep_value in _SIMPLE_DB_PREP
+        and kind.get_db_prep_save is models.Field.get_db_prep_save
+    )
+
+
+@functools.cache
+def _preparers(model: type[models.Model], names: tuple[str, ...]):
+    fields = [model._meta.get_field(name) for name in names]
+    return [None if _is_simple(field) else field for field in fields]
+
+
 def _prepared(model: type[models.Model], values: dict[str, Any]) -> list[Any]:
-    meta = model._meta
     return [
-        meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()
+        value if field is None else field.get_db_prep_save(value, connection)
+        for field, value in zip(_preparers(model, tuple(values)), values.values(), strict=True)
     ]
 
 

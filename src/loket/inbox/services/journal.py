@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from loket.db import rows
 from loket.inbox import ports
 from loket.inbox.models import Channel, InboundEvent, InboundStatus
 from loket.inbox.services.ingest import ReceiveResult, receive
@@ -76,21 +77,26 @@ def record(
             log.exception("processing an inbound delivery on channel %s failed", channel.pk)
             status, summary, retry = InboundStatus.FAILED, {}, True
             error = f"{type(exc).__name__}: {exc}"
-        event = InboundEvent.objects.create(
-            workspace_id=channel.workspace_id,
-            channel=channel,
-            status=status,
-            payload=body,
-            content_type=content_type[:127],
-            meta=meta,
-            result=summary,
-            error=error[:5000],
-            attempts=1,
-            processed_at=timezone.now() if status != InboundStatus.FAILED else None,
+        now = timezone.now()
+        event_id = rows.insert(
+            InboundEvent,
+            {
+                "workspace_id": channel.workspace_id,
+                "channel_id": channel.pk,
+                "status": status,
+                "payload": body,
+                "content_type": content_type[:127],
+                "meta": meta,
+                "result": summary,
+                "error": error[:5000],
+                "attempts": 1,
+                "received_at": now,
+                "processed_at": now if status != InboundStatus.FAILED else None,
+            },
         )
         if retry:
-            tasks.replay_inbound_event.enqueue(event.pk)
-    return JournalOutcome(event.pk, status, error, bad, results)
+            tasks.replay_inbound_event.enqueue(event_id)
+    return JournalOutcome(event_id, status, error, bad, results)
 
 
 def replay(event_id: int) -> str:

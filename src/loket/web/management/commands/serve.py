@@ -30,6 +30,8 @@ class Command(BaseCommand):
             ws_per_message_deflate=False,  # 3-4x less memory per socket
             lifespan="on",
             log_level="info",
+            # One log line per request costs CPU on the webhook path; the proxy in front logs.
+            access_log=settings.LOKET_ACCESS_LOG,
             proxy_headers=True,
             forwarded_allow_ips="127.0.0.1",
         )
