@@ -78,13 +78,14 @@ def _receive_message(channel: Channel, item: InboundMessage) -> ReceiveResult:
 # every message runs; rare branches (new contact, new conversation) use the ORM.
 def _store_message(channel: Channel, item: InboundMessage) -> ReceiveResult:
     now = timezone.now()
-    contact_id = _resolve_contact(channel, item)
-    if contact_id is None:
+    found = _sender(channel, item, now)
+    if found is None:
         return ReceiveResult("duplicate")
-    conversation = _thread(channel, contact_id, item, now)
+    contact_id, latest = found
+    conversation = _thread(channel, contact_id, item, now, latest)
     if conversation is None:
         return ReceiveResult("duplicate")
-    conversation_id, status, waiting, created = conversation
+    conversation_id, status, created = conversation
 
     message_id = rows.insert(
         Message,
@@ -114,18 +115,12 @@ def _store_message(channel: Channel, item: InboundMessage) -> ReceiveResult:
     if item.attachments:
         _store_attachments(channel.workspace_id, message_id, item)
 
-    changes: dict = {"last_message_at": now, "last_inbound_at": now, "updated_at": now}
-    if waiting:
-        changes["waiting_since"] = now
-    if status != ConversationStatus.OPEN:
-        # A customer message wakes a snoozed conversation and reopens a resolved one.
-        changes.update(status=ConversationStatus.OPEN, snoozed_until=None, resolved_at=None)
-    rows.update(Conversation, conversation_id, changes)
+    _touch_conversation(conversation_id, now)
 
     actor = Actor(AuthorType.CONTACT, contact_id)
     if created:
         events.emit(events.ConversationCreated(channel.workspace_id, actor, conversation_id))
-    elif "status" in changes:
+    elif status != ConversationStatus.OPEN:
         events.emit(
             events.ConversationUpdated(
                 channel.workspace_id, actor, conversation_id, {"status": ConversationStatus.OPEN}
@@ -148,32 +143,58 @@ def _message_exists(channel: Channel, external_id: str) -> bool:
     return Message.objects.filter(channel=channel, external_id=external_id).exists()
 
 
-_IDENTITY_SQL = """
-    SELECT c.id, c.merged_into_id, c.name, c.email, c.phone, c.locale
-    FROM inbox_contactidentity i JOIN inbox_contact c ON c.id = i.contact_id
+# The sender's contact and their latest conversation on this channel, in one round trip.
+_SENDER_SQL = """
+    SELECT c.id, c.merged_into_id, c.name, c.email, c.phone, c.locale,
+           v.id, v.status, v.resolved_at >= %s
+    FROM inbox_contactidentity i
+    JOIN inbox_contact c ON c.id = i.contact_id
+    LEFT JOIN inbox_conversation v ON v.id = (
+        SELECT w.id FROM inbox_conversation w
+        WHERE w.contact_id = i.contact_id AND w.channel_id = i.channel_id
+        ORDER BY w.last_message_at DESC, w.id DESC LIMIT 1
+    )
     WHERE i.channel_id = %s AND i.external_id = %s
 """
 
 
-def _resolve_contact(channel: Channel, item: InboundMessage) -> int | None:
-    """The contact's id (created on first contact); None when the message is a duplicate."""
+def _reopen_after(now: dt.datetime):
+    cutoff = now - dt.timedelta(days=settings.LOKET_REOPEN_WITHIN_DAYS)
+    return rows.db_value(Conversation, "resolved_at", cutoff)
+
+
+def _latest(conversation_id, status, recently_resolved):
+    """(id, status, continues) or None: whether a new customer message continues it."""
+    if conversation_id is None:
+        return None
+    continues = status in _ACTIVE or (status == ConversationStatus.RESOLVED and recently_resolved)
+    return conversation_id, status, bool(continues)
+
+
+def _sender(channel: Channel, item: InboundMessage, now: dt.datetime):
+    """(contact id, latest conversation) for the sender, creating the contact on first contact;
+    None when the message is a duplicate."""
     sender = item.contact
     with connection.cursor() as cursor:
-        cursor.execute(_IDENTITY_SQL, [channel.pk, sender.external_id])
+        cursor.execute(_SENDER_SQL, [_reopen_after(now), channel.pk, sender.external_id])
         row = cursor.fetchone()
     if row is None:
         # A redelivered message whose sender id changed must not leave an empty contact behind.
         if _message_exists(channel, item.external_id):
             return None
-        return _create_contact(channel, sender)
-    contact_id, merged_into_id, *known = row
-    while merged_into_id is not None:
-        contact_id, merged_into_id = Contact.objects.values_list("pk", "merged_into_id").get(
-            pk=merged_into_id
-        )
+        contact_id, created = _create_contact(channel, sender)
+        return contact_id, None if created else _latest_conversation(channel, contact_id, now)
+    contact_id, merged_into_id, *known = row[:6]
+    latest = _latest(*row[6:])
+    if merged_into_id is not None:
+        while merged_into_id is not None:
+            contact_id, merged_into_id = Contact.objects.values_list("pk", "merged_into_id").get(
+                pk=merged_into_id
+            )
         known = list(
             Contact.objects.values_list("name", "email", "phone", "locale").get(pk=contact_id)
         )
+        latest = _latest_conversation(channel, contact_id, now)
     # Fill in what we did not know; never overwrite what an agent may have corrected.
     missing = {
         field: getattr(sender, field)[:limit]
@@ -182,13 +203,13 @@ def _resolve_contact(channel: Channel, item: InboundMessage) -> int | None:
     }
     if missing:
         Contact.objects.filter(pk=contact_id).update(**missing)
-    return contact_id
+    return contact_id, latest
 
 
 _CONTACT_FIELDS = (("name", 200), ("email", 254), ("phone", 40), ("locale", 10))
 
 
-def _create_contact(channel: Channel, sender) -> int:
+def _create_contact(channel: Channel, sender) -> tuple[int, bool]:
     contact = Contact.objects.create(
         workspace_id=channel.workspace_id,
         **{field: getattr(sender, field)[:limit] for field, limit in _CONTACT_FIELDS},
@@ -205,54 +226,45 @@ def _create_contact(channel: Channel, sender) -> int:
         on_conflict_do_nothing=("channel", "external_id"),
     )
     if identity_id is not None:
-        return contact.pk
+        return contact.pk, True
     # A concurrent delivery created this sender's identity first (ON CONFLICT waited for it to
     # commit): use that contact and drop ours.
     contact.delete()
-    return ContactIdentity.objects.values_list("contact_id", flat=True).get(
+    winner = ContactIdentity.objects.values_list("contact_id", flat=True).get(
         channel=channel, external_id=sender.external_id
     )
+    return winner, False
 
 
 _LATEST_CONVERSATION_SQL = """
-    SELECT id, status, resolved_at >= %s, waiting_since IS NULL FROM inbox_conversation
+    SELECT id, status, resolved_at >= %s FROM inbox_conversation
     WHERE contact_id = %s AND channel_id = %s ORDER BY last_message_at DESC, id DESC LIMIT 1
 """
 
 
 def _latest_conversation(channel: Channel, contact_id: int, now: dt.datetime):
-    """(id, status, continues, waiting_since is null) of the contact's latest conversation here,
-    locked for this transaction; None if there is none."""
+    """The contact's latest conversation here as (id, status, continues), locked; or None."""
     lock = "FOR UPDATE" if connection.features.has_select_for_update else ""
-    reopen_after = rows.db_value(
-        Conversation, "resolved_at", now - dt.timedelta(days=settings.LOKET_REOPEN_WITHIN_DAYS)
-    )
     with connection.cursor() as cursor:
         cursor.execute(
-            _LATEST_CONVERSATION_SQL + lock,
-            [reopen_after, contact_id, channel.pk],
+            _LATEST_CONVERSATION_SQL + lock, [_reopen_after(now), contact_id, channel.pk]
         )
         row = cursor.fetchone()
-    if row is None:
-        return None
-    pk, status, recently_resolved, waiting = row
-    continues = status in _ACTIVE or (status == ConversationStatus.RESOLVED and recently_resolved)
-    return pk, status, bool(continues), bool(waiting)
+    return _latest(*row) if row else None
 
 
-def _thread(channel: Channel, contact_id: int, item: InboundMessage, now: dt.datetime):
-    """(conversation id, status, waiting_since is null, created) for this message, or None when
-    the message turns out to be a duplicate."""
-    latest = _latest_conversation(channel, contact_id, now)
+def _thread(channel: Channel, contact_id: int, item: InboundMessage, now: dt.datetime, latest):
+    """(conversation id, status, created) for this message, or None when the message turns out
+    to be a duplicate."""
     if latest and latest[2]:
-        return latest[0], latest[1], latest[3], False
+        return latest[0], latest[1], False
     # Serialise new-conversation decisions per contact, then look again.
     Contact.objects.select_for_update().filter(pk=contact_id).values_list("pk").first()
     if _message_exists(channel, item.external_id):
         return None
     latest = _latest_conversation(channel, contact_id, now)
     if latest and latest[2]:
-        return latest[0], latest[1], latest[3], False
+        return latest[0], latest[1], False
     conversation = Conversation.objects.create(
         workspace_id=channel.workspace_id,
         channel=channel,
@@ -263,7 +275,28 @@ def _thread(channel: Channel, contact_id: int, item: InboundMessage, now: dt.dat
         created_at=now,
         last_message_at=now,
     )
-    return conversation.pk, conversation.status, True, True
+    return conversation.pk, conversation.status, True
+
+
+# A customer message makes its conversation open (waking a snoozed one, reopening a resolved
+# one) and starts the waiting clock. Decided in the UPDATE itself, on the row as it is now, so an
+# agent's concurrent change cannot leave a new message in a resolved conversation; a conversation
+# closed meanwhile stays closed.
+_TOUCH_SQL = """
+    UPDATE inbox_conversation SET
+        last_message_at = %s, last_inbound_at = %s, updated_at = %s,
+        waiting_since = COALESCE(waiting_since, %s),
+        status = CASE WHEN status = 'closed' THEN status ELSE 'open' END,
+        snoozed_until = CASE WHEN status = 'closed' THEN snoozed_until ELSE NULL END,
+        resolved_at = CASE WHEN status = 'closed' THEN resolved_at ELSE NULL END
+    WHERE id = %s
+"""
+
+
+def _touch_conversation(conversation_id: int, now: dt.datetime) -> None:
+    at = rows.db_value(Conversation, "last_message_at", now)
+    with connection.cursor() as cursor:
+        cursor.execute(_TOUCH_SQL, [at, at, at, at, conversation_id])
 
 
 def next_conversation_number(workspace_id: int) -> int:
