@@ -38,7 +38,8 @@ class Event:
     actor: Actor
 
     def as_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        # Shallow on purpose (dataclasses.asdict deep-copies, and this runs for every message).
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["actor"] = {"type": self.actor.type, "id": self.actor.id}
         return data
 

@@ -62,9 +62,9 @@ def _preparers(model: type[models.Model], names: tuple[str, ...]):
     return [None if _is_simple(field) else field for field in fields]
 
 
-def _prepared(model: type[models.Model], values: dict[str, Any]) -> list[Any]:
+def _prepared(model: type[models.Model], values: dict[str, Any], db) -> list[Any]:
     return [
-        value if field is None else field.get_db_prep_save(value, connection)
+        value if field is None else field.get_db_prep_save(value, db)
         for field, value in zip(_preparers(model, tuple(values)), values.values(), strict=True)
     ]
 
@@ -75,16 +75,21 @@ def insert(
     *,
     on_conflict_do_nothing: tuple[str, ...] = (),
     conflict_where: str = "",
+    cursor=None,
 ) -> int | None:
     """Insert one row and return its primary key; None when a conflict made it a no-op.
 
     ``values`` maps field names (``conversation_id`` for foreign keys) to Python values; fields
-    left out take their database default or NULL, so give every NOT NULL field.
+    left out take their database default or NULL, so give every NOT NULL field. Pass an open
+    ``cursor`` to reuse it across statements.
     """
     sql = _insert_sql(model, tuple(values), on_conflict_do_nothing, conflict_where)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, _prepared(model, values))
-        row = cursor.fetchone()
+    if cursor is None:
+        with connection.cursor() as own:
+            return insert(model, values, on_conflict_do_nothing=on_conflict_do_nothing,
+                          conflict_where=conflict_where, cursor=own)  # fmt: skip
+    cursor.execute(sql, _prepared(model, values, cursor.db))
+    row = cursor.fetchone()
     return row[0] if row else None
 
 
@@ -96,7 +101,7 @@ def update(model: type[models.Model], pk: int, values: dict[str, Any]) -> int:
     table, pk_column = quote(meta.db_table), quote(meta.pk.column)
     sql = f"UPDATE {table} SET {assignments} WHERE {pk_column} = %s"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*_prepared(model, values), pk])
+        cursor.execute(sql, [*_prepared(model, values, cursor.db), pk])
         return cursor.rowcount
 
 

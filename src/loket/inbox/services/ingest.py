@@ -77,8 +77,13 @@ def _receive_message(channel: Channel, item: InboundMessage) -> ReceiveResult:
 # The hot path below uses loket.db.rows (SQL built once, no ORM compiler) for the statements
 # every message runs; rare branches (new contact, new conversation) use the ORM.
 def _store_message(channel: Channel, item: InboundMessage) -> ReceiveResult:
+    with connection.cursor() as cursor:  # one cursor for the statements every message runs
+        return _store_message_with(cursor, channel, item)
+
+
+def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> ReceiveResult:
     now = timezone.now()
-    found = _sender(channel, item, now)
+    found = _sender(cursor, channel, item, now)
     if found is None:
         return ReceiveResult("duplicate")
     contact_id, latest = found
@@ -109,13 +114,14 @@ def _store_message(channel: Channel, item: InboundMessage) -> ReceiveResult:
         },
         on_conflict_do_nothing=("channel", "external_id"),
         conflict_where="external_id IS NOT NULL",
+        cursor=cursor,
     )
     if message_id is None:
         return ReceiveResult("duplicate")
     if item.attachments:
         _store_attachments(channel.workspace_id, message_id, item)
 
-    _touch_conversation(conversation_id, now)
+    _touch_conversation(cursor, conversation_id, now)
 
     actor = Actor(AuthorType.CONTACT, contact_id)
     if created:
@@ -171,13 +177,12 @@ def _latest(conversation_id, status, recently_resolved):
     return conversation_id, status, bool(continues)
 
 
-def _sender(channel: Channel, item: InboundMessage, now: dt.datetime):
+def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
     """(contact id, latest conversation) for the sender, creating the contact on first contact;
     None when the message is a duplicate."""
     sender = item.contact
-    with connection.cursor() as cursor:
-        cursor.execute(_SENDER_SQL, [_reopen_after(now), channel.pk, sender.external_id])
-        row = cursor.fetchone()
+    cursor.execute(_SENDER_SQL, [_reopen_after(now), channel.pk, sender.external_id])
+    row = cursor.fetchone()
     if row is None:
         # A redelivered message whose sender id changed must not leave an empty contact behind.
         if _message_exists(channel, item.external_id):
@@ -293,10 +298,9 @@ _TOUCH_SQL = """
 """
 
 
-def _touch_conversation(conversation_id: int, now: dt.datetime) -> None:
+def _touch_conversation(cursor, conversation_id: int, now: dt.datetime) -> None:
     at = rows.db_value(Conversation, "last_message_at", now)
-    with connection.cursor() as cursor:
-        cursor.execute(_TOUCH_SQL, [at, at, at, at, conversation_id])
+    cursor.execute(_TOUCH_SQL, [at, at, at, at, conversation_id])
 
 
 def next_conversation_number(workspace_id: int) -> int:

@@ -5,6 +5,9 @@ outcome, so one inbound message costs one commit. If processing raises, the save
 back and the row is kept as ``failed`` with the error and a replay task is enqueued; the
 delivery is still acknowledged because it is stored. A payload that cannot be parsed is kept as
 ``failed`` too and answered 400.
+
+``record_batch`` does the same for several concurrent deliveries in one commit (group commit,
+used by the lean webhook route).
 """
 
 from __future__ import annotations
@@ -53,49 +56,89 @@ def _summarise(results: list[ReceiveResult]) -> tuple[str, dict[str, Any]]:
     return InboundStatus.PROCESSED, summary
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One verified inbound request, as the journal stores it."""
+
+    channel: Channel
+    body: bytes
+    meta: dict[str, Any]
+    content_type: str = ""
+
+
 def record(
     channel: Channel, body: bytes, meta: dict[str, Any], *, content_type: str = ""
 ) -> JournalOutcome:
     """Journal and process one verified delivery. Returns once it is committed."""
+    with transaction.atomic():
+        return _record(Delivery(channel, body, meta, content_type), guarded=True)
+
+
+def record_batch(deliveries: list[Delivery]) -> list[JournalOutcome]:
+    """Journal and process several deliveries in one transaction (group commit).
+
+    Without a savepoint per delivery: if processing any of them raises, the whole batch is
+    rolled back and each delivery is recorded on its own with ``record()``, which keeps a
+    failing one as a failed journal row. Returns once everything is committed.
+    """
+    if len(deliveries) == 1:
+        first = deliveries[0]
+        return [record(first.channel, first.body, first.meta, content_type=first.content_type)]
+    try:
+        with transaction.atomic():
+            return [_record(delivery, guarded=False) for delivery in deliveries]
+    except Exception:
+        log.info("a batch of %d deliveries failed; recording them one by one", len(deliveries))
+        return [record(d.channel, d.body, d.meta, content_type=d.content_type) for d in deliveries]
+
+
+def _record(delivery: Delivery, *, guarded: bool) -> JournalOutcome:
+    """Process and journal one delivery inside the caller's transaction. ``guarded``: in a
+    savepoint, so a processing error is kept as a failed row instead of raised."""
     from loket.inbox import tasks
 
+    channel = delivery.channel
     retry = False
     error = ""
     bad = False
     results: list[ReceiveResult] = []
-    with transaction.atomic():
-        try:
+    try:
+        if guarded:
             with transaction.atomic():
-                results = _process(channel, body, meta)
-            status, summary = _summarise(results)
-            if status == InboundStatus.FAILED:
-                error = "a status report names a message that is not known (yet); retrying"
-                retry = True
-        except ports.BadPayload as exc:
-            status, summary, error, bad = InboundStatus.FAILED, {}, str(exc), True
-        except Exception as exc:
-            log.exception("processing an inbound delivery on channel %s failed", channel.pk)
-            status, summary, retry = InboundStatus.FAILED, {}, True
-            error = f"{type(exc).__name__}: {exc}"
-        now = timezone.now()
-        event_id = rows.insert(
-            InboundEvent,
-            {
-                "workspace_id": channel.workspace_id,
-                "channel_id": channel.pk,
-                "status": status,
-                "payload": body,
-                "content_type": content_type[:127],
-                "meta": meta,
-                "result": summary,
-                "error": error[:5000],
-                "attempts": 1,
-                "received_at": now,
-                "processed_at": now if status != InboundStatus.FAILED else None,
-            },
-        )
-        if retry:
-            tasks.replay_inbound_event.enqueue(event_id)
+                results = _process(channel, delivery.body, delivery.meta)
+        else:
+            results = _process(channel, delivery.body, delivery.meta)
+        status, summary = _summarise(results)
+        if status == InboundStatus.FAILED:
+            error = "a status report names a message that is not known (yet); retrying"
+            retry = True
+    except ports.BadPayload as exc:  # raised by parse(), before anything was written
+        status, summary, error, bad = InboundStatus.FAILED, {}, str(exc), True
+    except Exception as exc:
+        if not guarded:
+            raise
+        log.exception("processing an inbound delivery on channel %s failed", channel.pk)
+        status, summary, retry = InboundStatus.FAILED, {}, True
+        error = f"{type(exc).__name__}: {exc}"
+    now = timezone.now()
+    event_id = rows.insert(
+        InboundEvent,
+        {
+            "workspace_id": channel.workspace_id,
+            "channel_id": channel.pk,
+            "status": status,
+            "payload": delivery.body,
+            "content_type": delivery.content_type[:127],
+            "meta": delivery.meta,
+            "result": summary,
+            "error": error[:5000],
+            "attempts": 1,
+            "received_at": now,
+            "processed_at": now if status != InboundStatus.FAILED else None,
+        },
+    )
+    if retry:
+        tasks.replay_inbound_event.enqueue(event_id)
     return JournalOutcome(event_id, status, error, bad, results)
 
 
