@@ -212,6 +212,8 @@ LOKET_HTTP_ALLOW_PRIVATE = env_bool("LOKET_HTTP_ALLOW_PRIVATE", False)
 LOKET_HTTP_TIMEOUT = env_float("LOKET_HTTP_TIMEOUT", 10.0)
 
 # --- Ingest ----------------------------------------------------------------------------------
+# Threads per process that store webhook deliveries in groups (PostgreSQL; SQLite always has one).
+LOKET_INGEST_WRITERS = env_int("LOKET_INGEST_WRITERS", 4)
 LOKET_WEBHOOK_MAX_BYTES = env_int("LOKET_WEBHOOK_MAX_BYTES", 5 * 1024 * 1024)
 LOKET_SIGNATURE_TOLERANCE_SECONDS = 300
 # A resolved conversation is reopened by a new customer message within this many days;

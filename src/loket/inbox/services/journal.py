@@ -75,15 +75,12 @@ def record(
 
 
 def record_batch(deliveries: list[Delivery]) -> list[JournalOutcome]:
-    """Journal and process several deliveries in one transaction (group commit).
+    """Journal and process one or more deliveries in one transaction (group commit).
 
-    Without a savepoint per delivery: if processing any of them raises, the whole batch is
-    rolled back and each delivery is recorded on its own with ``record()``, which keeps a
-    failing one as a failed journal row. Returns once everything is committed.
+    The happy path has no savepoints: if processing any delivery raises, the whole batch is
+    rolled back and each delivery is recorded on its own with ``record()``, whose savepoint
+    keeps a failing one as a failed journal row. Returns once everything is committed.
     """
-    if len(deliveries) == 1:
-        first = deliveries[0]
-        return [record(first.channel, first.body, first.meta, content_type=first.content_type)]
     try:
         with transaction.atomic():
             return [_record(delivery, guarded=False) for delivery in deliveries]
