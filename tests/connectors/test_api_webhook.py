@@ -201,3 +201,30 @@ def test_the_lean_asgi_route_serves_the_same_webhook(transactional_db):
     bad = async_to_sync(post)(body, {**headers, "X-Loket-Signature": "t=1,v1=00"})
     assert bad.status_code == 401
     assert Message.objects.filter(external_id="asgi-1").count() == 1
+
+
+def test_concurrent_deliveries_through_the_lean_route_are_all_stored(transactional_db):
+    import asyncio
+
+    from loket.asgi import application
+
+    workspace = factories.workspace()
+    channel = factories.api_channel(workspace)
+    secret = channel.secrets["secret"]
+
+    async def post_all():
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+
+            async def post(i):
+                body = json.dumps(delivery(message_id=f"lean-{i}", contact_id=f"c{i % 3}"))
+                raw = body.encode()
+                headers = {"X-Loket-Signature": factories.signature(secret, raw)}
+                return await c.post(f"/hooks/api/{channel.uuid}/", content=raw, headers=headers)
+
+            return await asyncio.gather(*(post(i) for i in range(30)))
+
+    responses = async_to_sync(post_all)()
+    assert [r.status_code for r in responses] == [200] * 30
+    assert Message.objects.filter(external_id__startswith="lean-").count() == 30
+    assert Conversation.objects.count() == 3
