@@ -9,6 +9,7 @@ and the test client), one request at a time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import queue
@@ -18,7 +19,7 @@ import uuid
 from concurrent.futures import Future
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, close_old_connections
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -149,19 +150,21 @@ class IngestWriter:
     def submit(self, kind: str, channel_id: str, request: WebhookRequest) -> Future:
         future: Future = Future()
         self._queue.put(((kind, channel_id, request), future))
-        if len(self._threads) < self._wanted() or not all(t.is_alive() for t in self._threads):
+        if len(self._threads) < self._wanted() or not self._threads[0].is_alive():
             self._start_threads()
         return future
 
     @staticmethod
+    @functools.cache
     def _wanted() -> int:
         # SQLite has one writer; on PostgreSQL more threads overlap one batch's round trips
         # with the next ones (measured best at 4 per process on 2 cores, see docs/benchmarks.md).
-        return 1 if connection.vendor == "sqlite" else settings.LOKET_INGEST_WRITERS
+        sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+        return 1 if sqlite else settings.LOKET_INGEST_WRITERS
 
     def _start_threads(self) -> None:
         with self._start_lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads = [t for t in self._threads if t.is_alive()]  # a writer never exits
             while len(self._threads) < self._wanted():
                 thread = threading.Thread(target=self._run, name="loket-ingest-writer", daemon=True)
                 thread.start()

@@ -45,10 +45,12 @@ _SIMPLE_PREP = {
 _SIMPLE_DB_PREP = {models.Field.get_db_prep_value, AutoFieldMixin.get_db_prep_value}
 
 
-def _is_simple(field: models.Field) -> bool:
+def _is_simple(field: models.Field, vendor: str) -> bool:
     if isinstance(field, models.ForeignKey):
-        return _is_simple(field.target_field)
+        return _is_simple(field.target_field, vendor)
     kind = type(field)
+    if kind is models.DateTimeField and vendor == "postgresql":
+        return True  # psycopg sends aware datetimes as timestamptz itself
     return (
         kind.get_prep_value in _SIMPLE_PREP
         and kind.get_db_prep_value in _SIMPLE_DB_PREP
@@ -57,15 +59,16 @@ def _is_simple(field: models.Field) -> bool:
 
 
 @functools.cache
-def _preparers(model: type[models.Model], names: tuple[str, ...]):
+def _preparers(model: type[models.Model], names: tuple[str, ...], vendor: str):
     fields = [model._meta.get_field(name) for name in names]
-    return [None if _is_simple(field) else field for field in fields]
+    return [None if _is_simple(field, vendor) else field for field in fields]
 
 
 def _prepared(model: type[models.Model], values: dict[str, Any], db) -> list[Any]:
+    preparers = _preparers(model, tuple(values), db.vendor)
     return [
         value if field is None else field.get_db_prep_save(value, db)
-        for field, value in zip(_preparers(model, tuple(values)), values.values(), strict=True)
+        for field, value in zip(preparers, values.values(), strict=True)
     ]
 
 
@@ -105,6 +108,10 @@ def update(model: type[models.Model], pk: int, values: dict[str, Any]) -> int:
         return cursor.rowcount
 
 
-def db_value(model: type[models.Model], field: str, value: Any) -> Any:
+def db_value(model: type[models.Model], field: str, value: Any, db=None) -> Any:
     """A Python value as the database stores it in ``model.field`` (for raw comparisons)."""
-    return model._meta.get_field(field).get_db_prep_value(value, connection)
+    db = db or connection
+    model_field = model._meta.get_field(field)
+    if _is_simple(model_field, db.vendor):
+        return value
+    return model_field.get_db_prep_value(value, db)

@@ -164,9 +164,9 @@ _SENDER_SQL = """
 """
 
 
-def _reopen_after(now: dt.datetime):
+def _reopen_after(now: dt.datetime, db=None):
     cutoff = now - dt.timedelta(days=settings.LOKET_REOPEN_WITHIN_DAYS)
-    return rows.db_value(Conversation, "resolved_at", cutoff)
+    return rows.db_value(Conversation, "resolved_at", cutoff, db)
 
 
 def _latest(conversation_id, status, recently_resolved):
@@ -181,7 +181,7 @@ def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
     """(contact id, latest conversation) for the sender, creating the contact on first contact;
     None when the message is a duplicate."""
     sender = item.contact
-    cursor.execute(_SENDER_SQL, [_reopen_after(now), channel.pk, sender.external_id])
+    cursor.execute(_SENDER_SQL, [_reopen_after(now, cursor.db), channel.pk, sender.external_id])
     row = cursor.fetchone()
     if row is None:
         # A redelivered message whose sender id changed must not leave an empty contact behind.
@@ -299,7 +299,7 @@ _TOUCH_SQL = """
 
 
 def _touch_conversation(cursor, conversation_id: int, now: dt.datetime) -> None:
-    at = rows.db_value(Conversation, "last_message_at", now)
+    at = rows.db_value(Conversation, "last_message_at", now, cursor.db)
     cursor.execute(_TOUCH_SQL, [at, at, at, at, conversation_id])
 
 
