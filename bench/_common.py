@@ -174,19 +174,6 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def process_tree(pid: int) -> list[int]:
-    """A process and its children (uvicorn's worker processes)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if parent == pid:
-            children.append(int(stat.parent.name))
-    return [pid, *children]
-
-
 def pg_backend_pids(dbname: str) -> list[int]:
     """The server processes working for ``dbname`` (backends, autovacuum), from pg_stat_activity."""
     import psycopg

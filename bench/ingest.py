@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import _common as c
 
@@ -536,29 +537,40 @@ def expect_all_ok(run: c.Run, name: str) -> None:
 
 # --- Loket over HTTP: the signed webhook ---------------------------------------------------------
 def serve_processes(backend: Backend) -> int:
-    """Production shape on PostgreSQL: one `loket serve` process per core (the issue's N serve
-    processes; Redis carries realtime between them). Embedded SQLite serves from one process."""
+    """Production shape on PostgreSQL: N `loket serve` processes behind a load balancer, one per
+    core (Redis carries realtime between them); the clients are spread over them round-robin, as
+    a load balancer would. Embedded SQLite serves from one process."""
     if backend.name != "pg":
         return 1
-    return int(os.environ.get("LOKET_BENCH_SERVE_WORKERS", os.cpu_count() or 1))
+    return int(os.environ.get("LOKET_BENCH_SERVE_PROCESSES", os.cpu_count() or 1))
 
 
-def start_server(backend: Backend, port: int) -> subprocess.Popen:
-    log = open(backend.tmp / "serve.log", "wb")  # noqa: SIM115 - lives as long as the server
-    workers = serve_processes(backend)
-    c.note(f"loket serve with {workers} process(es)")
-    return subprocess.Popen(
-        [c.python(), "-m", "loket.cli", "serve", "--port", str(port), "--workers", str(workers)],
-        env=backend.env(LOKET_PUBLIC_URL=f"http://127.0.0.1:{port}"),
-        cwd=backend.tmp,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+Servers = list[tuple[int, subprocess.Popen]]  # (port, process)
 
 
-def stop_server(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)
+def start_servers(backend: Backend) -> Servers:
+    count = serve_processes(backend)
+    c.note(f"{count} `loket serve` process(es), clients spread round-robin")
+    ports = [c.free_port() for _ in range(count)]
+    servers = []
+    for index, port in enumerate(ports):
+        log = open(backend.tmp / f"serve-{index}.log", "wb")  # noqa: SIM115 - as long as the server
+        process = subprocess.Popen(
+            [c.python(), "-m", "loket.cli", "serve", "--port", str(port)],
+            env=backend.env(LOKET_PUBLIC_URL=f"http://127.0.0.1:{ports[0]}"),
+            cwd=backend.tmp,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        servers.append((port, process))
+    return servers
+
+
+def stop_servers(servers: Servers) -> None:
+    for _, server in servers:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+    for _, server in servers:
         try:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -567,11 +579,11 @@ def stop_server(server: subprocess.Popen) -> None:
 
 
 def server_log_tail(backend: Backend, lines: int = 30) -> str:
-    try:
-        text = (backend.tmp / "serve.log").read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
+    tails = []
+    for log in sorted(backend.tmp.glob("serve-*.log")):
+        text = log.read_text(errors="replace")
+        tails.append(f"--- {log.name}\n" + "\n".join(text.splitlines()[-lines:]))
+    return "\n".join(tails)
 
 
 def wait_ready(port: int, server: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -604,10 +616,11 @@ def create_http_channel(port: int, token: str) -> dict:
     return response.json()
 
 
-def http_factory(port: int, path: str, secret: str, phase: str, *, warm: bool = False):
+def http_factory(ports: list[int], path: str, secret: str, phase: str, *, warm: bool = False):
     key = secret.encode()
 
     def setup(index: int):
+        port = ports[index % len(ports)]  # round-robin, like a load balancer
         conn = [http.client.HTTPConnection("127.0.0.1", port, timeout=30)]
 
         def op(n: int, rng) -> str:
@@ -633,32 +646,37 @@ def http_factory(port: int, path: str, secret: str, phase: str, *, warm: bool = 
     return setup
 
 
-def bench_http(backend: Backend, server: subprocess.Popen, port: int, channel: dict):
+def bench_http(backend: Backend, servers: Servers, channel: dict):
     prefix = f"ingest.http.{backend.name}"
-    path = channel["webhook_url"].split(f"127.0.0.1:{port}", 1)[1]
+    ports = [port for port, _ in servers]
+    path = urlsplit(channel["webhook_url"]).path
     secret = channel["secret"]
+
+    def server_pids() -> list[int]:
+        return [process.pid for _, process in servers]
+
     warm = c.run_threads(
-        CLIENTS, http_factory(port, path, secret, "hw", warm=True), total=CONTACTS, seconds=300
+        CLIENTS, http_factory(ports, path, secret, "hw", warm=True), total=CONTACTS, seconds=300
     )
     expect_all_ok(warm, f"{prefix}.warmup")
     runs = {"warmup": warm}
     c1 = c.run_threads(
         1,
-        http_factory(port, path, secret, "h1"),
+        http_factory(ports, path, secret, "h1"),
         total=HTTP_C1_MAX,
         seconds=HTTP_C1_SECONDS,
-        meters=backend.meters("client", server=lambda: c.process_tree(server.pid)),
+        meters=backend.meters("client", server=server_pids),
     )
     runs["c1"] = c1
     c1.report(f"{prefix}.c1.msgs_per_s", "msg/s", "msg")
     expect_all_ok(c1, f"{prefix}.c1")
     c4 = c.run_threads(
         CLIENTS,
-        http_factory(port, path, secret, "h4"),
+        http_factory(ports, path, secret, "h4"),
         total=HTTP_MAX,
         seconds=HTTP_SECONDS,
         seed=CLIENTS,
-        meters=backend.meters("client", server=lambda: c.process_tree(server.pid)),
+        meters=backend.meters("client", server=server_pids),
     )
     runs[f"c{CLIENTS}"] = c4
     c4.report(f"{prefix}.msgs_per_s", "msg/s", "msg")
@@ -681,7 +699,7 @@ def stored_messages(channel_id: int) -> tuple[int, int]:
 def run_backend(name: str) -> bool:
     tmp = Path(tempfile.mkdtemp(prefix=f"loket-bench-{name}-"))
     backend = Backend(name, tmp)
-    server = None
+    servers: Servers = []
     ok = True
     started = time.monotonic()
     c.note(f"{backend.label}: throw-away database, load average {c.load_average()}")
@@ -701,17 +719,17 @@ def run_backend(name: str) -> bool:
         receive_runs = bench_receive(backend, receive_channel)
 
         token = loket(backend, "token", "create", "--workspace", WORKSPACE, "--email", ADMIN_EMAIL)
-        port = c.free_port()
-        server = start_server(backend, port)
+        servers = start_servers(backend)
         try:
-            wait_ready(port, server)
+            for port, process in servers:
+                wait_ready(port, process)
         except Exception:
             print(server_log_tail(backend), file=sys.stderr)
             raise
-        channel = create_http_channel(port, token.strip())
-        http_runs = bench_http(backend, server, port, channel)
-        stop_server(server)
-        server = None
+        channel = create_http_channel(servers[0][0], token.strip())
+        http_runs = bench_http(backend, servers, channel)
+        stop_servers(servers)
+        servers = []
 
         # Ratios: each Loket figure over the floor with the same number of clients.
         db = backend.name
@@ -788,8 +806,8 @@ def run_backend(name: str) -> bool:
         ok = c.verdict("check", False, f"ingest.{name}", f"benchmark error: {exc!r}")
         raise
     finally:
-        if server is not None:
-            stop_server(server)
+        if servers:
+            stop_servers(servers)
         if "django" in sys.modules:
             try:
                 from django.db import connections
