@@ -1,8 +1,9 @@
 """receive(): the one ingest path. Every connector hands its normalised items here.
 
-One transaction per item: dedupe (the unique (channel, external_id) constraint, not a look-up),
-resolve the contact, thread into a conversation, store the message and its attachments, update the
-conversation and enqueue follow-up work. Realtime events go out after commit.
+In the caller's transaction (or its own): dedupe (the unique (channel, external_id) constraint
+with ON CONFLICT DO NOTHING, not a look-up), resolve the contact, thread into a conversation,
+store the message and its attachments, update the conversation and enqueue follow-up work.
+Realtime events go out after commit.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ def receive(channel: Channel, item: InboundItem) -> ReceiveResult:
 def _receive_message(channel: Channel, item: InboundMessage) -> ReceiveResult:
     if not item.external_id:
         raise ValueError("an inbound message needs the sender's message id")
-    # No savepoint of its own: duplicates are caught by ON CONFLICT, not by exceptions. Inside
-    # the journal's savepoint, anything unexpected rolls back to it and the row is replayed.
+    # No savepoint of its own: duplicates are caught by ON CONFLICT, not by exceptions; anything
+    # unexpected rolls back the caller's transaction (the journal then keeps the delivery as a
+    # failed row, to be replayed).
     with transaction.atomic(savepoint=False):
         return _store_message(channel, item)
 
