@@ -228,3 +228,15 @@ def test_concurrent_deliveries_through_the_lean_route_are_all_stored(transaction
     assert [r.status_code for r in responses] == [200] * 30
     assert Message.objects.filter(external_id__startswith="lean-").count() == 30
     assert Conversation.objects.count() == 3
+
+
+def test_a_database_outage_is_503_so_the_provider_retries(api_channel, post_webhook, monkeypatch):
+    from django.db import OperationalError
+
+    def down(deliveries):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr("loket.inbox.services.journal.record_batch", down)
+    response = post_webhook(api_channel, delivery())
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "unavailable"
