@@ -86,3 +86,14 @@ def test_createadmin_makes_an_owner_and_checks_the_password(db):
     assert "owns workspace shop" in out
     membership = Membership.objects.get(user__email="boss@example.com")
     assert membership.role == "owner" and membership.workspace.slug == "shop"
+
+
+def test_tokens_can_be_listed_and_revoked(db):
+    run("demo")
+    raw = run("token", "create", "--workspace", "demo", "--email", "owner@example.com").strip()
+    listing = run("token", "list", "--workspace", "demo")
+    assert raw[:10] in listing and raw not in listing
+    assert "revoked" in run("token", "revoke", "--workspace", "demo", raw[:10])
+    assert authenticate_token(raw) is None
+    with pytest.raises(CommandError, match="no active token"):
+        run("token", "revoke", "--workspace", "demo", raw[:10])
