@@ -240,3 +240,24 @@ def test_a_database_outage_is_503_so_the_provider_retries(api_channel, post_webh
     response = post_webhook(api_channel, delivery())
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "unavailable"
+
+
+def test_the_lean_route_answers_503_when_storing_fails(transactional_db, monkeypatch):
+    from loket.asgi import application
+
+    def broken(incoming):
+        raise RuntimeError("writer crashed")
+
+    monkeypatch.setattr("loket.connectors.webhooks.handle_webhooks", broken)
+    channel = factories.api_channel(factories.workspace())
+    body = json.dumps(delivery(message_id="lost-1")).encode()
+    headers = {"X-Loket-Signature": factories.signature(channel.secrets["secret"], body)}
+
+    async def post():
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return await c.post(f"/hooks/api/{channel.uuid}/", content=body, headers=headers)
+
+    response = async_to_sync(post)()
+    assert response.status_code == 503
+    assert not Message.objects.filter(external_id="lost-1").exists()

@@ -243,7 +243,12 @@ class WebhookASGIApp:
                 },
                 body=body,
             )
-            answer = await asyncio.wrap_future(ingest_writer.submit(parts[0], parts[1], request))
+            try:
+                answer = await asyncio.wrap_future(
+                    ingest_writer.submit(parts[0], parts[1], request)
+                )
+            except Exception:  # logged by the writer; nothing was acknowledged as stored
+                answer = _error(503, "unavailable", "try again later")
         headers = [(b"content-type", answer.content_type.encode())]
         headers += [(k.encode(), v.encode()) for k, v in answer.headers.items()]
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
