@@ -150,7 +150,7 @@ class IngestWriter:
     def submit(self, kind: str, channel_id: str, request: WebhookRequest) -> Future:
         future: Future = Future()
         self._queue.put(((kind, channel_id, request), future))
-        if len(self._threads) < self._wanted() or not self._threads[0].is_alive():
+        if len(self._threads) < self._wanted() or not all(t.is_alive() for t in self._threads):
             self._start_threads()
         return future
 
@@ -175,7 +175,7 @@ class IngestWriter:
             try:
                 batch = [self._queue.get(timeout=self.IDLE_SECONDS)]
             except queue.Empty:
-                close_old_connections()  # idle: give a pooled connection back
+                _release_connection()  # idle: give a pooled connection back
                 continue
             while len(batch) < self.MAX_BATCH:
                 try:
@@ -186,12 +186,19 @@ class IngestWriter:
                 answers = handle_webhooks([incoming for incoming, _ in batch])
             except BaseException as exc:  # answer every waiting request, whatever happened
                 log.exception("the ingest writer failed on a batch of %d", len(batch))
-                close_old_connections()
+                _release_connection()
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
             for (_, future), answer in zip(batch, answers, strict=True):
                 future.set_result(answer)
+
+
+def _release_connection() -> None:
+    try:
+        close_old_connections()
+    except Exception:  # a broken connection must not stop the writer
+        log.exception("closing the ingest writer's database connection failed")
 
 
 ingest_writer = IngestWriter()

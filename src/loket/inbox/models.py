@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from loket.crypto import EncryptedJSONField
-from loket.tenancy.models import Membership, Team, WorkspaceScoped
+from loket.tenancy.models import Membership, Team, WorkspaceScoped, workspace_key_covered_by_indexes
 
 
 class Channel(WorkspaceScoped):
@@ -34,6 +34,7 @@ class Channel(WorkspaceScoped):
 
 
 class Contact(WorkspaceScoped):
+    workspace = workspace_key_covered_by_indexes()
     name = models.CharField(max_length=200, blank=True)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=40, blank=True)
@@ -64,7 +65,8 @@ class ContactIdentity(WorkspaceScoped):
     """The same person on one channel: unique per (channel, external id)."""
 
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="identities")
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    # Covered by the unique (channel, external_id) index.
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+", db_index=False)
     external_id = models.CharField(max_length=255)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -106,8 +108,12 @@ class Priority(models.IntegerChoices):
 
 
 class Conversation(WorkspaceScoped):
+    workspace = workspace_key_covered_by_indexes()
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
-    contact = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="conversations")
+    # Covered by the conv_thread index (contact, channel, -last_message_at).
+    contact = models.ForeignKey(
+        Contact, on_delete=models.PROTECT, related_name="conversations", db_index=False
+    )
     number = models.PositiveBigIntegerField()
     subject = models.CharField(max_length=255, blank=True)
     status = models.CharField(
@@ -199,8 +205,9 @@ DELIVERY_RANK = {
 
 
 class Message(WorkspaceScoped):
+    # Covered by the message_timeline index (conversation, created_at, id).
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages"
+        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
     # Denormalised from the conversation so (channel, external_id) can be unique.
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
@@ -290,6 +297,7 @@ class InboundStatus(models.TextChoices):
 class InboundEvent(WorkspaceScoped):
     """The inbound journal: every verified delivery, raw, committed before it is acknowledged."""
 
+    workspace = workspace_key_covered_by_indexes()
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(
         max_length=10, choices=InboundStatus.choices, default=InboundStatus.RECEIVED

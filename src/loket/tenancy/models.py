@@ -74,6 +74,12 @@ class WorkspaceScoped(models.Model):
         abstract = True
 
 
+def workspace_key_covered_by_indexes() -> models.ForeignKey:
+    """The workspace key of a model whose composite indexes all start with ``workspace``: a
+    separate index on it would only cost every insert and update (ingest's hot tables)."""
+    return models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+", db_index=False)
+
+
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"
     ADMIN = "admin", "Admin"
