@@ -28,12 +28,14 @@ def verify(secret: str, body: bytes, header: str, *, tolerance: int = 300) -> No
     for item in header.split(","):
         key, _, value = item.strip().partition("=")
         parts.setdefault(key, []).append(value)
-    try:
-        ts = int(parts["t"][0])
-    except (KeyError, ValueError):
-        raise InvalidSignature(f"{HEADER} has no valid t=<unix seconds>") from None
+    stamp = (parts.get("t") or [""])[0]
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+        raise InvalidSignature(f"{HEADER} has no valid t=<unix seconds>")
+    ts = int(stamp)
     if abs(time.time() - ts) > tolerance:
         raise InvalidSignature("signature timestamp is more than 5 minutes off (replay?)")
-    expected = sign(secret, body, ts).split("v1=", 1)[1]
-    if not any(hmac.compare_digest(expected, given) for given in parts.get("v1", [])):
+    expected = sign(secret, body, ts).split("v1=", 1)[1].encode()
+    # Bytes, so a non-ASCII value in the header is a mismatch, not a TypeError.
+    given = [value.encode("utf-8", "replace") for value in parts.get("v1", [])]
+    if not any(hmac.compare_digest(expected, value) for value in given):
         raise InvalidSignature("signature does not match the body")

@@ -1,9 +1,9 @@
 """Inbound webhooks: verify, journal + process in one commit, then acknowledge.
 
 ``handle_webhooks`` is the single implementation. It is served two ways: by a lean ASGI route
-mounted in front of Django (no session/CSRF/auth middleware, group commit through one writer
-thread; the fast path, see loket.asgi) and by an ordinary Django view (the same URLs under WSGI
-and the test client), one request at a time.
+mounted in front of Django (no session/CSRF/auth middleware, group commit through the ingest
+writer threads; the fast path, see loket.asgi) and by an ordinary Django view (the same URLs
+under WSGI and the test client), one request at a time.
 """
 
 from __future__ import annotations
@@ -39,27 +39,32 @@ def _error(status: int, code: str, message: str) -> WebhookResponse:
 
 # Active channels by (kind, uuid), kept briefly: a webhook should not pay a query and a decryption
 # of the channel's secrets each time. Deactivating a channel or rotating its secret takes effect
-# within CHANNEL_CACHE_SECONDS in every process.
+# within CHANNEL_CACHE_SECONDS in every process. Unknown ids are remembered apart, in a bounded
+# cache, so a flood of random ids can neither hit the database each time nor evict real channels.
 CHANNEL_CACHE_SECONDS = 10.0
-_channel_cache: dict[tuple[str, uuid.UUID], tuple[float, Channel | None]] = {}
+_channels: dict[tuple[str, uuid.UUID], tuple[float, Channel]] = {}
+_unknown: dict[tuple[str, uuid.UUID], float] = {}
 
 
 def _active_channel(kind: str, channel_uuid: uuid.UUID) -> Channel | None:
     key = (kind, channel_uuid)
-    cached = _channel_cache.get(key)
     now = time.monotonic()
+    cached = _channels.get(key)
     if cached is not None and cached[0] > now:
         return cached[1]
+    if _unknown.get(key, 0.0) > now:
+        return None
     channel = Channel.objects.filter(uuid=channel_uuid, kind=kind, is_active=True).first()
-    if len(_channel_cache) > 10_000:
-        _channel_cache.clear()
-    _channel_cache[key] = (now + CHANNEL_CACHE_SECONDS, channel)
+    if channel is None:
+        if len(_unknown) >= 1_000:
+            _unknown.clear()
+        _unknown[key] = now + CHANNEL_CACHE_SECONDS
+        _channels.pop(key, None)
+        return None
+    if len(_channels) >= 10_000:
+        _channels.clear()
+    _channels[key] = (now + CHANNEL_CACHE_SECONDS, channel)
     return channel
-
-
-def forget_channel(channel: Channel) -> None:
-    """Drop a channel from this process's cache (after an admin changed it)."""
-    _channel_cache.pop((channel.kind, channel.uuid), None)
 
 
 Incoming = tuple[str, str, WebhookRequest]  # (connector key, channel id from the URL, request)
@@ -106,6 +111,9 @@ def handle_webhooks(incoming: list[Incoming]) -> list[WebhookResponse]:
         except DatabaseError:
             log.exception("database unavailable while receiving a %s webhook", kind)
             verdict = _error(503, "unavailable", "try again later")
+        except Exception:  # one odd request must not fail the others in its batch
+            log.exception("could not check a %s webhook for channel %s", kind, channel_id)
+            verdict = _error(400, "bad_request", "the request could not be checked")
         if isinstance(verdict, WebhookResponse):
             answers[index] = verdict
         else:
@@ -136,7 +144,7 @@ class IngestWriter:
     meanwhile (up to MAX_BATCH) and store them in one transaction, then answer each.
 
     Fewer commits and round trips per message (the ingest benchmark's limit was CPU per
-    message), and one writer per process, which is also what SQLite wants.
+    message); on SQLite one writer per process, which is what SQLite wants.
     """
 
     MAX_BATCH = 32
@@ -188,10 +196,21 @@ class IngestWriter:
                 log.exception("the ingest writer failed on a batch of %d", len(batch))
                 _release_connection()
                 for _, future in batch:
-                    future.set_exception(exc)
+                    _settle(future, exception=exc)
                 continue
             for (_, future), answer in zip(batch, answers, strict=True):
-                future.set_result(answer)
+                _settle(future, answer)
+
+
+def _settle(future: Future, answer=None, *, exception: BaseException | None = None) -> None:
+    """Answer a waiting request; one that was cancelled meanwhile (client gone, server shutting
+    down) just misses its answer; its delivery is stored all the same."""
+    if not future.set_running_or_notify_cancel():
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(answer)
 
 
 def _release_connection() -> None:
