@@ -23,15 +23,41 @@ class BlockedAddress(httpx.ConnectError):
     """The target resolves to an address Loket may not connect to."""
 
 
+# IPv6 ranges that carry an IPv4 address in their low 32 bits. With DNS64/NAT64 an AAAA record
+# in these ranges reaches the embedded IPv4 address, yet ``is_global`` (Python 3.11) calls them
+# global, so the embedded address has to pass the check as well.
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052
+_NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215, never globally reachable
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated RFC 4291 form, includes :: and ::1
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address a packet to ``address`` might end up at (IPv4-mapped, 6to4, Teredo,
+    NAT64 or IPv4-compatible)."""
+    embedded: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        embedded.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        embedded.append(address.sixtofour)
+    if address.teredo is not None:
+        embedded.extend(address.teredo)  # (server, client): both are reachable through it
+    if address in _NAT64_WELL_KNOWN or address in _NAT64_LOCAL_USE or address in _IPV4_COMPATIBLE:
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
+
+
 def address_allowed(ip: str, *, allow_private: bool) -> bool:
     address = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_unspecified or address.is_multicast:
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        candidates.extend(_embedded_ipv4(address))
+    if any(candidate.is_unspecified or candidate.is_multicast for candidate in candidates):
         return False
     if allow_private:
         return True
-    return address.is_global
+    if isinstance(address, ipaddress.IPv6Address) and address in _NAT64_LOCAL_USE:
+        return False
+    return all(candidate.is_global for candidate in candidates)
 
 
 class _GuardedBackend(httpcore.SyncBackend):
@@ -39,6 +65,8 @@ class _GuardedBackend(httpcore.SyncBackend):
         self.allow_private = allow_private
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        # getaddrinfo takes no timeout: a slow resolver can hold this thread past the client's
+        # timeout (bounded only by the system resolver's own timeouts/attempts in resolv.conf).
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:

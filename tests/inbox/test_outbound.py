@@ -268,3 +268,26 @@ def test_a_provider_can_report_a_sent_message_as_failed(conversation, owner, cha
     message.refresh_from_db()
     assert message.status == DeliveryStatus.FAILED
     assert message.error == "undeliverable"
+
+
+def test_an_inbound_id_equal_to_our_outbound_id_does_not_block_sending(
+    conversation, owner, channel, receiver
+):
+    # An integrator that mirrors messages may send us an inbound message whose id equals the id
+    # of one of our replies; the namespaces are separate, so the reply is sent exactly once.
+    message = outbound.reply(conversation, author=owner, text="Hi")
+    factories.inbound(channel, "mirror", message_id=f"out_{message.pk}", contact_id="mirror")
+    assert run_send().status == "SUCCESSFUL"
+    message.refresh_from_db()
+    assert (message.status, message.external_id) == (DeliveryStatus.SENT, f"out_{message.pk}")
+    assert len(receiver.requests) == 1
+
+
+def test_the_first_response_time_is_kept_by_later_replies(conversation, owner):
+    outbound.reply(conversation, author=owner, text="First")
+    conversation.refresh_from_db()
+    first = conversation.first_response_at
+    assert first is not None
+    outbound.reply(conversation, author=owner, text="Second")
+    conversation.refresh_from_db()
+    assert conversation.first_response_at == first

@@ -222,7 +222,8 @@ class Message(WorkspaceScoped):
     )
     text = models.TextField(blank=True)
     html = models.TextField(blank=True)  # always sanitised before it is stored
-    # The provider's id of this message (inbound: the sender's id; outbound: set after sending).
+    # The provider's id of this message (inbound: the sender's id; outbound: set after sending),
+    # unique per channel and direction.
     external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 - NULL: not unique-checked
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, blank=True)
     error = models.TextField(blank=True)
@@ -235,8 +236,10 @@ class Message(WorkspaceScoped):
 
     class Meta:
         constraints = [
+            # Per direction: a provider's id for a message it sent us and the id of a message
+            # we sent through it are different namespaces (an integrator may reuse one).
             models.UniqueConstraint(
-                fields=["channel", "external_id"],
+                fields=["channel", "direction", "external_id"],
                 condition=Q(external_id__isnull=False),
                 name="message_unique_external",
             )

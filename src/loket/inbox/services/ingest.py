@@ -114,7 +114,7 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
             "sent_at": item.sent_at,
             "created_at": now,
         },
-        on_conflict_do_nothing=("channel", "external_id"),
+        on_conflict_do_nothing=("channel", "direction", "external_id"),
         conflict_where="external_id IS NOT NULL",
         cursor=cursor,
     )
@@ -148,7 +148,9 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
 
 
 def _message_exists(channel: Channel, external_id: str) -> bool:
-    return Message.objects.filter(channel=channel, external_id=external_id).exists()
+    return Message.objects.filter(
+        channel=channel, direction=Direction.INBOUND, external_id=external_id
+    ).exists()
 
 
 # The sender's contact and their latest conversation on this channel, in one round trip.
@@ -341,7 +343,9 @@ def apply_status(channel: Channel, update: StatusUpdate) -> ReceiveResult:
     if update.status not in DELIVERY_RANK:
         return ReceiveResult("ignored")
     message = (
-        Message.objects.filter(channel=channel, external_id=update.external_id)
+        Message.objects.filter(
+            channel=channel, direction=Direction.OUTBOUND, external_id=update.external_id
+        )
         .only("pk", "conversation_id", "status", "workspace_id")
         .first()
     )

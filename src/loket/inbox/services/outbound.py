@@ -9,8 +9,12 @@ with the provider's reason. Provider status callbacks then move it to delivered/
 
 from __future__ import annotations
 
-from django.db import transaction
-from django.db.models import F
+import logging
+import time
+
+from django.db import DatabaseError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from loket import events
@@ -27,6 +31,8 @@ from loket.inbox.models import (
 from loket.inbox.sanitize import sanitize_html
 from loket.jobs.policy import RetryLater
 from loket.tenancy.models import Membership
+
+log = logging.getLogger(__name__)
 
 _UNSENT = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
 
@@ -67,11 +73,11 @@ def reply(
         )
         if is_reply:
             changes = {"last_message_at": now, "last_outbound_at": now, "waiting_since": None}
-            if conversation.first_response_at is None and author_type == AuthorType.MEMBER:
-                changes["first_response_at"] = now
+            if author_type == AuthorType.MEMBER:
+                # Decided by the row, not our copy: of two concurrent first replies, one counts.
+                changes["first_response_at"] = Coalesce(F("first_response_at"), Value(now))
             Conversation.objects.filter(pk=conversation.pk).update(**changes)
-            for field, value in changes.items():
-                setattr(conversation, field, value)
+            conversation.refresh_from_db(fields=list(changes))
             tasks.send_message.enqueue(message.pk)
         events.emit(
             events.MessageCreated(
@@ -132,13 +138,27 @@ def deliver(message_id: int) -> None:
             status=DeliveryStatus.QUEUED, error=f"Retrying: {exc.reason}"[:2000]
         )
         raise RetryLater(exc.reason, exc.retry_after) from exc
-    _set_status(
-        message_id,
-        DeliveryStatus.SENT,
-        external_id=result.external_id or None,
-        sent_at=result.sent_at or timezone.now(),
-        error="",
-    )
+    _record_sent(message_id, result)
+
+
+def _record_sent(message_id: int, result: ports.SendResult) -> None:
+    """The provider has the message: record that, retrying only the database write, since a
+    failure here would otherwise retry the task and send the message again."""
+    for attempt in range(3):
+        try:
+            _set_status(
+                message_id,
+                DeliveryStatus.SENT,
+                external_id=result.external_id or None,
+                sent_at=result.sent_at or timezone.now(),
+                error="",
+            )
+            return
+        except DatabaseError:
+            if attempt == 2:
+                raise  # the task is retried: at-least-once, receivers drop repeats by id
+            log.warning("recording message %s as sent failed; trying again", message_id)
+            time.sleep(0.5 * (attempt + 1))
 
 
 def mark_failed(message_id: int, reason: str) -> bool:
