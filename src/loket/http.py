@@ -32,11 +32,10 @@ _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated RFC 4291 form, i
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    """Every IPv4 address a packet to ``address`` might end up at (IPv4-mapped, 6to4, Teredo,
-    NAT64 or IPv4-compatible)."""
+    """Every IPv4 address a packet to ``address`` might end up at: 6to4, Teredo (server and
+    client), NAT64 (well-known and local-use prefixes) or IPv4-compatible. (IPv4-mapped addresses
+    are unwrapped by the caller.)"""
     embedded: list[ipaddress.IPv4Address] = []
-    if address.ipv4_mapped is not None:
-        embedded.append(address.ipv4_mapped)
     if address.sixtofour is not None:
         embedded.append(address.sixtofour)
     if address.teredo is not None:
@@ -48,6 +47,8 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address
 
 def address_allowed(ip: str, *, allow_private: bool) -> bool:
     address = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:a.b.c.d *is* a.b.c.d to the socket layer
     candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
     if isinstance(address, ipaddress.IPv6Address):
         candidates.extend(_embedded_ipv4(address))
