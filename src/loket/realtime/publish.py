@@ -67,21 +67,25 @@ _drain_loop: asyncio.AbstractEventLoop | None = None
 
 async def _drain() -> None:
     global _draining
-    layer = get_channel_layer()
-    while True:
+    try:
+        layer = get_channel_layer()
+        while True:
+            with _pending_lock:
+                if not _pending:
+                    return
+                batch = list(_pending)
+                _pending.clear()
+            for groups, payload in batch:
+                message = {"type": "realtime.event", "event": payload}
+                for group in groups:
+                    try:
+                        await layer.group_send(group, message)
+                    except Exception as exc:  # one failed send must not drop the rest
+                        log.error("realtime publish to %s failed: %s", group, exc)
+    finally:
+        # Whatever ends this drain (done, cancelled, broken layer), the next publish starts one.
         with _pending_lock:
-            if not _pending:
-                _draining = False
-                return
-            batch = list(_pending)
-            _pending.clear()
-        for groups, payload in batch:
-            message = {"type": "realtime.event", "event": payload}
-            for group in groups:
-                try:
-                    await layer.group_send(group, message)
-                except Exception as exc:  # one failed send must not drop the rest
-                    log.error("realtime publish to %s failed: %s", group, exc)
+            _draining = False
 
 
 def _start_drain(loop: asyncio.AbstractEventLoop) -> None:

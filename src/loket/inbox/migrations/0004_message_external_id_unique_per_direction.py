@@ -4,19 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('inbox', '0003_drop_indexes_covered_by_composites'),
-        ('tenancy', '0001_initial'),
+        ("inbox", "0003_drop_indexes_covered_by_composites"),
+        ("tenancy", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='message',
-            name='message_unique_external',
+            model_name="message",
+            name="message_unique_external",
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(condition=models.Q(('external_id__isnull', False)), fields=('channel', 'direction', 'external_id'), name='message_unique_external'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("external_id__isnull", False)),
+                fields=("channel", "direction", "external_id"),
+                name="message_unique_external",
+            ),
         ),
     ]

@@ -163,7 +163,15 @@ def wake_due_snoozed() -> int:
         status=ConversationStatus.SNOOZED, snoozed_until__lte=timezone.now()
     ).values_list("pk", flat=True)[:500]
     for pk in list(due):
-        conversation = Conversation.objects.get(pk=pk)
-        update_conversation(conversation, actor=None, status=ConversationStatus.OPEN)
+        with transaction.atomic():
+            # Still due once locked: an agent may have resolved or re-snoozed it meanwhile.
+            conversation = (
+                Conversation.objects.select_for_update()
+                .filter(pk=pk, status=ConversationStatus.SNOOZED, snoozed_until__lte=timezone.now())
+                .first()
+            )
+            if conversation is None:
+                continue
+            update_conversation(conversation, actor=None, status=ConversationStatus.OPEN)
         woken += 1
     return woken

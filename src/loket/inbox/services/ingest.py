@@ -123,12 +123,12 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
     if item.attachments:
         _store_attachments(channel.workspace_id, message_id, item)
 
-    _touch_conversation(cursor, conversation_id, now)
+    previous = _touch_conversation(cursor, conversation_id, now, status)
 
     actor = Actor(AuthorType.CONTACT, contact_id)
     if created:
         events.emit(events.ConversationCreated(channel.workspace_id, actor, conversation_id))
-    elif status != ConversationStatus.OPEN:
+    elif previous not in (ConversationStatus.OPEN, ConversationStatus.CLOSED):
         events.emit(
             events.ConversationUpdated(
                 channel.workspace_id, actor, conversation_id, {"status": ConversationStatus.OPEN}
@@ -291,20 +291,33 @@ def _thread(channel: Channel, contact_id: int, item: InboundMessage, now: dt.dat
 # one) and starts the waiting clock. Decided in the UPDATE itself, on the row as it is now, so an
 # agent's concurrent change cannot leave a new message in a resolved conversation; a conversation
 # closed meanwhile stays closed.
-_TOUCH_SQL = """
-    UPDATE inbox_conversation SET
-        last_message_at = %s, last_inbound_at = %s, updated_at = %s,
-        waiting_since = COALESCE(waiting_since, %s),
-        status = CASE WHEN status = 'closed' THEN status ELSE 'open' END,
-        snoozed_until = CASE WHEN status = 'closed' THEN snoozed_until ELSE NULL END,
-        resolved_at = CASE WHEN status = 'closed' THEN resolved_at ELSE NULL END
-    WHERE id = %s
+_TOUCH_SET = """
+    last_message_at = %s, last_inbound_at = %s, updated_at = %s,
+    waiting_since = COALESCE(waiting_since, %s),
+    status = CASE WHEN status = 'closed' THEN status ELSE 'open' END,
+    snoozed_until = CASE WHEN status = 'closed' THEN snoozed_until ELSE NULL END,
+    resolved_at = CASE WHEN status = 'closed' THEN resolved_at ELSE NULL END
 """
+_TOUCH_SQL = "UPDATE inbox_conversation SET" + _TOUCH_SET + "WHERE id = %s"
+# PostgreSQL: the same, returning the status the row had under its lock (for the events).
+_TOUCH_RETURNING_SQL = (
+    "UPDATE inbox_conversation SET"  # noqa: S608 - fixed text, no input
+    + _TOUCH_SET
+    + "FROM (SELECT id, status AS previous FROM inbox_conversation WHERE id = %s FOR UPDATE)"
+    " AS locked WHERE inbox_conversation.id = locked.id RETURNING locked.previous"
+)
 
 
-def _touch_conversation(cursor, conversation_id: int, now: dt.datetime) -> None:
+def _touch_conversation(cursor, conversation_id: int, now: dt.datetime, read_status: str) -> str:
+    """Apply a customer message to its conversation; returns the status it had before."""
     at = rows.db_value(Conversation, "last_message_at", now, cursor.db)
+    if cursor.db.vendor == "postgresql":
+        cursor.execute(_TOUCH_RETURNING_SQL, [at, at, at, at, conversation_id])
+        return cursor.fetchone()[0]
+    # SQLite: this transaction began with the write lock (BEGIN IMMEDIATE), so the status read
+    # earlier in it is still the row's.
     cursor.execute(_TOUCH_SQL, [at, at, at, at, conversation_id])
+    return read_status
 
 
 def next_conversation_number(workspace_id: int) -> int:

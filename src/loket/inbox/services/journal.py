@@ -1,13 +1,13 @@
 """The inbound journal: a verified delivery is stored raw and processed in the same transaction.
 
-Happy path: parse + receive() run in a savepoint and the journal row is written with the
+``record``: parse + receive() run in a savepoint and the journal row is written with the
 outcome, so one inbound message costs one commit. If processing raises, the savepoint is rolled
 back and the row is kept as ``failed`` with the error and a replay task is enqueued; the
 delivery is still acknowledged because it is stored. A payload that cannot be parsed is kept as
 ``failed`` too and answered 400.
 
-``record_batch`` does the same for several concurrent deliveries in one commit (group commit,
-used by the lean webhook route).
+``record_batch`` (the webhook routes) stores one or more deliveries in one commit without
+savepoints, and falls back to ``record`` per delivery when processing any of them raises.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def record(
     channel: Channel, body: bytes, meta: dict[str, Any], *, content_type: str = ""
 ) -> JournalOutcome:
     """Journal and process one verified delivery. Returns once it is committed."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):  # a 200 must mean committed, never "nested"
         return _record(Delivery(channel, body, meta, content_type), guarded=True)
 
 
@@ -82,7 +82,7 @@ def record_batch(deliveries: list[Delivery]) -> list[JournalOutcome]:
     keeps a failing one as a failed journal row. Returns once everything is committed.
     """
     try:
-        with transaction.atomic():
+        with transaction.atomic(durable=True):
             return [_record(delivery, guarded=False) for delivery in deliveries]
     except Exception:
         log.info("a batch of %d deliveries failed; recording them one by one", len(deliveries))
