@@ -15,12 +15,16 @@ pytestmark = pytest.mark.sqlite
 
 
 def test_concurrent_writers_queue_instead_of_failing(transactional_db):
+    """With SQLite's busy handler switched off, contending write transactions would fail at once
+    with "database is locked"; the writer lock makes them wait their turn instead."""
     workspace = factories.workspace()
     errors: list[BaseException] = []
     start = threading.Barrier(8)
 
     def writer(index: int) -> None:
         try:
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA busy_timeout = 0")
             start.wait()
             for n in range(25):
                 with transaction.atomic():

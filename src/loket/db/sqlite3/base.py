@@ -3,8 +3,10 @@
 SQLite allows one write transaction at a time; threads that contend for it through SQLite's busy
 handler sleep and retry, which measured 1-1.6 s p99 latencies at 40 concurrent requests (see
 shared/design/PERFORMANCE.md, rule 8). Here a process-wide lock is taken when a transaction
-begins (``BEGIN IMMEDIATE``) and released at commit, rollback or close, so writers queue in
-order instead. Readers outside transactions are not affected (WAL).
+begins (``BEGIN IMMEDIATE``) and released at commit, rollback or close, so writing transactions
+wait on the lock instead of sleeping in the busy handler (the lock is not FIFO). Readers are not
+affected (WAL). Single writes outside a transaction (autocommit) and other processes still meet
+the busy handler (30 s); the hot paths write in transactions.
 """
 
 from __future__ import annotations
