@@ -261,3 +261,31 @@ def test_the_lean_route_answers_503_when_storing_fails(transactional_db, monkeyp
     response = async_to_sync(post)()
     assert response.status_code == 503
     assert not Message.objects.filter(external_id="lost-1").exists()
+
+
+def test_the_same_delivery_20_times_through_the_lean_route_is_one_message(transactional_db):
+    import asyncio
+
+    from loket.asgi import application
+
+    channel = factories.api_channel(factories.workspace())
+    body = json.dumps(delivery(message_id="lean-race", contact_id="racer")).encode()
+    secret = channel.secrets["secret"]
+
+    async def post_all():
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+
+            async def post():
+                headers = {"X-Loket-Signature": factories.signature(secret, body)}
+                return await c.post(f"/hooks/api/{channel.uuid}/", content=body, headers=headers)
+
+            return await asyncio.gather(*(post() for _ in range(20)))
+
+    responses = async_to_sync(post_all)()
+    assert [r.status_code for r in responses] == [200] * 20
+    assert Message.objects.filter(external_id="lean-race").count() == 1
+    assert Conversation.objects.count() == 1
+    outcomes = list(InboundEvent.objects.values_list("status", flat=True))
+    assert outcomes.count(InboundStatus.PROCESSED) == 1
+    assert outcomes.count(InboundStatus.DUPLICATE) == 19

@@ -40,7 +40,8 @@ from loket.inbox.items import (
     InboundMessage,
     StatusUpdate,
 )
-from loket.inbox.models import Channel, ContactIdentity, DeliveryStatus, Message
+from loket.inbox.models import Channel, DeliveryStatus, Message
+from loket.inbox.services import outbound
 
 OUTBOUND_ID_PREFIX = "out_"
 
@@ -176,13 +177,7 @@ class ApiConnector(Connector):
 
     # -- outbound -------------------------------------------------------------------------------
     def outbound_body(self, channel: Channel, message: Message) -> bytes:
-        identity = (
-            ContactIdentity.objects.filter(
-                contact_id=message.conversation.contact_id, channel=channel
-            )
-            .values_list("external_id", flat=True)
-            .first()
-        )
+        identity = outbound.recipient_id(message)
         author = message.author_member.display_name if message.author_member_id else ""
         return json.dumps(
             {

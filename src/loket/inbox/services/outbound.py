@@ -22,6 +22,7 @@ from loket.events import Actor
 from loket.inbox import ports, tasks
 from loket.inbox.models import (
     AuthorType,
+    ContactIdentity,
     Conversation,
     DeliveryStatus,
     Direction,
@@ -139,6 +140,17 @@ def deliver(message_id: int) -> None:
         )
         raise RetryLater(exc.reason, exc.retry_after) from exc
     _record_sent(message_id, result)
+
+
+def recipient_id(message: Message) -> str | None:
+    """The customer's id on the message's channel (what a connector addresses the reply to)."""
+    return (
+        ContactIdentity.objects.filter(
+            contact_id=message.conversation.contact_id, channel_id=message.channel_id
+        )
+        .values_list("external_id", flat=True)
+        .first()
+    )
 
 
 def _record_sent(message_id: int, result: ports.SendResult) -> None:
