@@ -16,7 +16,7 @@ import time
 import traceback
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.db.models import DateTimeField, ExpressionWrapper
 from django.db.models.functions import Now
 from django.db.utils import OperationalError
@@ -44,6 +44,21 @@ def _wake_local_workers(**_kwargs) -> None:
 
 
 task_enqueued.connect(_wake_local_workers, dispatch_uid="loket.jobs.wake")
+
+
+def _reset_connections() -> None:
+    """Drop this thread's broken database connections so the next attempt reconnects.
+
+    Never raises: it runs right after a failure, when the database may still be unreachable.
+    """
+    try:
+        close_old_connections()
+        # close_old_connections() only notices errors raised through Django's cursor wrappers.
+        for conn in connections.all(initialized_only=True):
+            if conn.connection is not None and not conn.is_usable():
+                conn.close()
+    except Exception:
+        log.exception("closing broken database connections failed")
 
 
 def db_now_minus(seconds: float) -> ExpressionWrapper:
@@ -172,41 +187,70 @@ class Worker:
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> None:
         log.info("worker %s started", self.worker_id)
-        self.heartbeat()
+        try:
+            self.heartbeat()
+        except Exception:  # the heartbeat thread tries again soon
+            log.exception("first heartbeat of %s failed", self.worker_id)
+            _reset_connections()
         finished = threading.Event()
         # Heartbeats come from their own thread so a long task never looks like a dead worker.
         beats = threading.Thread(
             target=self._beat_until, args=(finished,), name="loket-heartbeat", daemon=True
         )
         beats.start()
+        failures = 0
         try:
             while not self.stop.is_set():
-                close_old_connections()
-                self.maintenance()
-                row = self.claim()
-                if row is not None:
-                    self.execute(row)
-                    if self.max_tasks is not None and self.tasks_run >= self.max_tasks:
-                        break
+                if self.max_tasks is not None and self.tasks_run >= self.max_tasks:
+                    break
+                try:
+                    ran_a_task = self._run_once()
+                except Exception:
+                    # A worker must outlive a dropped connection or a database restart: as an
+                    # embedded thread nobody would notice it died and tasks would wait for a
+                    # restart. A task whose result could not be stored stays RUNNING under this
+                    # worker's id; the sweeper recovers it once this worker stops beating.
+                    failures += 1
+                    delay = min(30.0, 0.5 * 2 ** (failures - 1))
+                    log.exception(
+                        "worker %s failed (%d in a row); trying again in %.1fs",
+                        self.worker_id,
+                        failures,
+                        delay,
+                    )
+                    _reset_connections()
+                    self.stop.wait(delay)  # not _wakeup: new tasks cannot help a failing database
                     continue
-                close_old_connections()
-                with _wakeup:
-                    _wakeup.wait(self.poll_seconds)
+                failures = 0
+                if not ran_a_task:
+                    with _wakeup:
+                        _wakeup.wait(self.poll_seconds)
         finally:
             finished.set()
             beats.join(timeout=self.heartbeat_seconds + 5)
             close_old_connections()
             log.info("worker %s stopped", self.worker_id)
 
+    def _run_once(self) -> bool:
+        """Maintenance, then claim and execute one task; returns whether a task ran."""
+        close_old_connections()
+        self.maintenance()
+        row = self.claim()
+        if row is None:
+            close_old_connections()
+            return False
+        self.execute(row)
+        return True
+
     def _beat_until(self, finished: threading.Event) -> None:
         try:
             while not finished.wait(self.heartbeat_seconds):
                 try:
                     self.heartbeat()
+                    close_old_connections()
                 except Exception:
                     log.exception("heartbeat of %s failed", self.worker_id)
-                finally:
-                    close_old_connections()
+                    _reset_connections()  # never raises: the heartbeats must go on
         finally:
             from django.db import connection
 
