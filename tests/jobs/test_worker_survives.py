@@ -135,7 +135,7 @@ def test_a_failing_first_heartbeat_does_not_stop_the_worker(
     ],
     ids=["result", "retry"],
 )
-def test_a_result_that_cannot_be_stored_leaves_the_task_running_and_the_worker_alive(
+def test_a_task_whose_outcome_cannot_be_stored_is_run_again_and_the_worker_lives(
     transactional_db, monkeypatch, start_worker, task, store_calls
 ):
     flaky = {}
@@ -152,10 +152,16 @@ def test_a_result_that_cannot_be_stored_leaves_the_task_running_and_the_worker_a
     later = sample_jobs.add.enqueue(3, 4)
     wait_for_success(later)
     assert thread.is_alive()
-    # Not lost: it stays claimed by this worker, for the sweeper once the worker stops beating.
+    # Not lost and not stuck: once the database answered again it went back to the queue and
+    # this worker claimed it a second time.
+    wait_until(
+        lambda: len(DBTaskResult.objects.get(pk=lost.id).worker_ids) >= 2,
+        timeout=30,
+        message="the task was not run again",
+    )
     row = DBTaskResult.objects.get(pk=lost.id)
-    assert row.status == TaskResultStatus.RUNNING
-    assert row.worker_ids == ["store-fails"]
+    assert row.worker_ids[:2] == ["store-fails", "store-fails"]
+    assert "could not record" in row.traceback or row.status != TaskResultStatus.RUNNING
 
 
 def test_a_worker_that_keeps_failing_still_stops_when_told(

@@ -182,6 +182,7 @@ class Worker:
         self.stop = stop or threading.Event()
         self.max_tasks = max_tasks
         self.tasks_run = 0
+        self._unfinished: list[DBTaskResult] = []
         self._next_maintenance = 0.0
 
     # -- the loop -------------------------------------------------------------------------------
@@ -234,13 +235,26 @@ class Worker:
     def _run_once(self) -> bool:
         """Maintenance, then claim and execute one task; returns whether a task ran."""
         close_old_connections()
+        self._requeue_unfinished()
         self.maintenance()
         row = self.claim()
         if row is None:
             close_old_connections()
             return False
-        self.execute(row)
+        try:
+            self.execute(row)
+        except Exception:
+            # It ran, but its outcome could not be stored: once the database answers again it
+            # goes back to the queue (the sweeper would not take it while we send heartbeats).
+            self._unfinished.append(row)
+            raise
         return True
+
+    def _requeue_unfinished(self) -> None:
+        while self._unfinished:
+            row = self._unfinished[0]
+            requeue(row, 0, WorkerDied("its worker could not record the outcome; run again"))
+            self._unfinished.pop(0)
 
     def _beat_until(self, finished: threading.Event) -> None:
         try:
