@@ -37,6 +37,7 @@ from loket.inbox.models import (
     MessageKind,
 )
 from loket.inbox.sanitize import sanitize_html
+from loket.inbox.services import outbound
 
 log = logging.getLogger(__name__)
 
@@ -370,20 +371,17 @@ def apply_status(channel: Channel, update: StatusUpdate) -> ReceiveResult:
         earlier = [s for s, r in DELIVERY_RANK.items() if r <= rank and s != update.status]
     else:
         earlier = [s for s, r in DELIVERY_RANK.items() if r < rank or s == DeliveryStatus.FAILED]
-    fields = {"status": update.status, "status_changed_at": update.at or timezone.now()}
+    error = ""
     if update.status == DeliveryStatus.FAILED:
-        fields["error"] = update.error or "the provider reported the message as failed"
-    moved = Message.objects.filter(pk=message.pk, status__in=earlier).update(**fields)
+        error = update.error or "the provider reported the message as failed"
+    moved = outbound.set_delivery_status(
+        message.pk,
+        update.status,
+        only_from=earlier,
+        at=update.at,
+        known=message,
+        **({"error": error} if error else {}),
+    )
     if not moved:
         return ReceiveResult("status_stale", message.pk, message.conversation_id)
-    events.emit(
-        events.MessageStatusChanged(
-            message.workspace_id,
-            Actor.system(),
-            conversation_id=message.conversation_id,
-            message_id=message.pk,
-            status=update.status,
-            error=fields.get("error", ""),
-        )
-    )
     return ReceiveResult("status_applied", message.pk, message.conversation_id)

@@ -93,14 +93,26 @@ def reply(
     return message
 
 
-def _set_status(message_id: int, status: str, *, only_from=_UNSENT, **fields) -> bool:
-    now = timezone.now()
+def set_delivery_status(
+    message_id: int,
+    status: str,
+    *,
+    only_from,
+    at=None,
+    known: Message | None = None,
+    **fields,
+) -> bool:
+    """Move a message to ``status`` if it is in one of ``only_from`` (one conditional UPDATE, so
+    concurrent reports cannot move it backwards) and announce it after commit. ``known``: the
+    message with its workspace and conversation already loaded, to skip a query."""
     with transaction.atomic():
         moved = Message.objects.filter(pk=message_id, status__in=only_from).update(
-            status=status, status_changed_at=now, **fields
+            status=status, status_changed_at=at or timezone.now(), **fields
         )
         if moved:
-            message = Message.objects.only("workspace_id", "conversation_id").get(pk=message_id)
+            message = known or Message.objects.only("workspace_id", "conversation_id").get(
+                pk=message_id
+            )
             events.emit(
                 events.MessageStatusChanged(
                     message.workspace_id,
@@ -112,6 +124,10 @@ def _set_status(message_id: int, status: str, *, only_from=_UNSENT, **fields) ->
                 )
             )
     return bool(moved)
+
+
+def _set_status(message_id: int, status: str, *, only_from=_UNSENT, **fields) -> bool:
+    return set_delivery_status(message_id, status, only_from=only_from, **fields)
 
 
 def deliver(message_id: int) -> None:
