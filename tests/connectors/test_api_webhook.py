@@ -245,10 +245,10 @@ def test_a_database_outage_is_503_so_the_provider_retries(api_channel, post_webh
 def test_the_lean_route_answers_503_when_storing_fails(transactional_db, monkeypatch):
     from loket.asgi import application
 
-    def broken(incoming):
+    def broken(admitted):
         raise RuntimeError("writer crashed")
 
-    monkeypatch.setattr("loket.connectors.webhooks.handle_webhooks", broken)
+    monkeypatch.setattr("loket.connectors.webhooks.store", broken)
     channel = factories.api_channel(factories.workspace())
     body = json.dumps(delivery(message_id="lost-1")).encode()
     headers = {"X-Loket-Signature": factories.signature(channel.secrets["secret"], body)}

@@ -91,6 +91,11 @@ class ChannelSetup:
 
 
 class Connector(abc.ABC):
+    """``handshake``, ``verify`` and ``journal_meta`` run on the web server's event loop for
+    known channels: they must not touch the database or the network (the channel, with its
+    decrypted secrets, is given). ``parse`` runs in the storing transaction; ``send`` in a
+    worker."""
+
     key: str  # the channel kind, used in URLs: /hooks/<key>/<channel uuid>/
     label: str
     capabilities: Capabilities = Capabilities()

@@ -18,12 +18,13 @@ import time
 import uuid
 from concurrent.futures import Future
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from loket.connectors.base import WebhookRejected, WebhookRequest, WebhookResponse
+from loket.connectors.base import Connector, WebhookRejected, WebhookRequest, WebhookResponse
 from loket.connectors.registry import REGISTRY
 from loket.inbox.models import Channel
 from loket.inbox.services import journal
@@ -46,7 +47,12 @@ _channels: dict[tuple[str, uuid.UUID], tuple[float, Channel]] = {}
 _unknown: dict[tuple[str, uuid.UUID], float] = {}
 
 
-def _active_channel(kind: str, channel_uuid: uuid.UUID) -> Channel | None:
+_NOT_CACHED = object()
+
+
+def _active_channel(kind: str, channel_uuid: uuid.UUID, *, cached_only: bool = False):
+    """The active channel, None if there is none, or _NOT_CACHED when ``cached_only`` and the
+    answer would need the database."""
     key = (kind, channel_uuid)
     now = time.monotonic()
     cached = _channels.get(key)
@@ -54,6 +60,8 @@ def _active_channel(kind: str, channel_uuid: uuid.UUID) -> Channel | None:
         return cached[1]
     if _unknown.get(key, 0.0) > now:
         return None
+    if cached_only:
+        return _NOT_CACHED
     channel = Channel.objects.filter(uuid=channel_uuid, kind=kind, is_active=True).first()
     if channel is None:
         if len(_unknown) >= 1_000:
@@ -68,11 +76,25 @@ def _active_channel(kind: str, channel_uuid: uuid.UUID) -> Channel | None:
 
 
 Incoming = tuple[str, str, WebhookRequest]  # (connector key, channel id from the URL, request)
+Admitted = tuple[Connector, journal.Delivery, WebhookRequest]
 
 
-def _admit(kind: str, channel_id: str, request: WebhookRequest):
-    """A response for a request that is answered before storing anything (unknown channel,
-    handshake, bad method, too large, failed verification), or (connector, delivery)."""
+def admit(kind: str, channel_id: str, request: WebhookRequest, *, cached_only: bool = False):
+    """Everything before storing: the response for a request answered at once (unknown channel,
+    handshake, bad method, too large, failed verification) or the verified delivery to store.
+    ``cached_only``: None instead of touching the database (for callers on the event loop).
+    Never raises."""
+    try:
+        return _admit(kind, channel_id, request, cached_only)
+    except DatabaseError:
+        log.exception("database unavailable while receiving a %s webhook", kind)
+        return _error(503, "unavailable", "try again later")
+    except Exception:  # one odd request must not fail the others in its batch
+        log.exception("could not check a %s webhook for channel %s", kind, channel_id)
+        return _error(400, "bad_request", "the request could not be checked")
+
+
+def _admit(kind: str, channel_id: str, request: WebhookRequest, cached_only: bool):
     connector = REGISTRY.get(kind)
     try:
         channel_uuid = uuid.UUID(channel_id)
@@ -80,7 +102,9 @@ def _admit(kind: str, channel_id: str, request: WebhookRequest):
         channel_uuid = None
     if connector is None or channel_uuid is None:
         return _error(404, "not_found", "no such channel")
-    channel = _active_channel(kind, channel_uuid)
+    channel = _active_channel(kind, channel_uuid, cached_only=cached_only)
+    if channel is _NOT_CACHED:
+        return None
     if channel is None:
         return _error(404, "not_found", "no such channel")
     if request.method == "GET":
@@ -96,43 +120,31 @@ def _admit(kind: str, channel_id: str, request: WebhookRequest):
         log.warning("rejected %s webhook for channel %s: %s", kind, channel.pk, exc.reason)
         return _error(exc.status, "unauthorized", exc.reason)
     meta = connector.journal_meta(request)
-    return connector, journal.Delivery(channel, request.body, meta, request.content_type)
+    return connector, journal.Delivery(channel, request.body, meta, request.content_type), request
+
+
+def store(admitted: list[Admitted]) -> list[WebhookResponse]:
+    """Store verified deliveries in one commit and answer each: every 200 means committed to
+    the journal (and, normally, processed)."""
+    try:
+        outcomes = journal.record_batch([delivery for _, delivery, _ in admitted])
+    except DatabaseError:
+        log.exception("database unavailable while storing %d webhook(s)", len(admitted))
+        return [_error(503, "unavailable", "try again later") for _ in admitted]
+    return [
+        _error(400, "bad_payload", outcome.error)
+        if outcome.bad_payload
+        else connector.acknowledge(delivery.channel, request)
+        for (connector, delivery, request), outcome in zip(admitted, outcomes, strict=True)
+    ]
 
 
 def handle_webhooks(incoming: list[Incoming]) -> list[WebhookResponse]:
-    """Answer several webhook requests; the verified ones are stored in one commit.
-
-    Every 200 means the delivery is committed to the journal (and, normally, processed)."""
-    answers: list[WebhookResponse | None] = [None] * len(incoming)
-    admitted = []
-    for index, (kind, channel_id, request) in enumerate(incoming):
-        try:
-            verdict = _admit(kind, channel_id, request)
-        except DatabaseError:
-            log.exception("database unavailable while receiving a %s webhook", kind)
-            verdict = _error(503, "unavailable", "try again later")
-        except Exception:  # one odd request must not fail the others in its batch
-            log.exception("could not check a %s webhook for channel %s", kind, channel_id)
-            verdict = _error(400, "bad_request", "the request could not be checked")
-        if isinstance(verdict, WebhookResponse):
-            answers[index] = verdict
-        else:
-            admitted.append((index, verdict[0], verdict[1]))
-    if admitted:
-        try:
-            outcomes = journal.record_batch([delivery for _, _, delivery in admitted])
-        except DatabaseError:
-            log.exception("database unavailable while storing %d webhook(s)", len(admitted))
-            outcomes = None
-        for position, (index, connector, delivery) in enumerate(admitted):
-            if outcomes is None:
-                answers[index] = _error(503, "unavailable", "try again later")
-            elif outcomes[position].bad_payload:
-                answers[index] = _error(400, "bad_payload", outcomes[position].error)
-            else:
-                request = incoming[index][2]
-                answers[index] = connector.acknowledge(delivery.channel, request)
-    return answers  # type: ignore[return-value]
+    """Answer several webhook requests; the verified ones are stored in one commit."""
+    verdicts = [admit(kind, channel_id, request) for kind, channel_id, request in incoming]
+    admitted = [v for v in verdicts if not isinstance(v, WebhookResponse)]
+    stored = iter(store(admitted) if admitted else [])
+    return [v if isinstance(v, WebhookResponse) else next(stored) for v in verdicts]
 
 
 def handle_webhook(kind: str, channel_id: str, request: WebhookRequest) -> WebhookResponse:
@@ -140,8 +152,8 @@ def handle_webhook(kind: str, channel_id: str, request: WebhookRequest) -> Webho
 
 
 class IngestWriter:
-    """Group commit for the lean route: writer threads take the webhook requests that arrived
-    meanwhile (up to MAX_BATCH) and store them in one transaction, then answer each.
+    """Group commit for the lean route: writer threads take the verified deliveries that
+    arrived meanwhile (up to MAX_BATCH) and store them in one transaction, then answer each.
 
     Fewer commits and round trips per message (the ingest benchmark's limit was CPU per
     message); on SQLite one writer per process, which is what SQLite wants.
@@ -155,9 +167,9 @@ class IngestWriter:
         self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
 
-    def submit(self, kind: str, channel_id: str, request: WebhookRequest) -> Future:
+    def submit(self, admitted: Admitted) -> Future:
         future: Future = Future()
-        self._queue.put(((kind, channel_id, request), future))
+        self._queue.put((admitted, future))
         if len(self._threads) < self._wanted() or not all(t.is_alive() for t in self._threads):
             self._start_threads()
         return future
@@ -191,7 +203,7 @@ class IngestWriter:
                 except queue.Empty:
                     break
             try:
-                answers = handle_webhooks([incoming for incoming, _ in batch])
+                answers = store([admitted for admitted, _ in batch])
             except BaseException as exc:  # answer every waiting request, whatever happened
                 log.exception("the ingest writer failed on a batch of %d", len(batch))
                 _release_connection()
@@ -211,6 +223,13 @@ def _settle(future: Future, answer=None, *, exception: BaseException | None = No
         future.set_exception(exception)
     else:
         future.set_result(answer)
+
+
+def _admit_in_thread(kind: str, channel_id: str, request: WebhookRequest):
+    try:
+        return admit(kind, channel_id, request)
+    finally:
+        _release_connection()
 
 
 def _release_connection() -> None:
@@ -269,16 +288,26 @@ class WebhookASGIApp:
                 },
                 body=body,
             )
-            try:
-                answer = await asyncio.wrap_future(
-                    ingest_writer.submit(parts[0], parts[1], request)
-                )
-            except Exception:  # logged by the writer; nothing was acknowledged as stored
-                answer = _error(503, "unavailable", "try again later")
+            answer = await self._answer(parts[0], parts[1], request)
         headers = [(b"content-type", answer.content_type.encode())]
         headers += [(k.encode(), v.encode()) for k, v in answer.headers.items()]
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": answer.body})
+
+    async def _answer(self, kind: str, channel_id: str, request: WebhookRequest):
+        # Checking a request for a known channel needs no database: it stays on the event loop,
+        # and the ingest writers only ever store.
+        verdict = admit(kind, channel_id, request, cached_only=True)
+        if verdict is None:
+            verdict = await sync_to_async(_admit_in_thread, thread_sensitive=False)(
+                kind, channel_id, request
+            )
+        if isinstance(verdict, WebhookResponse):
+            return verdict
+        try:
+            return await asyncio.wrap_future(ingest_writer.submit(verdict))
+        except Exception:  # logged by the writer; nothing was acknowledged as stored
+            return _error(503, "unavailable", "try again later")
 
     async def _read_body(self, receive) -> bytes | None:
         chunks, size = [], 0
