@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -90,3 +91,11 @@ def _close_connection_pools(django_db_setup, django_db_blocker):
         for conn in connections.all():
             if hasattr(conn, "close_pool"):
                 conn.close_pool()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Django drops the SQLite test database file but not its WAL and shared-memory files."""
+    test_name = settings.DATABASES["default"].get("TEST", {}).get("NAME") or ""
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and test_name:
+        for leftover in Path(test_name).parent.glob(Path(test_name).name + "*-[ws][ah][lm]"):
+            leftover.unlink(missing_ok=True)
