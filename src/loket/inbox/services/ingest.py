@@ -37,7 +37,7 @@ from loket.inbox.models import (
     MessageKind,
 )
 from loket.inbox.sanitize import sanitize_html
-from loket.inbox.services import outbound
+from loket.inbox.services import media, outbound
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
     found = _sender(cursor, channel, item, now)
     if found is None:
         return ReceiveResult("duplicate")
-    contact_id, latest = found
-    conversation = _thread(channel, contact_id, item, now, latest)
+    contact_id, new_contact, latest = found
+    conversation = _thread(channel, contact_id, item, now, latest, new_contact=new_contact)
     if conversation is None:
         return ReceiveResult("duplicate")
     conversation_id, status, created = conversation
@@ -183,8 +183,8 @@ def _latest(conversation_id, status, recently_resolved):
 
 
 def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
-    """(contact id, latest conversation) for the sender, creating the contact on first contact;
-    None when the message is a duplicate."""
+    """(contact id, whether it was created just now, latest conversation) for the sender; None
+    when the message is a duplicate."""
     sender = item.contact
     cursor.execute(_SENDER_SQL, [_reopen_after(now, cursor.db), channel.pk, sender.external_id])
     row = cursor.fetchone()
@@ -193,7 +193,9 @@ def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
         if _message_exists(channel, item.external_id):
             return None
         contact_id, created = _create_contact(channel, sender)
-        return contact_id, None if created else _latest_conversation(channel, contact_id, now)
+        if created:
+            return contact_id, True, None
+        return contact_id, False, _latest_conversation(channel, contact_id, now)
     contact_id, merged_into_id, *known = row[:6]
     latest = _latest(*row[6:])
     if merged_into_id is not None:
@@ -213,7 +215,7 @@ def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
     }
     if missing:
         Contact.objects.filter(pk=contact_id).update(**missing)
-    return contact_id, latest
+    return contact_id, False, latest
 
 
 _CONTACT_FIELDS = (("name", 200), ("email", 254), ("phone", 40), ("locale", 10))
@@ -263,18 +265,27 @@ def _latest_conversation(channel: Channel, contact_id: int, now: dt.datetime):
     return _latest(*row) if row else None
 
 
-def _thread(channel: Channel, contact_id: int, item: InboundMessage, now: dt.datetime, latest):
+def _thread(
+    channel: Channel,
+    contact_id: int,
+    item: InboundMessage,
+    now: dt.datetime,
+    latest,
+    *,
+    new_contact: bool,
+):
     """(conversation id, status, created) for this message, or None when the message turns out
     to be a duplicate."""
     if latest and latest[2]:
         return latest[0], latest[1], False
-    # Serialise new-conversation decisions per contact, then look again.
-    Contact.objects.select_for_update().filter(pk=contact_id).values_list("pk").first()
-    if _message_exists(channel, item.external_id):
-        return None
-    latest = _latest_conversation(channel, contact_id, now)
-    if latest and latest[2]:
-        return latest[0], latest[1], False
+    if not new_contact:  # a contact created in this transaction is invisible to all others
+        # Serialise new-conversation decisions per contact, then look again.
+        Contact.objects.select_for_update().filter(pk=contact_id).values_list("pk").first()
+        if _message_exists(channel, item.external_id):
+            return None
+        latest = _latest_conversation(channel, contact_id, now)
+        if latest and latest[2]:
+            return latest[0], latest[1], False
     conversation = Conversation.objects.create(
         workspace_id=channel.workspace_id,
         channel=channel,
@@ -334,8 +345,6 @@ def next_conversation_number(workspace_id: int) -> int:
 
 
 def _store_attachments(workspace_id: int, message_id: int, item: InboundMessage) -> None:
-    from loket.inbox.services import media
-
     for attachment in item.attachments:
         stored = Attachment(
             workspace_id=workspace_id,

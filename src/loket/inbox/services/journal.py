@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from loket.db import rows
-from loket.inbox import ports
+from loket.inbox import ports, tasks
 from loket.inbox.models import Channel, InboundEvent, InboundStatus
 from loket.inbox.services.ingest import ReceiveResult, receive
 
@@ -92,8 +92,6 @@ def record_batch(deliveries: list[Delivery]) -> list[JournalOutcome]:
 def _record(delivery: Delivery, *, guarded: bool) -> JournalOutcome:
     """Process and journal one delivery inside the caller's transaction. ``guarded``: in a
     savepoint, so a processing error is kept as a failed row instead of raised."""
-    from loket.inbox import tasks
-
     channel = delivery.channel
     retry = False
     error = ""

@@ -126,10 +126,6 @@ def set_delivery_status(
     return bool(moved)
 
 
-def _set_status(message_id: int, status: str, *, only_from=_UNSENT, **fields) -> bool:
-    return set_delivery_status(message_id, status, only_from=only_from, **fields)
-
-
 def deliver(message_id: int) -> None:
     """Send one queued message through its channel's connector (run by a worker)."""
     message = (
@@ -174,9 +170,10 @@ def _record_sent(message_id: int, result: ports.SendResult) -> None:
     failure here would otherwise retry the task and send the message again."""
     for attempt in range(3):
         try:
-            _set_status(
+            set_delivery_status(
                 message_id,
                 DeliveryStatus.SENT,
+                only_from=_UNSENT,
                 external_id=result.external_id or None,
                 sent_at=result.sent_at or timezone.now(),
                 error="",
@@ -190,20 +187,20 @@ def _record_sent(message_id: int, result: ports.SendResult) -> None:
 
 
 def mark_failed(message_id: int, reason: str) -> bool:
-    return _set_status(
+    return set_delivery_status(
         message_id,
         DeliveryStatus.FAILED,
+        only_from=_UNSENT,
         error=(reason or "sending failed")[:2000],
     )
 
 
 def retry(message: Message) -> Message:
     """An agent asks to send a failed message again."""
-
     if message.status != DeliveryStatus.FAILED:
         raise ValueError("only a failed message can be retried")
     with transaction.atomic():
-        if _set_status(
+        if set_delivery_status(
             message.pk, DeliveryStatus.QUEUED, only_from=(DeliveryStatus.FAILED,), error=""
         ):
             tasks.send_message.enqueue(message.pk)
