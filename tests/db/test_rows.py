@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from django.db import connection
 from django.utils import timezone
@@ -61,9 +62,21 @@ def test_on_conflict_do_nothing_returns_none(api_channel):
 
 def test_fields_with_their_own_preparation_are_never_passed_through(api_channel):
     # An encrypted field is a TextField subclass: it must still be encrypted.
-    rows.update(Channel, api_channel.pk, {"secrets": {"secret": "s3cret"}, "name": "Renamed"})
-    api_channel.refresh_from_db()
-    assert api_channel.secrets == {"secret": "s3cret"} and api_channel.name == "Renamed"
+    pk = rows.insert(
+        Channel,
+        {
+            "workspace_id": api_channel.workspace_id,
+            "uuid": uuid.uuid4(),
+            "kind": "api",
+            "name": "Renamed",
+            "settings": {},
+            "secrets": {"secret": "s3cret"},
+            "is_active": True,
+            "created_at": timezone.now(),
+        },
+    )
+    channel = Channel.objects.get(pk=pk)
+    assert channel.secrets == {"secret": "s3cret"} and channel.name == "Renamed"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT secrets FROM inbox_channel WHERE id = %s", [api_channel.pk])
+        cursor.execute("SELECT secrets FROM inbox_channel WHERE id = %s", [pk])
         assert "s3cret" not in cursor.fetchone()[0]

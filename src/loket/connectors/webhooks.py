@@ -278,14 +278,15 @@ class WebhookASGIApp:
         elif len(parts) != 2:
             answer = _error(404, "not_found", "no such channel")
         else:
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+            }
             request = WebhookRequest(
                 method=scope["method"],
-                url=_url_from_scope(scope),
+                url=_url_from_scope(scope, headers),
                 path=scope["path"],
                 query_string=scope.get("query_string", b"").decode("latin-1"),
-                headers={
-                    k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
-                },
+                headers=headers,
                 body=body,
             )
             answer = await self._answer(parts[0], parts[1], request)
@@ -328,8 +329,8 @@ class _ClientGone(Exception):
     pass
 
 
-def _url_from_scope(scope) -> str:
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+def _url_from_scope(scope, headers: dict[str, str]) -> str:
+    """The URL as the sender saw it (behind a trusted proxy: its forwarded scheme and host)."""
     scheme = scope.get("scheme", "http")
     host = headers.get("host", "")
     if getattr(settings, "USE_X_FORWARDED_HOST", False):

@@ -1,4 +1,4 @@
-"""Single-row INSERT/UPDATE without the ORM's query compiler, for the ingest hot path.
+"""Single-row INSERT without the ORM's query compiler, for the ingest hot path.
 
 The ORM spends ~0.2-0.4 ms of CPU compiling each statement; on the webhook path that, not the
 database, was the limit (see bench/ and docs/benchmarks.md). These helpers build the SQL once per
@@ -8,6 +8,7 @@ column names and value conversions stay the ORM's.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
@@ -87,25 +88,10 @@ def insert(
     ``cursor`` to reuse it across statements.
     """
     sql = _insert_sql(model, tuple(values), on_conflict_do_nothing, conflict_where)
-    if cursor is None:
-        with connection.cursor() as own:
-            return insert(model, values, on_conflict_do_nothing=on_conflict_do_nothing,
-                          conflict_where=conflict_where, cursor=own)  # fmt: skip
-    cursor.execute(sql, _prepared(model, values, cursor.db))
-    row = cursor.fetchone()
+    with contextlib.nullcontext(cursor) if cursor is not None else connection.cursor() as cur:
+        cur.execute(sql, _prepared(model, values, cur.db))
+        row = cur.fetchone()
     return row[0] if row else None
-
-
-def update(model: type[models.Model], pk: int, values: dict[str, Any]) -> int:
-    """UPDATE one row by primary key; returns the number of rows changed."""
-    meta = model._meta
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in values)
-    table, pk_column = quote(meta.db_table), quote(meta.pk.column)
-    sql = f"UPDATE {table} SET {assignments} WHERE {pk_column} = %s"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*_prepared(model, values, cursor.db), pk])
-        return cursor.rowcount
 
 
 def db_value(model: type[models.Model], field: str, value: Any, db=None) -> Any:

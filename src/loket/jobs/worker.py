@@ -36,11 +36,7 @@ _wakeup = threading.Condition()
 
 
 def _wake_local_workers(**_kwargs) -> None:
-    def notify() -> None:
-        with _wakeup:
-            _wakeup.notify_all()
-
-    transaction.on_commit(notify)
+    transaction.on_commit(wake_workers)
 
 
 task_enqueued.connect(_wake_local_workers, dispatch_uid="loket.jobs.wake")
@@ -209,8 +205,8 @@ class Worker:
                 except Exception:
                     # A worker must outlive a dropped connection or a database restart: as an
                     # embedded thread nobody would notice it died and tasks would wait for a
-                    # restart. A task whose result could not be stored stays RUNNING under this
-                    # worker's id; the sweeper recovers it once this worker stops beating.
+                    # restart. A task whose outcome could not be stored is requeued by
+                    # _run_once once the database answers again.
                     failures += 1
                     delay = min(30.0, 0.5 * 2 ** (failures - 1))
                     log.exception(
@@ -343,9 +339,14 @@ def start_worker_threads(count: int) -> tuple[threading.Event, list[threading.Th
     return stop, threads
 
 
-def stop_worker_threads(stop: threading.Event, threads: list[threading.Thread]) -> None:
-    stop.set()
+def wake_workers() -> None:
+    """Wake this process's idle workers now (new work, or time to stop)."""
     with _wakeup:
         _wakeup.notify_all()
+
+
+def stop_worker_threads(stop: threading.Event, threads: list[threading.Thread]) -> None:
+    stop.set()
+    wake_workers()
     for thread in threads:
         thread.join(timeout=30)

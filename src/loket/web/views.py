@@ -4,6 +4,7 @@ import logging
 
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
+from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import render
 
@@ -28,11 +29,16 @@ def healthz(request):
 
 @login_required
 def home(request):
-    memberships = Membership.objects.filter(user=request.user).select_related("workspace")
-    rows = []
-    for membership in memberships:
-        open_count = Conversation.objects.filter(
-            workspace_id=membership.workspace_id, status=ConversationStatus.OPEN
-        ).count()
-        rows.append({"membership": membership, "open": open_count})
+    memberships = list(
+        Membership.objects.filter(user=request.user).select_related("workspace").order_by("pk")
+    )
+    open_counts = dict(
+        Conversation.objects.filter(
+            workspace_id__in=[m.workspace_id for m in memberships],
+            status=ConversationStatus.OPEN,
+        )
+        .values_list("workspace_id")
+        .annotate(count=Count("pk"))
+    )  # one query for every workspace, not one per workspace
+    rows = [{"membership": m, "open": open_counts.get(m.workspace_id, 0)} for m in memberships]
     return render(request, "web/home.html", {"rows": rows})

@@ -5,7 +5,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from loket.jobs.worker import Worker
+from loket.jobs.worker import Worker, wake_workers
 
 
 class Command(BaseCommand):
@@ -25,10 +25,7 @@ class Command(BaseCommand):
                 raise SystemExit(1)
             self.stderr.write("stopping after the current task (again to force)")
             stop.set()
-            from loket.jobs.worker import _wakeup
-
-            with _wakeup:
-                _wakeup.notify_all()
+            wake_workers()
 
         signal.signal(signal.SIGTERM, shutdown)
         signal.signal(signal.SIGINT, shutdown)
