@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from loket.connectors.registry import get_connector, webhook_url
 from loket.inbox.items import InboundContact, InboundMessage
-from loket.inbox.models import Channel, Conversation, DeliveryStatus, Message, Priority
+from loket.inbox.models import Channel, Conversation, DeliveryStatus, Priority
 from loket.inbox.services import conversations as conversation_services
 from loket.inbox.services import outbound
 from loket.inbox.services.channels import create_channel
@@ -125,8 +125,11 @@ class Command(BaseCommand):
                 else:
                     message = outbound.reply(conversation, author=agent, text=text)
                     # Demo replies count as delivered; their queued send tasks then do nothing.
-                    Message.objects.filter(pk=message.pk).update(
-                        status=DeliveryStatus.DELIVERED, external_id=f"demo-out-{message.pk}"
+                    outbound.set_delivery_status(
+                        message.pk,
+                        DeliveryStatus.DELIVERED,
+                        only_from=[DeliveryStatus.QUEUED],
+                        external_id=f"demo-out-{message.pk}",
                     )
             conversation_services.update_conversation(
                 conversation,
