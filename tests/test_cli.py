@@ -54,7 +54,7 @@ def test_the_demo_login_works(db, client):
         "/accounts/login/", {"login": "owner@example.com", "password": "loket-demo"}
     )
     assert response.status_code == 302
-    home = client.get("/")
+    home = client.get("/", follow=True)
     assert home.status_code == 200
     assert "Demo Shop" in home.content.decode()
 

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "loket.connectors",
     "loket.realtime",
     "loket.api",
+    "loket.accounts",
     "loket.web",
 ]
 
@@ -75,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "loket.web.middleware.UserLanguageMiddleware",
+    "loket.accounts.middleware.RequireTwoFactorMiddleware",
 ]
 
 ROOT_URLCONF = "loket.urls"
@@ -91,6 +94,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "django.template.context_processors.csrf",
+                "loket.web.workspace.workspace_context",
             ],
         },
     },

@@ -10,6 +10,8 @@ urlpatterns = [
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
     path("healthz", views.healthz, name="healthz"),
     path("", views.home, name="home"),
+    path("w/<slug:workspace>/", include("loket.web.urls")),
+    path("accounts/", include("loket.accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", api.urls),
     re_path(r"^api/v1/(?P<rest>.*)$", not_found_view),

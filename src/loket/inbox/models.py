@@ -43,6 +43,8 @@ class Contact(WorkspaceScoped):
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A blocked contact's messages are still stored, but marked and never notified.
+    blocked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -140,6 +142,10 @@ class Conversation(WorkspaceScoped):
     waiting_since = models.DateTimeField(null=True, blank=True)
     first_response_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Set when this conversation was merged into another (its messages moved there).
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [
@@ -319,3 +325,89 @@ class InboundEvent(WorkspaceScoped):
         indexes = [
             models.Index(fields=["workspace", "status", "-received_at"], name="inbound_ws_status"),
         ]
+
+
+class SavedView(WorkspaceScoped):
+    """A named inbox filter: personal (``owner`` set) or shared with the workspace. ``filters``
+    holds only allow-listed fields and operators (loket.web.views_filters)."""
+
+    owner = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    name = models.CharField(max_length=100)
+    filters = models.JSONField(default=list, blank=True)
+    sort = models.CharField(max_length=20, default="recent")
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class NotificationKind(models.TextChoices):
+    MENTION = "mention", "Mention"
+    ASSIGNED = "assigned", "Assigned"
+    MESSAGE = "message", "New message"
+
+
+class Notification(WorkspaceScoped):
+    recipient = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=NotificationKind.choices)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    actor = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["recipient", "read_at", "-created_at"], name="notification_inbox")
+        ]
+
+
+class Draft(WorkspaceScoped):
+    """What an agent has typed but not sent, per conversation (kept across devices)."""
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=MessageKind.choices, default=MessageKind.MESSAGE)
+    text = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["membership", "conversation"], name="draft_unique")
+        ]
+
+
+class ContactMerge(WorkspaceScoped):
+    """One contact merged into another; ``moved`` lists what moved so it can be undone."""
+
+    source = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    target = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    actor = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    moved = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    undone_at = models.DateTimeField(null=True, blank=True)
+
+
+class ConversationMerge(WorkspaceScoped):
+    """One conversation merged into another of the same contact; undoable from ``moved``."""
+
+    source = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    target = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    actor = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    moved = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    undone_at = models.DateTimeField(null=True, blank=True)

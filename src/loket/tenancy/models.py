@@ -32,6 +32,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     email = models.EmailField(unique=True)
     name = models.CharField(max_length=150, blank=True)
     locale = models.CharField(max_length=10, blank=True)
+    # Per-user UI preferences (browser notifications, sounds); keys in loket.web.preferences.
+    preferences = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
@@ -59,6 +61,11 @@ class Workspace(models.Model):
     locale = models.CharField(max_length=10, default="en")
     # Next conversation number; incremented with an UPDATE so numbers never repeat.
     next_conversation_number = models.PositiveBigIntegerField(default=1)
+    # Two-factor authentication for every member: members without it must enrol once
+    # ``require_2fa_since + two_factor_grace_days`` has passed.
+    require_2fa = models.BooleanField(default=False)
+    require_2fa_since = models.DateTimeField(null=True, blank=True)
+    two_factor_grace_days = models.PositiveSmallIntegerField(default=7)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -132,6 +139,32 @@ class Team(WorkspaceScoped):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Invitation(WorkspaceScoped):
+    """An admin's invitation to join a workspace; the link carries a secret of which only the
+    SHA-256 is stored."""
+
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.AGENT)
+    teams = models.ManyToManyField(Team, blank=True, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "email"], name="invitation_ws_email")]
+
+    def __str__(self) -> str:
+        return f"invitation {self.email} @ {self.workspace_id}"
 
 
 TOKEN_PREFIX = "lkt_"  # noqa: S105 - a public prefix, not a secret

@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
 from django.db.models import Count
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from loket.inbox.models import Conversation, ConversationStatus
 from loket.tenancy.models import Membership
@@ -40,5 +40,7 @@ def home(request):
         .values_list("workspace_id")
         .annotate(count=Count("pk"))
     )  # one query for every workspace, not one per workspace
+    if len(memberships) == 1:
+        return redirect("inbox:index", memberships[0].workspace.slug)
     rows = [{"membership": m, "open": open_counts.get(m.workspace_id, 0)} for m in memberships]
     return render(request, "web/home.html", {"rows": rows})

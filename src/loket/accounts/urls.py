@@ -1,0 +1,3 @@
+"""Loket's own account pages (invitations); allauth's follow in loket.urls."""
+
+urlpatterns: list = []

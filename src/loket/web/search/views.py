@@ -1,0 +1,8 @@
+from django.shortcuts import render
+
+from loket.web.workspace import workspace_view
+
+
+@workspace_view
+def index(request):
+    return render(request, "web/search/index.html")

@@ -1,0 +1,10 @@
+"""The agent app, per workspace: ``/w/<slug>/…``. Each area owns its URLs and namespace."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include(("loket.web.inbox.urls", "inbox"))),
+    path("contacts/", include(("loket.web.contacts.urls", "contacts"))),
+    path("search/", include(("loket.web.search.urls", "search"))),
+    path("settings/", include(("loket.web.workspace_settings.urls", "wsettings"))),
+]
