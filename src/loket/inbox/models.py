@@ -111,7 +111,8 @@ class Priority(models.IntegerChoices):
 
 class Conversation(WorkspaceScoped):
     workspace = workspace_key_covered_by_indexes()
-    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+")
+    # Channel and team keys are covered by the per-channel and per-team inbox view indexes.
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="+", db_index=False)
     # Covered by the conv_thread index (contact, channel, -last_message_at).
     contact = models.ForeignKey(
         Contact, on_delete=models.PROTECT, related_name="conversations", db_index=False
@@ -126,7 +127,7 @@ class Conversation(WorkspaceScoped):
         Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     team = models.ForeignKey(
-        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     labels = models.ManyToManyField(Label, blank=True, related_name="conversations")
     language = models.CharField(max_length=10, blank=True)
@@ -159,6 +160,12 @@ class Conversation(WorkspaceScoped):
             models.Index(
                 fields=["workspace", "assignee", "status", "-last_message_at"],
                 name="conv_ws_assignee",
+            ),
+            models.Index(
+                fields=["channel", "status", "-last_message_at", "-id"], name="conv_channel_view"
+            ),
+            models.Index(
+                fields=["team", "status", "-last_message_at", "-id"], name="conv_team_view"
             ),
             models.Index(fields=["contact", "channel", "-last_message_at"], name="conv_thread"),
             models.Index(

@@ -6,5 +6,6 @@ urlpatterns = [
     path("", include(("loket.web.inbox.urls", "inbox"))),
     path("contacts/", include(("loket.web.contacts.urls", "contacts"))),
     path("search/", include(("loket.web.search.urls", "search"))),
+    path("settings/invitations/", include(("loket.accounts.invitation_urls", "invitations"))),
     path("settings/", include(("loket.web.workspace_settings.urls", "wsettings"))),
 ]

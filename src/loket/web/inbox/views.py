@@ -4,7 +4,17 @@ from loket.web.workspace import workspace_view
 
 
 @workspace_view
-def index(request):
+def index(request, number=None):
+    return render(request, "web/inbox/index.html")
+
+
+@workspace_view
+def conversation_list(request):
+    return render(request, "web/inbox/index.html")
+
+
+@workspace_view
+def counts(request):
     return render(request, "web/inbox/index.html")
 
 
