@@ -1,5 +1,23 @@
+"""``/w/<slug>/settings/…`` (namespace ``wsettings``); invitations are mounted beside these."""
+
 from django.urls import path
 
 from loket.web.workspace_settings import views
 
-urlpatterns = [path("", views.index, name="index")]
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("members/", views.members, name="members"),
+    path("members/<int:member_id>/", views.member_update, name="member-update"),
+    path("members/<int:member_id>/remove/", views.member_remove, name="member-remove"),
+    path("teams/", views.teams, name="teams"),
+    path("teams/<int:team_id>/", views.team_edit, name="team-edit"),
+    path("teams/<int:team_id>/delete/", views.team_delete, name="team-delete"),
+    path("labels/", views.labels, name="labels"),
+    path("labels/<int:label_id>/", views.label_update, name="label-update"),
+    path("labels/<int:label_id>/delete/", views.label_delete, name="label-delete"),
+    path("channels/", views.channels, name="channels"),
+    path("channels/<int:channel_id>/", views.channel_edit, name="channel-edit"),
+    path("channels/<int:channel_id>/active/", views.channel_active, name="channel-active"),
+    path("tokens/", views.tokens, name="tokens"),
+    path("tokens/<int:token_id>/revoke/", views.token_revoke, name="token-revoke"),
+]

@@ -1,8 +1,406 @@
-from django.shortcuts import render
+"""Settings pages for a workspace's owners and admins: ``/w/<slug>/settings/…``.
 
+Every view is admin-only; rows are looked up within the current workspace (another
+workspace's id is a 404). Forms post and redirect, except where a secret is shown once: that
+answer is rendered straight away and never cached, so the secret is stored nowhere.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from loket.connectors.base import InvalidConfig
+from loket.connectors.registry import REGISTRY, get_connector, webhook_url
+from loket.inbox.services.channels import create_channel
+from loket.inbox.services.labels import InvalidLabel, create_label, delete_label, update_label
+from loket.tenancy.models import Role
+from loket.tenancy.services import (
+    ADMIN_ROLES,
+    NotAllowed,
+    change_member,
+    create_api_token,
+    create_team,
+    delete_team,
+    remove_member,
+    revoke_api_token,
+    update_team,
+    update_workspace_profile,
+)
 from loket.web.workspace import workspace_view
+from loket.web.workspace_settings import queries
+from loket.web.workspace_settings.channel_changes import set_channel_active, update_channel
+from loket.web.workspace_settings.forms import (
+    AVAILABILITY_LABELS,
+    ROLE_LABELS,
+    ApiChannelForm,
+    ChannelForm,
+    LabelForm,
+    MemberForm,
+    TeamForm,
+    TokenForm,
+    WorkspaceProfileForm,
+)
+
+TEMPLATES = "web/workspace_settings/"
 
 
-@workspace_view
+def _render(request, template: str, context: dict, status: int = 200):
+    return render(request, TEMPLATES + template, context, status=status)
+
+
+def _form_errors(form) -> str:
+    return " ".join(str(error) for errors in form.errors.values() for error in errors)
+
+
+# -- Workspace profile (the landing page) -----------------------------------------------------
+@workspace_view(admin=True)
+@require_http_methods(["GET", "POST"])
 def index(request):
-    return render(request, "web/workspace_settings/index.html")
+    workspace = request.workspace
+    form = WorkspaceProfileForm.for_workspace(
+        workspace, request.POST if request.method == "POST" else None
+    )
+    if request.method == "POST" and form.is_valid():
+        update_workspace_profile(workspace, **form.cleaned_data)
+        messages.success(request, _("Workspace settings saved."))
+        return redirect("wsettings:index", workspace.slug)
+    deadline = None
+    if workspace.require_2fa and workspace.require_2fa_since:
+        deadline = workspace.require_2fa_since + timedelta(days=workspace.two_factor_grace_days)
+    return _render(
+        request,
+        "profile.html",
+        {
+            "form": form,
+            "without_two_factor": queries.members_without_two_factor(workspace),
+            "two_factor_deadline": deadline,
+        },
+        status=400 if form.is_bound else 200,
+    )
+
+
+# -- Members and roles ------------------------------------------------------------------------
+@workspace_view(admin=True)
+def members(request):
+    actor = request.membership
+    is_owner = actor.role == Role.OWNER
+    assignable_roles = [
+        (value, label)
+        for value, label in ROLE_LABELS.items()
+        if is_owner or value not in ADMIN_ROLES
+    ]
+    rows = [
+        {
+            "member": member,
+            "role_label": ROLE_LABELS.get(member.role, member.role),
+            "availability_label": AVAILABILITY_LABELS.get(member.availability, member.availability),
+            # Roles of owners and admins are an owner's business; an admin may still set their
+            # capacity.
+            "may_change_role": is_owner or member.role not in ADMIN_ROLES,
+            "may_remove": member.pk == actor.pk or is_owner or member.role not in ADMIN_ROLES,
+        }
+        for member in queries.members(request.workspace)
+    ]
+    return _render(
+        request,
+        "members.html",
+        {
+            "rows": rows,
+            "assignable_roles": assignable_roles,
+            "max_capacity": MemberForm.base_fields["capacity"].max_value,
+        },
+    )
+
+
+@workspace_view(admin=True)
+@require_POST
+def member_update(request, member_id: int):
+    member = queries.member(request.workspace, member_id)
+    form = MemberForm(request.POST)
+    name = member.display_name
+    if not form.is_valid():
+        messages.error(
+            request,
+            _("%(name)s was not changed: %(errors)s")
+            % {"name": name, "errors": _form_errors(form)},
+        )
+        return redirect("wsettings:members", request.workspace.slug)
+    try:
+        change_member(member, actor=request.membership, **form.cleaned_data)
+    except NotAllowed as exc:
+        messages.error(
+            request, _("%(name)s was not changed: %(reason)s") % {"name": name, "reason": exc}
+        )
+    else:
+        messages.success(request, _("%(name)s was updated.") % {"name": name})
+    return redirect("wsettings:members", request.workspace.slug)
+
+
+@workspace_view(admin=True)
+@require_POST
+def member_remove(request, member_id: int):
+    member = queries.member(request.workspace, member_id)
+    name = member.display_name
+    leaving = member.pk == request.membership.pk
+    try:
+        remove_member(member, actor=request.membership)
+    except NotAllowed as exc:
+        messages.error(
+            request, _("%(name)s was not removed: %(reason)s") % {"name": name, "reason": exc}
+        )
+        return redirect("wsettings:members", request.workspace.slug)
+    if leaving:
+        messages.success(request, _("You left %(workspace)s.") % {"workspace": request.workspace})
+        return redirect("home")
+    messages.success(
+        request,
+        _("%(name)s was removed; their open conversations are unassigned.") % {"name": name},
+    )
+    return redirect("wsettings:members", request.workspace.slug)
+
+
+# -- Teams ------------------------------------------------------------------------------------
+@workspace_view(admin=True)
+@require_http_methods(["GET", "POST"])
+def teams(request):
+    workspace = request.workspace
+    form = TeamForm(workspace, request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        team = create_team(workspace, form.cleaned_data["name"], list(form.cleaned_data["members"]))
+        messages.success(request, _("Team “%(name)s” created.") % {"name": team.name})
+        return redirect("wsettings:teams", workspace.slug)
+    return _render(
+        request,
+        "teams.html",
+        {"teams": queries.teams(workspace), "form": form},
+        status=400 if form.is_bound else 200,
+    )
+
+
+@workspace_view(admin=True)
+@require_http_methods(["GET", "POST"])
+def team_edit(request, team_id: int):
+    workspace = request.workspace
+    team = queries.team(workspace, team_id)
+    if request.method == "POST":
+        form = TeamForm(workspace, request.POST, team=team)
+        if form.is_valid():
+            update_team(team, name=form.cleaned_data["name"], members=form.cleaned_data["members"])
+            messages.success(request, _("Team “%(name)s” saved.") % {"name": team.name})
+            return redirect("wsettings:teams", workspace.slug)
+    else:
+        form = TeamForm(
+            workspace, team=team, initial={"name": team.name, "members": team.members.all()}
+        )
+    return _render(
+        request,
+        "team_edit.html",
+        {"team": team, "form": form},
+        status=400 if form.is_bound else 200,
+    )
+
+
+@workspace_view(admin=True)
+@require_POST
+def team_delete(request, team_id: int):
+    team = queries.team(request.workspace, team_id)
+    delete_team(team)
+    messages.success(request, _("Team “%(name)s” deleted.") % {"name": team.name})
+    return redirect("wsettings:teams", request.workspace.slug)
+
+
+# -- Labels -----------------------------------------------------------------------------------
+def _labels_page(request, *, new_form=None, failed=None, failed_form=None, status=200):
+    rows = [
+        {
+            "label": label,
+            "form": failed_form
+            if failed is not None and label.pk == failed.pk
+            else LabelForm(
+                prefix=f"label-{label.pk}", initial={"name": label.name, "color": label.color}
+            ),
+        }
+        for label in queries.labels(request.workspace)
+    ]
+    return _render(
+        request, "labels.html", {"rows": rows, "form": new_form or LabelForm()}, status=status
+    )
+
+
+@workspace_view(admin=True)
+@require_http_methods(["GET", "POST"])
+def labels(request):
+    if request.method != "POST":
+        return _labels_page(request)
+    form = LabelForm(request.POST)
+    if form.is_valid():
+        try:
+            label = create_label(request.workspace, **form.cleaned_data)
+        except InvalidLabel as exc:
+            form.add_error("name", str(exc))
+        else:
+            messages.success(request, _("Label “%(name)s” created.") % {"name": label.name})
+            return redirect("wsettings:labels", request.workspace.slug)
+    return _labels_page(request, new_form=form, status=400)
+
+
+@workspace_view(admin=True)
+@require_POST
+def label_update(request, label_id: int):
+    label = queries.label(request.workspace, label_id)
+    form = LabelForm(request.POST, prefix=f"label-{label.pk}")
+    if form.is_valid():
+        try:
+            update_label(label, **form.cleaned_data)
+        except InvalidLabel as exc:
+            form.add_error("name", str(exc))
+        else:
+            messages.success(request, _("Label “%(name)s” saved.") % {"name": label.name})
+            return redirect("wsettings:labels", request.workspace.slug)
+    return _labels_page(request, failed=label, failed_form=form, status=400)
+
+
+@workspace_view(admin=True)
+@require_POST
+def label_delete(request, label_id: int):
+    label = queries.label(request.workspace, label_id)
+    name = label.name
+    delete_label(label, actor=request.membership)
+    messages.success(request, _("Label “%(name)s” deleted.") % {"name": name})
+    return redirect("wsettings:labels", request.workspace.slug)
+
+
+# -- Channels ---------------------------------------------------------------------------------
+def _channel_rows(workspace) -> list[dict]:
+    rows = []
+    for channel in queries.channels(workspace):
+        connector = REGISTRY.get(channel.kind)
+        rows.append(
+            {
+                "channel": channel,
+                "kind_label": connector.label if connector else channel.kind,
+                "webhook_url": webhook_url(channel),
+            }
+        )
+    return rows
+
+
+@never_cache
+@workspace_view(admin=True)
+@require_http_methods(["GET", "POST"])
+def channels(request):
+    workspace = request.workspace
+    form = ApiChannelForm(workspace, request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            channel, shown_once = create_channel(
+                workspace,
+                get_connector("api"),
+                name=form.cleaned_data["name"],
+                config={"outbound_url": form.cleaned_data["outbound_url"]},
+                default_team=form.cleaned_data["default_team"],
+            )
+        except InvalidConfig as exc:
+            form.add_error("outbound_url", str(exc))
+        else:
+            # Rendered, not redirected: the signing secret is shown this once and kept nowhere.
+            return _render(
+                request,
+                "channel_created.html",
+                {
+                    "channel": channel,
+                    "webhook_url": webhook_url(channel),
+                    "secret": shown_once.get("secret", ""),
+                },
+            )
+    return _render(
+        request,
+        "channels.html",
+        {"rows": _channel_rows(workspace), "form": form},
+        status=400 if form.is_bound else 200,
+    )
+
+
+@workspace_view(admin=True)
+@require_http_methods(["GET", "POST"])
+def channel_edit(request, channel_id: int):
+    workspace = request.workspace
+    channel = queries.channel(workspace, channel_id)
+    if request.method == "POST":
+        form = ChannelForm(workspace, request.POST)
+        if form.is_valid():
+            update_channel(channel, **form.cleaned_data)
+            messages.success(request, _("Channel “%(name)s” saved.") % {"name": channel.name})
+            return redirect("wsettings:channels", workspace.slug)
+    else:
+        form = ChannelForm(
+            workspace, initial={"name": channel.name, "default_team": channel.default_team_id}
+        )
+    connector = REGISTRY.get(channel.kind)
+    return _render(
+        request,
+        "channel_edit.html",
+        {
+            "channel": channel,
+            "form": form,
+            "kind_label": connector.label if connector else channel.kind,
+            "webhook_url": webhook_url(channel),
+        },
+        status=400 if form.is_bound else 200,
+    )
+
+
+@workspace_view(admin=True)
+@require_POST
+def channel_active(request, channel_id: int):
+    channel = queries.channel(request.workspace, channel_id)
+    active = request.POST.get("active") == "1"
+    set_channel_active(channel, active)
+    if active:
+        messages.success(request, _("Channel “%(name)s” is active.") % {"name": channel.name})
+    else:
+        messages.success(
+            request,
+            _("Channel “%(name)s” is inactive: it no longer accepts messages.")
+            % {"name": channel.name},
+        )
+    return redirect("wsettings:channels", request.workspace.slug)
+
+
+# -- API tokens (the current member's own) ----------------------------------------------------
+@never_cache
+@workspace_view(admin=True)
+@require_http_methods(["GET", "POST"])
+def tokens(request):
+    membership = request.membership
+    form = TokenForm(request.POST if request.method == "POST" else None)
+    raw_token = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            _token, raw_token = create_api_token(membership, name=form.cleaned_data["name"])
+            # Rendered, not redirected: the raw token is shown this once and kept nowhere.
+            form = TokenForm()
+        else:
+            status = 400
+    return _render(
+        request,
+        "tokens.html",
+        {"tokens": queries.own_tokens(membership), "form": form, "raw_token": raw_token},
+        status=status,
+    )
+
+
+@workspace_view(admin=True)
+@require_POST
+def token_revoke(request, token_id: int):
+    token = queries.own_token(request.membership, token_id)
+    revoke_api_token(token)
+    messages.success(request, _("Token %(prefix)s… revoked.") % {"prefix": token.prefix})
+    return redirect("wsettings:tokens", request.workspace.slug)

@@ -1,0 +1,178 @@
+"""Forms of the settings pages. Choices that name rows (members, teams) are limited to the
+current workspace, so another workspace's id is an invalid choice, never a change."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from loket.inbox.services.labels import COLOR_PATTERN, NAME_MAX_LENGTH
+from loket.tenancy.models import Availability, Membership, Role, Team, Workspace
+from loket.tenancy.services import MAX_TWO_FACTOR_GRACE_DAYS, available_time_zones
+
+MAX_CAPACITY = 1000
+
+# The models' choice labels are not translated (changing them would need a migration).
+ROLE_LABELS = {
+    Role.OWNER: pgettext_lazy("member role", "Owner"),
+    Role.ADMIN: pgettext_lazy("member role", "Admin"),
+    Role.SUPERVISOR: pgettext_lazy("member role", "Supervisor"),
+    Role.AGENT: pgettext_lazy("member role", "Agent"),
+}
+AVAILABILITY_LABELS = {
+    Availability.ONLINE: pgettext_lazy("availability", "Online"),
+    Availability.AWAY: pgettext_lazy("availability", "Away"),
+    Availability.OFFLINE: pgettext_lazy("availability", "Offline"),
+}
+
+
+class WorkspaceProfileForm(forms.Form):
+    name = forms.CharField(label=_("Workspace name"), max_length=200)
+    time_zone = forms.ChoiceField(
+        label=_("Time zone"),
+        help_text=_("Dates and times in the inbox and reports are shown in this time zone."),
+    )
+    locale = forms.ChoiceField(
+        label=_("Default language"),
+        choices=settings.LANGUAGES,
+        help_text=_("For members who have not chosen a language of their own."),
+    )
+    require_2fa = forms.BooleanField(
+        label=_("Require two-factor authentication for every member"), required=False
+    )
+    two_factor_grace_days = forms.IntegerField(
+        label=_("Grace period (days)"),
+        min_value=0,
+        max_value=MAX_TWO_FACTOR_GRACE_DAYS,
+        help_text=_(
+            "Members without two-factor authentication may keep working this many days after "
+            "the requirement is switched on; then they must set it up before they continue."
+        ),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [(zone, zone) for zone in sorted(available_time_zones())]
+
+    @classmethod
+    def for_workspace(cls, workspace: Workspace, data=None) -> WorkspaceProfileForm:
+        initial = {
+            "name": workspace.name,
+            "time_zone": workspace.time_zone,
+            "locale": workspace.locale,
+            "require_2fa": workspace.require_2fa,
+            "two_factor_grace_days": workspace.two_factor_grace_days,
+        }
+        return cls(data=data, initial=initial)
+
+
+class MemberForm(forms.Form):
+    role = forms.ChoiceField(label=_("Role"), choices=list(ROLE_LABELS.items()))
+    capacity = forms.IntegerField(
+        label=_("Capacity"),
+        min_value=0,
+        max_value=MAX_CAPACITY,
+        help_text=_("How many open conversations automatic assignment may give this member."),
+    )
+
+
+class MemberChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Membership) -> str:
+        if obj.user.name:
+            return f"{obj.user.name} <{obj.user.email}>"
+        return obj.user.email
+
+
+class TeamForm(forms.Form):
+    name = forms.CharField(label=_("Team name"), max_length=100)
+    members = MemberChoiceField(
+        label=_("Members"),
+        queryset=Membership.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, workspace: Workspace, *args, team: Team | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.workspace = workspace
+        self.team = team
+        self.fields["members"].queryset = (
+            Membership.objects.filter(workspace=workspace)
+            .select_related("user")
+            .order_by("user__name", "user__email")
+        )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        clash = Team.objects.filter(workspace=self.workspace, name__iexact=name)
+        if self.team is not None:
+            clash = clash.exclude(pk=self.team.pk)
+        if clash.exists():
+            raise forms.ValidationError(
+                _("There is already a team called “%(name)s”."), params={"name": name}
+            )
+        return name
+
+
+class LabelForm(forms.Form):
+    name = forms.CharField(label=_("Label name"), max_length=NAME_MAX_LENGTH)
+    color = forms.CharField(
+        label=_("Colour"),
+        max_length=7,
+        validators=[
+            RegexValidator(COLOR_PATTERN, _("A colour is written as #rrggbb, for example #1f5fd1."))
+        ],
+        # The browser's colour picker always sends #rrggbb; the server still checks.
+        widget=forms.TextInput(attrs={"type": "color"}),
+        initial="#6b7280",
+    )
+
+
+class TeamChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Team) -> str:
+        return obj.name
+
+
+def _team_field() -> TeamChoiceField:
+    return TeamChoiceField(
+        label=_("Default team"),
+        queryset=Team.objects.none(),
+        required=False,
+        empty_label=_("No team"),
+        help_text=_("New conversations on this channel go to this team."),
+    )
+
+
+class ChannelForm(forms.Form):
+    name = forms.CharField(label=_("Channel name"), max_length=200)
+    default_team = _team_field()
+
+    def __init__(self, workspace: Workspace, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["default_team"].queryset = Team.objects.filter(workspace=workspace).order_by(
+            "name"
+        )
+
+
+class ApiChannelForm(ChannelForm):
+    outbound_url = forms.URLField(
+        label=_("Outbound URL"),
+        required=False,
+        assume_scheme="https",
+        help_text=_(
+            "Where Loket posts your agents' replies, signed with the channel's secret. "
+            "Leave empty if this channel only receives messages."
+        ),
+    )
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        label=_("Token name"),
+        max_length=100,
+        required=False,
+        help_text=_("What the token is for, e.g. “Webshop integration”."),
+    )
