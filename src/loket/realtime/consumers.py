@@ -9,6 +9,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
+from loket.inbox.models import Conversation
 from loket.realtime.publish import agents_group, member_group
 from loket.tenancy.models import Membership
 from loket.tenancy.services import authenticate_token
@@ -49,11 +50,19 @@ def _membership_for(scope) -> Membership | None:
     user = scope.get("user")
     if user is None or not user.is_authenticated or not _from_own_pages(scope):
         return None
-    memberships = Membership.objects.filter(user=user).select_related("workspace")
+    memberships = Membership.objects.filter(user=user).select_related("workspace", "user")
     slug = (query.get("workspace") or [""])[0]
     if slug:
         memberships = memberships.filter(workspace__slug=slug)
     return memberships.order_by("pk").first()
+
+
+PRESENCE_STATES = {"viewing", "typing", "left"}
+
+
+@database_sync_to_async
+def _conversation_in_workspace(conversation_id: int, workspace_id: int) -> bool:
+    return Conversation.objects.filter(pk=conversation_id, workspace_id=workspace_id).exists()
 
 
 class AgentConsumer(AsyncJsonWebsocketConsumer):
@@ -68,6 +77,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             return
         self.membership_id = membership.pk
         self.workspace_id = membership.workspace_id
+        self.member_name = membership.display_name
+        self.known_conversations: set[int] = set()
         self.groups_joined = [agents_group(self.workspace_id), member_group(self.membership_id)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -79,8 +90,38 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content, **kwargs) -> None:
-        if content.get("type") == "ping":
+        if not isinstance(content, dict) or not hasattr(self, "membership_id"):
+            return
+        kind = content.get("type")
+        if kind == "ping":
             await self.send_json({"type": "pong"})
+        elif kind == "presence":
+            await self._presence(content)
+
+    async def _presence(self, content) -> None:
+        """Who is viewing or typing in a conversation: relayed to the workspace's agents, never
+        stored. Only for conversations of this socket's workspace."""
+        conversation_id = content.get("conversation_id")
+        state = content.get("state")
+        if not isinstance(conversation_id, int) or state not in PRESENCE_STATES:
+            return
+        if conversation_id not in self.known_conversations:
+            if not await _conversation_in_workspace(conversation_id, self.workspace_id):
+                return
+            if len(self.known_conversations) > 1000:
+                self.known_conversations.clear()
+            self.known_conversations.add(conversation_id)
+        event = {
+            "type": "presence",
+            "workspace_id": self.workspace_id,
+            "conversation_id": conversation_id,
+            "member_id": self.membership_id,
+            "name": self.member_name,
+            "state": state,
+        }
+        await self.channel_layer.group_send(
+            agents_group(self.workspace_id), {"type": "realtime.event", "event": event}
+        )
 
     async def realtime_event(self, message) -> None:
         await self.send_json(message["event"])

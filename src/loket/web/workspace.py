@@ -66,4 +66,12 @@ def workspace_context(request) -> dict:
     membership = getattr(request, "membership", None)
     if membership is None:
         return {}
-    return {"membership": membership, "workspace": membership.workspace}
+    from loket.inbox.models import Notification
+
+    return {
+        "membership": membership,
+        "workspace": membership.workspace,
+        "unread_notifications": Notification.objects.filter(
+            recipient=membership, read_at__isnull=True
+        ).count,  # called by the template only where the badge renders
+    }

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.db import DatabaseError, transaction
 from django.db.models import F, Value
@@ -21,6 +23,8 @@ from loket import events
 from loket.events import Actor
 from loket.inbox import ports, tasks
 from loket.inbox.models import (
+    Attachment,
+    AttachmentStatus,
     AuthorType,
     ContactIdentity,
     Conversation,
@@ -30,12 +34,22 @@ from loket.inbox.models import (
     MessageKind,
 )
 from loket.inbox.sanitize import sanitize_html
+from loket.inbox.services import media
 from loket.jobs.policy import RetryLater
 from loket.tenancy.models import Membership
 
 log = logging.getLogger(__name__)
 
 _UNSENT = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+
+
+@dataclass(frozen=True)
+class OutgoingFile:
+    """A file an agent attaches to a reply or note."""
+
+    filename: str
+    content_type: str
+    content: bytes
 
 
 def reply(
@@ -46,10 +60,11 @@ def reply(
     html: str = "",
     kind: str = MessageKind.MESSAGE,
     author_type: str | None = None,
+    attachments: Sequence[OutgoingFile] = (),
 ) -> Message:
     """Store an agent's (or bot's) reply or internal note; a reply is queued for sending."""
     text = (text or "").strip()
-    if not text and not html:
+    if not text and not html and not attachments:
         raise ValueError("a message needs text")
     if kind not in (MessageKind.MESSAGE, MessageKind.NOTE):
         raise ValueError(f"cannot reply with a {kind!r}")
@@ -72,6 +87,18 @@ def reply(
             created_at=now,
             status_changed_at=now if is_reply else None,
         )
+        for upload in attachments:
+            stored = media.store_content(
+                Attachment(
+                    workspace_id=conversation.workspace_id,
+                    message=message,
+                    filename=media.safe_filename(upload.filename),
+                    content_type=upload.content_type or "application/octet-stream",
+                ),
+                upload.content,
+            )
+            if stored.status != AttachmentStatus.STORED:
+                raise ValueError(f"{stored.filename}: {stored.error}")
         if is_reply:
             changes = {"last_message_at": now, "last_outbound_at": now, "waiting_since": None}
             if author_type == AuthorType.MEMBER:

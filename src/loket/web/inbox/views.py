@@ -1,28 +1,751 @@
-from django.shortcuts import render
+"""The inbox: views on the left, the conversation list in the middle, the conversation on the
+right. Full pages render all three; htmx asks for one pane at a time (``*_partial`` templates),
+and live events make the browser re-ask for exactly what changed."""
 
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlencode
+
+from django.contrib import messages as flash
+from django.db.models import OuterRef, Subquery
+from django.db.models.functions import Substr
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.clickjacking import xframe_options_sameorigin
+from django.views.decorators.http import require_GET, require_POST
+
+from loket.inbox import listing, selectors
+from loket.inbox.models import (
+    Attachment,
+    AttachmentStatus,
+    ContactIdentity,
+    Conversation,
+    ConversationStatus,
+    DeliveryStatus,
+    Draft,
+    Label,
+    Message,
+    MessageKind,
+    Notification,
+    Priority,
+    SavedView,
+)
+from loket.inbox.services import conversations as conversation_service
+from loket.inbox.services import outbound
+from loket.inbox.services.conversations import InvalidChange
+from loket.tenancy.models import Availability, Membership, Team
+from loket.web.inbox import timeline
 from loket.web.workspace import workspace_view
 
+TIMELINE_LIMIT = 200
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
+
+# -- list state: view, status, sort --------------------------------------------------------
+class ListState:
+    """What the list shows, from the query string; carried along on every link."""
+
+    def __init__(self, request):
+        self.view_key = request.GET.get("view") or "all"
+        self.status = request.GET.get("status") or "open"
+        self.sort = request.GET.get("sort") or "recent"
+
+    def query(self, **overrides) -> str:
+        values = {"view": self.view_key, "status": self.status, "sort": self.sort, **overrides}
+        return urlencode({k: v for k, v in values.items() if v})
+
+
+def _resolve(request) -> tuple[ListState, listing.View]:
+    state = ListState(request)
+    try:
+        view = listing.resolve_view(request.membership, state.view_key)
+    except listing.InvalidView as exc:
+        raise Http404(str(exc)) from exc
+    if state.status not in listing.STATUS_TABS:
+        state.status = "open"
+    if state.sort not in listing.SORTS:
+        state.sort = "recent"
+    return state, view
+
+
+def _with_preview(queryset):
+    """The list shows the last customer-visible message; one correlated lookup per row on the
+    timeline index, inside the page's single query."""
+    preview = (
+        Message.objects.filter(conversation_id=OuterRef("pk"), kind=MessageKind.MESSAGE)
+        .order_by("-created_at", "-id")
+        .annotate(short=Substr("text", 1, 160))
+        .values("short")[:1]
+    )
+    return queryset.annotate(preview=Subquery(preview))
+
+
+def _list_context(request, state: ListState, view: listing.View, cursor: str | None) -> dict:
+    member = request.membership
+    queryset = listing.conversations(member, view, state.status).prefetch_related("labels")
+    try:
+        page = listing.page(_with_preview(queryset), state.sort, cursor)
+    except listing.InvalidView as exc:
+        raise Http404(str(exc)) from exc
+    next_url = None
+    if page.next_cursor:
+        next_url = (
+            reverse("inbox:list", args=[request.workspace.slug])
+            + "?"
+            + state.query(cursor=page.next_cursor)
+        )
+    return {
+        "state": state,
+        "view": view,
+        "conversations": page.items,
+        "next_url": next_url,
+        "status_tabs": listing.STATUS_TABS,
+        "sorts": {key: sort.label for key, sort in listing.SORTS.items()},
+        "query": state.query(),
+        "bulk_members": list(
+            Membership.objects.filter(workspace_id=member.workspace_id)
+            .select_related("user")
+            .order_by("user__name", "user__email")
+        ),
+        "bulk_labels": list(
+            Label.objects.filter(workspace_id=member.workspace_id).order_by("name")
+        ),
+    }
+
+
+def _sidebar_context(request, counts: listing.Counts | None = None) -> dict:
+    """The views column: fixed views, saved views, teams, channels and labels, each with its
+    count of open conversations once ``counts`` are known (they load after the page)."""
+    member = request.membership
+    workspace_id = member.workspace_id
+    saved = list(listing.visible_saved_views(member))
+
+    def item(key, title, color=""):
+        count = counts.get(key) if counts else None
+        return {"key": key, "title": title, "color": color, "count": count}
+
+    sections = [
+        (_("Conversations"), [item("mine", _("Mine")), item("unassigned", _("Unassigned")),
+                              item("all", _("All")), item("mentions", _("Mentions"))]),
+        (_("Saved views"), [item(f"saved:{v.pk}", v.name) for v in saved]),
+        (_("Teams"), [item(f"team:{t.pk}", t.name) for t in
+                      Team.objects.filter(workspace_id=workspace_id).order_by("name")]),
+        (_("Channels"), [item(f"channel:{c.pk}", c.name) for c in selectors.channels(member)]),
+        (_("Labels"), [item(f"label:{lb.pk}", lb.name, lb.color) for lb in
+                       Label.objects.filter(workspace_id=workspace_id).order_by("name")]),
+    ]  # fmt: skip
+    return {
+        "sections": [{"title": title, "items": items} for title, items in sections if items],
+        "saved_views": saved,
+    }
+
+
+# -- pages ------------------------------------------------------------------------------------
+@require_GET
 @workspace_view
-def index(request, number=None):
-    return render(request, "web/inbox/index.html")
+def index(request, number: int | None = None):
+    state, view = _resolve(request)
+    context = {**_list_context(request, state, view, None), **_sidebar_context(request)}
+    if number is not None:
+        context.update(_conversation_context(request, _conversation(request, number)))
+    context["js_text"] = _js_text()
+    return render(request, "web/inbox/index.html", context)
 
 
+def _js_text() -> dict[str, str]:
+    """The strings inbox.js shows, translated on the server (the app has no JS catalogue)."""
+    return {
+        "%s is typing…": _("%s is typing…"),
+        "%s is viewing": _("%s is viewing"),
+        "New activity in this conversation while you were writing.": _(
+            "New activity in this conversation while you were writing."
+        ),
+        "Sending failed. Your text is still here; try again.": _(
+            "Sending failed. Your text is still here; try again."
+        ),
+        "Draft saved": _("Draft saved"),
+        "Note added": _("Note added"),
+        "Sent": _("Sent"),
+    }
+
+
+@require_GET
 @workspace_view
 def conversation_list(request):
-    return render(request, "web/inbox/index.html")
+    state, view = _resolve(request)
+    context = _list_context(request, state, view, request.GET.get("cursor"))
+    # A page of the infinite scroll is rows only; a refresh is the whole list pane.
+    template = "web/inbox/_rows.html" if request.GET.get("cursor") else "web/inbox/_list.html"
+    return render(request, template, context)
 
 
+@require_GET
 @workspace_view
 def counts(request):
-    return render(request, "web/inbox/index.html")
+    member = request.membership
+    counts = listing.counts(member, list(listing.visible_saved_views(member)))
+    context = _sidebar_context(request, counts)
+    context["state"] = ListState(request)
+    return render(request, "web/inbox/_views.html", context)
 
 
+# -- one conversation -------------------------------------------------------------------------
+def _conversation(request, number: int) -> Conversation:
+    conversation = (
+        selectors.conversations(request.membership)
+        .filter(number=number)
+        .prefetch_related("labels")
+        .first()
+    )
+    if conversation is None:
+        raise Http404("no such conversation")
+    return conversation
+
+
+def _timeline_messages(member: Membership, conversation: Conversation, after_id=None):
+    queryset = selectors.messages(member, conversation)
+    if after_id is not None:
+        return list(queryset.filter(pk__gt=after_id).order_by("created_at", "pk"))
+    newest = list(queryset.order_by("-created_at", "-pk")[: TIMELINE_LIMIT + 1])
+    newest.reverse()
+    return newest
+
+
+def _conversation_context(request, conversation: Conversation) -> dict:
+    member = request.membership
+    workspace_id = member.workspace_id
+    rows = _timeline_messages(member, conversation)
+    truncated = len(rows) > TIMELINE_LIMIT
+    rows = rows[-TIMELINE_LIMIT:]
+    contact = conversation.contact
+    identities = list(
+        ContactIdentity.objects.filter(workspace_id=workspace_id, contact=contact)
+        .select_related("channel")
+        .order_by("pk")
+    )
+    others = list(
+        Conversation.objects.filter(workspace_id=workspace_id, contact=contact)
+        .exclude(pk=conversation.pk)
+        .filter(merged_into__isnull=True)
+        .select_related("channel")
+        .order_by("-last_message_at")[:10]
+    )
+    members = list(
+        Membership.objects.filter(workspace_id=workspace_id)
+        .select_related("user")
+        .order_by("user__name", "user__email")
+    )
+    draft = Draft.objects.filter(membership=member, conversation=conversation).first()
+    reply_to = next((i for i in identities if i.channel_id == conversation.channel_id), None)
+    last_visible = max((m.pk for m in rows if m.kind != MessageKind.ACTIVITY), default=0)
+    return {
+        "conversation": conversation,
+        "timeline": [timeline.entry(m) for m in rows],
+        "timeline_truncated": truncated,
+        "last_message_id": rows[-1].pk if rows else 0,
+        "last_visible_id": last_visible,
+        "contact": contact,
+        "identities": identities,
+        "other_conversations": others,
+        "members": members,
+        "teams_all": list(Team.objects.filter(workspace_id=workspace_id).order_by("name")),
+        "labels_all": list(Label.objects.filter(workspace_id=workspace_id).order_by("name")),
+        "conversation_label_ids": {label.pk for label in conversation.labels.all()},
+        "priorities": Priority.choices,
+        "draft": draft,
+        "composer_members": [
+            {"id": m.pk, "name": m.display_name, "email": m.user.email}
+            for m in members
+            if m.pk != member.pk
+        ],
+        "reply_to": reply_to,
+        "snooze_options": _snooze_options(),
+    }
+
+
+def _snooze_options() -> list[tuple[str, str]]:
+    now = timezone.localtime()
+    tomorrow = (now + dt.timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+    monday = (now + dt.timedelta(days=7 - now.weekday())).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    return [
+        ((now + dt.timedelta(hours=1)).isoformat(), _("In one hour")),
+        ((now + dt.timedelta(hours=4)).isoformat(), _("In four hours")),
+        (tomorrow.isoformat(), _("Tomorrow morning")),
+        (monday.isoformat(), _("Next week")),
+        ("reply", _("Until the customer replies")),
+    ]
+
+
+@require_GET
+@workspace_view
+def conversation_pane(request, number: int):
+    conversation = _conversation(request, number)
+    context = _conversation_context(request, conversation)
+    context["query"] = ListState(request).query()
+    return render(request, "web/inbox/_conversation.html", context)
+
+
+@require_GET
+@workspace_view
+def conversation_head(request, number: int):
+    """Header and sidebar after a change by anyone (status, assignee, labels...)."""
+    return _head_response(request, number)
+
+
+@require_GET
+@workspace_view
+def timeline_after(request, number: int):
+    conversation = _conversation(request, number)
+    try:
+        after = int(request.GET.get("after", "0"))
+    except ValueError:
+        return HttpResponseBadRequest("after must be a message id")
+    rows = _timeline_messages(request.membership, conversation, after_id=after)
+    return render(
+        request,
+        "web/inbox/_timeline_entries.html",
+        {"timeline": [timeline.entry(m) for m in rows], "conversation": conversation},
+    )
+
+
+@require_GET
+@workspace_view
+def message_fragment(request, number: int, message_id: int):
+    conversation = _conversation(request, number)
+    message = selectors.messages(request.membership, conversation).filter(pk=message_id).first()
+    if message is None:
+        raise Http404("no such message")
+    return render(
+        request,
+        "web/inbox/_timeline_entries.html",
+        {"timeline": [timeline.entry(message)], "conversation": conversation},
+    )
+
+
+@require_POST
+@workspace_view
+def send(request, number: int):
+    """Send a reply or add a note. If the conversation moved on since the agent last looked
+    (a customer message or someone else's reply after ``seen``), ask them to review first."""
+    member = request.membership
+    conversation = _conversation(request, number)
+    kind = MessageKind.NOTE if request.POST.get("kind") == "note" else MessageKind.MESSAGE
+    text = request.POST.get("text", "")
+    files = [
+        outbound.OutgoingFile(f.name, f.content_type or "", f.read())
+        for f in request.FILES.getlist("attachments")
+    ]
+    try:
+        seen = int(request.POST.get("seen") or 0)
+    except ValueError:
+        seen = 0
+    if kind == MessageKind.MESSAGE and not request.POST.get("confirmed"):
+        newer = list(
+            selectors.messages(member, conversation)
+            .filter(pk__gt=seen, kind__in=[MessageKind.MESSAGE])
+            .exclude(author_member=member)
+            .order_by("created_at", "pk")
+        )
+        if newer:
+            return render(
+                request,
+                "web/inbox/_collision.html",
+                {"newer": [timeline.entry(m) for m in newer], "conversation": conversation},
+                status=409,
+            )
+    if not text.strip() and not files:
+        return render(
+            request,
+            "web/inbox/_composer_error.html",
+            {"error": _("Write a message or attach a file first.")},
+            status=400,
+        )
+    try:
+        message = outbound.reply(
+            conversation, author=member, text=text, kind=kind, attachments=files
+        )
+    except ValueError as exc:
+        return render(request, "web/inbox/_composer_error.html", {"error": str(exc)}, status=400)
+    if kind == MessageKind.NOTE:
+        from loket.inbox.services import notifications
+
+        notifications.notify_mentions(message, actor=member)
+    Draft.objects.filter(membership=member, conversation=conversation).delete()
+    try:
+        after = int(request.POST.get("after") or message.pk - 1)
+    except ValueError:
+        after = message.pk - 1
+    rows = _timeline_messages(member, conversation, after_id=after)
+    return render(
+        request,
+        "web/inbox/_timeline_entries.html",
+        {"timeline": [timeline.entry(m) for m in rows], "conversation": conversation},
+    )
+
+
+@require_POST
+@workspace_view
+def save_draft(request, number: int):
+    member = request.membership
+    conversation = _conversation(request, number)
+    text = request.POST.get("text", "")[:100_000]
+    kind = MessageKind.NOTE if request.POST.get("kind") == "note" else MessageKind.MESSAGE
+    if text.strip():
+        Draft.objects.update_or_create(
+            membership=member,
+            conversation=conversation,
+            defaults={"text": text, "kind": kind, "workspace_id": member.workspace_id},
+        )
+    else:
+        Draft.objects.filter(membership=member, conversation=conversation).delete()
+    return HttpResponse(status=204)
+
+
+@require_POST
+@workspace_view
+def update(request, number: int):
+    """Status, assignee, team, priority, labels and snooze from the conversation header."""
+    member = request.membership
+    conversation = _conversation(request, number)
+    changes: dict = {}
+    post = request.POST
+    try:
+        if "status" in post:
+            changes["status"] = post["status"]
+        if "snooze" in post:
+            changes["status"] = ConversationStatus.SNOOZED
+            if post["snooze"] == "reply":
+                changes["snoozed_until"] = None
+            else:
+                until = parse_datetime(post["snooze"])
+                if until is None:
+                    raise InvalidChange(_("Pick a time to snooze until."))
+                if timezone.is_naive(until):
+                    until = timezone.make_aware(until)
+                if until <= timezone.now():
+                    raise InvalidChange(_("The snooze time must be in the future."))
+                changes["snoozed_until"] = until
+        if "assignee" in post:
+            value = post["assignee"]
+            changes["assignee"] = (
+                selectors.member_of_workspace(member, int(value)) if value else None
+            )
+        if "team" in post:
+            value = post["team"]
+            changes["team"] = selectors.team(member, int(value)) if value else None
+        if "priority" in post:
+            changes["priority"] = int(post["priority"])
+        if "labels" in post:
+            ids = [int(v) for v in post.getlist("label") if v]
+            found = list(Label.objects.filter(workspace_id=member.workspace_id, pk__in=ids))
+            if len(found) != len(set(ids)):
+                raise Http404("no such label")
+            changes["labels"] = found
+        conversation_service.update_conversation(conversation, actor=member, **changes)
+    except (InvalidChange, ValueError) as exc:
+        response = _head_response(request, number)
+        response.headers["HX-Trigger"] = _toast(str(exc))
+        return response
+    return _head_response(request, number)
+
+
+def _head_response(request, number: int):
+    context = _conversation_context(request, _conversation(request, number))
+    context["oob"] = True
+    return render(request, "web/inbox/_conversation_head.html", context)
+
+
+def _toast(text: str) -> str:
+    import json
+
+    return json.dumps({"loket:toast": {"text": text}})
+
+
+@require_POST
+@workspace_view
+def bulk(request):
+    """Assign, label or change the status of the selected conversations."""
+    member = request.membership
+    try:
+        ids = [int(v) for v in request.POST.getlist("ids")][:500]
+    except ValueError:
+        return HttpResponseBadRequest("ids must be numbers")
+    targets = list(selectors.conversations(member).filter(pk__in=ids).prefetch_related("labels"))
+    action = request.POST.get("action")
+    changed = 0
+    try:
+        for conversation in targets:
+            if action == "status":
+                conversation_service.update_conversation(
+                    conversation, actor=member, status=request.POST["status"]
+                )
+            elif action == "assign":
+                value = request.POST.get("assignee")
+                assignee = selectors.member_of_workspace(member, int(value)) if value else None
+                conversation_service.update_conversation(
+                    conversation, actor=member, assignee=assignee
+                )
+            elif action == "label":
+                label = Label.objects.filter(
+                    workspace_id=member.workspace_id, pk=int(request.POST.get("label", 0))
+                ).first()
+                if label is None:
+                    raise Http404("no such label")
+                current = list(conversation.labels.all())
+                if label not in current:
+                    conversation_service.update_conversation(
+                        conversation, actor=member, labels=[*current, label]
+                    )
+            else:
+                return HttpResponseBadRequest("unknown bulk action")
+            changed += 1
+    except (InvalidChange, ValueError, KeyError) as exc:
+        return HttpResponseBadRequest(str(exc))
+    state, view = _resolve(request)
+    response = render(request, "web/inbox/_list.html", _list_context(request, state, view, None))
+    response.headers["HX-Trigger"] = _toast(
+        _("%(count)d conversations updated.") % {"count": changed}
+    )
+    return response
+
+
+@require_POST
+@workspace_view
+def retry(request, number: int, message_id: int):
+    conversation = _conversation(request, number)
+    message = selectors.messages(request.membership, conversation).filter(pk=message_id).first()
+    if message is None:
+        raise Http404("no such message")
+    if message.status == DeliveryStatus.FAILED:
+        outbound.retry(message)
+    return render(
+        request,
+        "web/inbox/_timeline_entries.html",
+        {"timeline": [timeline.entry(selectors.message(request.membership, message.pk))],
+         "conversation": conversation},
+    )  # fmt: skip
+
+
+@require_POST
+@workspace_view
+def merge(request, number: int):
+    from loket.inbox.services import merging
+
+    member = request.membership
+    source = _conversation(request, number)
+    try:
+        target = _conversation(request, int(request.POST.get("into", "0")))
+        record = merging.merge_conversations(source, target, actor=member)
+    except (InvalidChange, ValueError) as exc:
+        flash.error(request, str(exc))
+        return redirect(reverse("inbox:conversation", args=[request.workspace.slug, number]))
+    flash.success(
+        request,
+        _("Merged #%(source)d into #%(target)d.")
+        % {"source": source.number, "target": target.number},
+    )
+    request.session["undo_merge"] = record.pk
+    return redirect(reverse("inbox:conversation", args=[request.workspace.slug, target.number]))
+
+
+@require_POST
+@workspace_view
+def undo_merge(request, merge_id: int):
+    from loket.inbox.models import ConversationMerge
+    from loket.inbox.services import merging
+
+    record = (
+        ConversationMerge.objects.filter(workspace_id=request.workspace.pk, pk=merge_id)
+        .select_related("source")
+        .first()
+    )
+    if record is None:
+        raise Http404("no such merge")
+    try:
+        merging.undo_conversation_merge(record, actor=request.membership)
+    except (InvalidChange, ValueError) as exc:
+        flash.error(request, str(exc))
+    else:
+        flash.success(request, _("The merge was undone."))
+    request.session.pop("undo_merge", None)
+    return redirect(
+        reverse("inbox:conversation", args=[request.workspace.slug, record.source.number])
+    )
+
+
+@require_POST
+@workspace_view
+def split(request, number: int, message_id: int):
+    from loket.inbox.services import merging
+
+    conversation = _conversation(request, number)
+    message = selectors.messages(request.membership, conversation).filter(pk=message_id).first()
+    if message is None:
+        raise Http404("no such message")
+    try:
+        created = merging.split_message(message, actor=request.membership)
+    except (InvalidChange, ValueError) as exc:
+        flash.error(request, str(exc))
+        return redirect(reverse("inbox:conversation", args=[request.workspace.slug, number]))
+    flash.success(request, _("Moved the message to #%(number)d.") % {"number": created.number})
+    return redirect(reverse("inbox:conversation", args=[request.workspace.slug, created.number]))
+
+
+# -- attachments and email bodies: served so they cannot script the app ----------------------
+@require_GET
+@workspace_view
+def attachment(request, attachment_id: int):
+    item = Attachment.objects.filter(
+        workspace_id=request.workspace.pk, pk=attachment_id, status=AttachmentStatus.STORED
+    ).first()
+    if item is None or not item.file:
+        raise Http404("no such attachment")
+    inline = item.content_type in IMAGE_TYPES and request.GET.get("download") is None
+    response = FileResponse(
+        item.file.open("rb"),
+        as_attachment=not inline,
+        filename=item.filename,
+        content_type=item.content_type if inline else "application/octet-stream",
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@require_GET
+@xframe_options_sameorigin
+@workspace_view
+def message_html(request, message_id: int):
+    """A sanitised email body for a sandboxed frame: no scripts, no forms, no remote loads
+    beyond images (which the sanitiser already limited to http(s) and data URLs)."""
+    message = Message.objects.filter(workspace_id=request.workspace.pk, pk=message_id).first()
+    if message is None or not message.html:
+        raise Http404("no such message")
+    page = (
+        '<!doctype html><meta charset="utf-8"><base target="_blank">'
+        "<style>body{font:14px/1.5 system-ui,sans-serif;margin:0;color:#1f2937;"
+        "overflow-wrap:anywhere}img{max-width:100%;height:auto}</style>" + message.html
+    )
+    response = HttpResponse(page, content_type="text/html; charset=utf-8")
+    response.headers["Content-Security-Policy"] = (
+        "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; "
+        "img-src https: http: data: cid:; style-src 'unsafe-inline'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# -- saved views ------------------------------------------------------------------------------
+@require_POST
+@workspace_view
+def save_view(request):
+    member = request.membership
+    name = request.POST.get("name", "").strip()[:100]
+    fields = request.POST.getlist("field")
+    ops = request.POST.getlist("op")
+    values = request.POST.getlist("value")
+    filters = []
+    for field, op, value in zip(fields, ops, values, strict=False):
+        if not field:
+            continue
+        filters.append({"field": field, "op": op or "is", "value": _filter_value(field, value)})
+    try:
+        if not name:
+            raise listing.InvalidView(_("Give the view a name."))
+        listing.filters_q(filters, member)  # refuses anything not on the allow-list
+    except listing.InvalidView as exc:
+        flash.error(request, str(exc))
+        return redirect(reverse("inbox:index", args=[request.workspace.slug]))
+    shared = request.POST.get("shared") == "1" and member.is_admin
+    saved = SavedView.objects.create(
+        workspace_id=member.workspace_id,
+        owner=None if shared else member,
+        name=name,
+        filters=filters,
+        sort=request.POST.get("sort") if request.POST.get("sort") in listing.SORTS else "recent",
+    )
+    return redirect(
+        reverse("inbox:index", args=[request.workspace.slug]) + f"?view=saved:{saved.pk}"
+    )
+
+
+def _filter_value(field: str, value: str):
+    value = value.strip()
+    if field in ("created", "last_activity") and ".." in value:
+        return [part.strip() for part in value.split("..", 1)]
+    if field in ("channel", "team", "label", "assignee") and "," in value:
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+@require_POST
+@workspace_view
+def delete_view(request, view_id: int):
+    member = request.membership
+    saved = listing.visible_saved_views(member).filter(pk=view_id).first()
+    if saved is None:
+        raise Http404("no such view")
+    if saved.owner_id is None and not member.is_admin:
+        flash.error(request, _("Only an admin can delete a shared view."))
+    else:
+        saved.delete()
+    return redirect(reverse("inbox:index", args=[request.workspace.slug]))
+
+
+# -- notifications and preferences ------------------------------------------------------------
 @workspace_view
 def notifications(request):
-    return render(request, "web/inbox/index.html")
+    member = request.membership
+    if request.method == "POST":
+        Notification.objects.filter(recipient=member, read_at__isnull=True).update(
+            read_at=timezone.now()
+        )
+        if request.headers.get("HX-Request"):
+            return JsonResponse({"unread": 0})
+        return redirect(reverse("inbox:notifications", args=[request.workspace.slug]))
+    items = list(
+        Notification.objects.filter(recipient=member)
+        .select_related("conversation__contact", "actor__user", "message")
+        .order_by("-created_at")[:100]
+    )
+    return render(request, "web/inbox/notifications.html", {"notifications": items})
 
 
 @workspace_view
 def preferences(request):
-    return render(request, "web/inbox/index.html")
+    user = request.user
+    member = request.membership
+    if request.method == "POST":
+        language = request.POST.get("language", "")
+        if language in ("", "en", "nl"):
+            user.locale = language
+        user.preferences = {
+            **(user.preferences or {}),
+            "browser_notifications": request.POST.get("browser_notifications") == "1",
+        }
+        user.save(update_fields=["locale", "preferences"])
+        availability = request.POST.get("availability")
+        if availability in Availability.values:
+            member.availability = availability
+            member.save(update_fields=["availability"])
+        flash.success(request, _("Your preferences are saved."))
+        return redirect(reverse("inbox:preferences", args=[request.workspace.slug]))
+    return render(
+        request,
+        "web/inbox/preferences.html",
+        {"availabilities": Availability.choices, "prefs": user.preferences or {}},
+    )

@@ -1,0 +1,133 @@
+"""What the timeline shows for each stored message: a customer message, a reply, an internal
+note, or an activity line written as a sentence ("Anna assigned this to Bram")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.utils.translation import gettext as _
+
+from loket.inbox.models import (
+    AttachmentStatus,
+    AuthorType,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    Message,
+    MessageKind,
+    Priority,
+)
+
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+
+# Delivery status → (ticks shown, accessible label)
+TICKS = {
+    DeliveryStatus.QUEUED: ("🕓", DeliveryStatus.QUEUED.label),
+    DeliveryStatus.SENDING: ("…", DeliveryStatus.SENDING.label),
+    DeliveryStatus.SENT: ("✓", DeliveryStatus.SENT.label),
+    DeliveryStatus.DELIVERED: ("✓✓", DeliveryStatus.DELIVERED.label),
+    DeliveryStatus.READ: ("✓✓", DeliveryStatus.READ.label),
+    DeliveryStatus.FAILED: ("⚠", DeliveryStatus.FAILED.label),
+}
+
+
+@dataclass
+class Entry:
+    message: Message
+    kind: str  # "in" | "out" | "note" | "activity"
+    author: str
+    sentence: str = ""
+    images: list = field(default_factory=list)
+    files: list = field(default_factory=list)
+    ticks: str = ""
+    status_label: str = ""
+
+    @property
+    def pk(self) -> int:
+        return self.message.pk
+
+
+def _author(message: Message) -> str:
+    if message.author_type == AuthorType.MEMBER and message.author_member:
+        return message.author_member.display_name
+    if message.author_type == AuthorType.CONTACT and message.author_contact:
+        return message.author_contact.display_name
+    if message.author_type == AuthorType.BOT:
+        return _("Bot")
+    if message.direction == Direction.INBOUND:
+        return _("Customer")
+    return _("System")
+
+
+def _status_name(value: str | None) -> str:
+    try:
+        return str(ConversationStatus(value).label)
+    except ValueError:
+        return value or ""
+
+
+def activity_sentence(message: Message, who: str) -> str:
+    data = message.data or {}
+    action = data.get("action") or message.text
+    if action == "status_changed":
+        if data.get("status") == ConversationStatus.SNOOZED:
+            if data.get("snoozed_until"):
+                return _("%(who)s snoozed this until %(until)s") % {
+                    "who": who,
+                    "until": data["snoozed_until"][:16].replace("T", " "),
+                }
+            return _("%(who)s snoozed this until the customer replies") % {"who": who}
+        return _("%(who)s changed the status to %(status)s") % {
+            "who": who,
+            "status": _status_name(data.get("status")),
+        }
+    if action == "snooze_changed":
+        return _("%(who)s changed the snooze time") % {"who": who}
+    if action == "assigned":
+        return _("%(who)s assigned this to %(assignee)s") % {
+            "who": who,
+            "assignee": data.get("assignee_name") or _("someone"),
+        }
+    if action == "unassigned":
+        return _("%(who)s unassigned this") % {"who": who}
+    if action == "team_changed":
+        if data.get("team_name"):
+            team = data["team_name"]
+            return _("%(who)s moved this to team %(team)s") % {"who": who, "team": team}
+        return _("%(who)s removed the team") % {"who": who}
+    if action == "priority_changed":
+        try:
+            priority = str(Priority(data.get("priority")).label)
+        except ValueError:
+            priority = str(data.get("priority"))
+        return _("%(who)s set the priority to %(priority)s") % {"who": who, "priority": priority}
+    if action == "labels_changed":
+        labels = ", ".join(data.get("labels") or []) or _("none")
+        return _("%(who)s set the labels: %(labels)s") % {"who": who, "labels": labels}
+    if action in ("merged", "merged_into", "merged_from"):
+        return _("%(who)s merged conversations") % {"who": who}
+    if action in ("merge_undone",):
+        return _("%(who)s undid a merge") % {"who": who}
+    if action in ("split", "split_from", "split_into"):
+        return _("%(who)s moved a message to another conversation") % {"who": who}
+    return f"{who}: {message.text or action}"
+
+
+def entry(message: Message) -> Entry:
+    who = _author(message)
+    if message.kind == MessageKind.ACTIVITY:
+        return Entry(message, "activity", who, sentence=activity_sentence(message, who))
+    if message.kind == MessageKind.NOTE:
+        kind = "note"
+    else:
+        kind = "in" if message.direction == Direction.INBOUND else "out"
+    result = Entry(message, kind, who)
+    for item in message.attachments.all():
+        if item.status == AttachmentStatus.STORED and item.content_type in IMAGE_TYPES:
+            result.images.append(item)
+        else:
+            result.files.append(item)
+    if kind == "out" and message.status:
+        result.ticks, label = TICKS.get(message.status, ("", message.status))
+        result.status_label = str(label)
+    return result

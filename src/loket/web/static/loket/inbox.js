@@ -1,0 +1,392 @@
+/* The inbox page: live list and conversation, presence and typing, the composer with drafts,
+   mentions and collision checks, and the inbox's keyboard shortcuts. Listens to the events
+   app.js dispatches ("loket:event", "loket:resync", "loket:shortcut"). */
+(function () {
+  "use strict";
+
+  const $ = (selector, root) => (root || document).querySelector(selector);
+  const pane = () => $("#conv-pane");
+  const currentId = () => (pane() ? Number(pane().dataset.conversationId) : null);
+  const debounce = (fn, ms) => {
+    let timer = null;
+    return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+  };
+  let texts = null;
+  const text = (key) => {
+    if (texts === null) {
+      const source = document.getElementById("loket-text");
+      texts = source ? JSON.parse(source.textContent) : {};
+    }
+    return texts[key] || key;
+  };
+
+  async function getHTML(url) {
+    const response = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" });
+    if (!response.ok) throw new Error(`${response.status} for ${url}`);
+    return response.text();
+  }
+
+  // --- timeline: append new entries once, replace changed ones ------------------------------
+  function lastId() {
+    const el = pane();
+    return el ? Number(el.dataset.lastId || 0) : 0;
+  }
+  function absorb(html) {
+    const timeline = $("#timeline");
+    const el = pane();
+    if (!timeline || !el) return [];
+    const box = document.createElement("div");
+    box.innerHTML = html;
+    const added = [];
+    for (const node of Array.from(box.children)) {
+      const id = Number(node.dataset.id || 0);
+      const existing = id && document.getElementById(`m${id}`);
+      if (existing) existing.replaceWith(node);
+      else { timeline.appendChild(node); added.push(node); }
+      if (id > lastId()) el.dataset.lastId = String(id);
+    }
+    if (window.htmx) htmx.process(timeline);
+    if (added.length) timeline.scrollTop = timeline.scrollHeight;
+    return added;
+  }
+  async function catchUp() {
+    const el = pane();
+    if (!el) return [];
+    const html = await getHTML(`${el.dataset.timelineUrl}?after=${lastId()}`);
+    return absorb(html);
+  }
+  async function refreshMessage(id) {
+    const el = pane();
+    if (!el || !document.getElementById(`m${id}`)) return;
+    absorb(await getHTML(el.dataset.messageUrl.replace(/\/0\/$/, `/${id}/`)));
+  }
+  async function refreshHead() {
+    const el = pane();
+    const head = $("#conv-head");
+    if (!el || !head) return;
+    const html = await getHTML(el.dataset.headUrl);
+    // The head response carries the sidebar out of band; htmx.swap handles both.
+    htmx.swap(head, html, { swapStyle: "outerHTML" });
+  }
+
+  // --- the list: refresh in place when at the top, otherwise offer to --------------------
+  function listPane() { return $("#list-pane"); }
+  const refreshList = debounce(() => {
+    const list = listPane();
+    if (!list) return;
+    const scroller = $("#list-scroll");
+    const selecting = list.querySelector("input[name=ids]:checked");
+    if ((scroller && scroller.scrollTop > 40) || selecting) {
+      list.dispatchEvent(new CustomEvent("loket:fresh"));
+      return;
+    }
+    htmx.ajax("GET", list.dataset.listUrl, { target: "#list-pane", swap: "outerHTML" }).then(markCurrent);
+  }, 350);
+  const refreshCounts = debounce(() => htmx.trigger(document.body, "loket:counts"), 1500);
+  function markCurrent() {
+    const el = pane();
+    document.querySelectorAll(".conv-item.current").forEach((item) => item.classList.remove("current"));
+    if (el) {
+      const item = document.getElementById(`c${el.dataset.number}`);
+      if (item) item.classList.add("current");
+    }
+  }
+
+  // --- presence: who else views or types in a conversation ------------------------------
+  const presence = new Map(); // conversation id → Map(member id → {name, state, until})
+  function renderPresence() {
+    const box = $("#presence");
+    const id = currentId();
+    if (!box) return;
+    const now = Date.now();
+    const people = presence.get(id) || new Map();
+    const parts = [];
+    for (const [memberId, info] of people) {
+      if (info.until < now || memberId === Loket.memberId) { people.delete(memberId); continue; }
+      parts.push(info.state === "typing"
+        ? text("%s is typing…").replace("%s", info.name)
+        : text("%s is viewing").replace("%s", info.name));
+    }
+    box.textContent = parts.join(" · ");
+    box.dataset.people = String(parts.length);
+  }
+  setInterval(renderPresence, 2000);
+  function sayPresence(state) {
+    const id = currentId();
+    if (id) Loket.send({ type: "presence", conversation_id: id, state: state });
+  }
+  setInterval(() => { if (!document.hidden) sayPresence("viewing"); }, 20000);
+  document.addEventListener("loket:connected", () => sayPresence("viewing"));
+  window.addEventListener("beforeunload", () => sayPresence("left"));
+
+  // --- live events ----------------------------------------------------------------------
+  document.addEventListener("loket:event", async (event) => {
+    const data = event.detail || {};
+    const mine = currentId() && data.conversation_id === currentId();
+    switch (data.type) {
+      case "presence": {
+        if (!presence.has(data.conversation_id)) presence.set(data.conversation_id, new Map());
+        const people = presence.get(data.conversation_id);
+        if (data.state === "left") people.delete(data.member_id);
+        else people.set(data.member_id, {
+          name: data.name, state: data.state,
+          until: Date.now() + (data.state === "typing" ? 6000 : 45000),
+        });
+        if (data.conversation_id === currentId()) renderPresence();
+        return;
+      }
+      case "message.created":
+        if (mine) {
+          const added = await catchUp();
+          const byOther = added.some((node) => node.tagName === "ARTICLE" && node.dataset.kind !== "note" &&
+            node.dataset.author !== String(Loket.memberId));
+          if (byOther) document.dispatchEvent(new CustomEvent("loket:conversation-moved"));
+          // Someone's message ends their typing.
+          const people = presence.get(data.conversation_id);
+          if (people && data.actor && people.has(data.actor.id)) {
+            people.get(data.actor.id).state = "viewing";
+            renderPresence();
+          }
+        }
+        refreshList();
+        refreshCounts();
+        return;
+      case "message.status_changed":
+        if (mine) refreshMessage(data.message_id);
+        return;
+      case "conversation.updated":
+        if (mine) { await refreshHead(); await catchUp(); }
+        refreshList();
+        refreshCounts();
+        return;
+      case "conversation.created":
+        refreshList();
+        refreshCounts();
+        return;
+      default:
+    }
+  });
+  document.addEventListener("loket:resync", async () => {
+    refreshList();
+    refreshCounts();
+    if (pane()) { await refreshHead(); await catchUp(); }
+  });
+  document.body.addEventListener("loket:toast", (event) => Loket.toast(event.detail.text || event.detail.value));
+  document.body.addEventListener("htmx:afterSettle", (event) => {
+    if (event.detail.target && event.detail.target.id === "conv-slot") {
+      markCurrent();
+      document.querySelector(".inbox")?.classList.add("has-conversation");
+      sayPresence("viewing");
+    }
+  });
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.target && event.detail.target.id === "conv-slot") sayPresence("left");
+  });
+
+  // --- keyboard shortcuts ---------------------------------------------------------------
+  function move(step) {
+    const items = Array.from(document.querySelectorAll(".conv-item"));
+    if (!items.length) return;
+    let index = items.findIndex((item) => item.classList.contains("current"));
+    index = index < 0 ? 0 : Math.min(items.length - 1, Math.max(0, index + step));
+    const link = items[index].querySelector("a.conv-link");
+    items[index].scrollIntoView({ block: "nearest" });
+    if (link) link.click();
+  }
+  function openMenu(id) {
+    const menu = document.getElementById(id);
+    if (!menu) return;
+    menu.open = true;
+    const first = menu.querySelector("button, input");
+    if (first) first.focus();
+  }
+  document.addEventListener("loket:shortcut", (event) => {
+    const key = event.detail.key;
+    if (key === "j") move(1);
+    else if (key === "k") move(-1);
+    else if (key === "r" || key === "n") {
+      const composer = $("#composer");
+      if (composer && composer._x_dataStack) composer._x_dataStack[0].setMode(key === "r" ? "reply" : "note");
+    } else if (key === "a") openMenu("assign-menu");
+    else if (key === "l") openMenu("label-menu");
+    else if (key === "e") { const button = $("#resolve-button"); if (button) button.click(); }
+  });
+  document.addEventListener("click", (event) => { // close an open menu when clicking elsewhere
+    document.querySelectorAll(".thread-actions details[open]").forEach((menu) => {
+      if (!menu.contains(event.target)) menu.open = false;
+    });
+  });
+
+  // --- Alpine components ----------------------------------------------------------------
+  document.addEventListener("alpine:init", () => {
+    Alpine.data("conversationList", () => ({
+      selected: [],
+      fresh: false,
+      init() { this.$el.addEventListener("loket:fresh", () => { this.fresh = true; }); },
+      toggle() {
+        this.selected = Array.from(this.$el.querySelectorAll("input[name=ids]:checked")).map((box) => box.value);
+      },
+      selectAll() {
+        this.$el.querySelectorAll("input[name=ids]").forEach((box) => { box.checked = true; });
+        this.toggle();
+      },
+      clear() {
+        this.$el.querySelectorAll("input[name=ids]").forEach((box) => { box.checked = false; });
+        this.selected = [];
+      },
+      scrolled() { if ($("#list-scroll").scrollTop < 10 && this.fresh) this.refresh(); },
+      refresh() {
+        this.fresh = false;
+        htmx.ajax("GET", this.$el.dataset.listUrl, { target: "#list-pane", swap: "outerHTML" }).then(markCurrent);
+      },
+    }));
+
+    Alpine.data("conversationPane", () => ({
+      sidebarOpen: false,
+      init() {
+        const timeline = $("#timeline");
+        const wanted = new URLSearchParams(location.search).get("message");
+        const target = wanted && document.getElementById(`m${wanted}`);
+        if (target) { target.classList.add("highlight"); target.scrollIntoView({ block: "center" }); }
+        else if (timeline) timeline.scrollTop = timeline.scrollHeight;
+        renderPresence();
+      },
+    }));
+
+    Alpine.data("composer", () => ({
+      mode: "reply",
+      sending: false,
+      status: "",
+      fileNames: "",
+      mentions: [],
+      mentionIndex: 0,
+      members: [],
+      seen: 0, // the newest message the agent had seen when they started writing
+      typingSentAt: 0,
+      init() {
+        this.members = JSON.parse(($("#composer-members") || { textContent: "[]" }).textContent);
+        this.mode = this.$el.dataset.draftKind === "note" ? "note" : "reply";
+        this.seen = Number(this.$el.dataset.seen || 0);
+        this.saveDraft = debounce(() => this.persistDraft(), 800);
+        this.onMoved = () => {
+          if (this.$refs.text.value.trim() && this.mode === "reply") {
+            this.alert(`<div class="collision" role="status">${escapeHTML(text("New activity in this conversation while you were writing."))}</div>`);
+          }
+        };
+        document.addEventListener("loket:conversation-moved", this.onMoved);
+      },
+      destroy() { document.removeEventListener("loket:conversation-moved", this.onMoved); },
+      setMode(mode) {
+        this.mode = mode;
+        this.$refs.text.focus();
+        this.saveDraft();
+      },
+      alert(html) { $("#composer-alert").innerHTML = html; },
+      alertClick(event) {
+        if (event.target.dataset.sendAnyway) this.send(true);
+        if (event.target.dataset.dismiss) { this.alert(""); this.seen = lastId(); }
+      },
+      insert(value) {
+        const area = this.$refs.text;
+        const start = area.selectionStart;
+        area.value = area.value.slice(0, start) + value + area.value.slice(area.selectionEnd);
+        area.selectionStart = area.selectionEnd = start + value.length;
+        area.focus();
+        this.changed();
+      },
+      filesChanged() {
+        this.fileNames = Array.from(this.$refs.files.files).map((file) => file.name).join(", ");
+      },
+      changed() {
+        const area = this.$refs.text;
+        if (!area.value.trim()) this.seen = lastId();
+        const now = Date.now();
+        if (area.value && now - this.typingSentAt > 2500) {
+          this.typingSentAt = now;
+          sayPresence("typing");
+        }
+        this.status = "";
+        this.saveDraft();
+        this.findMention();
+      },
+      findMention() {
+        const area = this.$refs.text;
+        const before = area.value.slice(0, area.selectionStart);
+        const match = this.mode === "note" && before.match(/(?:^|\s)@([^\s@]{0,30})$/);
+        if (!match) { this.mentions = []; return; }
+        const query = match[1].toLowerCase();
+        this.mentions = this.members.filter((m) => m.name.toLowerCase().includes(query) ||
+          m.email.toLowerCase().startsWith(query)).slice(0, 6);
+        this.mentionIndex = 0;
+      },
+      pickMention(member) {
+        const area = this.$refs.text;
+        const cut = area.selectionStart;
+        const before = area.value.slice(0, cut).replace(/@([^\s@]{0,30})$/, `@[${member.name}](member:${member.id}) `);
+        area.value = before + area.value.slice(cut);
+        area.selectionStart = area.selectionEnd = before.length;
+        this.mentions = [];
+        area.focus();
+        this.saveDraft();
+      },
+      keydown(event) {
+        if (this.mentions.length) {
+          if (event.key === "ArrowDown") { event.preventDefault(); this.mentionIndex = (this.mentionIndex + 1) % this.mentions.length; return; }
+          if (event.key === "ArrowUp") { event.preventDefault(); this.mentionIndex = (this.mentionIndex + this.mentions.length - 1) % this.mentions.length; return; }
+          if (event.key === "Enter" || event.key === "Tab") { event.preventDefault(); this.pickMention(this.mentions[this.mentionIndex]); return; }
+          if (event.key === "Escape") { this.mentions = []; return; }
+        }
+        if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+          event.preventDefault();
+          this.send();
+        }
+      },
+      async persistDraft() {
+        const form = new FormData();
+        form.append("text", this.$refs.text.value);
+        form.append("kind", this.mode === "note" ? "note" : "message");
+        try {
+          await fetch(this.$el.dataset.draftUrl, { method: "POST", body: form, headers: { "X-CSRFToken": Loket.csrf() }, credentials: "same-origin" });
+          if (this.$refs.text.value.trim()) this.status = text("Draft saved");
+        } catch (_) { /* offline: the text stays in the box */ }
+      },
+      async send(confirmed) {
+        if (this.sending) return;
+        const form = new FormData(this.$el);
+        form.set("kind", this.mode === "note" ? "note" : "message");
+        form.set("seen", String(this.seen || lastId()));
+        form.set("after", String(lastId()));
+        if (confirmed) form.set("confirmed", "1");
+        this.sending = true;
+        try {
+          const response = await fetch(this.$el.action, { method: "POST", body: form, headers: { "X-CSRFToken": Loket.csrf(), "HX-Request": "true" }, credentials: "same-origin" });
+          const html = await response.text();
+          if (response.status === 409 || response.status === 400) {
+            this.alert(html);
+            if (response.status === 409) catchUp();
+            return;
+          }
+          if (!response.ok) { this.alert(`<div class="collision" role="alert">${escapeHTML(text("Sending failed. Your text is still here; try again."))}</div>`); return; }
+          absorb(html);
+          this.$refs.text.value = "";
+          this.$refs.files.value = "";
+          this.fileNames = "";
+          this.alert("");
+          this.seen = lastId();
+          this.status = this.mode === "note" ? text("Note added") : text("Sent");
+          sayPresence("viewing");
+        } catch (_) {
+          this.alert(`<div class="collision" role="alert">${escapeHTML(text("Sending failed. Your text is still here; try again."))}</div>`);
+        } finally {
+          this.sending = false;
+        }
+      },
+    }));
+  });
+
+  function escapeHTML(value) {
+    const div = document.createElement("div");
+    div.textContent = value;
+    return div.innerHTML;
+  }
+})();
