@@ -195,15 +195,55 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Accounts come from invitations and `loket createadmin`; the adapter closes open signup.
+ACCOUNT_ADAPTER = "loket.accounts.adapters.AccountAdapter"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_EMAIL_VERIFICATION = "none"
+# After a reset the person signs in again, so the 2FA step and every login check still run.
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+# No mail to addresses without an account (a closed system has no one to invite that way).
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Loket] "
+ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Per account (the email) 5 failed passwords in 5 minutes, then even the right one is refused;
+# the counters live in the cache (Redis when REDIS_URL is set, so all processes share them).
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+if env_bool("LOKET_BEHIND_PROXY", False):
+    # The client's address for the per-IP limits is the one the proxy saw, not the proxy's.
+    ALLAUTH_TRUSTED_PROXY_COUNT = 1
 LOGIN_REDIRECT_URL = "/"
 LOGIN_URL = "/accounts/login/"
+MFA_ADAPTER = "loket.accounts.adapters.MFAAdapter"  # TOTP seeds encrypted with loket.crypto
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Loket"
+# allauth precedes loket.accounts in INSTALLED_APPS, so its templates would win over the
+# overrides in loket/accounts/templates; a template directory is searched before app ones.
+TEMPLATES[0]["DIRS"] = [SRC_DIR / "accounts" / "templates", *TEMPLATES[0]["DIRS"]]
+LOKET_INVITATION_DAYS = env_int("LOKET_INVITATION_DAYS", 7)
+
+# --- Email (password resets, invitations) -----------------------------------------------------
+# console: printed on stderr (embedded mode default); smtp: LOKET_EMAIL_HOST (the default when
+# it is set); locmem: kept in memory (tests); or a dotted path to any Django email backend.
+_EMAIL_BACKENDS = {
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "locmem": "django.core.mail.backends.locmem.EmailBackend",
+}
+EMAIL_HOST = env_str("LOKET_EMAIL_HOST", "localhost")
+_email_backend = env_str("LOKET_EMAIL_BACKEND") or (
+    "smtp" if env_str("LOKET_EMAIL_HOST") else "console"
+)
+EMAIL_BACKEND = _EMAIL_BACKENDS.get(_email_backend, _email_backend)
+EMAIL_PORT = env_int("LOKET_EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("LOKET_EMAIL_USER")
+EMAIL_HOST_PASSWORD = env_str("LOKET_EMAIL_PASSWORD")
+EMAIL_USE_SSL = env_bool("LOKET_EMAIL_SSL", False)  # implicit TLS (port 465)
+EMAIL_USE_TLS = env_bool("LOKET_EMAIL_STARTTLS", not EMAIL_USE_SSL)
+EMAIL_TIMEOUT = env_int("LOKET_EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Loket <loket@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
