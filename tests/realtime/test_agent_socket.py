@@ -217,3 +217,41 @@ def test_an_ingest_that_rolls_back_publishes_nothing(transactional_db, channel_l
         await socket.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_presence_is_relayed_to_colleagues_only_for_own_conversations(
+    transactional_db, channel_layer
+):
+    workspace = factories.workspace()
+    other = factories.workspace()
+    channel = factories.api_channel(workspace)
+    ours = factories.inbound(channel, "Hi").conversation_id
+    theirs = factories.inbound(factories.api_channel(other), "Hoi").conversation_id
+    colleague = add_member(workspace, factories.user(name="Bram Agent"), role=Role.AGENT)
+    _, colleague_token = create_api_token(colleague, name="colleague")
+    owner_token = _token(workspace)
+
+    async def scenario():
+        watcher = await _open(headers=_bearer(owner_token))
+        await _hello(watcher)
+        typist = await _open(headers=_bearer(colleague_token))
+        await _hello(typist)
+        await typist.send_json_to(
+            {"type": "presence", "conversation_id": theirs, "state": "typing"}
+        )  # another workspace's conversation: dropped
+        await typist.send_json_to({"type": "presence", "conversation_id": ours, "state": "bogus"})
+        await typist.send_json_to({"type": "presence", "conversation_id": ours, "state": "typing"})
+        event = await watcher.receive_json_from(timeout=WAIT)
+        assert event == {
+            "type": "presence",
+            "workspace_id": workspace.pk,
+            "conversation_id": ours,
+            "member_id": colleague.pk,
+            "name": "Bram Agent",
+            "state": "typing",
+        }
+        assert await watcher.receive_nothing(timeout=0.3)
+        await watcher.disconnect()
+        await typist.disconnect()
+
+    async_to_sync(scenario)()
