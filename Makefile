@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench install clean
+.PHONY: run test lint format bench install clean messages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(if $(ONLY),--only $(ONLY),)
+
+# Extract translatable strings into the Dutch catalogue and compile it (needs GNU gettext).
+messages: $(STAMP)
+	cd src/loket && DJANGO_SETTINGS_MODULE=loket.settings ../../$(BIN)/python -m django \
+		makemessages -l nl --no-obsolete --no-location --ignore 'static/*'
+	cd src/loket && DJANGO_SETTINGS_MODULE=loket.settings ../../$(BIN)/python -m django \
+		compilemessages -l nl
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

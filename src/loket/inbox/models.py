@@ -10,6 +10,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from loket.crypto import EncryptedJSONField
 from loket.tenancy.models import Membership, Team, WorkspaceScoped, workspace_key_covered_by_indexes
@@ -94,19 +95,19 @@ class Label(WorkspaceScoped):
 
 
 class ConversationStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    PENDING = "pending", "Pending"
-    SNOOZED = "snoozed", "Snoozed"
-    RESOLVED = "resolved", "Resolved"
-    CLOSED = "closed", "Closed"
+    OPEN = "open", _("Open")
+    PENDING = "pending", _("Pending")
+    SNOOZED = "snoozed", _("Snoozed")
+    RESOLVED = "resolved", _("Resolved")
+    CLOSED = "closed", _("Closed")
 
 
 class Priority(models.IntegerChoices):
-    NONE = 0, "None"
-    LOW = 1, "Low"
-    MEDIUM = 2, "Medium"
-    HIGH = 3, "High"
-    URGENT = 4, "Urgent"
+    NONE = 0, _("None")
+    LOW = 1, _("Low")
+    MEDIUM = 2, _("Medium")
+    HIGH = 3, _("High")
+    URGENT = 4, _("Urgent")
 
 
 class Conversation(WorkspaceScoped):
@@ -180,30 +181,30 @@ class Conversation(WorkspaceScoped):
 
 
 class Direction(models.TextChoices):
-    INBOUND = "in", "Inbound"
-    OUTBOUND = "out", "Outbound"
+    INBOUND = "in", _("Inbound")
+    OUTBOUND = "out", _("Outbound")
 
 
 class MessageKind(models.TextChoices):
-    MESSAGE = "message", "Message"
-    NOTE = "note", "Internal note"
-    ACTIVITY = "activity", "Activity"
+    MESSAGE = "message", _("Message")
+    NOTE = "note", _("Internal note")
+    ACTIVITY = "activity", _("Activity")
 
 
 class AuthorType(models.TextChoices):
-    CONTACT = "contact", "Contact"
-    MEMBER = "member", "Member"
-    BOT = "bot", "Bot"
-    SYSTEM = "system", "System"
+    CONTACT = "contact", _("Contact")
+    MEMBER = "member", _("Member")
+    BOT = "bot", _("Bot")
+    SYSTEM = "system", _("System")
 
 
 class DeliveryStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Sent"
-    DELIVERED = "delivered", "Delivered"
-    READ = "read", "Read"
-    FAILED = "failed", "Failed"
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    DELIVERED = "delivered", _("Delivered")
+    READ = "read", _("Read")
+    FAILED = "failed", _("Failed")
 
 
 # Delivery statuses only move forward along this order; "failed" is possible until delivery.
@@ -279,9 +280,9 @@ def attachment_key(instance: Attachment, filename: str) -> str:
 
 
 class AttachmentStatus(models.TextChoices):
-    PENDING = "pending", "Downloading"
-    STORED = "stored", "Stored"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Downloading")
+    STORED = "stored", _("Stored")
+    FAILED = "failed", _("Failed")
 
 
 class Attachment(WorkspaceScoped):
@@ -303,11 +304,11 @@ class Attachment(WorkspaceScoped):
 
 
 class InboundStatus(models.TextChoices):
-    RECEIVED = "received", "Received"
-    PROCESSED = "processed", "Processed"
-    DUPLICATE = "duplicate", "Duplicate"
-    IGNORED = "ignored", "Ignored"
-    FAILED = "failed", "Failed"
+    RECEIVED = "received", _("Received")
+    PROCESSED = "processed", _("Processed")
+    DUPLICATE = "duplicate", _("Duplicate")
+    IGNORED = "ignored", _("Ignored")
+    FAILED = "failed", _("Failed")
 
 
 class InboundEvent(WorkspaceScoped):
@@ -355,9 +356,9 @@ class SavedView(WorkspaceScoped):
 
 
 class NotificationKind(models.TextChoices):
-    MENTION = "mention", "Mention"
-    ASSIGNED = "assigned", "Assigned"
-    MESSAGE = "message", "New message"
+    MENTION = "mention", _("Mention")
+    ASSIGNED = "assigned", _("Assigned")
+    MESSAGE = "message", _("New message")
 
 
 class Notification(WorkspaceScoped):

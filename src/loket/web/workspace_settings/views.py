@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from loket.connectors.base import InvalidConfig
 from loket.connectors.registry import REGISTRY, get_connector, webhook_url
-from loket.inbox.services.channels import create_channel
+from loket.inbox.services.channels import create_channel, set_channel_active, update_channel
 from loket.inbox.services.labels import InvalidLabel, create_label, delete_label, update_label
 from loket.tenancy.models import Role
 from loket.tenancy.services import (
@@ -34,7 +34,6 @@ from loket.tenancy.services import (
 )
 from loket.web.workspace import workspace_view
 from loket.web.workspace_settings import queries
-from loket.web.workspace_settings.channel_changes import set_channel_active, update_channel
 from loket.web.workspace_settings.forms import (
     AVAILABILITY_LABELS,
     ROLE_LABELS,
