@@ -4,6 +4,10 @@ In the caller's transaction (or its own): dedupe (the unique (channel, external_
 with ON CONFLICT DO NOTHING, not a look-up), resolve the contact, thread into a conversation,
 store the message and its attachments, update the conversation and enqueue follow-up work.
 Realtime events go out after commit.
+
+A blocked contact's message (``Contact.blocked_at`` set) is stored with ``data["blocked"] = True``;
+it changes no conversation's status (no reopening, no waking, no waiting clock) and a new
+conversation for it starts resolved, so it reaches no inbox view and notifies nobody.
 """
 
 from __future__ import annotations
@@ -89,8 +93,10 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
     found = _sender(cursor, channel, item, now)
     if found is None:
         return ReceiveResult("duplicate")
-    contact_id, new_contact, latest = found
-    conversation = _thread(channel, contact_id, item, now, latest, new_contact=new_contact)
+    contact_id, new_contact, latest, blocked = found
+    conversation = _thread(
+        channel, contact_id, item, now, latest, new_contact=new_contact, blocked=blocked
+    )
     if conversation is None:
         return ReceiveResult("duplicate")
     conversation_id, status, created = conversation
@@ -111,7 +117,7 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
             "status": "",
             "error": "",
             "send_attempts": 0,
-            "data": item.data,
+            "data": {**item.data, "blocked": True} if blocked else item.data,
             "sent_at": item.sent_at,
             "created_at": now,
         },
@@ -124,12 +130,12 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
     if item.attachments:
         _store_attachments(channel.workspace_id, message_id, item)
 
-    previous = _touch_conversation(cursor, conversation_id, now, status)
+    previous = _touch_conversation(cursor, conversation_id, now, status, blocked=blocked)
 
     actor = Actor(AuthorType.CONTACT, contact_id)
     if created:
         events.emit(events.ConversationCreated(channel.workspace_id, actor, conversation_id))
-    elif previous not in (ConversationStatus.OPEN, ConversationStatus.CLOSED):
+    elif previous not in (ConversationStatus.OPEN, ConversationStatus.CLOSED) and not blocked:
         events.emit(
             events.ConversationUpdated(
                 channel.workspace_id, actor, conversation_id, {"status": ConversationStatus.OPEN}
@@ -154,9 +160,10 @@ def _message_exists(channel: Channel, external_id: str) -> bool:
     ).exists()
 
 
-# The sender's contact and their latest conversation on this channel, in one round trip.
+# The sender's contact (whether blocked, what we know) and their latest conversation on this
+# channel, in one round trip.
 _SENDER_SQL = """
-    SELECT c.id, c.merged_into_id, c.name, c.email, c.phone, c.locale,
+    SELECT c.id, c.merged_into_id, c.blocked_at IS NOT NULL, c.name, c.email, c.phone, c.locale,
            v.id, v.status, v.resolved_at >= %s
     FROM inbox_contactidentity i
     JOIN inbox_contact c ON c.id = i.contact_id
@@ -183,8 +190,8 @@ def _latest(conversation_id, status, recently_resolved):
 
 
 def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
-    """(contact id, whether it was created just now, latest conversation) for the sender; None
-    when the message is a duplicate."""
+    """(contact id, whether it was created just now, latest conversation, whether blocked) for
+    the sender; None when the message is a duplicate."""
     sender = item.contact
     cursor.execute(_SENDER_SQL, [_reopen_after(now, cursor.db), channel.pk, sender.external_id])
     row = cursor.fetchone()
@@ -194,18 +201,20 @@ def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
             return None
         contact_id, created = _create_contact(channel, sender)
         if created:
-            return contact_id, True, None
-        return contact_id, False, _latest_conversation(channel, contact_id, now)
-    contact_id, merged_into_id, *known = row[:6]
-    latest = _latest(*row[6:])
+            return contact_id, True, None, False
+        # Another delivery created this sender a moment ago: nobody has blocked them yet.
+        return contact_id, False, _latest_conversation(channel, contact_id, now), False
+    contact_id, merged_into_id, blocked, *known = row[:7]
+    latest = _latest(*row[7:])
     if merged_into_id is not None:
         while merged_into_id is not None:
             contact_id, merged_into_id = Contact.objects.values_list("pk", "merged_into_id").get(
                 pk=merged_into_id
             )
-        known = list(
-            Contact.objects.values_list("name", "email", "phone", "locale").get(pk=contact_id)
-        )
+        *known, blocked_at = Contact.objects.values_list(
+            "name", "email", "phone", "locale", "blocked_at"
+        ).get(pk=contact_id)
+        blocked = blocked_at is not None
         latest = _latest_conversation(channel, contact_id, now)
     # Fill in what we did not know; never overwrite what an agent may have corrected.
     missing = {
@@ -215,7 +224,7 @@ def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
     }
     if missing:
         Contact.objects.filter(pk=contact_id).update(**missing)
-    return contact_id, False, latest
+    return contact_id, False, latest, bool(blocked)
 
 
 _CONTACT_FIELDS = (("name", 200), ("email", 254), ("phone", 40), ("locale", 10))
@@ -273,9 +282,10 @@ def _thread(
     latest,
     *,
     new_contact: bool,
+    blocked: bool = False,
 ):
     """(conversation id, status, created) for this message, or None when the message turns out
-    to be a duplicate."""
+    to be a duplicate. A blocked sender's new conversation starts resolved."""
     if latest and latest[2]:
         return latest[0], latest[1], False
     if not new_contact:  # a contact created in this transaction is invisible to all others
@@ -295,6 +305,7 @@ def _thread(
         team_id=channel.default_team_id,
         created_at=now,
         last_message_at=now,
+        **({"status": ConversationStatus.RESOLVED, "resolved_at": now} if blocked else {}),
     )
     return conversation.pk, conversation.status, True
 
@@ -318,11 +329,21 @@ _TOUCH_RETURNING_SQL = (
     + "FROM (SELECT id, status AS previous FROM inbox_conversation WHERE id = %s FOR UPDATE)"
     " AS locked WHERE inbox_conversation.id = locked.id RETURNING locked.previous"
 )
+# A blocked contact's message only moves the timestamps: no status change, no waiting clock.
+_TOUCH_BLOCKED_SQL = (
+    "UPDATE inbox_conversation SET last_message_at = %s, last_inbound_at = %s, updated_at = %s"
+    " WHERE id = %s"
+)
 
 
-def _touch_conversation(cursor, conversation_id: int, now: dt.datetime, read_status: str) -> str:
+def _touch_conversation(
+    cursor, conversation_id: int, now: dt.datetime, read_status: str, *, blocked: bool = False
+) -> str:
     """Apply a customer message to its conversation; returns the status it had before."""
     at = rows.db_value(Conversation, "last_message_at", now, cursor.db)
+    if blocked:
+        cursor.execute(_TOUCH_BLOCKED_SQL, [at, at, at, conversation_id])
+        return read_status  # unchanged by this message, so no status event follows
     if cursor.db.vendor == "postgresql":
         cursor.execute(_TOUCH_RETURNING_SQL, [at, at, at, at, conversation_id])
         return cursor.fetchone()[0]

@@ -1,0 +1,1 @@
+from tests.merging.recording import domain_events  # noqa: F401 - a fixture
