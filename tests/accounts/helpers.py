@@ -29,8 +29,12 @@ def enable_totp(user) -> tuple[str, list[str]]:
     return secret, codes
 
 
-def sign_in(client, email: str, password: str = PASSWORD, **extra):
-    return client.post("/accounts/login/", {"login": email, "password": password, **extra})
+def sign_in(client, email: str, password: str = PASSWORD, **fields):
+    """POST the sign-in form; ``HTTP_*`` keywords are request headers, the rest form fields."""
+    headers = {key: fields.pop(key) for key in list(fields) if key.startswith("HTTP_")}
+    return client.post(
+        "/accounts/login/", {"login": email, "password": password, **fields}, **headers
+    )
 
 
 def signed_in_user_id(client) -> str | None:

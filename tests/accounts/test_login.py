@@ -130,3 +130,14 @@ def test_the_lock_is_per_account_and_successes_do_not_count(client, person):
     client.post("/accounts/logout/")
     assert sign_in(client, "lee@example.com").status_code == 302
     assert signed_in_user_id(client) == str(other.pk)
+
+
+def test_the_lock_does_not_depend_on_the_host_name_used(client, person):
+    for _ in range(5):
+        sign_in(client, "kim@example.com", "wrong-password", HTTP_HOST="localhost")
+    response = client.post(
+        "/accounts/login/",
+        {"login": "kim@example.com", "password": PASSWORD},
+        HTTP_HOST="127.0.0.1",
+    )
+    assert "Too many failed login attempts" in response.content.decode()
