@@ -7,10 +7,10 @@ Mention syntax, in an internal note's text:
   the name is there so the raw text still reads well. The robust form: names may repeat,
   change, or contain spaces.
 * ``@word`` — typed by hand: matches the one active member whose first name (the first word of
-  their name) or email local part (before the ``@``) is ``word``, ignoring case. A word that
-  fits no member, or more than one, mentions nobody. Dots, ``+`` and ``-`` may be part of the
-  word (``@anna.smith``); trailing ones are punctuation (``@anna.`` is ``@anna``). An email
-  address in the text (``x@example.com``) is not a mention.
+  their name) or email local part (before the ``@``) is ``word``, ignoring case and accents.
+  A word that fits no member, or more than one, mentions nobody. Dots, ``+`` and ``-`` may be
+  part of the word (``@anna.smith``); trailing ones are punctuation (``@anna.`` is ``@anna``).
+  An email address in the text (``x@example.com``) is not a mention.
 
 Only the workspace's own members can ever match. A notification is stored, then published
 after commit to its recipient's sockets only, as ``notification.created`` (the browser app
@@ -24,6 +24,7 @@ a new-message notification for their conversation, or one about a message they s
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -71,13 +72,19 @@ def plain_text(text: str) -> str:
     return MENTION_TOKEN.sub(lambda match: f"@{match['name']}", text or "")
 
 
+def _folded(word: str) -> str:
+    """Compared without case or accents: ``@eve`` finds Éve."""
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
 def _first_name(member: Membership) -> str:
     name = (member.user.name or "").split()
-    return name[0].casefold() if name else ""
+    return _folded(name[0]) if name else ""
 
 
 def _local_part(member: Membership) -> str:
-    return member.user.email.partition("@")[0].casefold()
+    return _folded(member.user.email.partition("@")[0])
 
 
 def mentioned_members(workspace_id: int, text: str) -> list[Membership]:
@@ -105,7 +112,7 @@ def mentioned_members(workspace_id: int, text: str) -> list[Membership]:
             positions.append((match.start(), member_id))
     masked = MENTION_TOKEN.sub(lambda match: " " * len(match[0]), text)
     for match in _PLAIN_MENTION.finditer(masked):
-        candidates = by_word.get(match["word"].rstrip(_TRAILING_PUNCTUATION).casefold(), set())
+        candidates = by_word.get(_folded(match["word"].rstrip(_TRAILING_PUNCTUATION)), set())
         if len(candidates) == 1:  # ambiguous or unknown: nobody
             positions.append((match.start(), next(iter(candidates))))
     found: list[Membership] = []
