@@ -218,6 +218,8 @@ LOGIN_URL = "/accounts/login/"
 MFA_ADAPTER = "loket.accounts.adapters.MFAAdapter"  # TOTP seeds encrypted with loket.crypto
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Loket"
+# One 30-second step either side: a code typed as it changes still works (each is used once).
+MFA_TOTP_TOLERANCE = 1
 # allauth precedes loket.accounts in INSTALLED_APPS, so its templates would win over the
 # overrides in loket/accounts/templates; a template directory is searched before app ones.
 TEMPLATES[0]["DIRS"] = [SRC_DIR / "accounts" / "templates", *TEMPLATES[0]["DIRS"]]
@@ -290,5 +292,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
         "loket": {"handlers": ["console"], "level": env_str("LOKET_LOG_LEVEL", "INFO")},
+        # Without DEBUG or ADMINS a 500 would otherwise leave no traceback anywhere.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }

@@ -222,22 +222,22 @@
     Alpine.data("conversationList", () => ({
       selected: [],
       fresh: false,
-      init() { this.$el.addEventListener("loket:fresh", () => { this.fresh = true; }); },
+      init() { this.$root.addEventListener("loket:fresh", () => { this.fresh = true; }); },
       toggle() {
-        this.selected = Array.from(this.$el.querySelectorAll("input[name=ids]:checked")).map((box) => box.value);
+        this.selected = Array.from(this.$root.querySelectorAll("input[name=ids]:checked")).map((box) => box.value);
       },
       selectAll() {
-        this.$el.querySelectorAll("input[name=ids]").forEach((box) => { box.checked = true; });
+        this.$root.querySelectorAll("input[name=ids]").forEach((box) => { box.checked = true; });
         this.toggle();
       },
       clear() {
-        this.$el.querySelectorAll("input[name=ids]").forEach((box) => { box.checked = false; });
+        this.$root.querySelectorAll("input[name=ids]").forEach((box) => { box.checked = false; });
         this.selected = [];
       },
       scrolled() { if ($("#list-scroll").scrollTop < 10 && this.fresh) this.refresh(); },
       refresh() {
         this.fresh = false;
-        htmx.ajax("GET", this.$el.dataset.listUrl, { target: "#list-pane", swap: "outerHTML" }).then(markCurrent);
+        htmx.ajax("GET", this.$root.dataset.listUrl, { target: "#list-pane", swap: "outerHTML" }).then(markCurrent);
       },
     }));
 
@@ -265,8 +265,8 @@
       typingSentAt: 0,
       init() {
         this.members = JSON.parse(($("#composer-members") || { textContent: "[]" }).textContent);
-        this.mode = this.$el.dataset.draftKind === "note" ? "note" : "reply";
-        this.seen = Number(this.$el.dataset.seen || 0);
+        this.mode = this.$root.dataset.draftKind === "note" ? "note" : "reply";
+        this.seen = Number(this.$root.dataset.seen || 0);
         this.saveDraft = debounce(() => this.persistDraft(), 800);
         this.onMoved = () => {
           if (this.$refs.text.value.trim() && this.mode === "reply") {
@@ -346,20 +346,20 @@
         form.append("text", this.$refs.text.value);
         form.append("kind", this.mode === "note" ? "note" : "message");
         try {
-          await fetch(this.$el.dataset.draftUrl, { method: "POST", body: form, headers: { "X-CSRFToken": Loket.csrf() }, credentials: "same-origin" });
+          await fetch(this.$root.dataset.draftUrl, { method: "POST", body: form, headers: { "X-CSRFToken": Loket.csrf() }, credentials: "same-origin" });
           if (this.$refs.text.value.trim()) this.status = text("Draft saved");
         } catch (_) { /* offline: the text stays in the box */ }
       },
       async send(confirmed) {
         if (this.sending) return;
-        const form = new FormData(this.$el);
+        const form = new FormData(this.$root);
         form.set("kind", this.mode === "note" ? "note" : "message");
         form.set("seen", String(this.seen || lastId()));
         form.set("after", String(lastId()));
         if (confirmed) form.set("confirmed", "1");
         this.sending = true;
         try {
-          const response = await fetch(this.$el.action, { method: "POST", body: form, headers: { "X-CSRFToken": Loket.csrf(), "HX-Request": "true" }, credentials: "same-origin" });
+          const response = await fetch(this.$root.action, { method: "POST", body: form, headers: { "X-CSRFToken": Loket.csrf(), "HX-Request": "true" }, credentials: "same-origin" });
           const html = await response.text();
           if (response.status === 409 || response.status === 400) {
             this.alert(html);
