@@ -49,9 +49,11 @@ def test_after_the_grace_period_every_page_leads_to_enrolment(client, workspace,
         assert response["Location"] == ENROL, path
     page = client.get(ENROL)
     assert page.status_code == 200  # right after signing in, no second password prompt
-    assert "Acme requires two-factor authentication. Set up an authenticator app to continue." in (
-        page.content.decode()
+    html = page.content.decode()
+    assert (
+        "Acme requires two-factor authentication. Set up an authenticator app to continue." in html
     )
+    assert "Back to Loket" not in html  # no links that would only lead back here
 
 
 def test_enrolling_lets_the_member_in(client, workspace, agent):

@@ -27,9 +27,11 @@ class InvitationForm(forms.Form):
             (role, ROLE_LABELS[role]) for role in roles_invitable_by(inviter)
         ]
         self.fields["role"].initial = Role.AGENT
-        self.fields["teams"].queryset = Team.objects.filter(
-            workspace_id=inviter.workspace_id
-        ).order_by("name")
+        teams = Team.objects.filter(workspace_id=inviter.workspace_id).order_by("name")
+        if teams.exists():
+            self.fields["teams"].queryset = teams
+        else:
+            del self.fields["teams"]  # nothing to choose from
 
     def clean_email(self) -> str:
         return self.cleaned_data["email"].strip().lower()

@@ -32,7 +32,7 @@ def invitation_list(request):
                 request.workspace,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
-                teams=form.cleaned_data["teams"],
+                teams=form.cleaned_data.get("teams", ()),
                 invited_by=inviter,
             )
         except InvitationError as exc:
@@ -148,6 +148,10 @@ def accept(request, token: str):
         except InvitationError as exc:
             messages.error(request, str(exc))
             return redirect(request.path)
+        messages.success(
+            request,
+            gettext("Welcome to %(workspace)s.") % {"workspace": invitation.workspace.name},
+        )
         # Through allauth's login, like the sign-in form: its login stages run and the session
         # records a password authentication (the 2FA setup then needs no second password).
         user = membership.user

@@ -19,7 +19,9 @@ def two_factor_requirement(context) -> dict | None:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return None
-    status = two_factor_status(user)
+    status = getattr(request, "_loket_two_factor_status", None)
+    if status is None:  # asked by the layout and by the page: one query per request
+        status = request._loket_two_factor_status = two_factor_status(user)
     if not status.required or status.enrolled:
         return None
     requirement = status.requirements[0]
