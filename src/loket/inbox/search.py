@@ -1,0 +1,537 @@
+"""Search over a workspace's contacts and message text: one selector, :func:`search`.
+
+Contacts match on name, email and phone (every word as a prefix; a phone number typed in any
+format also matches its digits). Messages match on their text: customer messages, replies and
+internal notes, never activity lines. Each backend uses its own full-text index, made by
+migration ``inbox/0004_search``:
+
+* PostgreSQL: ``inbox_message.search_document``, a generated ``tsvector`` of the text in the
+  ``simple``, ``english`` and ``dutch`` configurations (so "orders" finds "order" and
+  "bestellingen" finds "bestelling", and names and codes match as typed), with a GIN index.
+  Every word of the query matches any of its three forms; the last word, while still being
+  typed, also as a prefix.
+* SQLite: FTS5 with the Porter stemmer (English stemming; Dutch words match as typed, or by
+  prefix while typing), kept in sync with ``inbox_message`` by triggers; bm25 ranking.
+
+Relevance is ranked on a bounded candidate set (shared/design/PERFORMANCE.md, rule 6): a page
+ranks the newest ``CANDIDATES`` matching messages by relevance, then recency, and the next window
+starts below the oldest of them. A search thus costs the same on page 1 as on page 50, and never
+ranks every match of a frequent word.
+
+Snippets are built from escaped text: the stored text is never trusted as HTML, only ``<mark>``
+is added around matches.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import re
+import secrets
+from dataclasses import dataclass
+
+from django.db import connection
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.safestring import SafeString, mark_safe
+
+from loket.inbox.selectors import BadCursor
+from loket.tenancy.models import Membership
+
+MAX_QUERY_CHARS = 200
+MAX_PIECES = 8  # words (or email addresses, codes...) of a query that are used
+MAX_PIECE_CHARS = 64
+PREFIX_MIN_CHARS = 3  # a shorter last word is not expanded: "a*" would match half the index
+CANDIDATES = 200  # messages ranked together; a window of the newest matches
+CONTACT_CANDIDATES = 500  # contacts ordered together; more means "type more"
+SNIPPET_CHARS = 220
+HIGHLIGHT_CHARS = 20_000  # of a long message, the part searched for the words to highlight
+_NO_BOUND = 2**63 - 1
+
+_WORD = re.compile(r"[^\W_]+")
+_PHONE = re.compile(r"[\d\s+\-().]+")
+
+
+# --- the query -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Terms:
+    """What a query means, whatever was typed: safe to hand to either index."""
+
+    pieces: tuple[str, ...]  # whitespace-separated parts holding a letter or digit
+    prefix: str  # the last piece as a word prefix while it is being typed, else ""
+    words: tuple[str, ...]  # letter and digit runs, lowercased (for contacts)
+    digits: str  # the query as a phone number, digits only, else ""
+
+    def __bool__(self) -> bool:
+        return bool(self.pieces)
+
+
+def parse(query: str | None) -> Terms:
+    text = (query or "").replace("\x00", "")[:MAX_QUERY_CHARS]
+    chunks = text.split()
+    pieces = tuple(p[:MAX_PIECE_CHARS] for p in chunks if _WORD.search(p))[:MAX_PIECES]
+    prefix = ""
+    if pieces and chunks[-1] == pieces[-1] and not text[-1:].isspace():
+        last = pieces[-1].lower()
+        if _WORD.fullmatch(last) and len(last) >= PREFIX_MIN_CHARS:
+            prefix = last
+    words = tuple(dict.fromkeys(w.lower() for p in pieces for w in _WORD.findall(p)))
+    digits = ""
+    if _PHONE.fullmatch(text.strip() or "x"):
+        digits = re.sub(r"\D", "", text)
+        digits = digits if len(digits) >= 3 else ""
+    return Terms(pieces, prefix, words[:MAX_PIECES], digits)
+
+
+# --- results ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ContactHit:
+    pk: int
+    name: str
+    email: str
+    phone: str
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email or self.phone or f"#{self.pk}"
+
+
+@dataclass(frozen=True)
+class MessageHit:
+    pk: int
+    conversation_id: int
+    conversation_number: int
+    subject: str
+    direction: str
+    kind: str
+    created_at: dt.datetime
+    contact_name: str
+    channel_name: str
+    snippet: SafeString  # escaped text with <mark> around the matches
+
+
+@dataclass(frozen=True)
+class SearchResults:
+    query: str
+    terms: Terms
+    contacts: list[ContactHit]
+    messages: list[MessageHit]
+    next_cursor: str | None
+
+
+def search(
+    member: Membership,
+    query: str | None,
+    *,
+    limit: int = 20,
+    cursor: str | None = None,
+    contact_limit: int = 8,
+) -> SearchResults:
+    """Contacts (first page only) and messages of ``member``'s workspace matching ``query``,
+    best first. Raises :class:`BadCursor` for a cursor this function did not give out."""
+    terms = parse(query)
+    top, offset = decode_cursor(cursor) if cursor else (_NO_BOUND, 0)
+    limit = max(1, min(limit, CANDIDATES))
+    if not terms:
+        return SearchResults(query or "", terms, [], [], None)
+    backend = _BACKENDS[connection.vendor]
+    contacts = [] if cursor else backend.contacts(member.workspace_id, terms, contact_limit)
+    messages, next_cursor = backend.messages(member.workspace_id, terms, top, offset, limit)
+    return SearchResults(query or "", terms, contacts, messages, next_cursor)
+
+
+def encode_cursor(top: int, offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{top}.{offset}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        top, offset = (int(part) for part in raw.split("."))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCursor("the cursor is not one search gave out") from exc
+    if not (0 < top <= _NO_BOUND and 0 <= offset < CANDIDATES):
+        raise BadCursor("the cursor is not one search gave out")
+    return top, offset
+
+
+def _next_cursor(top: int, offset: int, limit: int, found: int, lowest: int) -> str | None:
+    if offset + limit < found:
+        return encode_cursor(top, offset + limit)
+    if found >= CANDIDATES:  # a full window: older matches may follow below it
+        return encode_cursor(lowest, 0)
+    return None
+
+
+def _as_datetime(value) -> dt.datetime:
+    if isinstance(value, str):  # SQLite
+        value = parse_datetime(value)
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, dt.UTC)
+    return value
+
+
+def _display(name: str, email: str, phone: str) -> str:
+    return name or email or phone
+
+
+def _contact_rank_sql(terms: Terms, digits_sql: str, position: str) -> tuple[str, list]:
+    """ORDER BY terms for contacts: exact name, email or phone first, then names starting with
+    the query, then the newest."""
+    whole = " ".join(terms.pieces).lower()
+    sql = (
+        f"CASE WHEN lower(name) = %s OR lower(email) = %s OR ({digits_sql}) = %s THEN 0"
+        f" WHEN {position}(lower(name), %s) = 1 THEN 1 ELSE 2 END, created_at DESC, id DESC"
+    )
+    return sql, [whole, whole, terms.digits or "-", whole]
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+# The same expressions as the migration's (an index is used only for the very same expression).
+PG_CONTACT_DOCUMENT = (
+    "to_tsvector('simple'::regconfig, name || ' ' || email || ' ' || translate(email, '@.', '  ')"
+    " || ' ' || phone || ' ' || regexp_replace(phone, '[^0-9]', '', 'g'))"
+)
+_PG_DIGITS = "regexp_replace(phone, '[^0-9]', '', 'g')"
+
+
+class _Postgres:
+    """Query values are inlined as quoted literals, not parameters: a prepared statement's
+    generic plan cannot see how frequent the words are, and for full-text search that decides
+    between walking the newest rows and reading the GIN index (rare words made a walk read
+    millions of rows)."""
+
+    @staticmethod
+    def _literal(value: str) -> str:
+        from psycopg import sql
+
+        connection.ensure_connection()
+        return sql.Literal(value).as_string(connection.connection)
+
+    @classmethod
+    def _match(cls, terms: Terms) -> str:
+        parts = []
+        for i, piece in enumerate(terms.pieces):
+            text = cls._literal(piece)
+            forms = [f"plainto_tsquery('{config}'::regconfig, {text})" for config in _PG_CONFIGS]
+            if i == len(terms.pieces) - 1 and terms.prefix:
+                forms.append(f"to_tsquery('simple'::regconfig, {cls._literal(_pg_prefix(terms))})")
+            parts.append("(" + " || ".join(forms) + ")")
+        return " && ".join(parts)
+
+    @classmethod
+    def contacts(cls, workspace_id: int, terms: Terms, limit: int) -> list[ContactHit]:
+        if not terms.words:
+            return []
+        query = " & ".join(f"'{word}':*" for word in terms.words)  # letters and digits only
+        if terms.digits:
+            query = f"({query}) | '{terms.digits}':*"
+        order, params = _contact_rank_sql(terms, _PG_DIGITS, "strpos")
+        values = iter(params)
+        order = re.sub("%s", lambda _: cls._literal(next(values)), order)
+        tsquery = f"to_tsquery('simple'::regconfig, {cls._literal(query)})"
+        sql = f"""
+            SELECT id, name, email, phone FROM (
+                SELECT id, name, email, phone, created_at FROM inbox_contact
+                WHERE workspace_id = {int(workspace_id)} AND merged_into_id IS NULL
+                  AND {PG_CONTACT_DOCUMENT} @@ {tsquery}
+                LIMIT {CONTACT_CANDIDATES}
+            ) AS found
+            ORDER BY {order} LIMIT {int(limit)}
+        """  # noqa: S608 - every value is a quoted literal or an int
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return [ContactHit(*row) for row in cursor.fetchall()]
+
+    @classmethod
+    def messages(cls, workspace_id: int, terms: Terms, top: int, offset: int, limit: int):
+        match = cls._match(terms)
+        whole = cls._literal(" ".join(terms.pieces))
+        sql = f"""
+            WITH candidates AS (
+                SELECT id, ts_rank(search_document, {match}) AS rank
+                FROM inbox_message
+                WHERE search_document @@ ({match}) AND kind <> 'activity'
+                  AND workspace_id = {int(workspace_id)} AND id < {int(top)}
+                ORDER BY id DESC LIMIT {CANDIDATES}
+            ), ranked AS (
+                SELECT id, row_number() OVER (ORDER BY rank DESC, id DESC) AS position,
+                       count(*) OVER () AS found, min(id) OVER () AS lowest
+                FROM candidates
+            )
+            SELECT r.found, r.lowest, m.id, m.conversation_id, v.number, v.subject, m.direction,
+                   m.kind, m.created_at, left(m.text, {HIGHLIGHT_CHARS}), ct.name, ct.email,
+                   ct.phone, ch.name,
+                   tsvector_to_array(to_tsvector('simple'::regconfig, {whole})),
+                   tsvector_to_array(to_tsvector('english'::regconfig, {whole})
+                                     || to_tsvector('dutch'::regconfig, {whole}))
+            FROM ranked AS r
+            JOIN inbox_message AS m ON m.id = r.id
+            JOIN inbox_conversation AS v ON v.id = m.conversation_id
+            JOIN inbox_contact AS ct ON ct.id = v.contact_id
+            JOIN inbox_channel AS ch ON ch.id = m.channel_id
+            WHERE r.position > {int(offset)} AND r.position <= {int(offset) + int(limit)}
+            ORDER BY r.position
+        """  # noqa: S608 - every value is a quoted literal or an int
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+        if not rows:
+            return [], None
+        found, lowest = rows[0][0], rows[0][1]
+        simple, stems = rows[0][14], rows[0][15]
+        highlighter = Highlighter(simple, stems, terms.prefix)
+        hits = [
+            MessageHit(
+                pk=row[2],
+                conversation_id=row[3],
+                conversation_number=row[4],
+                subject=row[5],
+                direction=row[6],
+                kind=row[7],
+                created_at=_as_datetime(row[8]),
+                contact_name=_display(row[10], row[11], row[12]),
+                channel_name=row[13],
+                snippet=highlighter.snippet(row[9]),
+            )
+            for row in rows
+        ]
+        return hits, _next_cursor(top, offset, limit, found, lowest)
+
+
+_PG_CONFIGS = ("simple", "english", "dutch")
+
+
+def _pg_prefix(terms: Terms) -> str:
+    return f"'{terms.prefix}':*"  # a letter/digit run: nothing to quote
+
+
+class Highlighter:
+    """Marks the words of a text that the query matched (PostgreSQL: ``ts_headline`` would drop
+    anything shaped like an HTML tag from the text, and knows only one configuration at a time).
+
+    A word is marked when it equals a query word, or starts with the English or Dutch stem of
+    one, or with the prefix being typed."""
+
+    def __init__(self, simple: list[str], stems: list[str], prefix: str) -> None:
+        self.exact = {part for lexeme in simple for part in _WORD.findall(lexeme)}
+        stemmed = {part for lexeme in stems for part in _WORD.findall(lexeme)} - self.exact
+        self.prefixes = tuple(sorted(stemmed | ({prefix} if prefix else set())))
+
+    def matches(self, word: str) -> bool:
+        word = word.lower()
+        return word in self.exact or word.startswith(self.prefixes)
+
+    def snippet(self, text: str, width: int = SNIPPET_CHARS) -> SafeString:
+        spans = [m.span() for m in _WORD.finditer(text) if self.matches(m.group())]
+        start = 0
+        if spans and spans[0][0] > width // 4 and len(text) > width:
+            start = _word_start(text, spans[0][0] - width // 4)
+        end = len(text) if len(text) - start <= width else _word_end(text, start + width)
+        out = ["…" if start else ""]
+        at = start
+        for left, right in spans:
+            if left < start:
+                continue
+            if right > end:
+                break
+            out += [html.escape(text[at:left]), "<mark>", html.escape(text[left:right]), "</mark>"]
+            at = right
+        out += [html.escape(text[at:end]), "…" if end < len(text) else ""]
+        return mark_safe("".join(out))  # noqa: S308 - every piece of text is escaped
+
+
+def _word_start(text: str, at: int) -> int:
+    space = text.rfind(" ", 0, at)
+    return space + 1 if space >= 0 and at - space < 30 else at
+
+
+def _word_end(text: str, at: int) -> int:
+    space = text.find(" ", at)
+    return space if 0 <= space < at + 30 else at
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+_SQLITE_DIGITS = (
+    "replace(replace(replace(replace(replace(replace(phone, ' ', ''), '+', ''), '-', ''),"
+    " '(', ''), ')', ''), '.', '')"
+)
+
+
+def _fts_string(text: str) -> str:
+    """An FTS5 string: everything inside is literal text for the tokenizer (no operators)."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+class _SQLite:
+    @staticmethod
+    def _match(terms: Terms) -> str:
+        phrases = [_fts_string(piece) for piece in terms.pieces]
+        if terms.prefix:  # the last piece is that one word
+            phrases[-1] = f"{_fts_string(terms.prefix)}*"
+        return " AND ".join(phrases)
+
+    @staticmethod
+    def contacts(workspace_id: int, terms: Terms, limit: int) -> list[ContactHit]:
+        if not terms.words:
+            return []
+        match = " AND ".join(f"{_fts_string(word)}*" for word in terms.words)
+        if terms.digits:
+            match = f"({match}) OR phone_digits : {_fts_string(terms.digits)}*"
+        order, params = _contact_rank_sql(terms, _SQLITE_DIGITS, "instr")
+        sql = f"""
+            SELECT id, name, email, phone FROM (
+                SELECT c.id, c.name, c.email, c.phone, c.created_at
+                FROM inbox_contact_fts AS f JOIN inbox_contact AS c ON c.id = f.rowid
+                WHERE inbox_contact_fts MATCH %s AND c.workspace_id = %s
+                  AND c.merged_into_id IS NULL
+                LIMIT {CONTACT_CANDIDATES}
+            )
+            ORDER BY {order} LIMIT %s
+        """  # noqa: S608 - values are parameters
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [match, workspace_id, *params, limit])
+            return [ContactHit(*row) for row in cursor.fetchall()]
+
+    @classmethod
+    def messages(cls, workspace_id: int, terms: Terms, top: int, offset: int, limit: int):
+        match = cls._match(terms)
+        # Random marks: no stored text can contain them, so every other character is escaped.
+        token = secrets.token_hex(8)
+        opening, closing = f"\ue000{token}\ue001", f"\ue002{token}\ue003"
+        sql = f"""
+            WITH candidates AS (
+                SELECT inbox_message_fts.rowid AS id, bm25(inbox_message_fts) AS rank
+                FROM inbox_message_fts JOIN inbox_message AS m ON m.id = inbox_message_fts.rowid
+                WHERE inbox_message_fts MATCH %s AND m.workspace_id = %s
+                  AND inbox_message_fts.rowid < %s
+                ORDER BY inbox_message_fts.rowid DESC LIMIT {CANDIDATES}
+            ), ranked AS (
+                SELECT id, row_number() OVER (ORDER BY rank, id DESC) AS position,
+                       count(*) OVER () AS found, min(id) OVER () AS lowest
+                FROM candidates
+            ), page AS (
+                SELECT * FROM ranked WHERE position > %s AND position <= %s
+            )
+            SELECT r.found, r.lowest, m.id, m.conversation_id, v.number, v.subject, m.direction,
+                   m.kind, m.created_at,
+                   snippet(inbox_message_fts, 0, %s, %s, '…', 40),
+                   ct.name, ct.email, ct.phone, ch.name
+            FROM page AS r
+            JOIN inbox_message_fts ON inbox_message_fts.rowid = r.id
+            JOIN inbox_message AS m ON m.id = r.id
+            JOIN inbox_conversation AS v ON v.id = m.conversation_id
+            JOIN inbox_contact AS ct ON ct.id = v.contact_id
+            JOIN inbox_channel AS ch ON ch.id = m.channel_id
+            WHERE inbox_message_fts MATCH %s
+            ORDER BY r.position
+        """  # noqa: S608 - values are parameters
+        params = [match, workspace_id, top, offset, offset + limit, opening, closing, match]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if not rows:
+            return [], None
+        found, lowest = rows[0][0], rows[0][1]
+        hits = [
+            MessageHit(
+                pk=row[2],
+                conversation_id=row[3],
+                conversation_number=row[4],
+                subject=row[5],
+                direction=row[6],
+                kind=row[7],
+                created_at=_as_datetime(row[8]),
+                contact_name=_display(row[10], row[11], row[12]),
+                channel_name=row[13],
+                snippet=_marked(row[9], opening, closing),
+            )
+            for row in rows
+        ]
+        return hits, _next_cursor(top, offset, limit, found, lowest)
+
+
+def _marked(text: str, opening: str, closing: str) -> SafeString:
+    escaped = html.escape(text)
+    return mark_safe(escaped.replace(opening, "<mark>").replace(closing, "</mark>"))  # noqa: S308
+
+
+_BACKENDS = {"postgresql": _Postgres, "sqlite": _SQLite}
+
+
+# --- keeping the SQLite index whole ------------------------------------------------------------
+# Django rebuilds a SQLite table to alter it (copy, drop, rename), and dropping a table drops its
+# triggers: after such a migration the triggers must be made again and the index rebuilt.
+SQLITE_TRIGGERS = {
+    "inbox_message_fts_insert": """
+        CREATE TRIGGER inbox_message_fts_insert AFTER INSERT ON inbox_message
+        WHEN new.kind <> 'activity' BEGIN
+            INSERT INTO inbox_message_fts (rowid, text) VALUES (new.id, new.text);
+        END""",
+    "inbox_message_fts_delete": """
+        CREATE TRIGGER inbox_message_fts_delete AFTER DELETE ON inbox_message
+        WHEN old.kind <> 'activity' BEGIN
+            INSERT INTO inbox_message_fts (inbox_message_fts, rowid, text)
+            VALUES ('delete', old.id, old.text);
+        END""",
+    "inbox_message_fts_update": """
+        CREATE TRIGGER inbox_message_fts_update AFTER UPDATE OF text, kind ON inbox_message
+        BEGIN
+            INSERT INTO inbox_message_fts (inbox_message_fts, rowid, text)
+            SELECT 'delete', old.id, old.text WHERE old.kind <> 'activity';
+            INSERT INTO inbox_message_fts (rowid, text)
+            SELECT new.id, new.text WHERE new.kind <> 'activity';
+        END""",
+    "inbox_contact_fts_insert": f"""
+        CREATE TRIGGER inbox_contact_fts_insert AFTER INSERT ON inbox_contact BEGIN
+            INSERT INTO inbox_contact_fts (rowid, name, email, phone, phone_digits)
+            VALUES (new.id, new.name, new.email, new.phone,
+                    {_SQLITE_DIGITS.replace("phone", "new.phone")});
+        END""",  # noqa: S608 - fixed SQL
+    "inbox_contact_fts_delete": """
+        CREATE TRIGGER inbox_contact_fts_delete AFTER DELETE ON inbox_contact BEGIN
+            DELETE FROM inbox_contact_fts WHERE rowid = old.id;
+        END""",
+    "inbox_contact_fts_update": f"""
+        CREATE TRIGGER inbox_contact_fts_update AFTER UPDATE OF name, email, phone
+        ON inbox_contact BEGIN
+            UPDATE inbox_contact_fts SET name = new.name, email = new.email, phone = new.phone,
+                phone_digits = {_SQLITE_DIGITS.replace("phone", "new.phone")}
+            WHERE rowid = new.id;
+        END""",  # noqa: S608 - fixed SQL
+}
+SQLITE_REINDEX = (
+    "INSERT INTO inbox_message_fts (inbox_message_fts) VALUES ('delete-all')",
+    "INSERT INTO inbox_message_fts (rowid, text)"
+    " SELECT id, text FROM inbox_message WHERE kind <> 'activity'",
+    "DELETE FROM inbox_contact_fts",
+    f"""INSERT INTO inbox_contact_fts (rowid, name, email, phone, phone_digits)
+        SELECT id, name, email, phone, {_SQLITE_DIGITS} FROM inbox_contact""",  # noqa: S608
+)
+
+
+def ensure_sqlite_index(using=None) -> bool:
+    """Recreate missing search triggers and rebuild the index; True when something was missing.
+    A no-op on PostgreSQL (its index is a generated column and a GIN index, which survive
+    ``ALTER TABLE``) and before the search migration has run."""
+    from django.db import connections
+
+    db = connections[using] if using else connection
+    if db.vendor != "sqlite":
+        return False
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT type, name FROM sqlite_master WHERE name LIKE 'inbox\\_%\\_fts%' ESCAPE '\\'"
+        )
+        present = {name for _, name in cursor.fetchall()}
+        if "inbox_message_fts" not in present:
+            return False  # the migration has not run (or was reversed)
+        missing = [name for name in SQLITE_TRIGGERS if name not in present]
+        if not missing:
+            return False
+        for name in missing:
+            cursor.execute(SQLITE_TRIGGERS[name])
+        for statement in SQLITE_REINDEX:
+            cursor.execute(statement)
+    return True
