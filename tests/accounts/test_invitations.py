@@ -8,6 +8,7 @@ import hashlib
 import pytest
 from allauth.account.models import EmailAddress
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
 
 from loket.accounts.invitations import (
@@ -32,7 +33,9 @@ from tests.accounts.helpers import (
 
 
 def invitations_url(workspace) -> str:
-    return f"/w/{workspace.slug}/settings/invitations/"
+    url = f"/w/{workspace.slug}/settings/invitations/"
+    assert reverse("invitations:list", args=[workspace.slug]) == url  # the settings pages link it
+    return url
 
 
 def invite_link_path() -> str:

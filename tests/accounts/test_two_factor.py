@@ -120,3 +120,13 @@ def test_deactivating_the_authenticator_app(client, person):
     response = client.post("/accounts/2fa/totp/deactivate/")
     assert response.status_code == 302
     assert not Authenticator.objects.filter(user=person, type=Authenticator.Type.TOTP).exists()
+
+
+def test_guessing_codes_is_throttled_too(client, person):
+    secret, _ = enable_totp(person)
+    sign_in(client, "kim@example.com")
+    for _ in range(5):
+        client.post("/accounts/2fa/authenticate/", {"code": "000000"})
+    response = client.post("/accounts/2fa/authenticate/", {"code": totp_code(secret)})
+    assert "Too many failed login attempts" in response.content.decode()
+    assert signed_in_user_id(client) is None
