@@ -50,6 +50,7 @@ def _check_actor(actor: Membership | None, workspace_id: int) -> None:
 
 
 def _lock(*pks: int) -> dict[int, Contact]:
+    """The contacts, locked in primary-key order (so two merges cannot deadlock)."""
     locked = Contact.objects.select_for_update().filter(pk__in=pks).order_by("pk")
     return {contact.pk: contact for contact in locked}
 
@@ -277,7 +278,7 @@ def undo_contact_merge(merge: ContactMerge, *, actor: Membership | None) -> Cont
 @dataclass(frozen=True)
 class Evidence:
     field: str  # "email" or "phone"
-    value: str  # the matching value, normalised (lower-case email, phone digits)
+    value: str  # the matching value: the email in lower case, the phone by normalise_phone
 
 
 @dataclass
@@ -322,9 +323,9 @@ def _keyed_contacts(workspace_id: int, field_name: str) -> QuerySet:
 
 
 def _duplicate_rows(workspace_id: int, field_name: str, *, limit: int) -> list[dict]:
-    """Rows (key, pk, first) of contacts sharing their key with an older live contact, the
-    groups with the newest contact first. One query: window functions, filtered in a wrapping
-    SELECT that Django generates."""
+    """Rows (key, pk, first): one per contact sharing its key with an older live contact
+    (``first``, the oldest of them), the groups with the newest contact first, at most
+    ``limit``. One query: window functions, filtered in the wrapping SELECT Django generates."""
     group = {"partition_by": [F("key")]}
     rows = (
         _keyed_contacts(workspace_id, field_name)
@@ -336,18 +337,18 @@ def _duplicate_rows(workspace_id: int, field_name: str, *, limit: int) -> list[d
         .order_by("-newest", "key", "pk")
         .values("key", "pk", "first")
     )
-    # Groups of two give one pair per two rows; larger groups give more.
-    return list(rows[: 2 * limit])
+    return list(rows[:limit])
 
 
 def suggested_duplicates(workspace_id: int, limit: int = 50) -> list[DuplicatePair]:
     """Pairs of live contacts with the same email (ignoring case) or the same phone number
-    (digits only), most recent first, each with its evidence. A group of three or more gives
-    one pair per later contact, each paired with the group's oldest (the natural target).
+    (ignoring separators, see :func:`normalise_phone`), most recent first, each with its
+    evidence. A group of three or more gives one pair per later contact, each paired with the
+    group's oldest (the natural target).
 
-    Three queries whatever the size of the result: one per field (a scan of the workspace's
+    Five queries whatever the size of the result: one per field (a scan of the workspace's
     entries in the ``contact_ws_email`` / ``contact_ws_phone`` index range with a non-empty
-    value) and one for the contacts shown, with their identities.
+    value), then the contacts shown with their identities and channels.
     """
     pairs: dict[tuple[int, int], list[Evidence]] = {}
     for field_name in ("email", "phone"):

@@ -52,7 +52,7 @@ def _check_actor(actor: Membership | None, workspace_id: int) -> None:
 
 
 def _lock(*pks: int) -> dict[int, Conversation]:
-    """The conversations, locked in primary-key order (two merges never wait on each other)."""
+    """The conversations, locked in primary-key order (so two merges cannot deadlock)."""
     locked = Conversation.objects.select_for_update().filter(pk__in=pks).order_by("pk")
     return {conversation.pk: conversation for conversation in locked}
 
