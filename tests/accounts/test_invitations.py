@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import smtplib
 
 import pytest
 from allauth.account.models import EmailAddress
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.urls import reverse
 from django.utils import timezone
 
@@ -320,3 +322,23 @@ def test_joining_a_workspace_that_requires_2fa_leads_to_enrolment(client, worksp
     assert signed_in_user_id(client) is not None
     assert client.get(response["Location"])["Location"] == "/accounts/2fa/totp/activate/"
     assert client.get("/accounts/2fa/totp/activate/").status_code == 200  # no password again
+
+
+class RefusingMailServer(BaseEmailBackend):
+    def send_messages(self, email_messages):
+        raise smtplib.SMTPServerDisconnected("the mail server went away")
+
+
+def test_a_mail_server_failure_is_reported_and_resend_recovers(admin_client, workspace, settings):
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingMailServer"
+    response = admin_client.post(
+        invitations_url(workspace), {"email": "new@example.com", "role": Role.AGENT}, follow=True
+    )
+    assert "the email could not be sent" in response.content.decode()
+    invitation = Invitation.objects.get(email="new@example.com")  # kept, to resend
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    admin_client.post(f"{invitations_url(workspace)}{invitation.pk}/resend/")
+    assert mail.outbox[-1].to == ["new@example.com"]
+    admin_client.logout()
+    assert admin_client.get(invite_link_path()).status_code == 200

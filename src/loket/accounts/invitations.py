@@ -8,7 +8,9 @@ new secret (the old link stops working). Links expire after ``LOKET_INVITATION_D
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
+import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -25,6 +27,8 @@ from loket.accounts.notices import datetime_in_zone
 from loket.events import Actor, Event, emit
 from loket.tenancy.models import Invitation, Membership, Role, Team, User, Workspace, hash_token
 from loket.tenancy.services import add_member
+
+log = logging.getLogger(__name__)
 
 # The roles' names in the current language (Role's own labels are not translated).
 ROLE_LABELS = {
@@ -44,6 +48,10 @@ class MemberJoined(Event):
 
 class InvitationError(Exception):
     """An invitation that cannot be made or used; ``str(exc)`` says why, for the person."""
+
+
+class InvitationNotSent(InvitationError):
+    """The invitation is saved, but its email could not be handed to the mail server."""
 
 
 class InvitationState:
@@ -102,7 +110,17 @@ def send_invitation_email(invitation: Invitation, raw_token: str) -> None:
             "workspace": workspace.name
         }
         body = render_to_string("accounts/email/invitation.txt", context)
-    send_mail(subject, body, None, [invitation.email])
+    try:
+        send_mail(subject, body, None, [invitation.email])
+    except (smtplib.SMTPException, OSError) as exc:
+        log.warning("invitation %s: the email could not be sent: %s", invitation.pk, exc)
+        raise InvitationNotSent(
+            gettext(
+                "The invitation for %(email)s is saved, but the email could not be sent. "
+                "Check the mail settings, then use Resend."
+            )
+            % {"email": invitation.email}
+        ) from exc
 
 
 def create_invitation(

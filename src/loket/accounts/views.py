@@ -15,7 +15,12 @@ from django.views.decorators.http import require_POST
 from loket.accounts import invitations as invitation_services
 from loket.accounts import selectors
 from loket.accounts.forms import InvitationForm, JoinForm
-from loket.accounts.invitations import InvitationError, InvitationState, invitation_state
+from loket.accounts.invitations import (
+    InvitationError,
+    InvitationNotSent,
+    InvitationState,
+    invitation_state,
+)
 from loket.tenancy.models import User
 from loket.web.workspace import workspace_view
 
@@ -35,6 +40,9 @@ def invitation_list(request):
                 teams=form.cleaned_data.get("teams", ()),
                 invited_by=inviter,
             )
+        except InvitationNotSent as exc:
+            messages.error(request, str(exc))
+            return redirect("invitations:list", request.workspace.slug)
         except InvitationError as exc:
             form.add_error("email", str(exc))
         else:
