@@ -9,6 +9,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 
+from loket.accounts.policy import must_enrol
 from loket.inbox.models import Conversation
 from loket.realtime.publish import agents_group, member_group
 from loket.tenancy.models import Membership
@@ -49,6 +50,8 @@ def _membership_for(scope) -> Membership | None:
         return token.membership if token else None
     user = scope.get("user")
     if user is None or not user.is_authenticated or not _from_own_pages(scope):
+        return None
+    if must_enrol(user):  # the workspace requires 2FA and the grace period is over
         return None
     memberships = Membership.objects.filter(user=user).select_related("workspace", "user")
     slug = (query.get("workspace") or [""])[0]
