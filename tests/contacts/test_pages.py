@@ -232,8 +232,12 @@ def test_merge_by_search_then_undo_from_the_history(agent_client, chat, whatsapp
 
     response = agent_client.post(url("merge", anna.pk), {"source": alias.pk}, follow=True)
     page = response.content.decode()
-    assert "was merged into Anna" in page
     merge = ContactMerge.objects.get()
+    # The undo is offered at once, above everything else, and stays in the history.
+    assert response.redirect_chain[-1][0] == url("detail", anna.pk) + f"?merged={merge.pk}"
+    banner = page.split('id="just-merged"')[1].split("</div>")[0]
+    assert "Anna on WhatsApp was merged into Anna" in banner
+    assert url("undo_merge", merge.pk) in banner
     assert (merge.source_id, merge.target_id, merge.actor.user.email) == (
         alias.pk,
         anna.pk,
@@ -284,9 +288,16 @@ def test_duplicates_show_the_evidence_and_merge_back_to_the_list(agent_client, c
     response = agent_client.post(
         url("merge", first.pk), {"source": second.pk, "back_to": "duplicates"}
     )
-    assert response["Location"] == url("duplicates")
+    merge = ContactMerge.objects.get()
+    assert response["Location"] == url("duplicates") + f"?merged={merge.pk}"
     assert Contact.objects.get(pk=second.pk).merged_into_id == first.pk
-    assert "No suggested duplicates." in agent_client.get(url("duplicates")).content.decode()
+    page = agent_client.get(response["Location"]).content.decode()
+    assert "No suggested duplicates." in page
+    assert 'id="just-merged"' in page and url("undo_merge", merge.pk) in page
+    # Once undone, the offer to undo is gone and the pair is suggested again.
+    agent_client.post(url("undo_merge", merge.pk))
+    page = agent_client.get(response["Location"]).content.decode()
+    assert 'id="just-merged"' not in page and f'id="pair-{first.pk}-{second.pk}"' in page
 
 
 def test_the_duplicates_query_count_does_not_grow(agent_client, chat, whatsapp):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -22,8 +22,17 @@ from loket.web.contacts.forms import ContactForm, MergeForm
 from loket.web.workspace import workspace_view
 
 
-def _detail(request, contact) -> HttpResponse:
-    return redirect("contacts:detail", request.workspace.slug, contact.pk)
+def _detail(request, contact, *, merged=None) -> HttpResponse:
+    response = redirect("contacts:detail", request.workspace.slug, contact.pk)
+    if merged is not None:  # the page then offers to undo it, right at the top
+        response["Location"] += "?" + urlencode({"merged": merged.pk})
+    return response
+
+
+def _just_merged(request, merges) -> object | None:
+    """The merge named by ``?merged=`` when it is among ``merges`` and still undoable."""
+    wanted = request.GET.get("merged", "")
+    return next((m for m in merges if str(m.pk) == wanted and m.undone_at is None), None)
 
 
 @workspace_view
@@ -62,6 +71,7 @@ def index(request):
 def detail(request, pk: int):
     contact = reads.contact(request.membership, pk)
     conversations = reads.conversations_of(request.membership, contact)
+    merges = reads.merges_of(request.membership, contact)
     return render(
         request,
         "web/contacts/detail.html",
@@ -69,7 +79,8 @@ def detail(request, pk: int):
             "contact": contact,
             "conversations": conversations[: reads.CONVERSATIONS_SHOWN],
             "more_conversations": len(conversations) > reads.CONVERSATIONS_SHOWN,
-            "merges": reads.merges_of(request.membership, contact),
+            "merges": merges,
+            "just_merged": _just_merged(request, merges),
         },
     )
 
@@ -116,22 +127,20 @@ def merge(request, pk: int):
             return redirect("contacts:merge", request.workspace.slug, target.pk)
         source = reads.contact(request.membership, form.cleaned_data["source"])
         refusal = _merge_refusal(source, target)
+        merged = None
         if refusal is None:
             try:
-                contact_services.merge_contacts(source, target, actor=request.membership)
+                merged = contact_services.merge_contacts(source, target, actor=request.membership)
             except InvalidChange as exc:
                 refusal = str(exc)
         if refusal is not None:
             messages.error(request, refusal)
-        else:
-            messages.success(
-                request,
-                _("%(source)s was merged into %(target)s. You can undo this in its history.")
-                % {"source": source, "target": target},
-            )
         if form.cleaned_data["back_to"] == "duplicates":
-            return redirect("contacts:duplicates", request.workspace.slug)
-        return _detail(request, target)
+            response = redirect("contacts:duplicates", request.workspace.slug)
+            if merged is not None:
+                response["Location"] += "?" + urlencode({"merged": merged.pk})
+            return response
+        return _detail(request, target, merged=merged)
 
     search = request.GET.get("q", "").strip()[:200]
     return render(
@@ -192,4 +201,13 @@ def block(request, pk: int):
 @require_http_methods(["GET", "HEAD"])
 def duplicates(request):
     pairs = contact_services.suggested_duplicates(request.workspace.pk)
-    return render(request, "web/contacts/duplicates.html", {"pairs": pairs})
+    just_merged = None
+    if request.GET.get("merged", "").isdigit():
+        try:
+            merges = [reads.merge(request.membership, int(request.GET["merged"]))]
+        except Http404:
+            merges = []
+        just_merged = _just_merged(request, merges)
+    return render(
+        request, "web/contacts/duplicates.html", {"pairs": pairs, "just_merged": just_merged}
+    )
