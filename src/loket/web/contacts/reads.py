@@ -4,6 +4,10 @@ The list pages through keysets only: by recent activity it walks the workspace's
 newest first (the ``conv_ws_recent`` index) and keeps each contact's latest one, so a page costs
 the same however many contacts there are; "newest" walks the contacts themselves
 (``contact_ws_recent``). Contacts without any conversation appear under "newest" only.
+Measured on PostgreSQL with 100,000 contacts and 200,000 conversations: the unfiltered page's
+query runs in under 1 ms. Text search (``icontains``) and the attribute filter have no index to
+use and scan the workspace's contacts (~80 ms there); a GIN index on ``attributes`` would serve
+the attribute filter if large workspaces need it.
 """
 
 from __future__ import annotations
