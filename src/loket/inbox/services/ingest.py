@@ -7,7 +7,8 @@ Realtime events go out after commit.
 
 A blocked contact's message (``Contact.blocked_at`` set) is stored with ``data["blocked"] = True``;
 it changes no conversation's status (no reopening, no waking, no waiting clock) and a new
-conversation for it starts resolved, so it reaches no inbox view and notifies nobody.
+conversation for it starts resolved, so it stays out of the open views and notifies nobody.
+(Events carry no marker yet; subscribers can check the message's data.)
 """
 
 from __future__ import annotations
