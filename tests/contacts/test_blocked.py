@@ -37,8 +37,11 @@ def test_the_message_is_stored_and_marked(api_channel, owner):
     message = Message.objects.get(pk=result.message_id)
     assert message.text == "Buy more"
     assert message.data == {"x": 1, "blocked": True}
-    earlier = Message.objects.filter(conversation=conversation).exclude(pk=message.pk)
-    assert [m.data for m in earlier] == [{}]  # marked from the block on, not before
+    earlier = Message.objects.filter(conversation=conversation, kind="message")
+    assert [m.data for m in earlier.exclude(pk=message.pk)] == [{}]  # marked from the block on
+    # Blocking resolved the open conversation, and the new message did not reopen it.
+    conversation.refresh_from_db()
+    assert conversation.status == ConversationStatus.RESOLVED
 
 
 def test_a_resolved_conversation_is_not_reopened(
@@ -124,3 +127,14 @@ def test_an_old_resolved_conversation_is_continued_only_within_the_reopen_window
     result = factories.inbound(api_channel, "Years later", contact_id="spammer")
     assert result.conversation_id != conversation.pk
     assert Conversation.objects.get(pk=result.conversation_id).status == "resolved"
+
+
+def test_blocking_resolves_the_contacts_open_conversations(api_channel, owner):
+    conversation = conversation_of(factories.inbound(api_channel, "Hi", contact_id="nagger"))
+    assert conversation.status == ConversationStatus.OPEN
+    block_contact(conversation.contact, actor=owner)
+    conversation.refresh_from_db()
+    assert conversation.status == ConversationStatus.RESOLVED
+    line = Message.objects.filter(conversation=conversation, kind="activity").last()
+    assert line.data["status"] == "resolved"
+    assert line.author_member_id == owner.pk

@@ -66,12 +66,11 @@ def workspace_context(request) -> dict:
     membership = getattr(request, "membership", None)
     if membership is None:
         return {}
-    from loket.inbox.models import Notification
+    from loket.inbox.services import notifications
 
     return {
         "membership": membership,
         "workspace": membership.workspace,
-        "unread_notifications": Notification.objects.filter(
-            recipient=membership, read_at__isnull=True
-        ).count,  # called by the template only where the badge renders
+        # A callable: counted only where a template shows the badge.
+        "unread_notifications": lambda: notifications.unread_count(membership),
     }

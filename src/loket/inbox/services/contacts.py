@@ -28,11 +28,12 @@ from loket.inbox.models import (
     ContactIdentity,
     ContactMerge,
     Conversation,
+    ConversationStatus,
     Direction,
     Message,
     MessageKind,
 )
-from loket.inbox.services.conversations import InvalidChange, _actor_for
+from loket.inbox.services.conversations import InvalidChange, _actor_for, update_conversation
 from loket.tenancy.models import Membership
 
 _UNSET: Any = object()
@@ -103,15 +104,28 @@ def update_contact(
 
 
 def block_contact(contact: Contact, *, actor: Membership | None) -> Contact:
-    """From now on the contact's messages are stored marked and notify nobody."""
+    """From now on the contact's messages are stored marked and notify nobody; their open
+    conversations are resolved, so they leave every inbox view (new ones start resolved)."""
     _check_actor(actor, contact.workspace_id)
     if contact.blocked_at is None:
         now = timezone.now()
-        # Conditional, so two agents blocking at once keep the first time.
-        Contact.objects.filter(pk=contact.pk, blocked_at__isnull=True).update(
-            blocked_at=now, updated_at=now
-        )
-        contact.refresh_from_db(fields=["blocked_at"])
+        with transaction.atomic():
+            # Conditional, so two agents blocking at once keep the first time.
+            Contact.objects.filter(pk=contact.pk, blocked_at__isnull=True).update(
+                blocked_at=now, updated_at=now
+            )
+            contact.refresh_from_db(fields=["blocked_at"])
+            active = Conversation.objects.filter(
+                workspace_id=contact.workspace_id,
+                contact=contact,
+                status__in=[
+                    ConversationStatus.OPEN,
+                    ConversationStatus.PENDING,
+                    ConversationStatus.SNOOZED,
+                ],
+            )
+            for conversation in active:
+                update_conversation(conversation, actor=actor, status=ConversationStatus.RESOLVED)
     return contact
 
 

@@ -42,6 +42,7 @@ from loket.inbox.models import (
     SavedView,
 )
 from loket.inbox.services import conversations as conversation_service
+from loket.inbox.services import notifications as notifications_service
 from loket.inbox.services import outbound
 from loket.inbox.services.conversations import InvalidChange
 from loket.tenancy.models import Availability, Membership, Team
@@ -380,9 +381,7 @@ def send(request, number: int):
     except ValueError as exc:
         return render(request, "web/inbox/_composer_error.html", {"error": str(exc)}, status=400)
     if kind == MessageKind.NOTE:
-        from loket.inbox.services import notifications
-
-        notifications.notify_mentions(message, actor=member)
+        notifications_service.notify_mentions(message, actor=member)
     Draft.objects.filter(membership=member, conversation=conversation).delete()
     try:
         after = int(request.POST.get("after") or message.pk - 1)
@@ -711,9 +710,7 @@ def delete_view(request, view_id: int):
 def notifications(request):
     member = request.membership
     if request.method == "POST":
-        Notification.objects.filter(recipient=member, read_at__isnull=True).update(
-            read_at=timezone.now()
-        )
+        notifications_service.mark_read(member)
         if request.headers.get("HX-Request"):
             return JsonResponse({"unread": 0})
         return redirect(reverse("inbox:notifications", args=[request.workspace.slug]))

@@ -322,7 +322,7 @@
       pickMention(member) {
         const area = this.$refs.text;
         const cut = area.selectionStart;
-        const before = area.value.slice(0, cut).replace(/@([^\s@]{0,30})$/, `@[${member.name}](member:${member.id}) `);
+        const before = area.value.slice(0, cut).replace(/@([^\s@]{0,30})$/, `@[${member.name.replace(/[[\]]/g, "")}](member:${member.id}) `);
         area.value = before + area.value.slice(cut);
         area.selectionStart = area.selectionEnd = before.length;
         this.mentions = [];
