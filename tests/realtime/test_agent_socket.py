@@ -255,3 +255,25 @@ def test_presence_is_relayed_to_colleagues_only_for_own_conversations(
         await typist.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_a_burst_of_events_arrives_complete_and_in_order(transactional_db, channel_layer):
+    """Events queued while a send is in flight go out together (one layer message per group);
+    the socket still sees every one, in publish order."""
+    from loket.realtime.publish import publish
+
+    workspace = factories.workspace()
+    token = _token(workspace)
+
+    async def scenario():
+        socket = await _open(headers=_bearer(token))
+        await _hello(socket)
+        await database_sync_to_async(
+            lambda: [publish(workspace.pk, {"type": "burst", "n": n}) for n in range(50)]
+        )()
+        received = [await socket.receive_json_from(timeout=WAIT) for _ in range(50)]
+        assert [event["n"] for event in received] == list(range(50))
+        assert await socket.receive_nothing(timeout=0.2)
+        await socket.disconnect()
+
+    async_to_sync(scenario)()

@@ -128,3 +128,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def realtime_event(self, message) -> None:
         await self.send_json(message["event"])
+
+    async def realtime_events(self, message) -> None:
+        for event in message["events"]:
+            await self.send_json(event)

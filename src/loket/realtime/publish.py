@@ -75,13 +75,21 @@ async def _drain() -> None:
                     return
                 batch = list(_pending)
                 _pending.clear()
+            # One send per group per batch: under load a busy workspace's events share one
+            # Redis PUBLISH instead of one each (the consumer unpacks them in order).
+            per_group: dict[str, list[dict]] = {}
             for groups, payload in batch:
-                message = {"type": "realtime.event", "event": payload}
                 for group in groups:
-                    try:
-                        await layer.group_send(group, message)
-                    except Exception as exc:  # one failed send must not drop the rest
-                        log.error("realtime publish to %s failed: %s", group, exc)
+                    per_group.setdefault(group, []).append(payload)
+            for group, payloads in per_group.items():
+                if len(payloads) == 1:
+                    message = {"type": "realtime.event", "event": payloads[0]}
+                else:
+                    message = {"type": "realtime.events", "events": payloads}
+                try:
+                    await layer.group_send(group, message)
+                except Exception as exc:  # one failed send must not drop the rest
+                    log.error("realtime publish to %s failed: %s", group, exc)
     finally:
         # Whatever ends this drain (done, cancelled, broken layer), the next publish starts one.
         with _pending_lock:
