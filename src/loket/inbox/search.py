@@ -25,13 +25,15 @@ is added around matches.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import html
+import json
 import re
 import secrets
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.safestring import SafeString, mark_safe
@@ -44,6 +46,8 @@ MAX_PIECES = 8  # words (or email addresses, codes...) of a query that are used
 MAX_PIECE_CHARS = 64
 PREFIX_MIN_CHARS = 3  # a shorter last word is not expanded: "a*" would match half the index
 CANDIDATES = 200  # messages ranked together; a window of the newest matches
+WALK = 16_000  # PostgreSQL: newest messages read before anything else (see _Postgres)
+WALK_MAX = 160_000  # ... and at most this many more when the words look common enough
 CONTACT_CANDIDATES = 500  # contacts ordered together; more means "type more"
 SNIPPET_CHARS = 220
 HIGHLIGHT_CHARS = 20_000  # of a long message, the part searched for the words to highlight
@@ -136,8 +140,11 @@ def search(
     if not terms:
         return SearchResults(query or "", terms, [], [], None)
     backend = _BACKENDS[connection.vendor]
-    contacts = [] if cursor else backend.contacts(member.workspace_id, terms, contact_limit)
-    messages, next_cursor = backend.messages(member.workspace_id, terms, top, offset, limit)
+    with backend.session(terms) as state:
+        contacts = [] if cursor else backend.contacts(member.workspace_id, terms, contact_limit)
+        messages, next_cursor = backend.messages(
+            member.workspace_id, terms, top, offset, limit, state
+        )
     return SearchResults(query or "", terms, contacts, messages, next_cursor)
 
 
@@ -197,10 +204,58 @@ _PG_DIGITS = "regexp_replace(phone, '[^0-9]', '', 'g')"
 
 
 class _Postgres:
-    """Query values are inlined as quoted literals, not parameters: a prepared statement's
-    generic plan cannot see how frequent the words are, and for full-text search that decides
-    between walking the newest rows and reading the GIN index (rare words made a walk read
-    millions of rows)."""
+    """Plans that stay cheap whatever the planner guesses about the words.
+
+    Whether to walk the newest messages or to read the GIN index depends on how many messages
+    match, and the planner's guess is often far off (a prefix, two common words that rarely
+    meet): guessing "frequent" walks backwards through millions of rows for a rare word,
+    guessing "rare" reads every match of a common word through the index (at 5M messages,
+    ~100 ms for the index alone with a few hundred thousand matches). So the search finds out:
+
+    1. ``walk``: the newest ``WALK`` messages are read newest first (the GIN index cannot be
+       used there), stopping at ``CANDIDATES`` matches: enough for any common word;
+    2. ``more``: when that found some but too few, the walk goes on for as many rows as the
+       density seen so far predicts, up to ``WALK_MAX``;
+    3. ``older``: when the words are rarer than that, the older messages are read through the
+       GIN index. Sequential scans are off for the search, and ``id + 0`` and
+       ``workspace_id + 0`` leave the planner no other index to walk; by then the words are
+       known to be rare among recent messages, so there are few matches to read (unless a word
+       was common long ago and not since).
+
+    Contacts are read through their GIN index. The words are looked up first (one query for the
+    lexemes of every configuration), so the text-search query is small and free of duplicates,
+    and values are inlined as quoted literals so the planner always sees them.
+    """
+
+    @classmethod
+    @contextlib.contextmanager
+    def session(cls, terms: Terms):
+        """Yields the lexemes of each piece (simple, English, Dutch) after setting the planner
+        up for the search. Read-only: rolling back at the end also undoes the settings, even
+        inside a caller's transaction."""
+        pieces = ", ".join(cls._literal(piece) for piece in terms.pieces)
+        # No parallel workers or JIT: starting them costs more (~40-50 ms) than the bounded
+        # reads below. A larger work_mem keeps GIN bitmaps exact (a lossy one rechecks pages).
+        sql = f"""
+            SELECT set_config('enable_seqscan', 'off', true),
+                   set_config('max_parallel_workers_per_gather', '0', true),
+                   set_config('jit', 'off', true),
+                   set_config('work_mem', '16MB', true),
+                   (SELECT json_agg(json_build_array(
+                        tsvector_to_array(to_tsvector('simple'::regconfig, piece)),
+                        tsvector_to_array(to_tsvector('english'::regconfig, piece)),
+                        tsvector_to_array(to_tsvector('dutch'::regconfig, piece))
+                    ) ORDER BY n)
+                    FROM unnest(ARRAY[{pieces}]::text[]) WITH ORDINALITY AS p (piece, n))
+        """  # noqa: S608 - every value is a quoted literal
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+                lexemes = cursor.fetchone()[-1]
+            if isinstance(lexemes, str):  # json without a registered loader
+                lexemes = json.loads(lexemes)
+            yield lexemes
+            transaction.set_rollback(True)
 
     @staticmethod
     def _literal(value: str) -> str:
@@ -210,15 +265,22 @@ class _Postgres:
         return sql.Literal(value).as_string(connection.connection)
 
     @classmethod
-    def _match(cls, terms: Terms) -> str:
+    def _tsquery(cls, terms: Terms, lexemes) -> str:
+        """Every piece must match in one of its forms: ``(a | b) & (c | d:*)``."""
         parts = []
-        for i, piece in enumerate(terms.pieces):
-            text = cls._literal(piece)
-            forms = [f"plainto_tsquery('{config}'::regconfig, {text})" for config in _PG_CONFIGS]
-            if i == len(terms.pieces) - 1 and terms.prefix:
-                forms.append(f"to_tsquery('simple'::regconfig, {cls._literal(_pg_prefix(terms))})")
-            parts.append("(" + " || ".join(forms) + ")")
-        return " && ".join(parts)
+        for i, forms in enumerate(lexemes):
+            groups = list(dict.fromkeys(tuple(form) for form in forms if form))
+            prefix = terms.prefix if i == len(lexemes) - 1 else ""
+            alternatives = [
+                " & ".join(_tsquery_lexeme(lexeme) for lexeme in group)
+                for group in groups
+                if group != (prefix,)  # the prefix below covers the word itself
+            ]
+            if prefix:
+                alternatives.append(_tsquery_lexeme(prefix) + ":*")
+            if alternatives:
+                parts.append("(" + " | ".join(f"({a})" for a in alternatives) + ")")
+        return f"{cls._literal(' & '.join(parts))}::tsquery" if parts else ""
 
     @classmethod
     def contacts(cls, workspace_id: int, terms: Terms, limit: int) -> list[ContactHit]:
@@ -231,10 +293,12 @@ class _Postgres:
         values = iter(params)
         order = re.sub("%s", lambda _: cls._literal(next(values)), order)
         tsquery = f"to_tsquery('simple'::regconfig, {cls._literal(query)})"
+        # "workspace_id + 0": not through the workspace's recency index, which would run the
+        # text search on every contact when the planner takes the words for common ones.
         sql = f"""
             SELECT id, name, email, phone FROM (
                 SELECT id, name, email, phone, created_at FROM inbox_contact
-                WHERE workspace_id = {int(workspace_id)} AND merged_into_id IS NULL
+                WHERE workspace_id + 0 = {int(workspace_id)} AND merged_into_id IS NULL
                   AND {PG_CONTACT_DOCUMENT} @@ {tsquery}
                 LIMIT {CONTACT_CANDIDATES}
             ) AS found
@@ -245,27 +309,61 @@ class _Postgres:
             return [ContactHit(*row) for row in cursor.fetchall()]
 
     @classmethod
-    def messages(cls, workspace_id: int, terms: Terms, top: int, offset: int, limit: int):
-        match = cls._match(terms)
-        whole = cls._literal(" ".join(terms.pieces))
+    def messages(cls, workspace_id, terms: Terms, top: int, offset: int, limit: int, lexemes):
+        match = cls._tsquery(terms, lexemes)
+        if not match:  # only stop words in every configuration, and no prefix
+            return [], None
+        ws, top, window = int(workspace_id), int(top), CANDIDATES
+        # The rows to walk on when the first walk found k < window matches in WALK rows, with a
+        # margin for chance (matches come unevenly): half as many again, and 20 more.
+        more_rows = f"ceil((({window} - k) * 1.5 + 20) * {WALK} / greatest(k, 1))"
         sql = f"""
-            WITH candidates AS (
-                SELECT id, ts_rank(search_document, {match}) AS rank
-                FROM inbox_message
-                WHERE search_document @@ ({match}) AND kind <> 'activity'
-                  AND workspace_id = {int(workspace_id)} AND id < {int(top)}
-                ORDER BY id DESC LIMIT {CANDIDATES}
+            WITH walk AS MATERIALIZED (
+                SELECT id FROM (
+                    SELECT id, search_document, kind, workspace_id FROM inbox_message
+                    WHERE id < {top} ORDER BY id DESC LIMIT {WALK}
+                ) AS newest
+                WHERE (search_document @@ {match}) IS TRUE
+                  AND kind <> 'activity' AND workspace_id = {ws}
+                ORDER BY id DESC LIMIT {window}
+            ), seen AS MATERIALIZED (
+                SELECT count(*) AS k FROM walk
+            ), bound AS MATERIALIZED (  -- the oldest message the first walk read (0: none left)
+                SELECT coalesce((
+                    SELECT id FROM inbox_message WHERE id < {top}
+                    ORDER BY id DESC OFFSET {WALK - 1} LIMIT 1
+                ), 0) AS id
+            ), more AS MATERIALIZED (
+                SELECT id FROM (
+                    SELECT id, search_document, kind, workspace_id FROM inbox_message
+                    WHERE id < (SELECT id FROM bound) ORDER BY id DESC
+                    LIMIT (SELECT least({more_rows}, {WALK_MAX}) FROM seen)
+                ) AS next
+                WHERE (SELECT k BETWEEN 1 AND {window - 1} AND {more_rows} <= {WALK_MAX}
+                       FROM seen)
+                  AND (search_document @@ {match}) IS TRUE
+                  AND kind <> 'activity' AND workspace_id = {ws}
+                ORDER BY id DESC LIMIT (SELECT {window} - k FROM seen)
+            ), older AS MATERIALIZED (
+                SELECT id FROM inbox_message
+                WHERE (SELECT k FROM seen) + (SELECT count(*) FROM more) < {window}
+                  AND (SELECT id FROM bound) > 0
+                  AND search_document @@ {match} AND kind <> 'activity'
+                  AND workspace_id + 0 = {ws} AND id + 0 < (SELECT id FROM bound)
+                ORDER BY id + 0 DESC LIMIT {window}
+            ), candidates AS (
+                SELECT id FROM walk UNION SELECT id FROM more UNION SELECT id FROM older
+                ORDER BY id DESC LIMIT {window}
             ), ranked AS (
-                SELECT id, row_number() OVER (ORDER BY rank DESC, id DESC) AS position,
-                       count(*) OVER () AS found, min(id) OVER () AS lowest
-                FROM candidates
+                SELECT c.id, count(*) OVER () AS found, min(c.id) OVER () AS lowest,
+                       row_number() OVER (
+                           ORDER BY ts_rank(m.search_document, {match}) DESC, c.id DESC
+                       ) AS position
+                FROM candidates AS c JOIN inbox_message AS m ON m.id = c.id
             )
             SELECT r.found, r.lowest, m.id, m.conversation_id, v.number, v.subject, m.direction,
                    m.kind, m.created_at, left(m.text, {HIGHLIGHT_CHARS}), ct.name, ct.email,
-                   ct.phone, ch.name,
-                   tsvector_to_array(to_tsvector('simple'::regconfig, {whole})),
-                   tsvector_to_array(to_tsvector('english'::regconfig, {whole})
-                                     || to_tsvector('dutch'::regconfig, {whole}))
+                   ct.phone, ch.name
             FROM ranked AS r
             JOIN inbox_message AS m ON m.id = r.id
             JOIN inbox_conversation AS v ON v.id = m.conversation_id
@@ -280,8 +378,11 @@ class _Postgres:
         if not rows:
             return [], None
         found, lowest = rows[0][0], rows[0][1]
-        simple, stems = rows[0][14], rows[0][15]
-        highlighter = Highlighter(simple, stems, terms.prefix)
+        highlighter = Highlighter(
+            simple=[lexeme for forms in lexemes for lexeme in forms[0]],
+            stems=[lexeme for forms in lexemes for lexeme in forms[1] + forms[2]],
+            prefix=terms.prefix,
+        )
         hits = [
             MessageHit(
                 pk=row[2],
@@ -300,11 +401,9 @@ class _Postgres:
         return hits, _next_cursor(top, offset, limit, found, lowest)
 
 
-_PG_CONFIGS = ("simple", "english", "dutch")
-
-
-def _pg_prefix(terms: Terms) -> str:
-    return f"'{terms.prefix}':*"  # a letter/digit run: nothing to quote
+def _tsquery_lexeme(lexeme: str) -> str:
+    """A lexeme in tsquery syntax: quoted, with quotes and backslashes doubled."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 class Highlighter:
@@ -366,6 +465,10 @@ def _fts_string(text: str) -> str:
 
 class _SQLite:
     @staticmethod
+    def session(terms: Terms):
+        return contextlib.nullcontext()
+
+    @staticmethod
     def _match(terms: Terms) -> str:
         phrases = [_fts_string(piece) for piece in terms.pieces]
         if terms.prefix:  # the last piece is that one word
@@ -395,7 +498,7 @@ class _SQLite:
             return [ContactHit(*row) for row in cursor.fetchall()]
 
     @classmethod
-    def messages(cls, workspace_id: int, terms: Terms, top: int, offset: int, limit: int):
+    def messages(cls, workspace_id, terms: Terms, top: int, offset: int, limit: int, state=None):
         match = cls._match(terms)
         # Random marks: no stored text can contain them, so every other character is escaped.
         token = secrets.token_hex(8)
