@@ -37,9 +37,9 @@ bench: $(STAMP)
 
 # Extract translatable strings into the Dutch catalogue and compile it (needs GNU gettext).
 messages: $(STAMP)
-	cd src/loket && DJANGO_SETTINGS_MODULE=loket.settings ../../$(BIN)/python -m django \
+	cd src/loket && DJANGO_SETTINGS_MODULE=loket.settings ../../$(BIN)/python -P -m django \
 		makemessages -l nl --no-obsolete --no-location --ignore 'static/*'
-	cd src/loket && DJANGO_SETTINGS_MODULE=loket.settings ../../$(BIN)/python -m django \
+	cd src/loket && DJANGO_SETTINGS_MODULE=loket.settings ../../$(BIN)/python -P -m django \
 		compilemessages -l nl
 
 clean:

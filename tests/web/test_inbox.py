@@ -388,3 +388,17 @@ def test_notifications_page_marks_all_read(agent_client, workspace, owner, api_c
     assert f"#{conversation.number}" in page.content.decode()
     agent_client.post("/w/acme/notifications/")
     assert not Notification.objects.filter(recipient=owner, read_at__isnull=True).exists()
+
+
+def test_mentions_show_as_names_and_text_stays_escaped(agent_client, workspace, api_channel):
+    colleague = factories.agent(workspace, "bram@example.com")
+    conversation = _conversation(api_channel, "<script>alert(1)</script>")
+    agent_client.post(
+        f"/w/acme/inbox/{conversation.number}/send/",
+        {"text": f"@[Bram <b>](member:{colleague.pk}) look", "kind": "note", "seen": 0},
+    )
+    pane = agent_client.get(f"/w/acme/inbox/{conversation.number}/pane/").content.decode()
+    assert '<span class="mention">@Bram &lt;b&gt;</span> look' in pane
+    assert "(member:" not in pane
+    assert "<script>alert(1)</script>" not in pane
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pane
