@@ -306,6 +306,15 @@ def conversation_head(request, number: int):
     return _head_response(request, number)
 
 
+def _entries(request, conversation: Conversation, messages: list[Message]):
+    """Timeline entries as HTML, for the page to add or replace by id."""
+    return render(
+        request,
+        "web/inbox/_timeline_entries.html",
+        {"timeline": [timeline.entry(m) for m in messages], "conversation": conversation},
+    )
+
+
 @require_GET
 @workspace_view
 def timeline_after(request, number: int):
@@ -315,11 +324,7 @@ def timeline_after(request, number: int):
     except ValueError:
         return HttpResponseBadRequest("after must be a message id")
     rows = _timeline_messages(request.membership, conversation, after_id=after)
-    return render(
-        request,
-        "web/inbox/_timeline_entries.html",
-        {"timeline": [timeline.entry(m) for m in rows], "conversation": conversation},
-    )
+    return _entries(request, conversation, rows)
 
 
 @require_GET
@@ -329,11 +334,7 @@ def message_fragment(request, number: int, message_id: int):
     message = selectors.messages(request.membership, conversation).filter(pk=message_id).first()
     if message is None:
         raise Http404("no such message")
-    return render(
-        request,
-        "web/inbox/_timeline_entries.html",
-        {"timeline": [timeline.entry(message)], "conversation": conversation},
-    )
+    return _entries(request, conversation, [message])
 
 
 @require_POST
@@ -388,11 +389,7 @@ def send(request, number: int):
     except ValueError:
         after = message.pk - 1
     rows = _timeline_messages(member, conversation, after_id=after)
-    return render(
-        request,
-        "web/inbox/_timeline_entries.html",
-        {"timeline": [timeline.entry(m) for m in rows], "conversation": conversation},
-    )
+    return _entries(request, conversation, rows)
 
 
 @require_POST
@@ -530,12 +527,7 @@ def retry(request, number: int, message_id: int):
         raise Http404("no such message")
     if message.status == DeliveryStatus.FAILED:
         outbound.retry(message)
-    return render(
-        request,
-        "web/inbox/_timeline_entries.html",
-        {"timeline": [timeline.entry(selectors.message(request.membership, message.pk))],
-         "conversation": conversation},
-    )  # fmt: skip
+    return _entries(request, conversation, [selectors.message(request.membership, message.pk)])
 
 
 @require_POST
