@@ -27,6 +27,8 @@ RESULTS_DIR = BENCH_DIR / "results"
 SCENARIOS: dict[str, list[str]] = {
     "ingest.pg": ["ingest.py", "--backend", "pg", "--no-machine"],
     "ingest.sqlite": ["ingest.py", "--backend", "sqlite", "--no-machine"],
+    "inbox.pg": ["inbox.py", "--backend", "pg", "--no-machine"],
+    "inbox.sqlite": ["inbox.py", "--backend", "sqlite", "--no-machine"],
 }
 
 
