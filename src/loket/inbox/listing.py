@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from loket.inbox import selectors
@@ -90,7 +91,7 @@ def _decode_keys(cursor: str, sort: Sort) -> list:
             decoded.append(value)
         return decoded
     except (ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise InvalidView("that page cursor is not one the inbox gave out") from exc
+        raise InvalidView(gettext("that page cursor is not one the inbox gave out")) from exc
 
 
 def _after(sort: Sort, values: list) -> Q:
@@ -107,7 +108,7 @@ def _after(sort: Sort, values: list) -> Q:
 def page(queryset: QuerySet, sort_key: str, cursor: str | None, limit: int = PAGE_SIZE):
     sort = SORTS.get(sort_key)
     if sort is None:
-        raise InvalidView(f"unknown sort {sort_key!r}")
+        raise InvalidView(gettext("unknown sort %(sort)s") % {"sort": repr(sort_key)})
     queryset = queryset.filter(sort.only)
     if cursor:
         if sort_key == "recent":  # the API's and the benchmark's cursor format
@@ -138,13 +139,13 @@ def _ids(value) -> list[int]:
     try:
         return [int(v) for v in values]
     except (TypeError, ValueError) as exc:
-        raise InvalidView("expected ids") from exc
+        raise InvalidView(gettext("expected ids")) from exc
 
 
 def _day_bound(value, *, end: bool) -> dt.datetime:
     day = parse_date(str(value)) if value else None
     if day is None:
-        raise InvalidView(f"{value!r} is not a date (YYYY-MM-DD)")
+        raise InvalidView(gettext("%(value)s is not a date (YYYY-MM-DD)") % {"value": repr(value)})
     start = dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
     return start + dt.timedelta(days=1) if end else start
 
@@ -157,7 +158,7 @@ def _date_filter(column: str) -> dict[str, Callable[[object, Membership], Q]]:
             Q(**{f"{column}__gte": _day_bound(v[0], end=False)})
             & Q(**{f"{column}__lt": _day_bound(v[1], end=True)})
             if isinstance(v, list) and len(v) == 2
-            else _raise("between needs [from, to]")
+            else _raise(gettext("between needs [from, to]"))
         ),
     }
 
@@ -169,7 +170,7 @@ def _raise(message: str):
 def _status(value, member) -> Q:
     values = value if isinstance(value, list) else [value]
     if not values or any(v not in ConversationStatus.values for v in values):
-        raise InvalidView(f"unknown status {value!r}")
+        raise InvalidView(gettext("unknown status %(status)s") % {"status": repr(value)})
     return Q(status__in=values)
 
 
@@ -202,9 +203,9 @@ def _priority(op: str):
         try:
             number = int(value)
         except (TypeError, ValueError) as exc:
-            raise InvalidView("priority must be a number") from exc
+            raise InvalidView(gettext("priority must be a number")) from exc
         if number not in Priority.values:
-            raise InvalidView(f"unknown priority {value!r}")
+            raise InvalidView(gettext("unknown priority %(priority)s") % {"priority": repr(value)})
         return Q(**{f"priority{'' if op == 'is' else '__' + op}": number})
 
     return build
@@ -226,17 +227,22 @@ FILTER_FIELDS: dict[str, dict[str, Callable[[object, Membership], Q]]] = {
 def filters_q(filters: list, member: Membership) -> Q:
     """AND of allow-listed filters; anything else is refused with a clear error."""
     if not isinstance(filters, list):
-        raise InvalidView("filters must be a list")
+        raise InvalidView(gettext("filters must be a list"))
     condition = Q()
     for item in filters:
         if not isinstance(item, dict):
-            raise InvalidView("each filter is an object with field, op and value")
+            raise InvalidView(gettext("each filter is an object with field, op and value"))
         operators = FILTER_FIELDS.get(item.get("field"))
         if operators is None:
-            raise InvalidView(f"cannot filter on {item.get('field')!r}")
+            raise InvalidView(
+                gettext("cannot filter on %(field)s") % {"field": repr(item.get("field"))}
+            )
         build = operators.get(item.get("op", "is"))
         if build is None:
-            raise InvalidView(f"{item.get('field')!r} has no operator {item.get('op')!r}")
+            raise InvalidView(
+                gettext("%(field)s has no operator %(op)s")
+                % {"field": repr(item.get("field")), "op": repr(item.get("op"))}
+            )
         condition &= build(item.get("value"), member)
     return condition
 
@@ -275,7 +281,7 @@ def resolve_view(member: Membership, key: str) -> View:
     if key == "mentions":
         return View(key, str(_("Mentions")), mentioned(member), status_applies=False)
     if not ident.isdigit():
-        raise InvalidView(f"unknown view {key!r}")
+        raise InvalidView(gettext("unknown view %(view)s") % {"view": repr(key)})
     pk = int(ident)
     workspace_id = member.workspace_id
     if scope == "team":
@@ -294,7 +300,7 @@ def resolve_view(member: Membership, key: str) -> View:
         saved = visible_saved_views(member).filter(pk=pk).first()
         if saved:
             return View(key, saved.name, filters_q(saved.filters, member), saved=saved)
-    raise InvalidView(f"unknown view {key!r}")
+    raise InvalidView(gettext("unknown view %(view)s") % {"view": repr(key)})
 
 
 def visible_saved_views(member: Membership) -> QuerySet[SavedView]:
@@ -305,7 +311,7 @@ def visible_saved_views(member: Membership) -> QuerySet[SavedView]:
 
 def conversations(member: Membership, view: View, status: str) -> QuerySet[Conversation]:
     if status not in STATUS_TABS:
-        raise InvalidView(f"unknown status {status!r}")
+        raise InvalidView(gettext("unknown status %(status)s") % {"status": repr(status)})
     queryset = selectors.conversations(member).filter(view.condition)
     saved_status = view.saved and any(f.get("field") == "status" for f in view.saved.filters)
     if status != "any" and view.status_applies and not saved_status:

@@ -17,6 +17,8 @@ import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from loket import http
 from loket.connectors import signing
@@ -71,7 +73,7 @@ def _timestamp(value: Any) -> dt.datetime | None:
 
 class ApiConnector(Connector):
     key = "api"
-    label = "API channel"
+    label = _("API channel")
     capabilities = Capabilities(text=True, media=True, delivery_statuses=True, read_receipts=True)
 
     # -- setup ----------------------------------------------------------------------------------
@@ -80,7 +82,7 @@ class ApiConnector(Connector):
         if url:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise InvalidConfig("outbound_url must be an http(s) URL")
+                raise InvalidConfig(gettext("outbound_url must be an http(s) URL"))
         unknown = set(config) - {"outbound_url"}
         if unknown:
             raise InvalidConfig(f"unknown setting(s): {', '.join(sorted(unknown))}")

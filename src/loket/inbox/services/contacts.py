@@ -20,6 +20,8 @@ from django.db import transaction
 from django.db.models import Case, F, Max, Min, QuerySet, Value, When, Window
 from django.db.models.functions import Length, Lower, Replace, Substr
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from loket import events
 from loket.inbox.models import (
@@ -40,6 +42,13 @@ _UNSET: Any = object()
 
 # Field limits of the Contact model.
 _LIMITS = {"name": 200, "email": 254, "phone": 40, "locale": 10}
+# One message per field (the field's name and its article differ per language).
+_TOO_LONG = {
+    "name": gettext_lazy("the name is longer than %(limit)s characters"),
+    "email": gettext_lazy("the email is longer than %(limit)s characters"),
+    "phone": gettext_lazy("the phone is longer than %(limit)s characters"),
+    "locale": gettext_lazy("the locale is longer than %(limit)s characters"),
+}
 _FILLED_FROM_SOURCE = ("name", "email", "phone", "locale")
 # Separators people type in phone numbers; stripped in SQL too (portable: nested REPLACE).
 _PHONE_SEPARATORS = (" ", "-", "(", ")", ".", "/", "+")
@@ -47,7 +56,7 @@ _PHONE_SEPARATORS = (" ", "-", "(", ")", ".", "/", "+")
 
 def _check_actor(actor: Membership | None, workspace_id: int) -> None:
     if actor is not None and actor.workspace_id != workspace_id:
-        raise InvalidChange("the acting member belongs to another workspace")
+        raise InvalidChange(_("the acting member belongs to another workspace"))
 
 
 def _lock(*pks: int) -> dict[int, Contact]:
@@ -83,16 +92,16 @@ def update_contact(
             continue
         value = (value or "").strip()
         if len(value) > _LIMITS[name_]:
-            raise InvalidChange(f"the {name_} is longer than {_LIMITS[name_]} characters")
+            raise InvalidChange(_TOO_LONG[name_] % {"limit": _LIMITS[name_]})
         changes[name_] = value
     if changes.get("email"):
         try:
             validate_email(changes["email"])
         except ValidationError:
-            raise InvalidChange("that is not a valid email address") from None
+            raise InvalidChange(_("that is not a valid email address")) from None
     if attributes is not _UNSET:
         if not isinstance(attributes, dict) or not all(isinstance(k, str) for k in attributes):
-            raise InvalidChange("attributes must map names to values")
+            raise InvalidChange(_("attributes must map names to values"))
         changes["attributes"] = attributes
     if not changes:
         return contact
@@ -162,7 +171,7 @@ def _conversation_activity(
         for conversation_id, channel_id in conversations
     )
     who = _actor_for(actor)
-    for conversation_id, _ in conversations:
+    for conversation_id, _channel_id in conversations:
         events.emit(
             events.ConversationUpdated(
                 workspace_id, who, conversation_id, {"contact_id": data["contact_id"]}
@@ -174,16 +183,18 @@ def _conversation_activity(
 def merge_contacts(source: Contact, target: Contact, *, actor: Membership | None) -> ContactMerge:
     """Make ``source`` part of ``target``: its identities and conversations move there."""
     if source.pk == target.pk:
-        raise InvalidChange("a contact cannot be merged into itself")
+        raise InvalidChange(_("a contact cannot be merged into itself"))
     if source.workspace_id != target.workspace_id:
-        raise InvalidChange("the contacts belong to different workspaces")
+        raise InvalidChange(_("the contacts belong to different workspaces"))
     _check_actor(actor, target.workspace_id)
     locked = _lock(source.pk, target.pk)
     source, target = locked[source.pk], locked[target.pk]
     if source.merged_into_id is not None:
-        raise InvalidChange(f"{source} was already merged into another contact")
+        raise InvalidChange(
+            _("%(name)s was already merged into another contact") % {"name": source}
+        )
     if target.merged_into_id is not None:
-        raise InvalidChange(f"{target} was merged into another contact")
+        raise InvalidChange(_("%(name)s was merged into another contact") % {"name": target})
 
     identity_ids = sorted(
         ContactIdentity.objects.filter(contact=source).values_list("pk", flat=True)
@@ -239,13 +250,18 @@ def undo_contact_merge(merge: ContactMerge, *, actor: Membership | None) -> Cont
     _check_actor(actor, merge.workspace_id)
     merge = ContactMerge.objects.select_for_update().get(pk=merge.pk)
     if merge.undone_at is not None:
-        raise InvalidChange("this merge was already undone")
+        raise InvalidChange(_("this merge was already undone"))
     locked = _lock(merge.source_id, merge.target_id)
     source, target = locked[merge.source_id], locked[merge.target_id]
     if target.merged_into_id is not None:
-        raise InvalidChange(f"{target} was merged into another contact since: undo that first")
+        raise InvalidChange(
+            _("%(name)s was merged into another contact since: undo that first") % {"name": target}
+        )
     if source.merged_into_id != target.pk:
-        raise InvalidChange(f"{source} is no longer merged into {target}")
+        raise InvalidChange(
+            _("%(source)s is no longer merged into %(target)s")
+            % {"source": source, "target": target}
+        )
 
     moved = merge.moved
     identity_ids = sorted(

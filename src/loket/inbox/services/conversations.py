@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from loket import events
 from loket.events import Actor
@@ -67,13 +68,13 @@ def update_conversation(
     workspace_id = conversation.workspace_id
     for related in (assignee, team):
         if related not in (_UNSET, None) and related.workspace_id != workspace_id:
-            raise InvalidChange("that belongs to another workspace")
+            raise InvalidChange(_("that belongs to another workspace"))
     if labels is not _UNSET and any(label.workspace_id != workspace_id for label in labels):
-        raise InvalidChange("a label belongs to another workspace")
+        raise InvalidChange(_("a label belongs to another workspace"))
     if status is not _UNSET and status not in ConversationStatus.values:
-        raise InvalidChange(f"unknown status {status!r}")
+        raise InvalidChange(_("unknown status %(status)s") % {"status": repr(status)})
     if priority is not _UNSET and priority not in Priority.values:
-        raise InvalidChange(f"unknown priority {priority!r}")
+        raise InvalidChange(_("unknown priority %(priority)s") % {"priority": repr(priority)})
 
     changes: dict[str, Any] = {}
     now = timezone.now()
@@ -152,7 +153,9 @@ def ensure_labels(workspace_id: int, names: list[str]) -> list[Label]:
     }
     for name in names:
         if name not in found:
-            found[name], _ = Label.objects.get_or_create(workspace_id=workspace_id, name=name)
+            found[name], _created = Label.objects.get_or_create(
+                workspace_id=workspace_id, name=name
+            )
     return [found[name] for name in names]
 
 

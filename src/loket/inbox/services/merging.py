@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from loket import events
 from loket.inbox.models import (
@@ -48,7 +49,7 @@ _TICK = dt.timedelta(microseconds=1)  # the resolution of a stored time on both 
 
 def _check_actor(actor: Membership | None, workspace_id: int) -> None:
     if actor is not None and actor.workspace_id != workspace_id:
-        raise InvalidChange("the acting member belongs to another workspace")
+        raise InvalidChange(_("the acting member belongs to another workspace"))
 
 
 def _lock(*pks: int) -> dict[int, Conversation]:
@@ -113,18 +114,23 @@ def merge_conversations(
 ) -> ConversationMerge:
     """Move ``source``'s messages and notes into ``target`` and close ``source``."""
     if source.pk == target.pk:
-        raise InvalidChange("a conversation cannot be merged into itself")
+        raise InvalidChange(_("a conversation cannot be merged into itself"))
     if source.workspace_id != target.workspace_id:
-        raise InvalidChange("the conversations belong to different workspaces")
+        raise InvalidChange(_("the conversations belong to different workspaces"))
     _check_actor(actor, target.workspace_id)
     locked = _lock(source.pk, target.pk)
     source, target = locked[source.pk], locked[target.pk]
     if source.contact_id != target.contact_id:
-        raise InvalidChange("only conversations of the same contact can be merged")
+        raise InvalidChange(_("only conversations of the same contact can be merged"))
     if source.merged_into_id is not None:
-        raise InvalidChange(f"conversation #{source.number} was already merged into another")
+        raise InvalidChange(
+            _("conversation #%(number)s was already merged into another")
+            % {"number": source.number}
+        )
     if target.merged_into_id is not None:
-        raise InvalidChange(f"conversation #{target.number} was merged into another")
+        raise InvalidChange(
+            _("conversation #%(number)s was merged into another") % {"number": target.number}
+        )
 
     moving = Message.objects.filter(conversation=source, kind__in=_MOVED_KINDS)
     message_ids = sorted(moving.values_list("pk", flat=True))
@@ -185,15 +191,18 @@ def undo_conversation_merge(
     _check_actor(actor, merge.workspace_id)
     merge = ConversationMerge.objects.select_for_update().get(pk=merge.pk)
     if merge.undone_at is not None:
-        raise InvalidChange("this merge was already undone")
+        raise InvalidChange(_("this merge was already undone"))
     locked = _lock(merge.source_id, merge.target_id)
     source, target = locked[merge.source_id], locked[merge.target_id]
     if target.merged_into_id is not None:
         raise InvalidChange(
-            f"conversation #{target.number} was merged into another since: undo that first"
+            _("conversation #%(number)s was merged into another since: undo that first")
+            % {"number": target.number}
         )
     if source.merged_into_id != target.pk:
-        raise InvalidChange(f"conversation #{source.number} is no longer merged")
+        raise InvalidChange(
+            _("conversation #%(number)s is no longer merged") % {"number": source.number}
+        )
 
     # Only the merged messages still in the target: one split off since stays where it is.
     message_ids = sorted(
@@ -243,17 +252,17 @@ def split_message(message: Message, *, actor: Membership | None) -> Conversation
     """Move one customer message into a new conversation of the same contact and channel."""
     _check_actor(actor, message.workspace_id)
     if message.kind != MessageKind.MESSAGE or message.direction != Direction.INBOUND:
-        raise InvalidChange("only a customer's message can be moved to a new conversation")
+        raise InvalidChange(_("only a customer's message can be moved to a new conversation"))
     source = _lock(message.conversation_id)[message.conversation_id]
     # The message as it is now, under the conversation's lock (a merge may have moved it).
     message = Message.objects.get(pk=message.pk)
     if message.conversation_id != source.pk:
-        raise InvalidChange("the message was moved meanwhile; try again")
+        raise InvalidChange(_("the message was moved meanwhile; try again"))
     others = Message.objects.filter(
         conversation=source, kind=MessageKind.MESSAGE, direction=Direction.INBOUND
     ).exclude(pk=message.pk)
     if not others.exists():
-        raise InvalidChange("the conversation's only customer message cannot be split off")
+        raise InvalidChange(_("the conversation's only customer message cannot be split off"))
 
     now = timezone.now()
     created = Conversation.objects.create(

@@ -18,6 +18,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from loket import events
 from loket.events import Actor
@@ -65,7 +66,7 @@ def reply(
     """Store an agent's (or bot's) reply or internal note; a reply is queued for sending."""
     text = (text or "").strip()
     if not text and not html and not attachments:
-        raise ValueError("a message needs text")
+        raise ValueError(_("a message needs text"))
     if kind not in (MessageKind.MESSAGE, MessageKind.NOTE):
         raise ValueError(f"cannot reply with a {kind!r}")
     author_type = author_type or (AuthorType.MEMBER if author else AuthorType.SYSTEM)
@@ -225,7 +226,7 @@ def mark_failed(message_id: int, reason: str) -> bool:
 def retry(message: Message) -> Message:
     """An agent asks to send a failed message again."""
     if message.status != DeliveryStatus.FAILED:
-        raise ValueError("only a failed message can be retried")
+        raise ValueError(_("only a failed message can be retried"))
     with transaction.atomic():
         if set_delivery_status(
             message.pk, DeliveryStatus.QUEUED, only_from=(DeliveryStatus.FAILED,), error=""
