@@ -356,3 +356,12 @@ def test_postgres_finds_a_rare_word_through_the_gin_indexes(owner, api_channel):
             plans[name] = "\n".join(row[0] for row in cursor.fetchall())
     assert "Bitmap Index Scan on inbox_contact_search" in plans["contact"], plans["contact"]
     assert "Bitmap Index Scan on inbox_message_search" in plans["message"], plans["message"]
+
+
+def test_find_contacts_is_the_contact_half_of_search(owner, api_channel):
+    ann = customer_says(api_channel, "hi", contact="a", name="Ann Visser")
+    customer_says(api_channel, "Visser wrote this", contact="b", name="Bob")
+    hits = search_module.find_contacts(owner, "viss", limit=5)
+    assert [hit.pk for hit in hits] == [ann.author_contact_id]
+    assert hits[0].display_name == "Ann Visser"
+    assert search_module.find_contacts(owner, "  ") == []
