@@ -35,7 +35,13 @@ from loket.inbox.models import (
     Message,
     MessageKind,
 )
-from loket.inbox.services.conversations import InvalidChange, _actor_for, update_conversation
+from loket.inbox.services.conversations import (
+    InvalidChange,
+    _actor_for,
+    check_actor,
+    lock_in_order,
+    update_conversation,
+)
 from loket.tenancy.models import Membership
 
 _UNSET: Any = object()
@@ -52,17 +58,6 @@ _TOO_LONG = {
 _FILLED_FROM_SOURCE = ("name", "email", "phone", "locale")
 # Separators people type in phone numbers; stripped in SQL too (portable: nested REPLACE).
 _PHONE_SEPARATORS = (" ", "-", "(", ")", ".", "/", "+")
-
-
-def _check_actor(actor: Membership | None, workspace_id: int) -> None:
-    if actor is not None and actor.workspace_id != workspace_id:
-        raise InvalidChange(_("the acting member belongs to another workspace"))
-
-
-def _lock(*pks: int) -> dict[int, Contact]:
-    """The contacts, locked in primary-key order (so two merges cannot deadlock)."""
-    locked = Contact.objects.select_for_update().filter(pk__in=pks).order_by("pk")
-    return {contact.pk: contact for contact in locked}
 
 
 def normalise_phone(phone: str) -> str:
@@ -85,7 +80,7 @@ def update_contact(
     attributes: dict[str, Any] = _UNSET,
 ) -> Contact:
     """Apply the given changes; arguments left out stay as they are."""
-    _check_actor(actor, contact.workspace_id)
+    check_actor(actor, contact.workspace_id)
     changes: dict[str, Any] = {}
     for name_, value in (("name", name), ("email", email), ("phone", phone), ("locale", locale)):
         if value is _UNSET:
@@ -115,7 +110,7 @@ def update_contact(
 def block_contact(contact: Contact, *, actor: Membership | None) -> Contact:
     """From now on the contact's messages are stored marked and notify nobody; their open
     conversations are resolved, so they leave every inbox view (new ones start resolved)."""
-    _check_actor(actor, contact.workspace_id)
+    check_actor(actor, contact.workspace_id)
     if contact.blocked_at is None:
         now = timezone.now()
         with transaction.atomic():
@@ -139,7 +134,7 @@ def block_contact(contact: Contact, *, actor: Membership | None) -> Contact:
 
 
 def unblock_contact(contact: Contact, *, actor: Membership | None) -> Contact:
-    _check_actor(actor, contact.workspace_id)
+    check_actor(actor, contact.workspace_id)
     if contact.blocked_at is not None:
         Contact.objects.filter(pk=contact.pk).update(blocked_at=None, updated_at=timezone.now())
         contact.blocked_at = None
@@ -186,8 +181,8 @@ def merge_contacts(source: Contact, target: Contact, *, actor: Membership | None
         raise InvalidChange(_("a contact cannot be merged into itself"))
     if source.workspace_id != target.workspace_id:
         raise InvalidChange(_("the contacts belong to different workspaces"))
-    _check_actor(actor, target.workspace_id)
-    locked = _lock(source.pk, target.pk)
+    check_actor(actor, target.workspace_id)
+    locked = lock_in_order(Contact, source.pk, target.pk)
     source, target = locked[source.pk], locked[target.pk]
     if source.merged_into_id is not None:
         raise InvalidChange(
@@ -247,11 +242,11 @@ def merge_contacts(source: Contact, target: Contact, *, actor: Membership | None
 def undo_contact_merge(merge: ContactMerge, *, actor: Membership | None) -> ContactMerge:
     """Move exactly the merged identities and conversations back; clear what was filled in
     (unless someone changed it since)."""
-    _check_actor(actor, merge.workspace_id)
+    check_actor(actor, merge.workspace_id)
     merge = ContactMerge.objects.select_for_update().get(pk=merge.pk)
     if merge.undone_at is not None:
         raise InvalidChange(_("this merge was already undone"))
-    locked = _lock(merge.source_id, merge.target_id)
+    locked = lock_in_order(Contact, merge.source_id, merge.target_id)
     source, target = locked[merge.source_id], locked[merge.target_id]
     if target.merged_into_id is not None:
         raise InvalidChange(

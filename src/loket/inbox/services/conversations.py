@@ -34,6 +34,18 @@ class InvalidChange(ValueError):
     pass
 
 
+def check_actor(actor: Membership | None, workspace_id: int) -> None:
+    if actor is not None and actor.workspace_id != workspace_id:
+        raise InvalidChange(_("the acting member belongs to another workspace"))
+
+
+def lock_in_order(model, *pks: int) -> dict:
+    """The rows, locked in primary-key order (so two merges of the same rows cannot
+    deadlock), by primary key."""
+    locked = model.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+    return {row.pk: row for row in locked}
+
+
 def _actor_for(member: Membership | None) -> Actor:
     return Actor(AuthorType.MEMBER, member.pk) if member else Actor.system()
 

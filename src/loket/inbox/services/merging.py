@@ -36,7 +36,13 @@ from loket.inbox.models import (
     MessageKind,
     Notification,
 )
-from loket.inbox.services.conversations import InvalidChange, _activity, _actor_for
+from loket.inbox.services.conversations import (
+    InvalidChange,
+    _activity,
+    _actor_for,
+    check_actor,
+    lock_in_order,
+)
 from loket.inbox.services.ingest import next_conversation_number
 from loket.tenancy.models import Membership
 
@@ -45,17 +51,6 @@ _MOVED_KINDS = (MessageKind.MESSAGE, MessageKind.NOTE)
 # The source's fields a merge changes, restored by an undo.
 _SOURCE_FIELDS = ("status", "resolved_at", "snoozed_until", "last_message_at", "waiting_since")
 _TICK = dt.timedelta(microseconds=1)  # the resolution of a stored time on both databases
-
-
-def _check_actor(actor: Membership | None, workspace_id: int) -> None:
-    if actor is not None and actor.workspace_id != workspace_id:
-        raise InvalidChange(_("the acting member belongs to another workspace"))
-
-
-def _lock(*pks: int) -> dict[int, Conversation]:
-    """The conversations, locked in primary-key order (so two merges cannot deadlock)."""
-    locked = Conversation.objects.select_for_update().filter(pk__in=pks).order_by("pk")
-    return {conversation.pk: conversation for conversation in locked}
 
 
 def _as_json(value: Any) -> Any:
@@ -117,8 +112,8 @@ def merge_conversations(
         raise InvalidChange(_("a conversation cannot be merged into itself"))
     if source.workspace_id != target.workspace_id:
         raise InvalidChange(_("the conversations belong to different workspaces"))
-    _check_actor(actor, target.workspace_id)
-    locked = _lock(source.pk, target.pk)
+    check_actor(actor, target.workspace_id)
+    locked = lock_in_order(Conversation, source.pk, target.pk)
     source, target = locked[source.pk], locked[target.pk]
     if source.contact_id != target.contact_id:
         raise InvalidChange(_("only conversations of the same contact can be merged"))
@@ -188,11 +183,11 @@ def undo_conversation_merge(
     merge: ConversationMerge, *, actor: Membership | None
 ) -> ConversationMerge:
     """Move exactly the merged messages back and restore the source as it was."""
-    _check_actor(actor, merge.workspace_id)
+    check_actor(actor, merge.workspace_id)
     merge = ConversationMerge.objects.select_for_update().get(pk=merge.pk)
     if merge.undone_at is not None:
         raise InvalidChange(_("this merge was already undone"))
-    locked = _lock(merge.source_id, merge.target_id)
+    locked = lock_in_order(Conversation, merge.source_id, merge.target_id)
     source, target = locked[merge.source_id], locked[merge.target_id]
     if target.merged_into_id is not None:
         raise InvalidChange(
@@ -250,10 +245,10 @@ def undo_conversation_merge(
 @transaction.atomic
 def split_message(message: Message, *, actor: Membership | None) -> Conversation:
     """Move one customer message into a new conversation of the same contact and channel."""
-    _check_actor(actor, message.workspace_id)
+    check_actor(actor, message.workspace_id)
     if message.kind != MessageKind.MESSAGE or message.direction != Direction.INBOUND:
         raise InvalidChange(_("only a customer's message can be moved to a new conversation"))
-    source = _lock(message.conversation_id)[message.conversation_id]
+    source = lock_in_order(Conversation, message.conversation_id)[message.conversation_id]
     # The message as it is now, under the conversation's lock (a merge may have moved it).
     message = Message.objects.get(pk=message.pk)
     if message.conversation_id != source.pk:
