@@ -124,4 +124,4 @@ def test_the_query_count_does_not_grow_with_the_results(
     with django_assert_max_num_queries(few):
         html = agent_client.get(url(workspace, q="refund"), headers={"HX-Request": "true"})
     assert html.content.decode().count("<mark>refund</mark>") >= 20
-    assert few <= 10
+    assert few <= 12  # session, user, membership; search: settings, contacts, 2 passes
