@@ -102,7 +102,10 @@ def _after(sort: Sort, values: list) -> Q:
         for prior_index in range(index):
             step &= Q(**{sort.keys[prior_index][0]: values[prior_index]})
         condition |= step
-    return condition
+    # The same bound on the leading key alone, which an index range scan can start from (the
+    # OR above would otherwise be a filter over every row before the page).
+    lead, descending = sort.keys[0]
+    return Q(**{f"{lead}__{'lte' if descending else 'gte'}": values[0]}) & condition
 
 
 def page(queryset: QuerySet, sort_key: str, cursor: str | None, limit: int = PAGE_SIZE):
@@ -351,10 +354,10 @@ def counts(member: Membership, saved: list[SavedView] = ()) -> Counts:
         result[f"team:{team_id}"] = count
     for channel_id, count in open_.values_list("channel_id").annotate(n=Count("pk")):
         result[f"channel:{channel_id}"] = count
+    # Driven from the open conversations (few) rather than from every label row (many).
     for label_id, count in (
         Conversation.labels.through.objects.filter(
-            conversation__workspace_id=member.workspace_id,
-            conversation__status=ConversationStatus.OPEN,
+            conversation_id__in=open_.values("pk"),
         )
         .values_list("label_id")
         .annotate(n=Count("pk"))

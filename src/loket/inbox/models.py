@@ -159,7 +159,7 @@ class Conversation(WorkspaceScoped):
             ),
             models.Index(fields=["workspace", "-last_message_at", "-id"], name="conv_ws_recent"),
             models.Index(
-                fields=["workspace", "assignee", "status", "-last_message_at"],
+                fields=["workspace", "assignee", "status", "-last_message_at", "-id"],
                 name="conv_ws_assignee",
             ),
             models.Index(
