@@ -168,7 +168,7 @@ def test_the_list_costs_the_same_queries_for_3_or_30_rows(
         update_conversation(conversation, actor=owner, labels=[label], assignee=owner)
     with django_assert_max_num_queries(baseline):
         page = agent_client.get("/w/acme/inbox/list/?view=all")
-    assert len(page.context["conversations"]) == 30
+    assert len(page.context["conversations"]) == listing.PAGE_SIZE
 
 
 def test_the_conversation_pane_costs_the_same_queries_for_2_or_40_messages(
