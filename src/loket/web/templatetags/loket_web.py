@@ -23,3 +23,17 @@ def with_mentions(text: str) -> str:
         position = match.end()
     parts.append(escape((text or "")[position:]))
     return mark_safe("".join(parts))  # noqa: S308 - every piece above is escaped
+
+
+@register.simple_tag(takes_context=True)
+def conversation_rows(context) -> str:
+    """The list's rows for the conversations in the context (see loket.web.inbox.rows)."""
+    from loket.web.inbox.rows import render_rows
+
+    current = context.get("conversation")
+    return render_rows(
+        context.get("conversations") or [],
+        base=context["conversation_base"],
+        query=context.get("query") or "",
+        current_pk=current.pk if current else None,
+    )
