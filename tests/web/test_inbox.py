@@ -182,7 +182,7 @@ def test_the_conversation_pane_costs_the_same_queries_for_2_or_40_messages(
         factories.inbound(api_channel, f"more {i}")
         agent_client.post(
             f"/w/acme/inbox/{conversation.number}/send/",
-            {"text": f"answer {i}", "seen": "999999", "kind": "note" if i % 2 else "message"},
+            {"text": f"answer {i}", "seen": str(2**62), "kind": "note" if i % 2 else "message"},
         )
     with django_assert_max_num_queries(baseline):
         page = agent_client.get(f"/w/acme/inbox/{conversation.number}/pane/")
@@ -231,7 +231,7 @@ def test_a_colleagues_reply_also_counts_as_a_collision(agent_client, workspace, 
 def test_an_empty_reply_is_refused_and_keeps_nothing(agent_client, api_channel):
     conversation = _conversation(api_channel)
     response = agent_client.post(
-        f"/w/acme/inbox/{conversation.number}/send/", {"text": "   ", "seen": 999}
+        f"/w/acme/inbox/{conversation.number}/send/", {"text": "   ", "seen": 0}
     )
     assert response.status_code == 400
     assert not Message.objects.filter(conversation=conversation, kind="message", direction="out")
@@ -254,7 +254,7 @@ def test_reply_with_an_attachment(agent_client, workspace, api_channel):
     upload = ContentFile(b"%PDF-1.4 invoice", name="invoice.pdf")
     response = agent_client.post(
         f"/w/acme/inbox/{conversation.number}/send/",
-        {"text": "Your invoice", "seen": 999999, "attachments": [upload]},
+        {"text": "Your invoice", "seen": 2**62, "attachments": [upload]},
     )
     assert response.status_code == 200
     stored = Attachment.objects.get(message__text="Your invoice")

@@ -364,6 +364,13 @@ def send(request, number: int):
         seen = int(request.POST.get("seen") or 0)
     except ValueError:
         seen = 0
+    if not text.strip() and not files:
+        return render(
+            request,
+            "web/inbox/_composer_error.html",
+            {"error": _("Write a message or attach a file first.")},
+            status=400,
+        )
     if kind == MessageKind.MESSAGE and not request.POST.get("confirmed"):
         newer = list(
             selectors.messages(member, conversation)
@@ -378,13 +385,6 @@ def send(request, number: int):
                 {"newer": [timeline.entry(m) for m in newer], "conversation": conversation},
                 status=409,
             )
-    if not text.strip() and not files:
-        return render(
-            request,
-            "web/inbox/_composer_error.html",
-            {"error": _("Write a message or attach a file first.")},
-            status=400,
-        )
     try:
         message = outbound.reply(
             conversation, author=member, text=text, kind=kind, attachments=files
