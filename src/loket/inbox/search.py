@@ -182,6 +182,22 @@ def _next_cursor(top: int, offset: int, limit: int, found: int, lowest: int) -> 
     return None
 
 
+def _message_hit(row, snippet) -> MessageHit:
+    """A hit from a page row; both backends select the same columns in the same order."""
+    return MessageHit(
+        pk=row[2],
+        conversation_id=row[3],
+        conversation_number=row[4],
+        subject=row[5],
+        direction=row[6],
+        kind=row[7],
+        created_at=_as_datetime(row[8]),
+        contact_name=_display(row[10], row[11], row[12]),
+        channel_name=row[13],
+        snippet=snippet,
+    )
+
+
 def _as_datetime(value) -> dt.datetime:
     if isinstance(value, str):  # SQLite
         value = parse_datetime(value)
@@ -342,21 +358,7 @@ class _Postgres:
             stems=[lexeme for forms in lexemes for lexeme in forms[1] + forms[2]],
             prefix=terms.prefix if prefix else "",
         )
-        hits = [
-            MessageHit(
-                pk=row[2],
-                conversation_id=row[3],
-                conversation_number=row[4],
-                subject=row[5],
-                direction=row[6],
-                kind=row[7],
-                created_at=_as_datetime(row[8]),
-                contact_name=_display(row[10], row[11], row[12]),
-                channel_name=row[13],
-                snippet=highlighter.snippet(row[9]),
-            )
-            for row in rows
-        ]
+        hits = [_message_hit(row, highlighter.snippet(row[9])) for row in rows]
         return hits, _next_cursor(top, offset, limit, found, lowest)
 
     @staticmethod
@@ -539,21 +541,7 @@ class _SQLite:
             return [], None
         rows, (opening, closing) = rows
         found, lowest = rows[0][0], rows[0][1]
-        hits = [
-            MessageHit(
-                pk=row[2],
-                conversation_id=row[3],
-                conversation_number=row[4],
-                subject=row[5],
-                direction=row[6],
-                kind=row[7],
-                created_at=_as_datetime(row[8]),
-                contact_name=_display(row[10], row[11], row[12]),
-                channel_name=row[13],
-                snippet=_marked(row[9], opening, closing),
-            )
-            for row in rows
-        ]
+        hits = [_message_hit(row, _marked(row[9], opening, closing)) for row in rows]
         return hits, _next_cursor(top, offset, limit, found, lowest)
 
     @staticmethod
