@@ -8,7 +8,7 @@ import datetime as dt
 from urllib.parse import urlencode
 
 from django.contrib import messages as flash
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.db.models.functions import Substr
 from django.http import (
     FileResponse,
@@ -50,6 +50,13 @@ from loket.web.inbox import timeline
 from loket.web.workspace import workspace_view
 
 TIMELINE_LIMIT = 200
+# What a list row shows (loket/web/inbox/rows.py): loading no more keeps a page's rows cheap.
+ROW_FIELDS = (
+    "number", "subject", "status", "priority", "waiting_since", "last_message_at",
+    "workspace_id", "assignee_id", "team_id", "channel__name", "contact__name",
+    "contact__email", "contact__phone", "assignee__user__name", "assignee__user__email",
+    "team__name",
+)  # fmt: skip
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
@@ -96,7 +103,11 @@ def _list_context(
     request, state: ListState, view: listing.View, cursor: str | None, *, rows_only: bool = False
 ) -> dict:
     member = request.membership
-    queryset = listing.conversations(member, view, state.status).prefetch_related("labels")
+    queryset = (
+        listing.conversations(member, view, state.status)
+        .prefetch_related(Prefetch("labels", queryset=Label.objects.only("name", "color")))
+        .only(*ROW_FIELDS)
+    )
     try:
         page = listing.page(_with_preview(queryset), state.sort, cursor)
     except listing.InvalidView as exc:
