@@ -226,6 +226,8 @@ def test_concurrent_deliveries_through_the_lean_route_are_all_stored(transaction
 
     responses = async_to_sync(post_all)()
     assert [r.status_code for r in responses] == [200] * 30
+    failed = list(InboundEvent.objects.exclude(status="processed").values_list("status", "error"))
+    assert not failed, failed
     assert Message.objects.filter(external_id__startswith="lean-").count() == 30
     assert Conversation.objects.count() == 3
 

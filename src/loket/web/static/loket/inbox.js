@@ -187,7 +187,9 @@
   function move(step) {
     const items = Array.from(document.querySelectorAll(".conv-item"));
     if (!items.length) return;
-    let index = items.findIndex((item) => item.classList.contains("current"));
+    // The open conversation decides where we are (the list may have re-rendered meanwhile).
+    const open = pane() ? pane().dataset.number : null;
+    let index = items.findIndex((item) => open ? item.dataset.number === open : item.classList.contains("current"));
     index = index < 0 ? 0 : Math.min(items.length - 1, Math.max(0, index + step));
     const link = items[index].querySelector("a.conv-link");
     items[index].scrollIntoView({ block: "nearest" });
