@@ -5,6 +5,7 @@ and live events make the browser re-ask for exactly what changed."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from urllib.parse import urlencode
 
 from django.contrib import messages as flash
@@ -99,6 +100,40 @@ def _with_preview(queryset):
     return queryset.annotate(preview=Subquery(preview))
 
 
+class WorkspaceLists:
+    """The workspace's members, teams, labels and the viewer's saved views, each queried at most
+    once per request however many panes of the page show them."""
+
+    def __init__(self, member: Membership) -> None:
+        self.member = member
+
+    @functools.cached_property
+    def members(self) -> list[Membership]:
+        return list(
+            Membership.objects.filter(workspace_id=self.member.workspace_id)
+            .select_related("user")
+            .order_by("user__name", "user__email")
+        )
+
+    @functools.cached_property
+    def teams(self) -> list[Team]:
+        return list(Team.objects.filter(workspace_id=self.member.workspace_id).order_by("name"))
+
+    @functools.cached_property
+    def labels(self) -> list[Label]:
+        return list(Label.objects.filter(workspace_id=self.member.workspace_id).order_by("name"))
+
+    @functools.cached_property
+    def saved_views(self) -> list[SavedView]:
+        return list(listing.visible_saved_views(self.member))
+
+
+def _lists(request) -> WorkspaceLists:
+    if not hasattr(request, "_workspace_lists"):
+        request._workspace_lists = WorkspaceLists(request.membership)
+    return request._workspace_lists
+
+
 def _list_context(
     request, state: ListState, view: listing.View, cursor: str | None, *, rows_only: bool = False
 ) -> dict:
@@ -134,14 +169,8 @@ def _list_context(
         **context,
         "status_tabs": listing.STATUS_TABS,
         "sorts": {key: sort.label for key, sort in listing.SORTS.items()},
-        "bulk_members": list(
-            Membership.objects.filter(workspace_id=member.workspace_id)
-            .select_related("user")
-            .order_by("user__name", "user__email")
-        ),
-        "bulk_labels": list(
-            Label.objects.filter(workspace_id=member.workspace_id).order_by("name")
-        ),
+        "bulk_members": _lists(request).members,
+        "bulk_labels": _lists(request).labels,
     }
 
 
@@ -149,8 +178,8 @@ def _sidebar_context(request, counts: listing.Counts | None = None) -> dict:
     """The views column: fixed views, saved views, teams, channels and labels, each with its
     count of open conversations once ``counts`` are known (they load after the page)."""
     member = request.membership
-    workspace_id = member.workspace_id
-    saved = list(listing.visible_saved_views(member))
+    lists = _lists(request)
+    saved = lists.saved_views
 
     def item(key, title, color=""):
         count = counts.get(key) if counts else None
@@ -160,11 +189,9 @@ def _sidebar_context(request, counts: listing.Counts | None = None) -> dict:
         (_("Conversations"), [item("mine", _("Mine")), item("unassigned", _("Unassigned")),
                               item("all", _("All")), item("mentions", _("Mentions"))]),
         (_("Saved views"), [item(f"saved:{v.pk}", v.name) for v in saved]),
-        (_("Teams"), [item(f"team:{t.pk}", t.name) for t in
-                      Team.objects.filter(workspace_id=workspace_id).order_by("name")]),
+        (_("Teams"), [item(f"team:{t.pk}", t.name) for t in lists.teams]),
         (_("Channels"), [item(f"channel:{c.pk}", c.name) for c in selectors.channels(member)]),
-        (_("Labels"), [item(f"label:{lb.pk}", lb.name, lb.color) for lb in
-                       Label.objects.filter(workspace_id=workspace_id).order_by("name")]),
+        (_("Labels"), [item(f"label:{lb.pk}", lb.name, lb.color) for lb in lists.labels]),
     ]  # fmt: skip
     return {
         "sections": [{"title": title, "items": items} for title, items in sections if items],
@@ -215,8 +242,7 @@ def conversation_list(request):
 @require_GET
 @workspace_view
 def counts(request):
-    member = request.membership
-    counts = listing.counts(member, list(listing.visible_saved_views(member)))
+    counts = listing.counts(request.membership, _lists(request).saved_views)
     context = _sidebar_context(request, counts)
     context["state"] = ListState(request)
     return render(request, "web/inbox/_views.html", context)
@@ -244,12 +270,12 @@ def _timeline_messages(member: Membership, conversation: Conversation, after_id=
     return newest
 
 
-def _conversation_context(request, conversation: Conversation) -> dict:
+def _conversation_context(request, conversation: Conversation, *, timeline_too=True) -> dict:
+    """What the conversation pane shows; ``timeline_too=False`` for the header and sidebar
+    alone (after an assign or label click), which need no messages."""
     member = request.membership
     workspace_id = member.workspace_id
-    rows = _timeline_messages(member, conversation)
-    truncated = len(rows) > TIMELINE_LIMIT
-    rows = rows[-TIMELINE_LIMIT:]
+    lists = _lists(request)
     contact = conversation.contact
     identities = list(
         ContactIdentity.objects.filter(workspace_id=workspace_id, contact=contact)
@@ -263,36 +289,36 @@ def _conversation_context(request, conversation: Conversation) -> dict:
         .select_related("channel")
         .order_by("-last_message_at")[:10]
     )
-    members = list(
-        Membership.objects.filter(workspace_id=workspace_id)
-        .select_related("user")
-        .order_by("user__name", "user__email")
-    )
-    draft = Draft.objects.filter(membership=member, conversation=conversation).first()
-    reply_to = next((i for i in identities if i.channel_id == conversation.channel_id), None)
-    last_visible = max((m.pk for m in rows if m.kind != MessageKind.ACTIVITY), default=0)
-    return {
+    context = {
         "conversation": conversation,
-        "timeline": [timeline.entry(m) for m in rows],
-        "timeline_truncated": truncated,
-        "last_message_id": rows[-1].pk if rows else 0,
-        "last_visible_id": last_visible,
         "contact": contact,
         "identities": identities,
         "other_conversations": others,
-        "members": members,
-        "teams_all": list(Team.objects.filter(workspace_id=workspace_id).order_by("name")),
-        "labels_all": list(Label.objects.filter(workspace_id=workspace_id).order_by("name")),
+        "members": lists.members,
+        "teams_all": lists.teams,
+        "labels_all": lists.labels,
         "conversation_label_ids": {label.pk for label in conversation.labels.all()},
         "priorities": Priority.choices,
-        "draft": draft,
+        "snooze_options": _snooze_options(),
+    }
+    if not timeline_too:
+        return context
+    rows = _timeline_messages(member, conversation)
+    truncated = len(rows) > TIMELINE_LIMIT
+    rows = rows[-TIMELINE_LIMIT:]
+    return {
+        **context,
+        "timeline": [timeline.entry(m) for m in rows],
+        "timeline_truncated": truncated,
+        "last_message_id": rows[-1].pk if rows else 0,
+        "last_visible_id": max((m.pk for m in rows if m.kind != MessageKind.ACTIVITY), default=0),
+        "draft": Draft.objects.filter(membership=member, conversation=conversation).first(),
         "composer_members": [
             {"id": m.pk, "name": m.display_name, "email": m.user.email}
-            for m in members
+            for m in lists.members
             if m.pk != member.pk
         ],
-        "reply_to": reply_to,
-        "snooze_options": _snooze_options(),
+        "reply_to": next((i for i in identities if i.channel_id == conversation.channel_id), None),
     }
 
 
@@ -480,7 +506,7 @@ def update(request, number: int):
 
 
 def _head_response(request, number: int):
-    context = _conversation_context(request, _conversation(request, number))
+    context = _conversation_context(request, _conversation(request, number), timeline_too=False)
     context["oob"] = True
     return render(request, "web/inbox/_conversation_head.html", context)
 
