@@ -3,6 +3,8 @@
     python bench/inbox.py                          # both backends, each in its own subprocess
     python bench/inbox.py --backend pg             # one backend in this process
     python bench/inbox.py --backend pg --scale 0.01   # 10,000 conversations, for development
+    python bench/inbox.py --backend pg --keep --generate-only   # generate once, keep it ...
+    python bench/inbox.py --backend pg --reuse loket_bench_<pid>  # ... measure it again and again
 
 Per backend, on a throw-away database (PostgreSQL ``loket_bench_<pid>``, or SQLite in a temp
 dir), after ``loket migrate`` and ``loket createadmin``:
@@ -187,6 +189,31 @@ def create_workspace_rows() -> Workspace:
         teams=[t.pk for t in teams],
         channels=[ch.pk for ch in channels],
         labels=[label.pk for label in labels],
+    )
+
+
+def load_workspace_rows() -> Workspace:
+    """The same ids from a database generated earlier (``--keep``), for ``--reuse``."""
+    from loket.inbox.models import Channel, Label
+    from loket.tenancy.models import Membership, Role, Team
+    from loket.tenancy.models import Workspace as WorkspaceModel
+
+    workspace = WorkspaceModel.objects.get(slug=WORKSPACE)
+    owner = Membership.objects.get(workspace=workspace, role=Role.OWNER)
+    agents = Membership.objects.filter(workspace=workspace).exclude(pk=owner.pk).order_by("pk")
+
+    def ids(model) -> list[int]:
+        return list(
+            model.objects.filter(workspace=workspace).order_by("pk").values_list("pk", flat=True)
+        )
+
+    return Workspace(
+        workspace_id=workspace.pk,
+        owner_user_id=owner.user_id,
+        members=[owner.pk, *agents.values_list("pk", flat=True)],
+        teams=ids(Team),
+        channels=ids(Channel),
+        labels=ids(Label),
     )
 
 
@@ -848,10 +875,19 @@ def measure(backend: Backend, ws: Workspace, sizes: Sizes) -> bool:
 
 # --- one backend -----------------------------------------------------------------------------
 def run_backend(
-    name: str, scale: float, *, keep: bool = False, generate_only: bool = False
+    name: str,
+    scale: float,
+    *,
+    keep: bool = False,
+    generate_only: bool = False,
+    reuse: str = "",
 ) -> bool:
     tmp = Path(tempfile.mkdtemp(prefix=f"loket-bench-inbox-{name}-"))
     backend = Backend(name, tmp)
+    if reuse:
+        backend.db_name, keep = reuse, True
+        backend.url = f"{c.PG_BASE_URL}/{reuse}"
+        backend.var_dir.mkdir(parents=True, exist_ok=True)
     sizes = Sizes.at(scale)
     ok = True
     started = time.monotonic()
@@ -860,6 +896,10 @@ def run_backend(
         f"conversations), load average {c.load_average()}"
     )
     try:
+        if reuse:
+            setup_django(backend)
+            ok &= measure(backend, load_workspace_rows(), sizes)
+            return ok
         backend.create()
         loket(backend, "migrate", "--noinput")
         loket(backend, "createadmin", "--email", ADMIN_EMAIL, "--workspace", WORKSPACE,
@@ -912,11 +952,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-machine", action="store_true", help="skip the machine facts")
     parser.add_argument("--keep", action="store_true", help="keep the database (development)")
     parser.add_argument("--generate-only", action="store_true", help="generate, do not measure")
+    parser.add_argument(
+        "--reuse", metavar="DBNAME", default="", help="measure a kept PostgreSQL database"
+    )
     args = parser.parse_args(argv)
+    if args.reuse:
+        args.backend = "pg"
     if not args.no_machine:
         c.print_machine()
     if args.backend:
-        ok = run_backend(args.backend, args.scale, keep=args.keep, generate_only=args.generate_only)
+        ok = run_backend(
+            args.backend,
+            args.scale,
+            keep=args.keep,
+            generate_only=args.generate_only,
+            reuse=args.reuse,
+        )
         return 0 if ok else 1
     worst = 0
     for backend in BACKENDS:
