@@ -26,6 +26,18 @@ def _fernet(master: str, purpose: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
+@functools.lru_cache(maxsize=32)
+def _derived_key(master: str, purpose: str) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"loket-mac", info=purpose.encode()
+    ).derive(master.encode())
+
+
+def derived_key(purpose: str) -> bytes:
+    """A 32-byte key for signing (HMAC), derived per purpose like the encryption keys."""
+    return _derived_key(settings.LOKET_ENCRYPTION_KEY, purpose)
+
+
 def encrypt(value: bytes, purpose: str) -> str:
     return _fernet(settings.LOKET_ENCRYPTION_KEY, purpose).encrypt(value).decode()
 

@@ -269,6 +269,20 @@ LOKET_REOPEN_WITHIN_DAYS = env_int("LOKET_REOPEN_WITHIN_DAYS", 7)
 
 LOKET_ATTACHMENT_MAX_BYTES = env_int("LOKET_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
 
+# --- Email channel ---------------------------------------------------------------------------
+# IMAP mailboxes are read by a background service in `loket worker` (and in-process workers).
+LOKET_MAILBOX_POLLING = env_bool("LOKET_MAILBOX_POLLING", True)
+LOKET_MAILBOX_POLL_SECONDS = env_float("LOKET_MAILBOX_POLL_SECONDS", 60.0)  # servers without IDLE
+LOKET_MAILBOX_IDLE_SECONDS = env_float("LOKET_MAILBOX_IDLE_SECONDS", 25 * 60.0)
+LOKET_MAILBOX_RESCAN_SECONDS = env_float("LOKET_MAILBOX_RESCAN_SECONDS", 15.0)
+LOKET_MAILBOX_LEASE_SECONDS = env_float("LOKET_MAILBOX_LEASE_SECONDS", 90.0)
+LOKET_EMAIL_TIMEOUT_SECONDS = env_float("LOKET_EMAIL_TIMEOUT_SECONDS", 30.0)
+# `loket smtpd`: where it listens, and the domain of the channels' forwarding addresses
+# (<channel uuid>@LOKET_SMTPD_DOMAIN; point that domain's MX at the receiver).
+LOKET_SMTPD_HOST = env_str("LOKET_SMTPD_HOST", "127.0.0.1")
+LOKET_SMTPD_PORT = env_int("LOKET_SMTPD_PORT", 2525)
+LOKET_SMTPD_DOMAIN = env_str("LOKET_SMTPD_DOMAIN", "inbound.loket.localhost")
+
 # --- i18n, static, media ---------------------------------------------------------------------
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("nl", "Nederlands")]

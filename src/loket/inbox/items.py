@@ -22,6 +22,20 @@ class InboundAttachment:
     content_type: str = "application/octet-stream"
     url: str = ""  # fetched by a background task when set
     content: bytes | None = None  # or given inline
+    content_id: str = ""  # an email part's Content-ID, referenced from the HTML as cid:
+    inline: bool = False  # shown inside the message body, not listed as a download
+
+
+@dataclass(frozen=True)
+class ThreadHints:
+    """How a message names the conversation it continues (email). With hints, a message that
+    matches none of them starts a new conversation instead of continuing the sender's latest
+    one, as a new email (no In-Reply-To) is a new question."""
+
+    references: tuple[str, ...] = ()  # ids of earlier messages, most specific first
+    reply_token: str = ""  # from a per-conversation reply address (support+<token>@...)
+    conversation_number: int | None = None  # a "[#1234]" reference in the subject
+    sender_address: str = ""  # the sender's email, for the participant check of the number
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,7 @@ class InboundMessage:
     sent_at: dt.datetime | None = None
     attachments: tuple[InboundAttachment, ...] = ()
     data: dict[str, Any] = field(default_factory=dict)
+    thread: ThreadHints | None = None  # None: chat threading (the sender's open conversation)
 
 
 @dataclass(frozen=True)

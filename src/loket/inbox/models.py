@@ -293,6 +293,9 @@ class Attachment(WorkspaceScoped):
     size = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True)
     source_url = models.URLField(max_length=2000, blank=True)
+    # An email part's Content-ID: the message's HTML shows it where it says cid:<content_id>.
+    content_id = models.CharField(max_length=255, blank=True)
+    inline = models.BooleanField(default=False)  # part of the body, not a download
     status = models.CharField(
         max_length=10, choices=AttachmentStatus.choices, default=AttachmentStatus.STORED
     )

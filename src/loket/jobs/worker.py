@@ -328,9 +328,11 @@ class Worker:
 
 
 def start_worker_threads(count: int) -> tuple[threading.Event, list[threading.Thread]]:
-    """Task workers inside the web process (embedded mode)."""
+    """Task workers inside the web process (embedded mode), with the background services."""
+    from loket.jobs import services
+
     stop = threading.Event()
-    threads = []
+    threads = services.start_services(stop)
     for index in range(count):
         worker = Worker(stop=stop)
         thread = threading.Thread(target=worker.run, name=f"loket-worker-{index}", daemon=True)

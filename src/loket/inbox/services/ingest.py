@@ -42,7 +42,7 @@ from loket.inbox.models import (
     MessageKind,
 )
 from loket.inbox.sanitize import sanitize_html
-from loket.inbox.services import media, outbound
+from loket.inbox.services import media, outbound, threads
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +95,20 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
     if found is None:
         return ReceiveResult("duplicate")
     contact_id, new_contact, latest, blocked = found
-    conversation = _thread(
-        channel, contact_id, item, now, latest, new_contact=new_contact, blocked=blocked
-    )
+    data = {**item.data, "blocked": True} if blocked else item.data
+    if item.thread is not None:
+        conversation = _thread_by_hints(
+            channel, contact_id, item, now, new_contact=new_contact, blocked=blocked
+        )
+        if conversation is not None:
+            data = {**data, "thread": conversation[3]}
+    else:
+        conversation = _thread(
+            channel, contact_id, item, now, latest, new_contact=new_contact, blocked=blocked
+        )
     if conversation is None:
         return ReceiveResult("duplicate")
-    conversation_id, status, created = conversation
+    conversation_id, status, created = conversation[:3]
 
     message_id = rows.insert(
         Message,
@@ -118,7 +126,7 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
             "status": "",
             "error": "",
             "send_attempts": 0,
-            "data": {**item.data, "blocked": True} if blocked else item.data,
+            "data": data,
             "sent_at": item.sent_at,
             "created_at": now,
         },
@@ -297,6 +305,37 @@ def _thread(
         latest = _latest_conversation(channel, contact_id, now)
         if latest and latest[2]:
             return latest[0], latest[1], False
+    return _new_conversation(channel, contact_id, item, now, blocked=blocked)
+
+
+def _thread_by_hints(
+    channel: Channel,
+    contact_id: int,
+    item: InboundMessage,
+    now: dt.datetime,
+    *,
+    new_contact: bool,
+    blocked: bool,
+):
+    """(conversation id, status, created, why) for a message with thread hints (email), or
+    None when it turns out to be a duplicate. ``why`` is kept on the message."""
+    match = threads.find(channel, contact_id, item.thread, now)
+    if match and match.continues:
+        return match.conversation_id, match.status, False, {"by": match.reason}
+    if not new_contact:
+        # Two deliveries of one mail must not start two conversations: serialise per contact.
+        Contact.objects.select_for_update().filter(pk=contact_id).values_list("pk").first()
+        if _message_exists(channel, item.external_id):
+            return None
+    why = {"by": "new"}
+    if match:
+        why = {"by": "new_after_previous", "previous": match.number, "matched": match.reason}
+    return (*_new_conversation(channel, contact_id, item, now, blocked=blocked), why)
+
+
+def _new_conversation(
+    channel: Channel, contact_id: int, item: InboundMessage, now: dt.datetime, *, blocked: bool
+):
     conversation = Conversation.objects.create(
         workspace_id=channel.workspace_id,
         channel=channel,
@@ -373,6 +412,8 @@ def _store_attachments(workspace_id: int, message_id: int, item: InboundMessage)
             message_id=message_id,
             filename=media.safe_filename(attachment.filename),
             content_type=attachment.content_type[:127] or "application/octet-stream",
+            content_id=attachment.content_id[:255],
+            inline=attachment.inline,
         )
         if attachment.content is not None:
             media.store_content(stored, attachment.content)

@@ -13,6 +13,7 @@ savepoints, and falls back to ``record`` per delivery when processing any of the
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,11 +68,21 @@ class Delivery:
 
 
 def record(
-    channel: Channel, body: bytes, meta: dict[str, Any], *, content_type: str = ""
+    channel: Channel,
+    body: bytes,
+    meta: dict[str, Any],
+    *,
+    content_type: str = "",
+    also: Callable[[JournalOutcome], None] | None = None,
 ) -> JournalOutcome:
-    """Journal and process one verified delivery. Returns once it is committed."""
+    """Journal and process one verified delivery. Returns once it is committed. ``also`` runs
+    in the same transaction after the journal row is written (e.g. a mailbox poller saving how
+    far it has read, so the position and the mail commit together)."""
     with transaction.atomic(durable=True):  # a 200 must mean committed, never "nested"
-        return _record(Delivery(channel, body, meta, content_type), guarded=True)
+        outcome = _record(Delivery(channel, body, meta, content_type), guarded=True)
+        if also is not None:
+            also(outcome)
+        return outcome
 
 
 def record_batch(deliveries: list[Delivery]) -> list[JournalOutcome]:

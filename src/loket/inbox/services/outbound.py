@@ -62,8 +62,11 @@ def reply(
     kind: str = MessageKind.MESSAGE,
     author_type: str | None = None,
     attachments: Sequence[OutgoingFile] = (),
+    data: dict | None = None,
 ) -> Message:
-    """Store an agent's (or bot's) reply or internal note; a reply is queued for sending."""
+    """Store an agent's (or bot's) reply or internal note; a reply is queued for sending.
+    ``data``: channel-specific details the connector reads when sending (e.g. an email's
+    ``{"email": {"cc": [...], "bcc": [...]}}``)."""
     text = (text or "").strip()
     if not text and not html and not attachments:
         raise ValueError(_("a message needs text"))
@@ -85,6 +88,7 @@ def reply(
             text=text,
             html=sanitize_html(html) if html else "",
             status=DeliveryStatus.QUEUED if is_reply else "",
+            data=data or {},
             created_at=now,
             status_changed_at=now if is_reply else None,
         )

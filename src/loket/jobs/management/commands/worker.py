@@ -5,6 +5,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
+from loket.jobs import services
 from loket.jobs.worker import Worker, wake_workers
 
 
@@ -34,9 +35,12 @@ class Command(BaseCommand):
             f"loket worker: {len(workers)} thread(s), ids {[w.worker_id for w in workers]}"
         )
         self.stdout.flush()
+        background = services.start_services(stop)
         extra = [threading.Thread(target=w.run, daemon=True) for w in workers[1:]]
         for thread in extra:
             thread.start()
         workers[0].run()
+        stop.set()  # --max-tasks ends the background services too
         for thread in extra:
             thread.join()
+        services.join_services(background)
