@@ -290,7 +290,7 @@ def test_a_slow_reply_to_the_data_times_out_transiently():
         RecordingServer(script=Script(delay={"DATA": 3})) as server,
         pytest.raises(SmtpError) as failure,
     ):
-        deliver(server, timeout=0.5)
+        deliver(server, timeout=1.0)
     assert failure.value.transient is True
     assert "timed out waiting for the server's reply to DATA" in failure.value.reason
     assert "may or may not have been delivered" in failure.value.reason
