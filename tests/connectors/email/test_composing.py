@@ -348,6 +348,15 @@ def test_header_injection_in_text_is_neutralised():
     assert [a.addr_spec for a in message["To"].addresses] == ["bob@example.net"]
 
 
+def test_text_that_looks_like_an_encoded_word_is_not_decoded_by_clients():
+    fake = "=?utf-8?q?Your_bank?="
+    raw = wire(make(sender=Address(fake, "support@example.com"), subject=f"Hi {fake}"))
+    assert fake.encode() not in raw
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    assert message["From"].addresses[0].display_name == fake
+    assert message["Subject"] == f"Hi {fake}"
+
+
 @pytest.mark.parametrize(
     "address",
     [

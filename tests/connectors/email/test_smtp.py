@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
@@ -192,6 +193,28 @@ def test_one_recipient_refused_the_other_still_gets_it():
         refused.reason == "the server refused recipient bob@customer.test: 550 5.1.1 user unknown"
     )
     assert server.received[0].rcpt_tos == ("carol@customer.test",)
+
+
+def test_results_and_errors_can_be_copied_and_pickled():
+    # deepcopy goes through the same __reduce_ex__ protocol as pickle.
+    script = Script(refuse_rcpt={"bob@customer.test": "550 5.1.1 user unknown"})
+    with RecordingServer(script=script) as server:
+        reply = deliver(server, make_mail(bcc=()))
+        with pytest.raises(SmtpError) as failure:
+            deliver(server, make_mail(cc=(), bcc=()))
+    duplicate = copy.deepcopy(reply)
+    assert (duplicate, duplicate.accepted, duplicate.refused) == (
+        reply,
+        reply.accepted,
+        reply.refused,
+    )
+    error = copy.deepcopy(failure.value)
+    assert (error.reason, error.transient, error.code, error.refused) == (
+        failure.value.reason,
+        False,
+        550,
+        failure.value.refused,
+    )
 
 
 def test_a_temporarily_refused_recipient_is_transient():

@@ -319,7 +319,8 @@ class _PreparedHeader(str):
         width = getattr(policy, "max_line_length", None) or 78
         utf8 = getattr(policy, "utf8", False)
         value = str(self)
-        if self.kind == "text" and not value.isascii() and not utf8:
+        # Text that merely looks like an encoded-word is encoded too, or clients would decode it.
+        if self.kind == "text" and not utf8 and (not value.isascii() or "=?" in value):
             encoded = Header(value, "utf-8", maxlinelen=width, header_name=self.name)
             return f"{self.name}: {encoded.encode(linesep=linesep)}{linesep}"
         if self.kind == "addresses":
@@ -344,7 +345,7 @@ _SPECIALS = re.compile(r'[][\\()<>@,:;".]')
 def _format_address(name: str, address: str, *, utf8: bool) -> str:
     if not name:
         return address
-    if name.isascii() or utf8:
+    if (name.isascii() and "=?" not in name) or utf8:
         if _SPECIALS.search(name):
             name = '"{}"'.format(name.replace("\\", "\\\\").replace('"', '\\"'))
         return f"{name} <{address}>"

@@ -64,6 +64,13 @@ class SmtpError(Exception):
         self.code = code
         self.refused = refused
 
+    def __reduce__(self):  # picklable despite the keyword-only arguments
+        return _rebuild_error, (self.reason, self.transient, self.code, self.refused)
+
+
+def _rebuild_error(reason, transient, code, refused) -> SmtpError:
+    return SmtpError(reason, transient=transient, code=code, refused=refused)
+
 
 class SmtpReply(str):
     """The server's final reply to the message data, e.g. "250 2.0.0 Ok: queued as ABC".
@@ -76,7 +83,10 @@ class SmtpReply(str):
     refused: tuple[RefusedRecipient, ...]
 
     def __new__(
-        cls, reply: str, accepted: tuple[str, ...], refused: tuple[RefusedRecipient, ...]
+        cls,
+        reply: str,
+        accepted: tuple[str, ...] = (),
+        refused: tuple[RefusedRecipient, ...] = (),
     ) -> SmtpReply:
         result = super().__new__(cls, reply)
         result.accepted = accepted
