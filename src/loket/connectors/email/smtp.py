@@ -2,11 +2,14 @@
 plain), and checking its settings.
 
 Every failure becomes one ``SmtpError`` whose ``reason`` an admin or agent can act on and whose
-``transient`` flag tells the caller whether to retry: 4xx replies, lost connections and timeouts
-are transient, 5xx replies and configuration problems are not. Some recipients refused while
-others are accepted is not an error: the message goes to the accepted ones and ``send`` returns
-an ``SmtpReply`` (a ``str``, the server's final reply) listing the refusals. Raising there would
-invite a retry that delivers the message twice to everyone who already has it.
+``transient`` flag tells the caller whether to retry: 4xx replies, lost connections, timeouts
+and TLS failures (an expired certificate gets renewed) are transient; 5xx replies and
+configuration problems (wrong password, no STARTTLS or AUTH offered) are not.
+
+Some recipients refused while others are accepted is not an error: the message goes to the
+accepted ones and ``send`` returns an ``SmtpReply`` (a ``str``: the server's final reply) whose
+``refused`` lists the others. Raising there would invite a retry that delivers the message twice
+to everyone who already has it.
 
 Credentials are sent as UTF-8 (RFC 4616; smtplib's own ``login`` only does ASCII) and never
 appear in a reason.
@@ -225,12 +228,12 @@ class _Session:
         if code not in (235, 503):  # 503: already authenticated
             raise _error_from_reply("login failed", code, text)
 
-    def close(self, *, quit: bool) -> None:
+    def close(self, *, send_quit: bool) -> None:
         # QUIT is a courtesy: once the message is accepted nothing may turn into an error.
         if self.client is None:
             return
         try:
-            if quit:
+            if send_quit:
                 self.client.quit()
         except (smtplib.SMTPException, OSError):
             pass
@@ -274,7 +277,7 @@ class _Session:
                 "DATA": "the server refused the message",
             }.get(stage, f"{stage} failed")
             return _error_from_reply(what, error.smtp_code, error.smtp_error)
-        if isinstance(error, (TimeoutError, socket.timeout)):
+        if isinstance(error, TimeoutError):
             if stage == "connect":
                 return SmtpError(f"cannot connect to {where}: timed out", transient=True)
             return SmtpError(f"{where}: timed out during {stage}", transient=True)
@@ -303,9 +306,9 @@ def check(settings: SmtpSettings) -> None:
         if code != 250:
             raise _error_from_reply("the server did not answer NOOP", code, text)
     except Exception as error:
-        session.close(quit=False)
+        session.close(send_quit=False)
         raise session.translate(error) from error
-    session.close(quit=True)
+    session.close(send_quit=True)
 
 
 def _serialise(message: email.message.Message) -> bytes:
@@ -414,7 +417,7 @@ def send(
         if code != 250:
             raise _error_from_reply("the server refused the message", code, text)
     except Exception as error:
-        session.close(quit=False)
+        session.close(send_quit=False)
         raise session.translate(error) from error
-    session.close(quit=True)
+    session.close(send_quit=True)
     return SmtpReply(_reply(code, text), tuple(accepted), tuple(refused))
