@@ -315,13 +315,13 @@ class Dovecot:
         if process is None:
             return
         if process.poll() is None:
-            # The whole group at once, so every process ends its own way. The master then sleeps
-            # a second for its children; they are gone, and its files go with the directory, so
-            # it is not waited for beyond a moment.
+            # The whole group at once, so every process gets to end its own way. The master
+            # would then sleep a second waiting for its children; the server is thrown away
+            # with its directory, so it gets a moment only.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=0.2)
+                process.wait(timeout=0.05)
         # Whatever is left, the master included.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -455,7 +455,10 @@ class Dovecot:
             capture_output=True,
             timeout=10,
         )
-        self._admin.pop(user or self.username, None)
+        conn = self._admin.pop(user or self.username, None)
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.shutdown()
 
 
 def _quote(folder: str) -> str:

@@ -3,6 +3,7 @@ act on, and fetch_new's promise that no mail is lost or marked before it is stor
 
 from __future__ import annotations
 
+import pickle
 import socket
 import ssl
 import threading
@@ -149,6 +150,12 @@ def test_xoauth2_login(dovecot, imap_settings, store):
         ImapMailbox(imap_settings(oauth2_token="expired-token")).check()
     assert caught.value.message == "login failed (XOAUTH2 status 401): authentication failed"
     assert caught.value.transient is False
+
+
+def test_imap_error_survives_pickling():
+    # Errors cross process boundaries (task results, multiprocessing).
+    error = pickle.loads(pickle.dumps(ImapError("login failed: nope", transient=False)))  # noqa: S301
+    assert (str(error), error.message, error.transient) == ("login failed: nope",) * 2 + (False,)
 
 
 def test_xoauth2_string():
@@ -523,6 +530,8 @@ def test_a_server_hanging_up_during_idle_is_transient(dovecot, imap_settings):
         with pytest.raises(ImapError) as caught:
             mailbox.wait_for_changes(10)
         assert time.monotonic() - started < 2
+        where = f"127.0.0.1:{dovecot.tls_port}"
+        assert caught.value.message.startswith(f"{where} closed the connection")
         assert caught.value.transient
         assert not mailbox.connected
 
@@ -580,7 +589,14 @@ def test_poller_delivers_mail_arriving_while_it_idles_and_stops_promptly(
 ):
     dovecot.append(make_mail(1))
     settings = imap_settings()
-    poller = MailboxPoller(lambda: settings, store.load_state, store, stop=threading.Event())
+    connected = []
+    poller = MailboxPoller(
+        lambda: settings,
+        store.load_state,
+        store,
+        stop=threading.Event(),
+        on_connected=lambda: connected.append(time.monotonic()),
+    )
     thread = start_poller(poller)
     try:
         assert store.wait_for(1, 5)
@@ -596,6 +612,7 @@ def test_poller_delivers_mail_arriving_while_it_idles_and_stops_promptly(
         assert stop_poller(poller, thread) < 1.5
     assert store.stored == [f"<mail-{n}@customer.example>" for n in range(1, 8)]
     assert len(store.calls) == 7
+    assert len(connected) == 1  # one session throughout
     assert seen_uids(dovecot) == set(range(1, 8))
 
 
