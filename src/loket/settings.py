@@ -277,6 +277,9 @@ LOKET_MAILBOX_IDLE_SECONDS = env_float("LOKET_MAILBOX_IDLE_SECONDS", 25 * 60.0)
 LOKET_MAILBOX_RESCAN_SECONDS = env_float("LOKET_MAILBOX_RESCAN_SECONDS", 15.0)
 LOKET_MAILBOX_LEASE_SECONDS = env_float("LOKET_MAILBOX_LEASE_SECONDS", 90.0)
 LOKET_EMAIL_TIMEOUT_SECONDS = env_float("LOKET_EMAIL_TIMEOUT_SECONDS", 30.0)
+# Extra CA certificates (PEM) trusted for IMAP and SMTP servers, e.g. an on-premise mail server
+# with a private CA; the system's CAs are trusted as well.
+LOKET_EMAIL_CA_FILE = env_str("LOKET_EMAIL_CA_FILE", "")
 # `loket smtpd`: where it listens, and the domain of the channels' forwarding addresses
 # (<channel uuid>@LOKET_SMTPD_DOMAIN; point that domain's MX at the receiver).
 LOKET_SMTPD_HOST = env_str("LOKET_SMTPD_HOST", "127.0.0.1")

@@ -89,3 +89,58 @@ def create_channel(request, data: ChannelIn):
 @router.get("/{int:channel_id}", response=ChannelOut)
 def show_channel(request, channel_id: int):
     return channel_out(selectors.channel(request.membership, channel_id))
+
+
+class ChannelPatch(Schema):
+    name: str | None = None
+    config: dict[str, Any] | None = None
+    default_team_id: int | None = None
+
+
+class ConnectionCheckOut(Schema):
+    ok: bool
+    error: str = ""
+
+
+def _admin(request):
+    member = request.membership
+    if not member.is_admin:
+        raise ApiError(403, "forbidden", "only owners and admins can change channels")
+    return member
+
+
+@router.patch("/{int:channel_id}", response=ChannelOut)
+def update_channel(request, channel_id: int, data: ChannelPatch):
+    """Rename, set the default team, or change the provider settings (``config``: only the
+    keys given change; a blank secret keeps the stored one)."""
+    from loket.inbox.services.channels import reconfigure_channel
+    from loket.inbox.services.channels import update_channel as update
+
+    member = _admin(request)
+    channel = selectors.channel(member, channel_id)
+    fields = data.model_dump(exclude_unset=True)
+    try:
+        if "name" in fields or "default_team_id" in fields:
+            team_id = fields.get("default_team_id", channel.default_team_id)
+            team = selectors.team(member, team_id) if team_id else None
+            update(channel, name=fields.get("name") or channel.name, default_team=team)
+        if data.config is not None:
+            reconfigure_channel(channel, REGISTRY[channel.kind], data.config)
+    except Http404 as exc:
+        raise ApiError(400, "invalid", str(exc)) from exc
+    except InvalidConfig as exc:
+        raise ApiError(400, "invalid_config", str(exc)) from exc
+    except ValueError as exc:
+        raise ApiError(400, "invalid", str(exc)) from exc
+    return channel_out(channel)
+
+
+@router.post("/{int:channel_id}/check", response=ConnectionCheckOut)
+def check_channel(request, channel_id: int):
+    """Try the channel's connection now (e.g. log in to the IMAP and SMTP servers)."""
+    channel = selectors.channel(_admin(request), channel_id)
+    try:
+        REGISTRY[channel.kind].check_connection(channel)
+    except InvalidConfig as exc:
+        return {"ok": False, "error": str(exc)}
+    return {"ok": True, "error": ""}

@@ -10,3 +10,8 @@ class ConnectorsConfig(AppConfig):
         from loket.inbox import ports
 
         ports.install(REGISTRY)
+
+        from loket.connectors.email.mailboxes import run_supervisor
+        from loket.jobs import services
+
+        services.register("mailboxes", run_supervisor)

@@ -31,3 +31,10 @@ class Mailbox(models.Model):
 
     def __str__(self) -> str:
         return f"mailbox of channel {self.channel_id}"
+
+    @property
+    def error_is_current(self) -> bool:
+        """An error since the last successful read."""
+        if not self.last_error or self.last_error_at is None:
+            return False
+        return self.last_checked_at is None or self.last_error_at >= self.last_checked_at

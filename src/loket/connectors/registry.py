@@ -6,11 +6,13 @@ from django.conf import settings
 
 from loket.connectors.api.connector import ApiConnector
 from loket.connectors.base import Connector
+from loket.connectors.email.connector import EmailConnector
 
 REGISTRY: dict[str, Connector] = {
     connector.key: connector
     for connector in (
         ApiConnector(),
+        EmailConnector(),
     )
 }  # fmt: skip
 

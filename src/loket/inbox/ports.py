@@ -40,6 +40,8 @@ class PermanentSendError(Exception):
 class SendResult:
     external_id: str
     sent_at: dt.datetime | None = None
+    # Sent, but not to everyone (e.g. an email recipient refused): shown with the message.
+    warning: str = ""
 
 
 class CoreConnector(Protocol):

@@ -48,6 +48,16 @@ def update_channel(channel: Channel, *, name: str, default_team: Team | None) ->
     return channel
 
 
+def reconfigure_channel(channel: Channel, connector: Any, config: dict[str, Any]) -> Channel:
+    """Change a channel's provider settings through its connector (which validates them and
+    keeps stored secrets that ``config`` leaves blank). Raises the connector's InvalidConfig."""
+    setup = connector.setup(config, existing=channel)
+    channel.settings = setup.settings
+    channel.secrets = setup.secrets
+    channel.save(update_fields=["settings", "secrets"])
+    return channel
+
+
 def set_channel_active(channel: Channel, active: bool) -> Channel:
     """An inactive channel's webhooks answer 404; the webhook receivers cache channels for a few
     seconds, so the change reaches them shortly after."""

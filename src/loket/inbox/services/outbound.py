@@ -208,7 +208,7 @@ def _record_sent(message_id: int, result: ports.SendResult) -> None:
                 only_from=_UNSENT,
                 external_id=result.external_id or None,
                 sent_at=result.sent_at or timezone.now(),
-                error="",
+                error=result.warning[:2000],
             )
             return
         except DatabaseError:

@@ -3,6 +3,7 @@ note, or an activity line written as a sentence ("Anna assigned this to Bram")."
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
@@ -41,6 +42,13 @@ class Entry:
     files: list = field(default_factory=list)
     ticks: str = ""
     status_label: str = ""
+    # Email: why it landed in this conversation, what was cut from it, what to warn about.
+    notes: list = field(default_factory=list)
+    warning: str = ""
+    quoted_text: str = ""
+    quoted_html: bool = False
+    remote_images: bool = False
+    cc: str = ""
 
     @property
     def pk(self) -> int:
@@ -113,6 +121,53 @@ def activity_sentence(message: Message, who: str) -> str:
     return f"{who}: {message.text or action}"
 
 
+_REMOTE_IMAGE = re.compile(r"<img\b[^>]*\bsrc=[\"']?https?:", re.IGNORECASE)
+
+
+def thread_note(data: dict) -> str:
+    thread = data.get("thread") or {}
+    by = thread.get("by")
+    if by == "references":
+        return _("Added here: it answers an earlier message of this conversation (In-Reply-To)")
+    if by == "reply_address":
+        return _("Added here: it was sent to this conversation's reply address")
+    if by == "subject_reference":
+        return _("Added here: its subject names this conversation and the sender takes part")
+    if by == "new_after_previous":
+        return _(
+            "New conversation: it answers #%(number)s, which is closed or was resolved too long ago"
+        ) % {"number": thread.get("previous")}
+    return ""
+
+
+def _email_details(result: Entry, message: Message) -> None:
+    data = message.data or {}
+    email = data.get("email") or {}
+    note = thread_note(data)
+    if note:
+        result.notes.append(note)
+    if data.get("auto_submitted"):
+        result.notes.append(
+            _("Automatic mail (%(reason)s): it never triggers an automatic reply")
+            % {"reason": email.get("auto_reason") or _("auto-submitted")}
+        )
+    for skipped in email.get("skipped_attachments") or ():
+        result.notes.append(
+            _("Attachment “%(name)s” was not stored: %(reason)s")
+            % {"name": skipped.get("filename", ""), "reason": skipped.get("reason", "")}
+        )
+    if (email.get("authentication") or {}).get("dmarc") == "fail":
+        result.warning = _(
+            "This sender failed DMARC: the mail may not come from the address it shows. "
+            "Do not act on requests for payments or passwords without checking."
+        )
+    result.quoted_text = email.get("quoted_text") or ""
+    result.quoted_html = bool(email.get("quoted_html"))
+    result.remote_images = bool(message.html and _REMOTE_IMAGE.search(message.html))
+    copied = email.get("cc") or ()
+    result.cc = ", ".join(e.get("address", "") for e in copied if isinstance(e, dict))
+
+
 def entry(message: Message) -> Entry:
     who = _author(message)
     if message.kind == MessageKind.ACTIVITY:
@@ -122,7 +177,11 @@ def entry(message: Message) -> Entry:
     else:
         kind = "in" if message.direction == Direction.INBOUND else "out"
     result = Entry(message, kind, who)
+    if message.data and (message.data.get("email") or message.data.get("thread")):
+        _email_details(result, message)
     for item in message.attachments.all():
+        if item.inline and item.content_id and message.html:
+            continue  # shown inside the email body
         if item.status == AttachmentStatus.STORED and item.content_type in IMAGE_TYPES:
             result.images.append(item)
         else:

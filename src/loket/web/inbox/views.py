@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from urllib.parse import urlencode
+import html
+import re
+from urllib.parse import unquote, urlencode
 
 from django.contrib import messages as flash
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db.models import OuterRef, Prefetch, Subquery
 from django.db.models.functions import Substr
 from django.http import (
@@ -408,6 +412,10 @@ def send(request, number: int):
             {"error": _("Write a message or attach a file first.")},
             status=400,
         )
+    try:
+        data = _copies(request, conversation) if kind == MessageKind.MESSAGE else None
+    except ValueError as exc:
+        return render(request, "web/inbox/_composer_error.html", {"error": str(exc)}, status=400)
     if kind == MessageKind.MESSAGE and not request.POST.get("confirmed"):
         newer = list(
             selectors.messages(member, conversation)
@@ -424,7 +432,7 @@ def send(request, number: int):
             )
     try:
         message = outbound.reply(
-            conversation, author=member, text=text, kind=kind, attachments=files
+            conversation, author=member, text=text, kind=kind, attachments=files, data=data
         )
     except ValueError as exc:
         return render(request, "web/inbox/_composer_error.html", {"error": str(exc)}, status=400)
@@ -437,6 +445,33 @@ def send(request, number: int):
         after = message.pk - 1
     rows = _timeline_messages(member, conversation, after_id=after)
     return _entries(request, conversation, rows)
+
+
+MAX_COPIES = 20
+
+
+def _copies(request, conversation: Conversation) -> dict | None:
+    """An email reply's Cc and Bcc from the composer: ``{"email": {"cc": [...], ...}}``."""
+    if conversation.channel.kind != "email":
+        return None
+    found = {}
+    for field in ("cc", "bcc"):
+        addresses = [a for a in re.split(r"[\s,;]+", request.POST.get(field, "")) if a]
+        if len(addresses) > MAX_COPIES:
+            raise ValueError(
+                _("At most %(n)d addresses in %(field)s.")
+                % {"n": MAX_COPIES, "field": field.title()}
+            )
+        for address in addresses:
+            try:
+                validate_email(address)
+            except ValidationError:
+                raise ValueError(
+                    _("“%(address)s” is not an email address.") % {"address": address}
+                ) from None
+        if addresses:
+            found[field] = [{"name": "", "address": a} for a in dict.fromkeys(addresses)]
+    return {"email": found} if found else None
 
 
 @require_POST
@@ -668,23 +703,57 @@ def attachment(request, attachment_id: int):
 @xframe_options_sameorigin
 @workspace_view
 def message_html(request, message_id: int):
-    """A sanitised email body for a sandboxed frame: no scripts, no forms, no remote loads
-    beyond images (which the sanitiser already limited to http(s) and data URLs)."""
+    """A sanitised email body for a sandboxed frame: no scripts, no forms, no remote loads.
+    Inline images (``cid:``) point at the message's own attachments; remote images load only
+    when the agent asks (``?images=1``), as they tell the sender the mail was opened.
+    ``?part=quoted`` shows the quoted history cut from the body."""
     message = Message.objects.filter(workspace_id=request.workspace.pk, pk=message_id).first()
-    if message is None or not message.html:
+    if message is None:
         raise Http404("no such message")
+    if request.GET.get("part") == "quoted":
+        body = ((message.data or {}).get("email") or {}).get("quoted_html") or ""
+    else:
+        body = message.html
+    if not body:
+        raise Http404("no such message")
+    body = _inline_images(request, message, body)
     page = (
         '<!doctype html><meta charset="utf-8"><base target="_blank">'
         "<style>body{font:14px/1.5 system-ui,sans-serif;margin:0;color:#1f2937;"
-        "overflow-wrap:anywhere}img{max-width:100%;height:auto}</style>" + message.html
+        "overflow-wrap:anywhere}img{max-width:100%;height:auto}</style>" + body
     )
+    images = "https: http: data:" if request.GET.get("images") == "1" else "data:"
     response = HttpResponse(page, content_type="text/html; charset=utf-8")
     response.headers["Content-Security-Policy"] = (
         "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; "
-        "img-src https: http: data: cid:; style-src 'unsafe-inline'"
+        f"img-src 'self' {images}; style-src 'unsafe-inline'"
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+_CID = re.compile(r"""(["'])cid:([^"'\s>]+)\1""", re.IGNORECASE)
+
+
+def _inline_images(request, message: Message, body: str) -> str:
+    """``cid:`` references → the URLs of the message's attachments with those Content-IDs."""
+    if "cid:" not in body.lower():
+        return body
+    urls = {
+        content_id.lower(): reverse("inbox:attachment", args=[request.workspace.slug, pk])
+        for pk, content_id in Attachment.objects.filter(
+            message_id=message.pk, status=AttachmentStatus.STORED
+        )
+        .exclude(content_id="")
+        .values_list("pk", "content_id")
+    }
+
+    def replace(found) -> str:
+        url = urls.get(unquote(found.group(2)).lower())
+        return f"{found.group(1)}{html.escape(url)}{found.group(1)}" if url else found.group(0)
+
+    return _CID.sub(replace, body)
 
 
 # -- saved views ------------------------------------------------------------------------------

@@ -169,6 +169,117 @@ class ApiChannelForm(ChannelForm):
     )
 
 
+_SECURITY = [
+    ("tls", _("TLS (implicit, e.g. port 993 / 465)")),
+    ("starttls", _("STARTTLS (e.g. port 143 / 587)")),
+    ("none", _("None (only on a trusted network)")),
+]
+
+
+class EmailChannelForm(ChannelForm):
+    """An email channel's settings; field names are the email connector's config keys. Blank
+    passwords keep the stored ones when editing."""
+
+    SECRETS = ("imap_password", "imap_oauth2_token", "smtp_password", "smtp_oauth2_token")
+
+    address = forms.EmailField(
+        label=_("Support address"),
+        help_text=_("Customers write to this address; replies are sent from it."),
+    )
+    from_name = forms.CharField(
+        label=_("Sender name"),
+        max_length=200,
+        required=False,
+        help_text=_("Shown as the sender of replies, e.g. “Acme Support”."),
+    )
+    inbound = forms.ChoiceField(
+        label=_("Receive mail"),
+        choices=[
+            ("imap", _("Read a mailbox over IMAP")),
+            ("forward", _("Forward mail to Loket's own SMTP receiver")),
+        ],
+    )
+    imap_host = forms.CharField(label=_("IMAP server"), max_length=253, required=False)
+    imap_port = forms.IntegerField(label=_("IMAP port"), min_value=1, max_value=65535, initial=993)
+    imap_security = forms.ChoiceField(label=_("IMAP security"), choices=_SECURITY)
+    imap_username = forms.CharField(label=_("IMAP user name"), max_length=254, required=False)
+    imap_password = forms.CharField(
+        label=_("IMAP password"), required=False, widget=forms.PasswordInput(render_value=False)
+    )
+    imap_oauth2_token = forms.CharField(
+        label=_("IMAP OAuth2 access token"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Instead of a password (XOAUTH2, e.g. Microsoft 365 or Google)."),
+    )
+    imap_folder = forms.CharField(label=_("Folder to read"), max_length=200, initial="INBOX")
+    imap_processed_action = forms.ChoiceField(
+        label=_("After a mail is stored"),
+        choices=[("seen", _("Mark it as read")), ("move", _("Move it to a folder"))],
+    )
+    imap_processed_folder = forms.CharField(
+        label=_("Move stored mail to"), max_length=200, required=False
+    )
+    imap_sent_folder = forms.CharField(
+        label=_("Sent folder"),
+        max_length=200,
+        required=False,
+        help_text=_("Replies are copied here; leave empty if the SMTP server does it."),
+    )
+    smtp_host = forms.CharField(label=_("SMTP server"), max_length=253)
+    smtp_port = forms.IntegerField(label=_("SMTP port"), min_value=1, max_value=65535, initial=587)
+    smtp_security = forms.ChoiceField(label=_("SMTP security"), choices=_SECURITY)
+    smtp_username = forms.CharField(label=_("SMTP user name"), max_length=254, required=False)
+    smtp_password = forms.CharField(
+        label=_("SMTP password"), required=False, widget=forms.PasswordInput(render_value=False)
+    )
+    smtp_oauth2_token = forms.CharField(
+        label=_("SMTP OAuth2 access token"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+    )
+    plus_addressing = forms.BooleanField(
+        label=_("Reply address per conversation (support+…@)"),
+        required=False,
+        help_text=_("Only when your mail server delivers plus-addressed mail to the mailbox."),
+    )
+    reopen_resolved = forms.BooleanField(
+        label=_("A reply reopens a resolved conversation"), required=False, initial=True
+    )
+    new_conversation_after_days = forms.IntegerField(
+        label=_("… unless it was resolved more than this many days ago"),
+        min_value=0,
+        max_value=3650,
+        initial=7,
+    )
+    trusted_authserv_ids = forms.CharField(
+        label=_("Trusted Authentication-Results hosts"),
+        max_length=2000,
+        required=False,
+        help_text=_(
+            "Your own mail servers that add SPF/DKIM/DMARC results (comma separated). "
+            "Results added by any other host are ignored."
+        ),
+    )
+    signature = forms.CharField(
+        label=_("Signature"),
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+    def __init__(self, workspace: Workspace, *args, initial_config=None, **kwargs):
+        initial = {**(initial_config or {}), **kwargs.pop("initial", {})}
+        if isinstance(initial.get("trusted_authserv_ids"), list):
+            initial["trusted_authserv_ids"] = ", ".join(initial["trusted_authserv_ids"])
+        super().__init__(workspace, *args, initial=initial, **kwargs)
+
+    def config(self) -> dict:
+        data = self.cleaned_data
+        keys = [name for name in self.fields if name not in ("name", "default_team")]
+        return {key: data[key] for key in keys if not (key in self.SECRETS and not data[key])}
+
+
 class TokenForm(forms.Form):
     name = forms.CharField(
         label=_("Token name"),

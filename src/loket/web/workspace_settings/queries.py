@@ -102,6 +102,13 @@ def channel(workspace: Workspace, pk: int) -> Channel:
     )
 
 
+def mailbox(channel: Channel):
+    """An IMAP channel's reading state (last checked, last error, mails stored), or None."""
+    from loket.connectors.models import Mailbox
+
+    return Mailbox.objects.filter(channel=channel).first() if channel.kind == "email" else None
+
+
 def own_tokens(membership: Membership) -> QuerySet[ApiToken]:
     """Live tokens first (newest first), then revoked ones."""
     return ApiToken.objects.filter(membership=membership).order_by(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
@@ -17,7 +18,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from loket.connectors.base import InvalidConfig
 from loket.connectors.registry import REGISTRY, get_connector, webhook_url
-from loket.inbox.services.channels import create_channel, set_channel_active, update_channel
+from loket.inbox.services.channels import (
+    create_channel,
+    reconfigure_channel,
+    set_channel_active,
+    update_channel,
+)
 from loket.inbox.services.labels import InvalidLabel, create_label, delete_label, update_label
 from loket.tenancy.models import Role
 from loket.tenancy.services import (
@@ -39,6 +45,7 @@ from loket.web.workspace_settings.forms import (
     ROLE_LABELS,
     ApiChannelForm,
     ChannelForm,
+    EmailChannelForm,
     LabelForm,
     MemberForm,
     TeamForm,
@@ -290,24 +297,42 @@ def _channel_rows(workspace) -> list[dict]:
     return rows
 
 
+def _new_channel_forms(request):
+    """The "add channel" forms, one per kind that has one; the posted one bound."""
+    workspace = request.workspace
+    posted = request.POST.get("kind", "api") if request.method == "POST" else None
+    data = request.POST if posted else None
+    return {
+        "api": ApiChannelForm(workspace, data if posted == "api" else None),
+        "email": EmailChannelForm(workspace, data if posted == "email" else None),
+    }, posted
+
+
+def _create(request, kind: str, form) -> tuple[object | None, dict]:
+    config = {"outbound_url": form.cleaned_data["outbound_url"]} if kind == "api" else form.config()
+    try:
+        return create_channel(
+            request.workspace,
+            get_connector(kind),
+            name=form.cleaned_data["name"],
+            config=config,
+            default_team=form.cleaned_data["default_team"],
+        )
+    except InvalidConfig as exc:
+        form.add_error(None, str(exc))
+        return None, {}
+
+
 @never_cache
 @workspace_view(admin=True)
 @require_http_methods(["GET", "POST"])
 def channels(request):
     workspace = request.workspace
-    form = ApiChannelForm(workspace, request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            channel, shown_once = create_channel(
-                workspace,
-                get_connector("api"),
-                name=form.cleaned_data["name"],
-                config={"outbound_url": form.cleaned_data["outbound_url"]},
-                default_team=form.cleaned_data["default_team"],
-            )
-        except InvalidConfig as exc:
-            form.add_error("outbound_url", str(exc))
-        else:
+    forms, posted = _new_channel_forms(request)
+    form = forms.get(posted)
+    if form is not None and form.is_valid():
+        channel, shown_once = _create(request, posted, form)
+        if channel is not None and posted == "api":
             # Rendered, not redirected: the signing secret is shown this once and kept nowhere.
             return _render(
                 request,
@@ -318,12 +343,28 @@ def channels(request):
                     "secret": shown_once.get("secret", ""),
                 },
             )
+        if channel is not None:
+            messages.success(
+                request,
+                _("Channel “%(name)s” created. Test its connection below.")
+                % {"name": channel.name},
+            )
+            return redirect("wsettings:channel-edit", workspace.slug, channel.pk)
     return _render(
         request,
         "channels.html",
-        {"rows": _channel_rows(workspace), "form": form},
-        status=400 if form.is_bound else 200,
+        {"rows": _channel_rows(workspace), "form": forms["api"], "email_form": forms["email"]},
+        status=400 if posted else 200,
     )
+
+
+def _edit_form(request, channel):
+    workspace = request.workspace
+    data = request.POST if request.method == "POST" else None
+    initial = {"name": channel.name, "default_team": channel.default_team_id}
+    if channel.kind == "email":
+        return EmailChannelForm(workspace, data, initial=initial, initial_config=channel.settings)
+    return ChannelForm(workspace, data, initial=initial)
 
 
 @workspace_view(admin=True)
@@ -331,16 +372,22 @@ def channels(request):
 def channel_edit(request, channel_id: int):
     workspace = request.workspace
     channel = queries.channel(workspace, channel_id)
-    if request.method == "POST":
-        form = ChannelForm(workspace, request.POST)
-        if form.is_valid():
-            update_channel(channel, **form.cleaned_data)
+    form = _edit_form(request, channel)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                update_channel(
+                    channel,
+                    name=form.cleaned_data["name"],
+                    default_team=form.cleaned_data["default_team"],
+                )
+                if isinstance(form, EmailChannelForm):
+                    reconfigure_channel(channel, get_connector(channel.kind), form.config())
+        except InvalidConfig as exc:
+            form.add_error(None, str(exc))
+        else:
             messages.success(request, _("Channel “%(name)s” saved.") % {"name": channel.name})
-            return redirect("wsettings:channels", workspace.slug)
-    else:
-        form = ChannelForm(
-            workspace, initial={"name": channel.name, "default_team": channel.default_team_id}
-        )
+            return redirect("wsettings:channel-edit", workspace.slug, channel.pk)
     connector = REGISTRY.get(channel.kind)
     return _render(
         request,
@@ -349,10 +396,25 @@ def channel_edit(request, channel_id: int):
             "channel": channel,
             "form": form,
             "kind_label": connector.label if connector else channel.kind,
-            "webhook_url": webhook_url(channel),
+            "webhook_url": webhook_url(channel) if channel.kind != "email" else "",
+            "public": connector.public_settings(channel) if connector else {},
+            "mailbox": queries.mailbox(channel),
         },
         status=400 if form.is_bound else 200,
     )
+
+
+@workspace_view(admin=True)
+@require_POST
+def channel_check(request, channel_id: int):
+    channel = queries.channel(request.workspace, channel_id)
+    try:
+        get_connector(channel.kind).check_connection(channel)
+    except InvalidConfig as exc:
+        messages.error(request, _("The connection test failed: %(error)s") % {"error": exc})
+    else:
+        messages.success(request, _("The connection works."))
+    return redirect("wsettings:channel-edit", request.workspace.slug, channel.pk)
 
 
 @workspace_view(admin=True)

@@ -213,6 +213,13 @@
     else if (key === "l") openMenu("label-menu");
     else if (key === "e") { const button = $("#resolve-button"); if (button) button.click(); }
   });
+  document.addEventListener("click", (event) => { // an email's remote images, on request
+    const button = event.target.closest("[data-load-images]");
+    if (!button) return;
+    const frame = button.closest("article").querySelector("iframe.msg-html");
+    if (frame) frame.src += (frame.src.includes("?") ? "&" : "?") + "images=1";
+    button.parentNode.remove();
+  });
   document.addEventListener("click", (event) => { // close an open menu when clicking elsewhere
     document.querySelectorAll(".thread-actions details[open]").forEach((menu) => {
       if (!menu.contains(event.target)) menu.open = false;
