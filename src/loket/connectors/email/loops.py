@@ -69,9 +69,9 @@ _TEMPORARY = re.compile(
 )
 # Where a text bounce starts quoting the original (qmail, Exim, Postfix, Exchange, Gmail).
 _COPY_MARKER = re.compile(
-    r"^.*(?:below this line is a copy of the message|this is a copy of the message"
-    r"|original message follows|original message headers|undelivered message|returned message"
-    r"|message that you sent|headers of the original message|----- original message -----)",
+    r"^[ \t]*-*[ \t]*(?:below this line is a copy of the message|this is a copy of the message"
+    r"|original message(?: follows| headers)?\b|headers of the original message"
+    r"|undelivered message|returned message|message headers? follows?)",
     re.IGNORECASE | re.MULTILINE,
 )
 _ANGLE_RECIPIENT = re.compile(r"^\s*<([^<>\s@]+@[^<>\s@]+)>\s*:", re.MULTILINE)

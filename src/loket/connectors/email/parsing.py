@@ -212,8 +212,6 @@ def decode_text(data: bytes, charset: str, where: str, defects: _Defects) -> str
         return ""
     declared = charset.strip().strip("\"'").lower()
     codec = _codec(declared) if declared else None
-    if declared and codec is None:
-        defects.add(f"unknown charset {declared[:40]!r} in {where}")
     if codec and codec != "utf-8" and not data.isascii() and not codec.startswith("utf-"):
         # A single- or multi-byte charset rarely yields valid UTF-8 by chance: the label is
         # wrong and the body is UTF-8 (a common misconfiguration).
@@ -235,7 +233,9 @@ def decode_text(data: bytes, charset: str, where: str, defects: _Defects) -> str
             text = data.decode(name)
         except (UnicodeDecodeError, LookupError):
             continue
-        if codec and i > 0 and name not in (codec, *_EXTRA_TRIES.get(codec, ())):
+        if declared and codec is None:
+            defects.add(f"unknown charset {declared[:40]!r} in {where}; read as {name}")
+        elif codec and i > 0 and name not in (codec, *_EXTRA_TRIES.get(codec, ())):
             defects.add(f"{where} is not valid {declared[:40]}; read as {name}")
         elif codec == "ascii" and not data.isascii():
             defects.add(f"{where} declared us-ascii but has 8-bit text; read as {name}")
@@ -276,7 +276,7 @@ def _b64decode(data: bytes) -> tuple[bytes, str]:
 
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s\"]+)\?([QqBb])\?([^?]*)\?=")
-_BROKEN_WORD = re.compile(r"=\?([^?\s\"]+)\?([QqBb])\?([^?\s]+)$")
+_BROKEN_WORD = re.compile(r"=\?([^?\s\"]+)\?([QqBb])\?([^?]+)$")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
@@ -666,12 +666,10 @@ def safe_filename(name: str, content_type: str = "application/octet-stream") -> 
     stem, dot, ext = name.partition(".")
     if _RESERVED.fullmatch(stem.strip()):
         name = f"{dot}{ext}" if dot else ""
-    if not name or name.startswith("."):
-        default = _DEFAULT_NAMES.get(content_type)
-        if default and not name:
-            return default
-        suffix = name if _EXTENSION.fullmatch(name) else _guess_extension(content_type)
-        return f"attachment{suffix}"
+    if name.startswith("."):  # a device name was removed: keep what followed it
+        return f"attachment{name}"
+    if not name:
+        return _DEFAULT_NAMES.get(content_type) or f"attachment{_guess_extension(content_type)}"
     if len(name) > _MAX_FILENAME:
         m = _EXTENSION.search(name)
         suffix = m.group(0) if m else ""
