@@ -345,6 +345,17 @@ def test_references_are_deduplicated_and_capped_keeping_first_and_last():
     assert any("References" in d for d in parsed.defects)
 
 
+def test_thousands_of_references_and_a_huge_header_stay_cheap():
+    ids = "\r\n ".join(f"<r{i}.{'x' * 40}@example.com>" for i in range(1500))
+    raw = _headers_only("From: a@example.com", "References: " + ids, "Subject: " + "Lang " * 20000)
+    start = time.perf_counter()
+    parsed = parse_email(raw)
+    assert time.perf_counter() - start < 2
+    assert len(parsed.references) == 50
+    assert parsed.references[-1].startswith("r1499.")
+    assert len(parsed.subject) == 1000
+
+
 def test_references_without_angle_brackets_and_several_headers():
     parsed = parse_email(
         _headers_only(
@@ -665,6 +676,11 @@ QUOTE_CASES_HTML = {
         '<blockquote type="cite">Oud</blockquote>',
         "Prima.",
         "schreef",
+    ),
+    "own-wrote-line-stays": (
+        '<div>Thanks! As I wrote:</div><blockquote type="cite">Old</blockquote>',
+        "As I wrote:",
+        "Old",
     ),
     "original-message-separator": (
         "<p>See below.</p><p>-----Original Message-----<br>From: Shop<br>Sent: Monday</p>"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import dataclasses
 import hashlib
 import mimetypes
 import re
@@ -615,7 +616,6 @@ def _parse_params(value: str, defects: _Defects, where: str) -> tuple[str, dict[
 
 # --- filenames --------------------------------------------------------------------------
 
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _FORBIDDEN = re.compile(r"[<>:\"|?*/\\]")
 _RESERVED = re.compile(
     r"(?:con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3]"
@@ -686,7 +686,7 @@ class _Body:
 
     texts: list[str] = field(default_factory=list)
     htmls: list[str] = field(default_factory=list)
-    attachments: list[tuple[ParsedAttachment, str]] = field(default_factory=list)  # + raw ct
+    attachments: list[ParsedAttachment] = field(default_factory=list)
     skipped: list[SkippedAttachment] = field(default_factory=list)
     report_type: str = ""
     delivery_status: list[str] = field(default_factory=list)
@@ -940,14 +940,8 @@ class _Walker:
             )
             return
         self.body.attachments.append(
-            (
-                ParsedAttachment(
-                    filename=filename,
-                    content_type=ctype,
-                    content=content,
-                    content_id=_content_id(part),
-                ),
-                ctype,
+            ParsedAttachment(
+                filename=filename, content_type=ctype, content=content, content_id=_content_id(part)
             )
         )
 
@@ -1195,7 +1189,7 @@ def parse_email(
         cid_refs = {unquote(m.group(1)).strip("<>").lower() for m in _CID_REF.finditer(html)}
     attachments: list[ParsedAttachment] = []
     seen: set[tuple[str, str, str, bytes]] = set()
-    for attachment, _ctype in body.attachments:
+    for attachment in body.attachments:
         key = (
             attachment.filename,
             attachment.content_type,
@@ -1206,17 +1200,11 @@ def parse_email(
             continue
         seen.add(key)
         if attachment.content_id and attachment.content_id.lower() in cid_refs:
-            attachment = ParsedAttachment(
-                filename=attachment.filename,
-                content_type=attachment.content_type,
-                content=attachment.content,
-                content_id=attachment.content_id,
-                inline=True,
-            )
+            attachment = dataclasses.replace(attachment, inline=True)
         attachments.append(attachment)
 
     sender = senders[0] if senders else None
-    bounce, auto_why = _classify(headers, sender, subject, text, body, defects)
+    bounce, auto_why = _classify(headers, sender, subject, text, body)
     authentication = _authentication(headers, trusted_authserv_ids)
     return ParsedEmail(
         message_id=message_id,
@@ -1259,7 +1247,6 @@ def _classify(
     subject: str,
     text: str,
     body: _Body,
-    defects: _Defects,
 ) -> tuple[Bounce | None, str]:
     """(bounce, auto_reason): a bounce first, then the other machine-mail signals."""
     address = sender.address if sender else ""

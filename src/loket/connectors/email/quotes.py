@@ -6,9 +6,10 @@ tuned to one rule: never hide text the sender wrote above the quote. When unsure
 whole message would disappear (a pure forward), everything stays visible. `html_to_text` lives
 here too because the HTML splitter reads the text of the blocks it inspects.
 
-mail-parser-reply was tried first and not used: it rewrites whitespace (so "visible" is no
-longer a prefix of the body), cuts at any "Thanks," or "regards," line, and misses the French
-Outlook block ("De :") and Gmail's wrapped two-line "On ... wrote:".
+mail-parser-reply was measured on the corpus and not used: it strips every line (so the
+visible part is no longer a prefix of the body, and "quoted" is not what was removed), drops
+inline answers below an attribution, keeps Dutch and French mobile signatures, and reduces a
+pure forward to its separator line.
 """
 
 from __future__ import annotations
@@ -407,7 +408,11 @@ def _attribution_before(html: str, cut: int) -> int:
         text = " ".join(html_to_text(html[pos:cut]).split())
         if not text:
             continue
-        if _ATTR_FULL.match(text) or (_ATTR_END.search(text) and len(text) < 300):
+        # "... wrote:" alone must look like an attribution (a date or an address), so that a
+        # sender's own "As I wrote:" line stays visible.
+        if _ATTR_FULL.match(text) or (
+            len(text) < 300 and _ATTR_END.search(text) and re.search(r"[@\d]", text)
+        ):
             return pos
         break
     return cut
