@@ -1,7 +1,7 @@
 """Email benchmark: mails parsed, and parsed + ingested, per second.
 
-    python bench/email.py                      # both backends, each in its own subprocess
-    python bench/email.py --backend sqlite     # one backend in this process
+    python bench/mail.py                      # both backends, each in its own subprocess
+    python bench/mail.py --backend sqlite     # one backend in this process
 
 Each mail is a realistic customer mail: multipart/mixed with a multipart/alternative body (a
 ~50 KB HTML part and its plain-text version, with a quoted reply history) and a 200 KB PDF

@@ -29,8 +29,8 @@ SCENARIOS: dict[str, list[str]] = {
     "ingest.sqlite": ["ingest.py", "--backend", "sqlite", "--no-machine"],
     "inbox.pg": ["inbox.py", "--backend", "pg", "--no-machine"],
     "inbox.sqlite": ["inbox.py", "--backend", "sqlite", "--no-machine"],
-    "email.pg": ["email.py", "--backend", "pg", "--no-machine"],
-    "email.sqlite": ["email.py", "--backend", "sqlite", "--no-machine"],
+    "email.pg": ["mail.py", "--backend", "pg", "--no-machine"],
+    "email.sqlite": ["mail.py", "--backend", "sqlite", "--no-machine"],
 }
 
 

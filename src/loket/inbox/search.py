@@ -5,8 +5,9 @@ format also matches its digits). Messages match on their text: customer messages
 internal notes, never activity lines. Each backend uses its own full-text index, made by
 migration ``inbox/0004_search``:
 
-* PostgreSQL: ``inbox_message.search_document``, a generated ``tsvector`` of the text in the
-  ``simple``, ``english`` and ``dutch`` configurations (so "orders" finds "order" and
+* PostgreSQL: ``inbox_message.search_document``, a generated ``tsvector`` of the text (its
+  first 10,000 characters: migration ``0007``) in the ``simple``, ``english`` and ``dutch``
+  configurations (so "orders" finds "order" and
   "bestellingen" finds "bestelling", and names and codes match as typed), with a GIN index.
   Every word of the query matches any of its three forms; the last word, while still being
   typed, also as a prefix.

@@ -226,7 +226,7 @@ class EmailConnector(Connector):
         except UnparseableEmail as exc:
             raise BadPayload(f"not an email: {exc}") from None
         if mail.bounce is not None:
-            return [self._bounce(mail)]
+            return [self._bounce(channel, mail)]
         if mail.sender is None or not mail.sender.address:
             raise BadPayload("the mail has no usable From address")
         own = channel.settings.get("address", "").lower()
@@ -235,10 +235,11 @@ class EmailConnector(Connector):
             return [Ignored("a copy of a mail this channel sent")]
         return [self._message(channel, mail, meta)]
 
-    def _bounce(self, mail: ParsedEmail) -> InboundItem:
+    def _bounce(self, channel: Channel, mail: ParsedEmail) -> InboundItem:
         bounce = mail.bounce
-        if not bounce.original_message_id:
-            return Ignored(f"a bounce for a mail Loket cannot identify: {bounce.reason[:200]}")
+        if not self.sent_by_loket(bounce.original_message_id):
+            # Mail a person sent from the mailbox itself, or a forged report: not ours to mark.
+            return Ignored(f"a bounce for a mail Loket did not send: {bounce.reason[:200]}")
         if not bounce.permanent:
             return Ignored(f"delivery delayed (the mail server retries): {bounce.reason}")
         reason = bounce.reason or "the mail could not be delivered"
@@ -327,11 +328,14 @@ class EmailConnector(Connector):
     # -- outbound -------------------------------------------------------------------------------
     def outbound_message_id(self, channel: Channel, message: Message) -> str:
         """Stable across retries (a receiver drops a repeat by it), unguessable from outside."""
-        domain = _domain(channel)
-        signature = hmac.new(
-            crypto.derived_key("email-message-id"), str(message.pk).encode(), hashlib.sha256
-        ).hexdigest()[:20]
-        return f"loket.{message.pk}.{signature}@{domain}"
+        return f"loket.{message.pk}.{_message_id_signature(message.pk)}@{_domain(channel)}"
+
+    @staticmethod
+    def sent_by_loket(message_id: str) -> bool:
+        found = _OWN_MESSAGE_ID.match(message_id or "")
+        return bool(found) and hmac.compare_digest(
+            found.group(2), _message_id_signature(int(found.group(1)))
+        )
 
     def compose(self, channel: Channel, message: Message) -> tuple[Any, list[str], str]:
         """(the email, envelope recipients, its Message-ID) for an outbound message."""
@@ -433,6 +437,15 @@ def _ssl_context() -> ssl.SSLContext | None:
     context = ssl.create_default_context()
     context.load_verify_locations(cafile=settings.LOKET_EMAIL_CA_FILE)
     return context
+
+
+_OWN_MESSAGE_ID = re.compile(r"^loket\.(\d{1,19})\.([0-9a-f]{20})@")
+
+
+def _message_id_signature(message_pk: int) -> str:
+    return hmac.new(
+        crypto.derived_key("email-message-id"), str(message_pk).encode(), hashlib.sha256
+    ).hexdigest()[:20]
 
 
 def _reply_token(channel: Channel, recipients) -> str:

@@ -1,6 +1,7 @@
 """Full-text search over message text and contacts (loket.inbox.search), per database vendor.
 
-PostgreSQL: ``inbox_message.search_document``, a stored generated ``tsvector`` over the text in
+PostgreSQL: ``inbox_message.search_document``, a stored generated ``tsvector`` over the text (its
+first 10,000 characters since 0007) in
 the ``simple``, ``english`` and ``dutch`` configurations (NULL for activity lines, which are not
 searched), with a partial GIN index; an expression GIN index over the contact's name, email and
 phone. A generated column is the cheapest way to keep the vector current: no trigger call, and
