@@ -46,6 +46,9 @@ class Contact(WorkspaceScoped):
     )
     # A blocked contact's messages are still stored, but marked and never notified.
     blocked_at = models.DateTimeField(null=True, blank=True)
+    # Remote images in this contact's emails load without asking (they tell the sender the
+    # mail was opened, so by default an agent loads them per message).
+    load_remote_images = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

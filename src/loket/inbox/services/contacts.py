@@ -107,6 +107,16 @@ def update_contact(
     return contact
 
 
+def set_remote_images(contact: Contact, allowed: bool, *, actor: Membership | None) -> Contact:
+    """Whether remote images in this contact's emails load without the agent asking."""
+    check_actor(actor, contact.workspace_id)
+    Contact.objects.filter(pk=contact.pk).update(
+        load_remote_images=allowed, updated_at=timezone.now()
+    )
+    contact.load_remote_images = allowed
+    return contact
+
+
 def block_contact(contact: Contact, *, actor: Membership | None) -> Contact:
     """From now on the contact's messages are stored marked and notify nobody; their open
     conversations are resolved, so they leave every inbox view (new ones start resolved)."""

@@ -9,5 +9,6 @@ urlpatterns = [
     path("<int:pk>/edit/", views.edit, name="edit"),
     path("<int:pk>/merge/", views.merge, name="merge"),
     path("<int:pk>/block/", views.block, name="block"),
+    path("<int:pk>/remote-images/", views.remote_images, name="remote_images"),
     path("merges/<int:merge_id>/undo/", views.undo_merge, name="undo_merge"),
 ]

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -194,6 +195,25 @@ def block(request, pk: int):
     else:
         contact_services.unblock_contact(contact, actor=request.membership)
         messages.success(request, _("%(name)s is no longer blocked.") % {"name": contact})
+    return _detail(request, contact)
+
+
+@workspace_view
+@require_POST
+def remote_images(request, pk: int):
+    """Load (or stop loading) remote images in this contact's emails without asking."""
+    contact = reads.contact(request.membership, pk)
+    allowed = request.POST.get("allowed") == "1"
+    contact_services.set_remote_images(contact, allowed, actor=request.membership)
+    if allowed:
+        messages.success(request, _("Images in mail from %(name)s now load.") % {"name": contact})
+    else:
+        messages.success(
+            request, _("Images in mail from %(name)s are blocked again.") % {"name": contact}
+        )
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
     return _detail(request, contact)
 
 

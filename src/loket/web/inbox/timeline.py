@@ -47,7 +47,8 @@ class Entry:
     warning: str = ""
     quoted_text: str = ""
     quoted_html: bool = False
-    remote_images: bool = False
+    remote_images: bool = False  # the HTML has remote images ...
+    images_allowed: bool = False  # ... and its sender's load without asking
     cc: str = ""
 
     @property
@@ -164,6 +165,8 @@ def _email_details(result: Entry, message: Message) -> None:
     result.quoted_text = email.get("quoted_text") or ""
     result.quoted_html = bool(email.get("quoted_html"))
     result.remote_images = bool(message.html and _REMOTE_IMAGE.search(message.html))
+    contact = message.author_contact if message.author_contact_id else None
+    result.images_allowed = bool(contact and contact.load_remote_images)
     copied = email.get("cc") or ()
     result.cc = ", ".join(e.get("address", "") for e in copied if isinstance(e, dict))
 

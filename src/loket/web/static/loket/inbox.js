@@ -218,7 +218,7 @@
     if (!button) return;
     const frame = button.closest("article").querySelector("iframe.msg-html");
     if (frame) frame.src += (frame.src.includes("?") ? "&" : "?") + "images=1";
-    button.parentNode.remove();
+    button.remove();
   });
   document.addEventListener("click", (event) => { // close an open menu when clicking elsewhere
     document.querySelectorAll(".thread-actions details[open]").forEach((menu) => {
