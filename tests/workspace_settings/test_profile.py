@@ -18,6 +18,7 @@ def profile(**changes) -> dict:
         "time_zone": "Europe/Amsterdam",
         "locale": "nl",
         "two_factor_grace_days": "7",
+        "attachment_max_mb": "25",
     }
     data.update(changes)
     return {key: value for key, value in data.items() if value is not None}
@@ -108,3 +109,19 @@ def test_page_shows_the_current_values_and_the_deadline(admin_client, workspace)
     assert '<option value="nl" selected>' in html
     assert 'name="require_2fa" id="id_require_2fa" checked' in html
     assert "members without it must set it up by" in html
+
+
+def test_the_attachment_limit_is_per_workspace_and_capped_by_the_operator(
+    admin_client, workspace, settings
+):
+    from loket.inbox.services import media
+
+    response = admin_client.post(url("index", workspace), profile(attachment_max_mb="3"))
+    assert response.status_code == 302
+    workspace.refresh_from_db()
+    assert workspace.attachment_max_mb == 3
+    assert media.max_attachment_bytes(workspace.pk) == 3 * 1024 * 1024
+    settings.LOKET_ATTACHMENT_MAX_BYTES = 1024 * 1024
+    assert media.max_attachment_bytes(workspace.pk) == 1024 * 1024
+    refused = admin_client.post(url("index", workspace), profile(attachment_max_mb="0"))
+    assert refused.status_code == 400

@@ -67,6 +67,8 @@ class Workspace(models.Model):
     require_2fa = models.BooleanField(default=False)
     require_2fa_since = models.DateTimeField(null=True, blank=True)
     two_factor_grace_days = models.PositiveSmallIntegerField(default=7)
+    # Largest attachment stored, in MB (never above the operator's LOKET_ATTACHMENT_MAX_BYTES).
+    attachment_max_mb = models.PositiveSmallIntegerField(default=25)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -109,6 +111,8 @@ class Membership(WorkspaceScoped):
     )
     # How many open conversations the auto-assigner may give this member at once.
     capacity = models.PositiveIntegerField(default=10)
+    # Added under this member's email replies (above the channel's signature).
+    email_signature = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

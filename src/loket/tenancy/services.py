@@ -91,6 +91,9 @@ def available_time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+MAX_ATTACHMENT_MB = 1000
+
+
 def update_workspace_profile(
     workspace: Workspace,
     *,
@@ -99,6 +102,7 @@ def update_workspace_profile(
     locale: str,
     require_2fa: bool,
     two_factor_grace_days: int,
+    attachment_max_mb: int | None = None,
 ) -> Workspace:
     """Switching required 2FA on starts the grace period now (an already running one is kept);
     switching it off forgets when it started."""
@@ -111,6 +115,8 @@ def update_workspace_profile(
         raise ValueError(f"unsupported language {locale!r}")
     if not 0 <= two_factor_grace_days <= MAX_TWO_FACTOR_GRACE_DAYS:
         raise ValueError("grace period out of range")
+    if attachment_max_mb is not None and not 1 <= attachment_max_mb <= MAX_ATTACHMENT_MB:
+        raise ValueError("attachment limit out of range")
     with transaction.atomic():
         current = Workspace.objects.select_for_update().get(pk=workspace.pk)
         if not require_2fa:
@@ -127,6 +133,8 @@ def update_workspace_profile(
             "require_2fa_since": since,
             "two_factor_grace_days": two_factor_grace_days,
         }
+        if attachment_max_mb is not None:
+            changes["attachment_max_mb"] = attachment_max_mb
         for field, value in changes.items():
             setattr(workspace, field, value)
         workspace.save(update_fields=list(changes))

@@ -221,6 +221,38 @@ def test_a_participant_without_references_threads_by_the_subject_reference(
     assert hijack.conversation_id != conversation.pk
 
 
+def test_replies_carry_the_agents_and_the_channels_signature(
+    workspace, owner, dovecot, ca_bundle, smtp_server
+):
+    channel = mailbox_channel(workspace, dovecot, smtp_server, signature="Shop.example | 020 123")
+    owner.email_signature = "Anna, customer care"
+    owner.save()
+    dovecot.append(bytes(customer_mail()))
+    poll(channel)
+    conversation = Conversation.objects.get(channel=channel)
+    reply = outbound.reply(conversation, author=owner, text="Done.")
+    outbound.deliver(reply.pk)
+    text = smtp_server.received[0].message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert "Done.\n\n-- \nAnna, customer care\nShop.example | 020 123" in text
+
+
+def test_the_workspaces_attachment_limit_applies_to_mail(
+    workspace, dovecot, ca_bundle, smtp_server
+):
+    workspace.attachment_max_mb = 1
+    workspace.save()
+    channel = mailbox_channel(workspace, dovecot, smtp_server)
+    mail = customer_mail(body="Two files attached.")
+    mail.add_attachment(b"x" * 2_000_000, maintype="application", subtype="pdf", filename="big.pdf")
+    mail.add_attachment(b"y" * 1000, maintype="application", subtype="pdf", filename="small.pdf")
+    dovecot.append(bytes(mail))
+    poll(channel)
+    message = Message.objects.get(channel=channel)
+    assert [a.filename for a in message.attachments.all()] == ["small.pdf"]
+    [skipped] = message.data["email"]["skipped_attachments"]
+    assert skipped["filename"] == "big.pdf" and "1 MB" in skipped["reason"]
+
+
 def test_the_sent_copy_goes_to_the_sent_folder(workspace, owner, dovecot, ca_bundle, smtp_server):
     dovecot.create_folder("Sent")
     channel = mailbox_channel(workspace, dovecot, smtp_server, imap_sent_folder="Sent")

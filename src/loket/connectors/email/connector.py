@@ -220,7 +220,7 @@ class EmailConnector(Connector):
         try:
             mail = parse_email(
                 body,
-                max_attachment_bytes=media.max_attachment_bytes(),
+                max_attachment_bytes=media.max_attachment_bytes(channel.workspace_id),
                 trusted_authserv_ids=channel.settings.get("trusted_authserv_ids", ()),
             )
         except UnparseableEmail as exc:
@@ -372,7 +372,11 @@ class EmailConnector(Connector):
                 in_reply_to,
             )
         text = message.text
-        signature = channel.settings.get("signature", "")
+        signatures = [
+            message.author_member.email_signature.strip() if message.author_member_id else "",
+            channel.settings.get("signature", "").strip(),
+        ]
+        signature = "\n".join(part for part in signatures if part)
         if signature:
             text = f"{text}\n\n-- \n{signature}"
         html = message.html or _text_to_html(text)

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('inbox', '0008_lz4_for_large_columns'),
+        ("inbox", "0008_lz4_for_large_columns"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='contact',
-            name='load_remote_images',
+            model_name="contact",
+            name="load_remote_images",
             field=models.BooleanField(default=False),
         ),
     ]

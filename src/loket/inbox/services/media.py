@@ -31,14 +31,26 @@ def safe_filename(name: str, default: str = "attachment") -> str:
     return stem[: 200 - len(ext[:20])] + ext[:20]
 
 
-def max_attachment_bytes() -> int:
-    return settings.LOKET_ATTACHMENT_MAX_BYTES
+def max_attachment_bytes(workspace_id: int | None = None) -> int:
+    """The workspace's attachment limit, never above the operator's LOKET_ATTACHMENT_MAX_BYTES."""
+    ceiling = settings.LOKET_ATTACHMENT_MAX_BYTES
+    if workspace_id is None:
+        return ceiling
+    from loket.tenancy.models import Workspace
+
+    megabytes = (
+        Workspace.objects.filter(pk=workspace_id)
+        .values_list("attachment_max_mb", flat=True)
+        .first()
+    )
+    return min(ceiling, megabytes * 1024 * 1024) if megabytes else ceiling
 
 
 def store_content(attachment: Attachment, content: bytes) -> Attachment:
-    if len(content) > max_attachment_bytes():
+    limit = max_attachment_bytes(attachment.workspace_id)
+    if len(content) > limit:
         attachment.status = AttachmentStatus.FAILED
-        attachment.error = f"larger than the {max_attachment_bytes() // (1024 * 1024)} MB limit"
+        attachment.error = f"larger than the {limit // (1024 * 1024)} MB limit"
         attachment.size = len(content)
         attachment.save()
         return attachment
@@ -56,7 +68,7 @@ def download(attachment_id: int) -> None:
     attachment = Attachment.objects.filter(pk=attachment_id).first()
     if attachment is None or attachment.status != AttachmentStatus.PENDING:
         return
-    limit = max_attachment_bytes()
+    limit = max_attachment_bytes(attachment.workspace_id)
     try:
         with http.client() as client, client.stream("GET", attachment.source_url) as response:
             if http.is_transient_status(response.status_code):

@@ -846,7 +846,9 @@ def preferences(request):
         availability = request.POST.get("availability")
         if availability in Availability.values:
             member.availability = availability
-            member.save(update_fields=["availability"])
+        if "email_signature" in request.POST:
+            member.email_signature = request.POST["email_signature"].strip()[:2000]
+        member.save(update_fields=["availability", "email_signature"])
         flash.success(request, _("Your preferences are saved."))
         return redirect(reverse("inbox:preferences", args=[request.workspace.slug]))
     return render(

@@ -11,7 +11,11 @@ from django.utils.translation import pgettext_lazy
 
 from loket.inbox.services.labels import COLOR_PATTERN, NAME_MAX_LENGTH
 from loket.tenancy.models import Availability, Membership, Role, Team, Workspace
-from loket.tenancy.services import MAX_TWO_FACTOR_GRACE_DAYS, available_time_zones
+from loket.tenancy.services import (
+    MAX_ATTACHMENT_MB,
+    MAX_TWO_FACTOR_GRACE_DAYS,
+    available_time_zones,
+)
 
 MAX_CAPACITY = 1000
 
@@ -52,6 +56,15 @@ class WorkspaceProfileForm(forms.Form):
             "the requirement is switched on; then they must set it up before they continue."
         ),
     )
+    attachment_max_mb = forms.IntegerField(
+        label=_("Largest attachment (MB)"),
+        min_value=1,
+        max_value=MAX_ATTACHMENT_MB,
+        help_text=_(
+            "Larger files (in mail, chat or replies) are not stored; the message is kept and "
+            "says which file was left out."
+        ),
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -65,6 +78,7 @@ class WorkspaceProfileForm(forms.Form):
             "locale": workspace.locale,
             "require_2fa": workspace.require_2fa,
             "two_factor_grace_days": workspace.two_factor_grace_days,
+            "attachment_max_mb": workspace.attachment_max_mb,
         }
         return cls(data=data, initial=initial)
 
