@@ -194,7 +194,8 @@ def _sidebar_context(request, counts: listing.Counts | None = None) -> dict:
                               item("all", _("All")), item("mentions", _("Mentions"))]),
         (_("Saved views"), [item(f"saved:{v.pk}", v.name) for v in saved]),
         (_("Teams"), [item(f"team:{t.pk}", t.name) for t in lists.teams]),
-        (_("Channels"), [item(f"channel:{c.pk}", c.name) for c in selectors.channels(member)]),
+        (_("Channels"), [item(f"channel:{c.pk}", c.name)
+                         for c in selectors.channels(member).only("pk", "name")]),
         (_("Labels"), [item(f"label:{lb.pk}", lb.name, lb.color) for lb in lists.labels]),
     ]  # fmt: skip
     return {
