@@ -240,7 +240,7 @@ FROM (
 
 PG_CONTACTS = """
 INSERT INTO inbox_contact (id, workspace_id, name, email, phone, locale, attributes, created_at,
-                           updated_at)
+                           updated_at, load_remote_images)
 SELECT g, %(ws)s, f || ' ' || replace(l, '-', ' '),
        CASE WHEN g % 5 = 0 THEN ''
             ELSE lower(f) || '.' || lower(replace(l, '-', '')) || g || '@'
@@ -248,7 +248,7 @@ SELECT g, %(ws)s, f || ' ' || replace(l, '-', ' '),
        END,
        CASE WHEN g % 3 = 0 THEN '' ELSE '+316' || lpad(((g * 7919) % 100000000)::text, 8, '0') END,
        CASE WHEN g % 2 = 0 THEN 'en' ELSE 'nl' END, '{}',
-       now() - (%(n)s - g) * interval '1 day' * 730 / %(n)s, now()
+       now() - (%(n)s - g) * interval '1 day' * 730 / %(n)s, now(), false
 FROM (
     SELECT g, (%(first)s::text[])[1 + (g * 31) % %(first_n)s] AS f,
            (%(last)s::text[])[1 + (g * 17) % %(last_n)s] AS l
@@ -510,7 +510,7 @@ SQLITE_SERIES = "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g 
 
 SQLITE_CONTACTS = f"""
 INSERT INTO inbox_contact (id, workspace_id, name, email, phone, locale, attributes, created_at,
-                           updated_at)
+                           updated_at, load_remote_images)
 {SQLITE_SERIES}
 SELECT x, :ws, f.name || ' ' || replace(l.name, '-', ' '),
        CASE WHEN x % 5 = 0 THEN ''
@@ -519,7 +519,7 @@ SELECT x, :ws, f.name || ' ' || replace(l.name, '-', ' '),
        CASE WHEN x % 3 = 0 THEN ''
             ELSE '+316' || substr('0000000' || ((x * 7919) % 100000000), -8) END,
        CASE WHEN x % 2 = 0 THEN 'en' ELSE 'nl' END, '{{}}',
-       {_sqlite_time(":now_us - (:n - x) * 63072000000000 / :n")}, {_sqlite_time(":now_us")}
+       {_sqlite_time(":now_us - (:n - x) * 63072000000000 / :n")}, {_sqlite_time(":now_us")}, 0
 FROM g
 JOIN bench_first f ON f.i = (x * 31) % :first_n
 JOIN bench_last l ON l.i = (x * 17) % :last_n
