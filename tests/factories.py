@@ -44,6 +44,22 @@ def api_channel(ws: Workspace, outbound_url: str = "", name: str = "API"):
     return channel
 
 
+def email_channel(ws: Workspace, name: str = "Support mail", **config):
+    """An email channel taking forwarded mail (no servers needed); ``config`` adds or overrides."""
+    channel, _ = create_channel(
+        ws,
+        get_connector("email"),
+        name=name,
+        config={
+            "address": "support@shop.example",
+            "inbound": "forward",
+            "smtp_host": "smtp.shop.example",
+            **config,
+        },
+    )
+    return channel
+
+
 def signature(secret: str, body: bytes, timestamp: int | None = None) -> str:
     return signing.sign(secret, body, timestamp)
 

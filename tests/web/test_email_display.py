@@ -8,10 +8,9 @@ import base64
 
 import pytest
 
-from loket.connectors.registry import get_connector
 from loket.inbox.models import Attachment, Contact, Conversation, Message
 from loket.inbox.services import journal
-from loket.inbox.services.channels import create_channel
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -28,18 +27,7 @@ def agent_client(client, owner):
 
 @pytest.fixture
 def channel(workspace):
-    created, _ = create_channel(
-        workspace,
-        get_connector("email"),
-        name="Support",
-        config={
-            "address": "support@shop.example",
-            "inbound": "forward",
-            "smtp_host": "smtp.x",
-            "trusted_authserv_ids": ["mx.shop.example"],
-        },
-    )
-    return created
+    return factories.email_channel(workspace, trusted_authserv_ids=["mx.shop.example"])
 
 
 def mail(message_id: str, *, extra_headers: str = "", html: str = "", text: str = "") -> bytes:
@@ -191,8 +179,6 @@ def test_the_composer_sends_cc_and_bcc_on_email_channels_only(agent_client, chan
     reply = Message.objects.get(text="Copying the warehouse")
     assert reply.data["email"]["cc"] == [{"name": "", "address": "warehouse@shop.example"}]
     assert reply.data["email"]["bcc"] == [{"name": "", "address": "a@b.example"}]
-
-    from tests import factories
 
     chat = factories.inbound(api_channel, "Hi", contact_id="chat-1")
     chat_number = Conversation.objects.get(pk=chat.conversation_id).number

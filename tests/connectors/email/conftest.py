@@ -26,6 +26,17 @@ def dovecot():
 
 
 @pytest.fixture
+def ca_bundle(dovecot, settings, tmp_path):
+    """LOKET_EMAIL_CA_FILE naming the test IMAP and SMTP servers' self-signed certificates."""
+    from tests.connectors.email import smtp_servers
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(dovecot.cafile.read_bytes() + b"\n" + smtp_servers.certificate()[0])
+    settings.LOKET_EMAIL_CA_FILE = str(bundle)
+    return bundle
+
+
+@pytest.fixture
 def imap_settings(dovecot) -> Callable[..., ImapSettings]:
     """``imap_settings(**overrides)``: implicit TLS to the test server, trusting its cert."""
 

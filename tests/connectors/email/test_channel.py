@@ -94,17 +94,8 @@ def test_the_api_creates_updates_and_checks_an_email_channel(api, workspace):
     assert "IMAP:" in checked.json()["error"] and "SMTP:" in checked.json()["error"]
 
 
-@pytest.fixture
-def trust_test_servers(dovecot, settings, tmp_path):
-    """LOKET_EMAIL_CA_FILE naming the test IMAP and SMTP servers' self-signed certificates."""
-    bundle = tmp_path / "ca.pem"
-    bundle.write_bytes(dovecot.cafile.read_bytes() + b"\n" + smtp_servers.certificate()[0])
-    settings.LOKET_EMAIL_CA_FILE = str(bundle)
-    return bundle
-
-
 def test_the_connection_test_logs_in_to_real_imap_and_smtp_servers(
-    api, workspace, dovecot, trust_test_servers
+    api, workspace, dovecot, ca_bundle
 ):
     with smtp_servers.RecordingServer(tls="starttls", credentials={"support": "smtp-pass"}) as smtp:
         config = {

@@ -20,7 +20,6 @@ from loket.inbox.models import (
     Message,
 )
 from loket.inbox.services import journal, outbound
-from loket.inbox.services.channels import create_channel
 from tests import factories
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -29,13 +28,7 @@ MANIFEST = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
 
 @pytest.fixture
 def channel(workspace):
-    created, _ = create_channel(
-        workspace,
-        get_connector("email"),
-        name="Corpus",
-        config={"address": "support@shop.example", "inbound": "forward", "smtp_host": "smtp.x"},
-    )
-    return created
+    return factories.email_channel(workspace, name="Corpus")
 
 
 def record(channel, name: str, raw: bytes | None = None):

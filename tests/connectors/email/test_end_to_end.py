@@ -33,15 +33,6 @@ from tests.processes import free_port, loket_process, subprocess_env, wait_until
 
 
 @pytest.fixture
-def ca_bundle(dovecot, settings, tmp_path):
-    """LOKET_EMAIL_CA_FILE naming the test IMAP and SMTP servers' self-signed certificates."""
-    bundle = tmp_path / "ca.pem"
-    bundle.write_bytes(dovecot.cafile.read_bytes() + b"\n" + smtp_servers.certificate()[0])
-    settings.LOKET_EMAIL_CA_FILE = str(bundle)
-    return bundle
-
-
-@pytest.fixture
 def smtp_server():
     with smtp_servers.RecordingServer(tls="starttls", credentials={"desk": "smtp-pass"}) as server:
         yield server
@@ -421,12 +412,7 @@ def test_loket_smtpd_answers_250_only_after_commit_and_4xx_without_a_database(
     transactional_db, tmp_path, settings
 ):
     workspace = factories.workspace("forwarded")
-    channel, _ = create_channel(
-        workspace,
-        get_connector("email"),
-        name="Forwarded",
-        config={"address": "info@shop.example", "inbound": "forward", "smtp_host": "smtp.x"},
-    )
+    channel = factories.email_channel(workspace, name="Forwarded", address="info@shop.example")
     forward_to = f"{channel.uuid.hex}@{settings.LOKET_SMTPD_DOMAIN}"
     mail = customer_mail(subject="Forwarded question", body="Do you ship to Belgium?")
     env = subprocess_env(tmp_path)
