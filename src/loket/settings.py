@@ -269,6 +269,11 @@ LOKET_REOPEN_WITHIN_DAYS = env_int("LOKET_REOPEN_WITHIN_DAYS", 7)
 
 LOKET_ATTACHMENT_MAX_BYTES = env_int("LOKET_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
 
+# --- Live chat -------------------------------------------------------------------------------
+LOKET_WIDGET_TOKEN_DAYS = env_int("LOKET_WIDGET_TOKEN_DAYS", 365)  # a visitor session lasts
+LOKET_WIDGET_MESSAGES_PER_MINUTE = env_int("LOKET_WIDGET_MESSAGES_PER_MINUTE", 30)
+LOKET_WIDGET_MESSAGES_PER_MINUTE_PER_IP = env_int("LOKET_WIDGET_MESSAGES_PER_MINUTE_PER_IP", 120)
+
 # --- Email channel ---------------------------------------------------------------------------
 # IMAP mailboxes are read by a background service in `loket worker` (and in-process workers).
 LOKET_MAILBOX_POLLING = env_bool("LOKET_MAILBOX_POLLING", True)

@@ -16,4 +16,5 @@ urlpatterns = [
     path("api/v1/", api.urls),
     re_path(r"^api/v1/(?P<rest>.*)$", not_found_view),
     path("hooks/<str:kind>/<str:channel_id>/", webhook_view, name="webhook"),
+    path("widget/", include("loket.connectors.livechat.urls")),
 ]

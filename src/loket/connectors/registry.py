@@ -7,12 +7,14 @@ from django.conf import settings
 from loket.connectors.api.connector import ApiConnector
 from loket.connectors.base import Connector
 from loket.connectors.email.connector import EmailConnector
+from loket.connectors.livechat.connector import LiveChatConnector
 
 REGISTRY: dict[str, Connector] = {
     connector.key: connector
     for connector in (
         ApiConnector(),
         EmailConnector(),
+        LiveChatConnector(),
     )
 }  # fmt: skip
 

@@ -125,6 +125,29 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_send(
             agents_group(self.workspace_id), {"type": "realtime.event", "event": event}
         )
+        if state in ("typing", "left"):
+            await self._typing_to_visitor(conversation_id, state == "typing")
+
+    async def _typing_to_visitor(self, conversation_id: int, typing: bool) -> None:
+        """On a live chat, the visitor sees the agent typing (first name only)."""
+        from loket.connectors.livechat.connector import visitor_group
+        from loket.connectors.livechat.consumers import visitor_keys_of
+
+        if not hasattr(self, "live_chats"):
+            self.live_chats: dict[int, tuple[int, list[str]] | None] = {}
+        if conversation_id not in self.live_chats:
+            self.live_chats[conversation_id] = await database_sync_to_async(visitor_keys_of)(
+                conversation_id
+            )
+        target = self.live_chats[conversation_id]
+        if not target:
+            return
+        channel_id, keys = target
+        event = {"type": "typing", "name": self.member_name.split(" ")[0], "typing": typing}
+        for key in keys:
+            await self.channel_layer.group_send(
+                visitor_group(channel_id, key), {"type": "realtime.event", "event": event}
+            )
 
     async def realtime_event(self, message) -> None:
         await self.send_json(message["event"])

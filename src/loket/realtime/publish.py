@@ -103,13 +103,19 @@ def _start_drain(loop: asyncio.AbstractEventLoop) -> None:
 def publish(workspace_id: int, payload: dict, recipients: str | Iterable[int] = AGENTS) -> None:
     """Send ``payload`` to the workspace's agents, or to the given membership ids, in the order
     of the calls."""
-    global _draining, _drain_loop
     if recipients == AGENTS:
         groups = [agents_group(workspace_id)]
     else:
         groups = [member_group(member_id) for member_id in recipients]
+    publish_to_groups(groups, {"workspace_id": workspace_id, **payload})
+
+
+def publish_to_groups(groups: list[str], payload: dict) -> None:
+    """Send ``payload`` to channel-layer groups other than agents' (e.g. a website visitor's
+    widget), through the same ordered, batched drain."""
+    global _draining, _drain_loop
     with _pending_lock:
-        _pending.append((groups, {"workspace_id": workspace_id, **payload}))
+        _pending.append((list(groups), payload))
         if _draining and _drain_loop is not None and _drain_loop.is_running():
             return
         # No drain running, or its loop stopped before draining (a server shutting down).

@@ -1,0 +1,78 @@
+"""Live-chat messages as the widget shows them, and pushing them to a visitor's open widgets."""
+
+from __future__ import annotations
+
+from loket.inbox.models import (
+    Channel,
+    ContactIdentity,
+    Conversation,
+    Direction,
+    Message,
+    MessageKind,
+)
+from loket.realtime.publish import publish_to_groups
+
+HISTORY = 50
+
+
+def as_widget_message(message: Message) -> dict:
+    """What the widget shows: never internal notes, never agents' email addresses."""
+    author = {"name": ""}
+    if message.direction == Direction.OUTBOUND and message.author_member_id:
+        author["name"] = message.author_member.display_name.split("@")[0]
+    client_id = ""
+    if message.direction == Direction.INBOUND and message.external_id:
+        client_id = message.external_id.rsplit(":", 1)[-1]
+    return {
+        "id": message.pk,
+        "client_id": client_id,
+        "direction": "in" if message.direction == Direction.INBOUND else "out",
+        "text": message.text,
+        "created_at": message.created_at.isoformat(),
+        "author": author,
+        "status": message.status or "",
+    }
+
+
+def visitor_keys(channel: Channel, contact_id: int) -> list[str]:
+    return list(
+        ContactIdentity.objects.filter(channel=channel, contact_id=contact_id).values_list(
+            "external_id", flat=True
+        )
+    )
+
+
+def history(channel: Channel, visitor_key: str, *, after: int | None = None) -> list[dict]:
+    """The visitor's customer-visible messages on this channel, oldest first (the last
+    ``HISTORY``, or those after ``after``)."""
+    contact_id = (
+        ContactIdentity.objects.filter(channel=channel, external_id=visitor_key)
+        .values_list("contact_id", flat=True)
+        .first()
+    )
+    if contact_id is None:
+        return []
+    conversations = Conversation.objects.filter(
+        workspace_id=channel.workspace_id, channel=channel, contact_id=contact_id
+    ).values("pk")
+    messages = Message.objects.filter(
+        conversation_id__in=conversations, kind=MessageKind.MESSAGE
+    ).select_related("author_member__user")
+    if after is not None:
+        return [as_widget_message(m) for m in messages.filter(pk__gt=after).order_by("pk")]
+    newest = list(messages.order_by("-pk")[:HISTORY])
+    return [as_widget_message(m) for m in reversed(newest)]
+
+
+def push(channel: Channel, visitor_keys_: list[str], payload: dict) -> None:
+    from loket.connectors.livechat.connector import visitor_group
+
+    publish_to_groups([visitor_group(channel.pk, key) for key in visitor_keys_], payload)
+
+
+def push_reply(channel: Channel, message: Message) -> None:
+    """An agent's reply to every open widget of the conversation's contact."""
+    contact_id = message.conversation.contact_id
+    push(channel, visitor_keys(channel, contact_id), {
+        "type": "message", "message": as_widget_message(message)
+    })  # fmt: skip

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from loket.connectors.livechat import views
+
+urlpatterns = [
+    path("<str:channel_uuid>.js", views.loader, name="livechat-loader"),
+    path("<str:channel_uuid>/frame/", views.frame, name="livechat-frame"),
+    path("<str:channel_uuid>/api/session", views.session, name="livechat-session"),
+    path("<str:channel_uuid>/api/messages", views.messages, name="livechat-messages"),
+    path("<str:channel_uuid>/api/prechat", views.prechat, name="livechat-prechat"),
+    path("<str:channel_uuid>/api/read", views.read, name="livechat-read"),
+]

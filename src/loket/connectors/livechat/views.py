@@ -1,0 +1,201 @@
+"""The widget's HTTP side: the loader script, the iframe page and the frame's JSON API (see
+README.md). No cookies and no CSRF: a visitor is who their signed token says."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.translation import get_supported_language_variant
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from loket.connectors.livechat import delivery, widget
+from loket.connectors.livechat.widget import WidgetError
+from loket.inbox.models import Channel
+
+STATIC = Path(__file__).parent / "static" / "livechat"
+MAX_BODY = 64 * 1024
+LONG_POLL_MAX = 25
+
+
+def _channel(channel_uuid: str) -> Channel:
+    try:
+        key = uuid.UUID(channel_uuid)
+    except ValueError:
+        raise Http404("no such chat") from None
+    channel = Channel.objects.filter(uuid=key, kind="livechat", is_active=True).first()
+    if channel is None:
+        raise Http404("no such chat")
+    return channel
+
+
+def _error(exc: WidgetError) -> JsonResponse:
+    response = JsonResponse(
+        {"error": {"code": exc.code, "message": exc.message}}, status=exc.status
+    )
+    if exc.retry_after:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _body(request) -> dict:
+    if len(request.body) > MAX_BODY:
+        raise WidgetError(413, "too_large", "the request is too large")
+    try:
+        data = json.loads(request.body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise WidgetError(400, "invalid", "the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise WidgetError(400, "invalid", "the body must be a JSON object")
+    return data
+
+
+def _language(value: str) -> str:
+    try:
+        return get_supported_language_variant((value or "en").split("-")[0].lower())
+    except LookupError:
+        return "en"
+
+
+def _ip(request) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _api(view):
+    """JSON errors for WidgetError; never cached; no cookies set."""
+
+    def wrapper(request, channel_uuid: str, *args, **kwargs):
+        channel = _channel(channel_uuid)
+        try:
+            response = view(request, channel, *args, **kwargs)
+        except WidgetError as exc:
+            response = _error(exc)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    wrapper.__name__ = view.__name__
+    return csrf_exempt(wrapper)
+
+
+@require_GET
+def loader(request, channel_uuid: str):
+    """The script host pages load: tiny, cacheable for a few minutes."""
+    channel = _channel(channel_uuid)
+    source = (STATIC / "loader.js").read_text(encoding="utf-8")
+    source = source.replace("__LOKET_ORIGIN__", settings.LOKET_PUBLIC_URL).replace(
+        "__CHANNEL__", str(channel.uuid)
+    )
+    response = HttpResponse(source, content_type="application/javascript; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=300"
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@require_GET
+def frame(request, channel_uuid: str):
+    channel = _channel(channel_uuid)
+    allowed = channel.settings.get("allowed_origins") or []
+    response = render(
+        request,
+        "livechat/frame.html",
+        {"channel_uuid": str(channel.uuid), "lang": _language(request.GET.get("lang", ""))},
+    )
+    ancestors = " ".join(allowed) if allowed else "*"
+    response["Content-Security-Policy"] = (
+        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+        f"style-src 'self'; script-src 'self'; frame-ancestors {ancestors}"
+    )
+    response["Referrer-Policy"] = "no-referrer"
+    response.headers.pop("X-Frame-Options", None)
+    response.xframe_options_exempt = True
+    return response
+
+
+@require_POST
+@_api
+def session(request, channel: Channel):
+    data = _body(request)
+    language = _language(str(data.get("locale") or ""))
+    user = data.get("user") if isinstance(data.get("user"), dict) else None
+    token, visitor = widget.start_session(
+        channel, token=str(data.get("token") or ""), user=user, language=language
+    )
+    return JsonResponse(
+        {
+            "token": token,
+            "visitor": {
+                "name": visitor.profile.get("name", ""),
+                "email": visitor.profile.get("email", ""),
+                "verified": visitor.verified,
+                "prechat_done": bool(visitor.profile.get("prechat_done")),
+            },
+            "config": widget.config(channel, language),
+            "messages": delivery.history(channel, visitor.key),
+            "status": {"online": True, "reply_time": channel.settings.get("reply_time", "")},
+        }
+    )
+
+
+def _visitor(request, channel: Channel, data: dict | None = None):
+    token = (data or {}).get("token") or request.headers.get("X-Loket-Visitor", "")
+    return widget.visitor_from_token(channel, str(token))
+
+
+@_api
+def messages(request, channel: Channel):
+    if request.method == "POST":
+        data = _body(request)
+        visitor = _visitor(request, channel, data)
+        shown = widget.post_message(
+            channel,
+            visitor,
+            client_id=str(data.get("client_id") or ""),
+            text=str(data.get("text") or ""),
+            page=data.get("page"),
+            ip=_ip(request),
+        )
+        return JsonResponse({"message": shown}, status=201)
+    if request.method != "GET":
+        return JsonResponse({"error": {"code": "method", "message": "GET or POST"}}, status=405)
+    visitor = _visitor(request, channel)
+    try:
+        after = int(request.GET.get("after") or 0)
+        wait = min(max(float(request.GET.get("wait") or 0), 0), LONG_POLL_MAX)
+    except ValueError:
+        raise WidgetError(400, "invalid", "after and wait must be numbers") from None
+    deadline = time.monotonic() + wait
+    while True:  # long-poll: the websocket's fallback through proxies that block it
+        found = delivery.history(channel, visitor.key, after=after)
+        if found or time.monotonic() >= deadline:
+            return JsonResponse({"messages": found, "typing": None})
+        time.sleep(1.0)
+
+
+@require_POST
+@_api
+def prechat(request, channel: Channel):
+    data = _body(request)
+    token, visitor = widget.save_prechat(channel, _visitor(request, channel, data), data)
+    return JsonResponse(
+        {"token": token, "visitor": {"name": visitor.profile.get("name", ""),
+                                     "email": visitor.profile.get("email", ""),
+                                     "verified": visitor.verified, "prechat_done": True}}
+    )  # fmt: skip
+
+
+@require_POST
+@_api
+def read(request, channel: Channel):
+    data = _body(request)
+    try:
+        up_to = int(data.get("up_to") or 0)
+    except (TypeError, ValueError):
+        raise WidgetError(400, "invalid", "up_to must be a message id") from None
+    widget.mark_read(channel, _visitor(request, channel, data), up_to)
+    return JsonResponse({})

@@ -1,0 +1,221 @@
+"""What the widget endpoints and the widget websocket do, in one place: start or resume a
+visitor's session, take a message (through the journal, the one ingest path), the pre-chat
+form, read receipts, and abuse limits."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.utils.translation import gettext as _
+from django.utils.translation import override
+
+from loket.connectors.livechat import delivery
+from loket.connectors.livechat.connector import (
+    MAX_TEXT,
+    issue_token,
+    new_visitor_key,
+    read_token,
+    verify_identity,
+)
+from loket.inbox.items import StatusUpdate
+from loket.inbox.models import Channel, DeliveryStatus, Direction, Message
+from loket.inbox.services import journal
+from loket.inbox.services.ingest import receive
+
+
+class WidgetError(Exception):
+    def __init__(self, status: int, code: str, message: str, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+
+
+@dataclass
+class Visitor:
+    key: str
+    profile: dict
+
+    @property
+    def verified(self) -> bool:
+        return self.key.startswith("user:")
+
+
+def allow(bucket: str, limit: int, window: int) -> None:
+    """A fixed-window rate limit in the cache (shared by all processes with Redis)."""
+    key = f"loket:rate:{bucket}:{int(time.time() // window)}"
+    if cache.add(key, 1, window + 1):
+        return
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, window + 1)
+        return
+    if count > limit:
+        raise WidgetError(429, "rate_limited", _("Too many messages; wait a moment."), window)
+
+
+def read_token_or_none(channel: Channel, token: str) -> Visitor | None:
+    found = read_token(channel, token)
+    return Visitor(*found) if found else None
+
+
+def visitor_from_token(channel: Channel, token: str) -> Visitor:
+    found = read_token(channel, token)
+    if found is None:
+        raise WidgetError(401, "bad_token", "the visitor token is not valid for this channel")
+    return Visitor(*found)
+
+
+def texts(channel: Channel, language: str) -> dict:
+    """The widget's texts in the visitor's language, with the channel's own overrides."""
+    with override(language):
+        base = {
+            "launcher_label": _("Chat with us"),
+            "title": channel.settings.get("title") or channel.name,
+            "greeting": channel.settings.get("greeting") or _("Hi! How can we help?"),
+            "placeholder": _("Write a message…"),
+            "send": _("Send"),
+            "close": _("Close"),
+            "online": _("We are online"),
+            "away": _("We are away"),
+            "typing": _("{name} is typing…"),
+            "seen": _("Seen"),
+            "retry": _("Retry"),
+            "prechat_intro": _("Before we start, tell us who you are."),
+            "prechat_submit": _("Start chat"),
+            "required": _("Required"),
+            "invalid_email": _("Enter a valid email address."),
+            "offline_intro": _("Leave a message and we will answer by email."),
+        }
+    overrides = (channel.settings.get("texts") or {}).get(language) or {}
+    return {**base, **{k: v for k, v in overrides.items() if k in base and v}}
+
+
+def config(channel: Channel, language: str) -> dict:
+    s = channel.settings
+    return {
+        "title": s.get("title") or channel.name,
+        "greeting": s.get("greeting") or "",
+        "color": s.get("color") or "#1f5fd1",
+        "position": s.get("position") or "right",
+        "texts": texts(channel, language),
+        "prechat": s.get("prechat") or {"enabled": False, "fields": []},
+        "branding": bool(s.get("branding", True)),
+        "max_upload_bytes": settings.LOKET_ATTACHMENT_MAX_BYTES,
+    }
+
+
+def start_session(
+    channel: Channel, *, token: str = "", user: dict | None = None, language: str = "en"
+) -> tuple[str, Visitor]:
+    """Resume the visitor of ``token``, or start a new one; a host site's user with a valid
+    HMAC becomes ``user:<id>`` (their contact and history), an invalid one is ignored (or
+    refused when the channel requires identity)."""
+    visitor = None
+    if token:
+        found = read_token(channel, token)
+        if found is not None:
+            visitor = Visitor(*found)
+    if user and user.get("id"):
+        user_id = str(user["id"])[:200]
+        if verify_identity(channel, user_id, str(user.get("hmac") or "")):
+            profile = {
+                "name": str(user.get("name") or "")[:200],
+                "email": str(user.get("email") or "")[:254],
+            }
+            visitor = Visitor(
+                f"user:{user_id}", {**(visitor.profile if visitor else {}), **profile}
+            )
+        elif channel.settings.get("require_identity"):
+            raise WidgetError(403, "identity_required", "the user's signature is not valid")
+    if channel.settings.get("require_identity") and (visitor is None or not visitor.verified):
+        raise WidgetError(403, "identity_required", "this chat needs a signed-in user")
+    if visitor is None:
+        visitor = Visitor(new_visitor_key(), {})
+    return issue_token(channel, visitor.key, visitor.profile), visitor
+
+
+def save_prechat(channel: Channel, visitor: Visitor, data: dict) -> tuple[str, Visitor]:
+    fields = {f["name"]: f for f in (channel.settings.get("prechat") or {}).get("fields", [])}
+    profile = dict(visitor.profile)
+    for name in ("name", "email", "phone"):
+        value = str(data.get(name) or "").strip()
+        if value:
+            profile[name] = value[:254]
+    custom = data.get("fields") if isinstance(data.get("fields"), dict) else {}
+    extra = {k: str(v).strip()[:500] for k, v in custom.items() if k in fields and v}
+    for name, field in fields.items():
+        value = profile.get(name) if name in ("name", "email", "phone") else extra.get(name)
+        if field.get("required") and not value:
+            raise WidgetError(400, "invalid", f"{field['label']}: " + _("Required"))
+    if profile.get("email"):
+        try:
+            validate_email(profile["email"])
+        except ValidationError:
+            raise WidgetError(400, "invalid", _("Enter a valid email address.")) from None
+    if extra:
+        profile["fields"] = extra
+    profile["prechat_done"] = True
+    return issue_token(channel, visitor.key, profile), Visitor(visitor.key, profile)
+
+
+def post_message(
+    channel: Channel, visitor: Visitor, *, client_id: str, text: str, page: dict | None, ip: str
+) -> dict:
+    """Store a visitor's message through the journal; returns it as the widget shows it."""
+    text = (text or "").strip()
+    client_id = str(client_id or "").strip()[:100]
+    if not text or not client_id:
+        raise WidgetError(400, "invalid", "a message needs text and a client_id")
+    if len(text) > MAX_TEXT:
+        raise WidgetError(413, "too_large", f"a message has at most {MAX_TEXT} characters")
+    allow(f"lc-visitor:{channel.pk}:{visitor.key}", settings.LOKET_WIDGET_MESSAGES_PER_MINUTE, 60)
+    allow(f"lc-ip:{channel.pk}:{ip}", settings.LOKET_WIDGET_MESSAGES_PER_MINUTE_PER_IP, 60)
+    body = json.dumps(
+        {
+            "visitor": visitor.key,
+            "client_id": client_id,
+            "text": text,
+            "contact": {k: visitor.profile.get(k, "") for k in ("name", "email", "phone")},
+            "page": _page(page),
+        }
+    ).encode()
+    outcome = journal.record(channel, body, {"source": "widget"}, content_type="application/json")
+    if outcome.bad_payload or outcome.status == "failed":
+        raise WidgetError(400, "invalid", outcome.error or "the message could not be stored")
+    message = (
+        Message.objects.filter(
+            channel=channel,
+            direction=Direction.INBOUND,
+            external_id=f"{visitor.key}:{client_id}",
+        )
+        .select_related("author_member__user")
+        .first()
+    )
+    shown = delivery.as_widget_message(message)
+    # The visitor's other tabs show it too.
+    delivery.push(channel, [visitor.key], {"type": "message", "message": shown})
+    return shown
+
+
+def mark_read(channel: Channel, visitor: Visitor, up_to: int) -> int:
+    """The visitor has seen the agents' replies up to ``up_to``: they become read."""
+    ids = [
+        m["id"]
+        for m in delivery.history(channel, visitor.key)
+        if m["direction"] == "out" and m["id"] <= up_to and m["status"] != DeliveryStatus.READ
+    ]
+    for message_id in ids:
+        receive(channel, StatusUpdate(f"lc_{message_id}", DeliveryStatus.READ))
+    return len(ids)
+
+
+def _page(page) -> dict:
+    if not isinstance(page, dict):
+        return {}
+    return {k: str(page.get(k) or "")[:1000] for k in ("url", "title", "referrer")}
