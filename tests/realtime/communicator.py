@@ -37,6 +37,14 @@ class WebsocketCommunicator(ApplicationCommunicator):
     async def send_json_to(self, data) -> None:
         await self.send_input({"type": "websocket.receive", "text": json.dumps(data)})
 
+    async def send_to(self, text_data: str) -> None:
+        await self.send_input({"type": "websocket.receive", "text": text_data})
+
+    async def receive_from(self, timeout: float = 1) -> str:
+        response = await self.receive_output(timeout)
+        assert response["type"] == "websocket.send", response
+        return response["text"]
+
     async def receive_json_from(self, timeout: float = 1):
         response = await self.receive_output(timeout)
         assert response["type"] == "websocket.send", response
