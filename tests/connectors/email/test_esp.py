@@ -77,6 +77,11 @@ def test_each_esp_names_its_secrets():
     assert "esp_sns_topic_arn" in esp.SECRET_KEYS["ses"]
 
 
+def test_basic_auth_challenge_names_a_realm():
+    # Amazon SNS only sends the URL's credentials after a 401 with a Basic challenge and realm.
+    assert esp.BASIC_AUTH_CHALLENGE["WWW-Authenticate"].startswith("Basic realm=")
+
+
 def test_journal_meta_keeps_the_content_type():
     request = make_request(MAILGUN_BODY, MAILGUN_TYPE)
     assert esp.journal_meta("mailgun", request) == {"content_type": MAILGUN_TYPE}

@@ -69,6 +69,7 @@ from loket import http
 from loket.connectors.base import BadPayload, InvalidConfig, WebhookRejected, WebhookRequest
 
 __all__ = [
+    "BASIC_AUTH_CHALLENGE",
     "DEFAULT_SNS_CERT_URL_PATTERN",
     "DEFAULT_SNS_SUBSCRIBE_URL_PATTERN",
     "ESPS",
@@ -99,6 +100,11 @@ _LABELS = {
     "sendgrid": "SendGrid",
     "ses": "Amazon SNS",
 }
+
+# Amazon SNS sends the credentials of its subscription URL only after an answer of 401 carrying
+# this challenge (with a realm); Postmark and SendGrid send them up front. The webhook route
+# should add it to 401 answers.
+BASIC_AUTH_CHALLENGE = {"WWW-Authenticate": 'Basic realm="Loket"'}
 
 # SendGrid's signed webhooks (Event Webhook and Inbound Parse security policies): base64 DER
 # ECDSA P-256/SHA-256 signature over the timestamp header followed by the raw body.
