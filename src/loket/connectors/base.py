@@ -70,12 +70,14 @@ class WebhookResponse:
 
 
 class WebhookRejected(Exception):
-    """Verification failed: nothing is stored. 401 (bad or missing credentials) or 403."""
+    """Verification failed: nothing is stored. 401 (bad or missing credentials) or 403.
+    ``headers`` go on the answer (e.g. a Basic auth challenge some providers wait for)."""
 
-    def __init__(self, reason: str, status: int = 401) -> None:
+    def __init__(self, reason: str, status: int = 401, headers: dict | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.headers = headers or {}
 
 
 class InvalidConfig(ValueError):

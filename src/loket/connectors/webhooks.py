@@ -118,7 +118,9 @@ def _admit(kind: str, channel_id: str, request: WebhookRequest, cached_only: boo
         connector.verify(channel, request)
     except WebhookRejected as exc:
         log.warning("rejected %s webhook for channel %s: %s", kind, channel.pk, exc.reason)
-        return _error(exc.status, "unauthorized", exc.reason)
+        answer = _error(exc.status, "unauthorized", exc.reason)
+        answer.headers.update(exc.headers)
+        return answer
     meta = connector.journal_meta(request)
     return connector, journal.Delivery(channel, request.body, meta, request.content_type), request
 

@@ -35,7 +35,7 @@ from loket.connectors.base import (
     WebhookRejected,
     WebhookRequest,
 )
-from loket.connectors.email import composing, imap, smtp
+from loket.connectors.email import composing, esp, imap, smtp
 from loket.connectors.email.parsing import ParsedEmail, UnparseableEmail, parse_email
 from loket.inbox.items import (
     Ignored,
@@ -53,7 +53,16 @@ from loket.inbox.services import media, threads
 log = logging.getLogger(__name__)
 
 SECURITY_CHOICES = ("tls", "starttls", "none")
-SECRET_KEYS = ("imap_password", "imap_oauth2_token", "smtp_password", "smtp_oauth2_token")
+SECRET_KEYS = (
+    "imap_password",
+    "imap_oauth2_token",
+    "smtp_password",
+    "smtp_oauth2_token",
+    "esp_signing_key",
+    "esp_webhook_password",
+    "esp_sendgrid_public_key",
+    "esp_sns_topic_arn",
+)
 _SUBJECT_NUMBER = re.compile(r"\[#(\d{1,12})\]")
 _MAX_SUBJECT_REFERENCE = 10**12
 
@@ -62,7 +71,8 @@ def _defaults() -> dict[str, Any]:
     return {
         "address": "",
         "from_name": "",
-        "inbound": "imap",  # imap | forward (mail forwarded to loket smtpd)
+        "inbound": "imap",  # imap | forward (mail forwarded to loket smtpd) | esp (a webhook)
+        "esp": "",  # with inbound "esp": mailgun | postmark | sendgrid | ses
         "imap_host": "",
         "imap_port": 993,
         "imap_security": "tls",
@@ -116,7 +126,10 @@ class EmailConnector(Connector):
         out: dict[str, Any] = {}
         out["address"] = _email(values["address"], "address", required=True)
         out["from_name"] = _string(values["from_name"], "from_name", 200)
-        out["inbound"] = _choice(values["inbound"], "inbound", ("imap", "forward"))
+        out["inbound"] = _choice(values["inbound"], "inbound", ("imap", "forward", "esp"))
+        out["esp"] = ""
+        if out["inbound"] == "esp":
+            out["esp"] = _choice(values["esp"], "esp", esp.ESPS)
         for side, port in (("imap", 993), ("smtp", 587)):
             out[f"{side}_host"] = _host(values[f"{side}_host"], f"{side}_host")
             given = values[f"{side}_port"]
@@ -156,6 +169,8 @@ class EmailConnector(Connector):
                 secrets[key] = _string(config[key], key, 4096)
             elif key in config and existing is None:
                 secrets.pop(key, None)
+        if out["inbound"] == "esp":
+            esp.check_secrets(out["esp"], secrets)
         return ChannelSetup(settings=out, secrets=secrets)
 
     def public_settings(self, channel: Channel) -> dict[str, Any]:
@@ -213,10 +228,33 @@ class EmailConnector(Connector):
 
     # -- inbound --------------------------------------------------------------------------------
     def verify(self, channel: Channel, request: WebhookRequest) -> None:
-        # Mail arrives through the IMAP poller or loket smtpd, never through /hooks/.
-        raise WebhookRejected("email channels do not take webhooks", 404)
+        """Only a channel that takes mail from an ESP's inbound webhook has a webhook."""
+        provider = channel.settings.get("esp") if channel.settings.get("inbound") == "esp" else ""
+        if not provider:
+            raise WebhookRejected("this email channel does not take webhooks", 404)
+        try:
+            esp.verify(provider, request, channel.secrets)
+        except WebhookRejected as exc:
+            if exc.status == 401:  # Amazon SNS sends its credentials only when challenged
+                raise WebhookRejected(exc.reason, 401, esp.BASIC_AUTH_CHALLENGE) from None
+            raise
+
+    def journal_meta(self, request: WebhookRequest) -> dict[str, Any]:
+        return {"content_type": request.content_type, "source": "esp"}
 
     def parse(self, channel: Channel, body: bytes, meta: dict[str, Any]) -> list[InboundItem]:
+        if meta.get("source") == "esp":
+            provider = channel.settings.get("esp", "")
+            raw = esp.raw_mime(provider, body, meta)
+            if raw is None:
+                confirm = esp.subscribe_url(body) if provider == "ses" else None
+                if confirm:
+                    from loket.connectors.email import tasks
+
+                    tasks.confirm_sns_subscription.enqueue(channel.pk, confirm)
+                    return [Ignored("an Amazon SNS subscription confirmation (confirming it)")]
+                return [Ignored(f"a {provider} notification that carries no mail")]
+            body = raw
         try:
             mail = parse_email(
                 body,

@@ -194,7 +194,16 @@ class EmailChannelForm(ChannelForm):
     """An email channel's settings; field names are the email connector's config keys. Blank
     passwords keep the stored ones when editing."""
 
-    SECRETS = ("imap_password", "imap_oauth2_token", "smtp_password", "smtp_oauth2_token")
+    SECRETS = (
+        "imap_password",
+        "imap_oauth2_token",
+        "smtp_password",
+        "smtp_oauth2_token",
+        "esp_signing_key",
+        "esp_webhook_password",
+        "esp_sendgrid_public_key",
+        "esp_sns_topic_arn",
+    )
 
     address = forms.EmailField(
         label=_("Support address"),
@@ -211,7 +220,43 @@ class EmailChannelForm(ChannelForm):
         choices=[
             ("imap", _("Read a mailbox over IMAP")),
             ("forward", _("Forward mail to Loket's own SMTP receiver")),
+            ("esp", _("Receive mail from an email service's inbound webhook")),
         ],
+    )
+    esp = forms.ChoiceField(
+        label=_("Email service"),
+        required=False,
+        choices=[
+            ("", "—"),
+            ("mailgun", "Mailgun"),
+            ("postmark", "Postmark"),
+            ("sendgrid", "SendGrid"),
+            ("ses", "Amazon SES (through SNS)"),
+        ],
+    )
+    esp_signing_key = forms.CharField(
+        label=_("Mailgun webhook signing key"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+    )
+    esp_webhook_password = forms.CharField(
+        label=_("Webhook password"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_(
+            "Postmark, SendGrid, Amazon SNS: put it in the webhook URL as "
+            "https://loket:<password>@… ."
+        ),
+    )
+    esp_sendgrid_public_key = forms.CharField(
+        label=_("SendGrid security policy public key"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+    )
+    esp_sns_topic_arn = forms.CharField(
+        label=_("Amazon SNS topic ARN"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
     )
     imap_host = forms.CharField(label=_("IMAP server"), max_length=253, required=False)
     imap_port = forms.IntegerField(label=_("IMAP port"), min_value=1, max_value=65535, initial=993)
@@ -292,6 +337,67 @@ class EmailChannelForm(ChannelForm):
         data = self.cleaned_data
         keys = [name for name in self.fields if name not in ("name", "default_team")]
         return {key: data[key] for key in keys if not (key in self.SECRETS and not data[key])}
+
+
+class LiveChatChannelForm(ChannelForm):
+    """A live-chat widget's settings; field names are the live-chat connector's config keys."""
+
+    title = forms.CharField(label=_("Widget title"), max_length=100, required=False)
+    greeting = forms.CharField(
+        label=_("Greeting"),
+        max_length=500,
+        required=False,
+        help_text=_("The first thing a visitor reads, e.g. “Hi! How can we help?”"),
+    )
+    color = forms.RegexField(
+        label=_("Colour"),
+        regex=r"^#[0-9a-fA-F]{6}$",
+        initial="#1f5fd1",
+        widget=forms.TextInput(attrs={"type": "color"}),
+    )
+    position = forms.ChoiceField(
+        label=_("Position"), choices=[("right", _("Bottom right")), ("left", _("Bottom left"))]
+    )
+    allowed_origins = forms.CharField(
+        label=_("Websites allowed to show the chat"),
+        max_length=4000,
+        required=False,
+        help_text=_(
+            "Origins such as https://www.example.com, comma separated. Empty: any website."
+        ),
+    )
+    reply_time = forms.CharField(
+        label=_("Expected reply time"),
+        max_length=100,
+        required=False,
+        help_text=_("Shown in the widget, e.g. “within a few minutes”."),
+    )
+    require_identity = forms.BooleanField(
+        label=_("Only signed-in users of your website may chat"),
+        required=False,
+        help_text=_("Your website passes the user's id with an HMAC made with the secret."),
+    )
+    branding = forms.BooleanField(label=_("Show “Powered by Loket”"), required=False, initial=True)
+
+    KEYS = (
+        "title",
+        "greeting",
+        "color",
+        "position",
+        "allowed_origins",
+        "reply_time",
+        "require_identity",
+        "branding",
+    )
+
+    def __init__(self, workspace: Workspace, *args, initial_config=None, **kwargs):
+        initial = {**(initial_config or {}), **kwargs.pop("initial", {})}
+        if isinstance(initial.get("allowed_origins"), list):
+            initial["allowed_origins"] = ", ".join(initial["allowed_origins"])
+        super().__init__(workspace, *args, initial=initial, **kwargs)
+
+    def config(self) -> dict:
+        return {key: self.cleaned_data[key] for key in self.KEYS}
 
 
 class TokenForm(forms.Form):

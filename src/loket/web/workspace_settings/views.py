@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.shortcuts import redirect, render
@@ -47,6 +48,7 @@ from loket.web.workspace_settings.forms import (
     ChannelForm,
     EmailChannelForm,
     LabelForm,
+    LiveChatChannelForm,
     MemberForm,
     TeamForm,
     TokenForm,
@@ -305,6 +307,7 @@ def _new_channel_forms(request):
     return {
         "api": ApiChannelForm(workspace, data if posted == "api" else None),
         "email": EmailChannelForm(workspace, data if posted == "email" else None),
+        "livechat": LiveChatChannelForm(workspace, data if posted == "livechat" else None),
     }, posted
 
 
@@ -332,14 +335,15 @@ def channels(request):
     form = forms.get(posted)
     if form is not None and form.is_valid():
         channel, shown_once = _create(request, posted, form)
-        if channel is not None and posted == "api":
-            # Rendered, not redirected: the signing secret is shown this once and kept nowhere.
+        if channel is not None and posted in ("api", "livechat"):
+            # Rendered, not redirected: the secret is shown this once and kept nowhere.
             return _render(
                 request,
                 "channel_created.html",
                 {
                     "channel": channel,
-                    "webhook_url": webhook_url(channel),
+                    "webhook_url": webhook_url(channel) if posted == "api" else "",
+                    "snippet": _snippet(channel) if posted == "livechat" else "",
                     "secret": shown_once.get("secret", ""),
                 },
             )
@@ -353,9 +357,19 @@ def channels(request):
     return _render(
         request,
         "channels.html",
-        {"rows": _channel_rows(workspace), "form": forms["api"], "email_form": forms["email"]},
+        {
+            "rows": _channel_rows(workspace),
+            "form": forms["api"],
+            "email_form": forms["email"],
+            "livechat_form": forms["livechat"],
+        },
         status=400 if posted else 200,
     )
+
+
+def _snippet(channel) -> str:
+    """The one line a website adds to show this live chat."""
+    return f'<script src="{settings.LOKET_PUBLIC_URL}/widget/{channel.uuid}.js" async></script>'
 
 
 def _edit_form(request, channel):
@@ -364,6 +378,10 @@ def _edit_form(request, channel):
     initial = {"name": channel.name, "default_team": channel.default_team_id}
     if channel.kind == "email":
         return EmailChannelForm(workspace, data, initial=initial, initial_config=channel.settings)
+    if channel.kind == "livechat":
+        return LiveChatChannelForm(
+            workspace, data, initial=initial, initial_config=channel.settings
+        )
     return ChannelForm(workspace, data, initial=initial)
 
 
@@ -381,7 +399,7 @@ def channel_edit(request, channel_id: int):
                     name=form.cleaned_data["name"],
                     default_team=form.cleaned_data["default_team"],
                 )
-                if isinstance(form, EmailChannelForm):
+                if isinstance(form, EmailChannelForm | LiveChatChannelForm):
                     reconfigure_channel(channel, get_connector(channel.kind), form.config())
         except InvalidConfig as exc:
             form.add_error(None, str(exc))
@@ -396,7 +414,10 @@ def channel_edit(request, channel_id: int):
             "channel": channel,
             "form": form,
             "kind_label": connector.label if connector else channel.kind,
-            "webhook_url": webhook_url(channel) if channel.kind != "email" else "",
+            "webhook_url": webhook_url(channel)
+            if channel.kind == "api" or channel.settings.get("inbound") == "esp"
+            else "",
+            "snippet": _snippet(channel) if channel.kind == "livechat" else "",
             "public": connector.public_settings(channel) if connector else {},
             "mailbox": queries.mailbox(channel),
         },
