@@ -1,0 +1,1151 @@
+/* Loket live chat: the widget app inside the iframe (templates/livechat/frame.html).
+   Dependency-free ES2017, no build step. Builds the launcher, the chat panel and the pre-chat
+   form into #loket, starts or resumes the visitor's session (POST api/session), talks to Loket
+   over a websocket (long-poll when websockets cannot open), and talks to the loader on the host
+   page with postMessage (resize, event, ready ← → page, command).
+   Protocol: src/loket/connectors/livechat/README.md. Message text only ever becomes text nodes
+   (links, *bold* and _italic_ are built as DOM nodes, never innerHTML). */
+(function () {
+  "use strict";
+  const root = document.getElementById("loket");
+  if (!root || !root.dataset.channel) return;
+
+  const CHANNEL = root.dataset.channel;
+  const API = "/widget/" + encodeURIComponent(CHANNEL) + "/api/";
+  const WS_URL = (location.protocol === "https:" ? "wss://" : "ws://") + location.host +
+    "/ws/widget/" + encodeURIComponent(CHANNEL) + "/";
+  const EMBEDDED = window.parent !== window;
+  const LOCALE = navigator.language || root.dataset.lang || "en";
+  const MAX_TEXT = 4000; // characters; keeps a websocket frame far below 16 KB
+  const SIZE = { open: [380, 600], closed: [64, 64], hidden: [0, 0] };
+
+  const TEXTS = {
+    launcher_label: "Chat with us",
+    title: "Chat with us",
+    greeting: "Hi! How can we help?",
+    placeholder: "Write a message…",
+    send: "Send",
+    close: "Close chat",
+    online: "Online",
+    away: "Away",
+    typing: "{name} is typing…",
+    seen: "Seen",
+    retry: "Retry",
+    not_sent: "Not sent.",
+    you: "You",
+    unread: "{count} unread",
+    reconnecting: "Reconnecting…",
+    error: "Something went wrong. Please try again.",
+    prechat_intro: "Before we start, please tell us who you are.",
+    prechat_submit: "Start chat",
+    required: "This field is required.",
+    invalid_email: "Enter a valid email address.",
+    offline_intro: "We're away right now. Leave a message and we'll get back to you.",
+  };
+
+  // ---- state ---------------------------------------------------------------------------
+  let token = store("token");
+  let visitor = {};
+  let config = {};
+  let status = {};
+  let user = null; // from Loket.setUser, sent with every session call
+  let attributes = {}; // from Loket.setAttributes, sent with the next session call
+  let page = null; // from the loader
+  let ready = false; // a session has been loaded
+  let started = false; // the first session call has been made
+  let hiddenWidget = true; // nothing shown (before the session, or channel unavailable)
+  let isOpen = false;
+  let wantOpen = null; // open/close asked for before the session was ready
+  let unread = 0;
+  let lastReadSent = null;
+  const messages = []; // server messages plus the visitor's unconfirmed ones (no id yet)
+  const ui = {};
+
+  // ---- small helpers -------------------------------------------------------------------
+  const memory = {};
+  function store(name, value) {
+    const key = "loket:" + CHANNEL + ":" + name;
+    try {
+      if (value === undefined) return localStorage.getItem(key);
+      if (value === null) localStorage.removeItem(key);
+      else localStorage.setItem(key, value);
+    } catch (e) {
+      // storage blocked (some third-party iframe settings): keep it for this page only
+      if (value === undefined) return memory[key] || null;
+      memory[key] = value;
+    }
+    return null;
+  }
+
+  function t(key, vars) {
+    const texts = config.texts || {};
+    let text = typeof texts[key] === "string" && texts[key] ? texts[key] : TEXTS[key] || "";
+    for (const name in vars || {}) text = text.split("{" + name + "}").join(String(vars[name]));
+    return text;
+  }
+
+  function h(tag, attrs, children) {
+    const el = document.createElement(tag);
+    for (const name in attrs || {}) {
+      const value = attrs[name];
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "class") el.className = value;
+      else if (name === "text") el.textContent = value;
+      else if (name.slice(0, 2) === "on") el.addEventListener(name.slice(2), value);
+      else el.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children || []) {
+      if (child) el.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    }
+    return el;
+  }
+
+  const ICONS = {
+    chat: "M20 2H4a2 2 0 0 0-2 2v18l4-4h14a2 2 0 0 0 2-2V4a2 2 0 0 0-2-2zM6 9h12v2H6zm8 5H6v-2h8zm4-6H6V6h12z",
+    close: "M19 6.41 17.59 5 12 10.59 6.41 5 5 6.41 10.59 12 5 17.59 6.41 19 12 13.41 17.59 19 19 17.59 13.41 12z",
+    send: "M2.01 21 23 12 2.01 3 2 10l15 2-15 2z",
+  };
+  function icon(name) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    svg.setAttribute("class", "lk-icon");
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("d", ICONS[name]);
+    path.setAttribute("fill", "currentColor");
+    svg.appendChild(path);
+    return svg;
+  }
+
+  function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+  function jitter(ms) {
+    return ms / 2 + Math.random() * ms / 2;
+  }
+
+  function uuid() {
+    const c = window.crypto;
+    if (c && c.randomUUID) return c.randomUUID();
+    const b = new Uint8Array(16);
+    if (c && c.getRandomValues) c.getRandomValues(b);
+    else for (let i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
+    b[6] = (b[6] & 15) | 64;
+    b[8] = (b[8] & 63) | 128;
+    const x = Array.from(b, (v) => (v + 256).toString(16).slice(1)).join("");
+    return x.slice(0, 8) + "-" + x.slice(8, 12) + "-" + x.slice(12, 16) + "-" + x.slice(16, 20) + "-" + x.slice(20);
+  }
+
+  async function api(method, path, body, signal) {
+    const headers = { Accept: "application/json" };
+    if (token) headers["X-Loket-Visitor"] = token;
+    const init = { method: method, headers: headers, credentials: "omit", cache: "no-store", signal: signal };
+    if (body) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(API + path, init);
+    let data = null;
+    try {
+      data = await res.json();
+    } catch (e) {
+      data = null;
+    }
+    if (!res.ok) {
+      const error = (data && data.error) || {};
+      const err = new Error(error.message || "HTTP " + res.status);
+      err.status = res.status;
+      err.code = error.code;
+      const retryAfter = Number(res.headers.get("Retry-After"));
+      if (retryAfter > 0) err.retryAfter = Math.min(retryAfter, 300) * 1000;
+      throw err;
+    }
+    return data || {};
+  }
+
+  // ---- the loader on the host page -----------------------------------------------------
+  let parentOrigin = null;
+  try {
+    const ancestors = location.ancestorOrigins;
+    if (ancestors && ancestors.length && ancestors[0] !== "null") parentOrigin = ancestors[0];
+    else if (document.referrer) parentOrigin = new URL(document.referrer).origin;
+  } catch (e) {
+    parentOrigin = null;
+  }
+
+  function toParent(message) {
+    if (!EMBEDDED) return;
+    message.loket = 1;
+    // "*" only until the parent's origin is known (the first "ready" on a page without referrer).
+    window.parent.postMessage(message, parentOrigin || "*");
+  }
+
+  function emit(name, detail) {
+    toParent({ type: "event", name: name, detail: detail || {} });
+  }
+
+  function resize() {
+    const state = hiddenWidget ? "hidden" : isOpen ? "open" : "closed";
+    toParent({
+      type: "resize", state: state, width: SIZE[state][0], height: SIZE[state][1],
+      position: config.position === "left" ? "left" : "right",
+    });
+  }
+
+  window.addEventListener("message", (event) => {
+    if (!EMBEDDED || event.source !== window.parent) return;
+    if (parentOrigin && event.origin !== parentOrigin) return;
+    const data = event.data;
+    if (!data || data.loket !== 1) return;
+    parentOrigin = event.origin;
+    if (data.type === "page") onPage(data);
+    else if (data.type === "command") onCommand(data.name, Array.isArray(data.args) ? data.args : []);
+  });
+
+  function clip(value, max) {
+    return typeof value === "string" ? value.slice(0, max) : "";
+  }
+
+  function onPage(data) {
+    page = { url: clip(data.url, 2000), title: clip(data.title, 500), referrer: clip(data.referrer, 2000) };
+    if (!started) start();
+    else refreshSoon();
+  }
+
+  function onCommand(name, args) {
+    if (name === "open") setOpen(true);
+    else if (name === "close") setOpen(false);
+    else if (name === "toggle") setOpen(!(ready ? isOpen : wantOpen));
+    else if (name === "setUser") setUser(args[0]);
+    else if (name === "setAttributes" && args[0] && typeof args[0] === "object") {
+      Object.assign(attributes, args[0]);
+      if (started) refreshSoon();
+    }
+  }
+
+  function setUser(value) {
+    if (value && typeof value === "object") {
+      user = {};
+      for (const key of ["id", "name", "email", "hmac"]) {
+        if (value[key] !== undefined && value[key] !== null) user[key] = String(value[key]);
+      }
+    } else {
+      // Loket.setUser(null): signed out; start over as a new anonymous visitor
+      user = null;
+      setToken(null);
+      store("prechat", null);
+    }
+    if (started) session();
+  }
+
+  // ---- session -------------------------------------------------------------------------
+  let refreshTimer = null;
+  function refreshSoon() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(session, 800);
+  }
+
+  function setToken(value) {
+    token = value || null;
+    store("token", token);
+  }
+
+  function start() {
+    if (started) return;
+    started = true;
+    session();
+  }
+
+  let sessionRunning = null;
+  let sessionAgain = false;
+  async function session() {
+    clearTimeout(refreshTimer);
+    if (sessionRunning) {
+      sessionAgain = true; // setUser or navigation while a call is running: one more after it
+      return;
+    }
+    sessionRunning = true;
+    let delay = 1000;
+    for (;;) {
+      const body = { locale: LOCALE };
+      if (token) body.token = token;
+      if (page) body.page = page;
+      if (user) body.user = user;
+      const sent = attributes;
+      attributes = {};
+      if (Object.keys(sent).length) body.attributes = sent;
+      try {
+        applySession(await api("POST", "session", body));
+        break;
+      } catch (err) {
+        attributes = Object.assign(sent, attributes);
+        if (err.status === 401 && token) {
+          setToken(null); // expired or foreign token: start as a new visitor
+          continue;
+        }
+        if (err.status === 400 || err.status === 403 || err.status === 404) {
+          hide(); // channel gone, origin not allowed, or an identity is required
+          break;
+        }
+        await sleep(err.retryAfter || jitter(delay));
+        delay = Math.min(delay * 2, 60000);
+      }
+    }
+    sessionRunning = null;
+    if (sessionAgain) {
+      sessionAgain = false;
+      session();
+    }
+  }
+
+  function applySession(res) {
+    const first = !ready;
+    const previousVisitor = visitor.id;
+    setToken(res.token);
+    visitor = res.visitor || {};
+    config = res.config || {};
+    status = res.status || {};
+    const switched = !first && previousVisitor !== undefined && visitor.id !== previousVisitor;
+    if (switched) resetConversation();
+    for (const message of res.messages || []) receive(message, false);
+    if (first || switched) {
+      unread = messages.filter((m) => m.direction === "out" && (m.status === "sent" || m.status === "delivered")).length;
+    }
+    ready = true;
+    hiddenWidget = false;
+    applyConfig();
+    renderMode();
+    scrollToEnd();
+    resize();
+    if (wantOpen !== null) {
+      const open = wantOpen;
+      wantOpen = null;
+      setOpen(open);
+    } else if (!EMBEDDED && first) {
+      setOpen(true);
+    }
+    connect(switched); // a new socket (or poll) only for a different visitor
+    markRead();
+  }
+
+  function hide() {
+    if (isOpen) setOpen(false);
+    hiddenWidget = true;
+    disconnect();
+    resize();
+  }
+
+  function resetConversation() {
+    for (const m of messages) {
+      clearTimeout(m._timer);
+      if (m._node) m._node.remove();
+    }
+    messages.length = 0;
+    lastReadSent = null;
+    unread = 0;
+    showTyping(null, false);
+    if (ui.seen) ui.seen.remove();
+  }
+
+  // ---- realtime: websocket, long-poll fallback -----------------------------------------
+  let ws = null;
+  let wsOpen = false;
+  let wsAttempt = 0;
+  let openFailures = 0;
+  let mode = "ws"; // "ws" or "poll"
+  let reconnectTimer = null;
+  let pingTimer = null;
+  let pongTimer = null;
+  let pollAbort = null;
+  let polling = false;
+
+  function disconnect() {
+    clearTimeout(reconnectTimer);
+    clearInterval(pingTimer);
+    clearTimeout(pongTimer);
+    const socket = ws;
+    ws = null;
+    wsOpen = false;
+    if (socket) socket.close();
+    if (pollAbort) pollAbort.abort();
+  }
+
+  function connect(fresh) {
+    if (hiddenWidget || !token) return;
+    if (fresh) disconnect();
+    if (mode === "poll" || !("WebSocket" in window)) {
+      mode = "poll";
+      poll();
+      return;
+    }
+    if (ws) return;
+    clearTimeout(reconnectTimer);
+    let opened = false;
+    const socket = new WebSocket(WS_URL + "?token=" + encodeURIComponent(token));
+    ws = socket;
+    socket.onopen = () => {
+      if (socket !== ws) return;
+      opened = true;
+      wsOpen = true;
+      wsAttempt = 0;
+      openFailures = 0;
+      setConnected(true);
+      clearInterval(pingTimer);
+      pingTimer = setInterval(ping, 25000);
+      flushOutbox();
+      catchUp();
+      lastReadSent = null;
+      markRead();
+    };
+    socket.onmessage = (event) => {
+      if (socket !== ws) return;
+      clearTimeout(pongTimer);
+      onFrame(event.data);
+    };
+    socket.onclose = (event) => {
+      if (socket === ws) socketDown(event.code, opened);
+    };
+  }
+
+  function ping() {
+    if (!wsOpen) return;
+    wsSend({ type: "ping" });
+    clearTimeout(pongTimer);
+    pongTimer = setTimeout(() => {
+      // no answer: the connection is dead even if the browser has not noticed yet
+      const socket = ws;
+      if (!socket) return;
+      socketDown(1006, true);
+      socket.close();
+    }, 10000);
+  }
+
+  function socketDown(code, opened) {
+    ws = null;
+    wsOpen = false;
+    clearInterval(pingTimer);
+    clearTimeout(pongTimer);
+    if (code === 4401) {
+      session(); // the token is no longer good: the session call sorts it out, then reconnects
+      return;
+    }
+    if (code === 4403 || code === 4404) {
+      hide();
+      return;
+    }
+    if (!opened && navigator.onLine !== false) openFailures += 1;
+    if (openFailures >= 2) {
+      // A proxy or firewall blocks websockets: long-poll from now on.
+      mode = "poll";
+      poll();
+      flushOutbox();
+      return;
+    }
+    setConnected(false);
+    const delay = Math.min(30000, 1000 * Math.pow(2, wsAttempt));
+    wsAttempt += 1;
+    reconnectTimer = setTimeout(() => connect(false), jitter(code === 4429 ? Math.max(delay, 15000) : delay));
+  }
+
+  window.addEventListener("online", () => {
+    if (mode === "ws" && !ws && !hiddenWidget && ready) {
+      wsAttempt = 0;
+      connect(false);
+    }
+  });
+
+  function wsSend(frame) {
+    if (!wsOpen || !ws) return false;
+    try {
+      ws.send(JSON.stringify(frame));
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function onFrame(raw) {
+    let frame;
+    try {
+      frame = JSON.parse(raw);
+    } catch (e) {
+      return;
+    }
+    if (!frame || typeof frame !== "object") return;
+    if (frame.type === "message") receive(frame.message, true);
+    else if (frame.type === "typing") showTyping(frame.name, frame.typing);
+    else if (frame.type === "status") setStatus(frame.id, frame.status);
+    else if (frame.type === "error") onServerError(frame);
+  }
+
+  function onServerError(frame) {
+    // An error about one message names its client_id; without one, fail what is in flight.
+    for (const m of messages) {
+      if (m._state === "sending" && (!frame.client_id || frame.client_id === m.client_id)) failed(m);
+    }
+  }
+
+  function lastId() {
+    for (let i = messages.length - 1; i >= 0; i--) {
+      if (messages[i].id !== undefined && messages[i].id !== null) return messages[i].id;
+    }
+    return "";
+  }
+
+  function handleBatch(res) {
+    for (const message of res.messages || []) receive(message, true);
+    const typing = res.typing;
+    if (typing && typeof typing === "object") showTyping(typing.name, typing.typing !== false);
+    else if (typeof typing === "string" && typing) showTyping(typing, true);
+    else if (typing === false || typing === null) showTyping(null, false);
+  }
+
+  async function catchUp() {
+    const current = token;
+    try {
+      const res = await api("GET", "messages?after=" + encodeURIComponent(lastId()));
+      if (current === token) handleBatch(res);
+    } catch (e) {
+      // the next reconnect tries again
+    }
+  }
+
+  async function poll() {
+    if (polling) return;
+    polling = true;
+    setConnected(true);
+    let delay = 1000;
+    while (mode === "poll" && !hiddenWidget && token) {
+      const current = token;
+      const controller = window.AbortController ? new AbortController() : null;
+      pollAbort = controller;
+      const timeout = setTimeout(() => controller && controller.abort(), 40000);
+      try {
+        const res = await api("GET", "messages?after=" + encodeURIComponent(lastId()) + "&wait=25", null,
+          controller ? controller.signal : undefined);
+        if (current === token) handleBatch(res);
+        delay = 1000;
+        setConnected(true);
+      } catch (err) {
+        if (err.name === "AbortError") continue; // token switched, or a stuck request
+        if (err.status === 401) {
+          polling = false;
+          session();
+          return;
+        }
+        if (err.status === 403 || err.status === 404) {
+          hide();
+          break;
+        }
+        setConnected(false);
+        await sleep(err.retryAfter || jitter(delay));
+        delay = Math.min(delay * 2, 30000);
+      } finally {
+        clearTimeout(timeout);
+      }
+    }
+    polling = false;
+  }
+
+  function setConnected(ok) {
+    if (!ui.conn) return;
+    ui.conn.hidden = ok;
+    ui.conn.textContent = ok ? "" : t("reconnecting");
+  }
+
+  // ---- messages ------------------------------------------------------------------------
+  const STATUS_RANK = { sent: 1, delivered: 2, read: 3 };
+  function laterStatus(a, b) {
+    return (STATUS_RANK[b] || 0) > (STATUS_RANK[a] || 0) ? b : a;
+  }
+
+  function hasId(m) {
+    return m.id !== undefined && m.id !== null;
+  }
+
+  function receive(message, live) {
+    if (!message || typeof message !== "object" || !hasId(message)) return;
+    let m = messages.find((x) => hasId(x) && String(x.id) === String(message.id));
+    if (!m && message.client_id) m = messages.find((x) => !hasId(x) && x.client_id === message.client_id);
+    if (m) {
+      const confirmed = !hasId(m);
+      const previous = m.status;
+      clearTimeout(m._timer);
+      Object.assign(m, message);
+      m.status = laterStatus(previous, message.status);
+      m._state = null;
+      updateMessage(m);
+      if (confirmed && live) emit("message", publicMessage(m));
+      updateSeen();
+      return;
+    }
+    m = Object.assign({}, message);
+    const near = nearBottom();
+    // server messages go before the visitor's still unconfirmed ones
+    let index = messages.findIndex((x) => !hasId(x));
+    if (index < 0) index = messages.length;
+    messages.splice(index, 0, m);
+    renderMessage(m, messages[index - 1], messages[index + 1]);
+    if (m.direction === "out") {
+      showTyping(null, false);
+      if (live && (!isOpen || document.visibilityState !== "visible")) {
+        unread += 1;
+        renderBadge();
+      }
+    }
+    if (live) emit("message", publicMessage(m));
+    updateSeen();
+    if (near || m.direction === "in") scrollToEnd();
+    markRead();
+  }
+
+  function publicMessage(m) {
+    return {
+      id: m.id, direction: m.direction, text: m.text, created_at: m.created_at,
+      author: { name: (m.author && m.author.name) || "" },
+    };
+  }
+
+  function setStatus(id, value) {
+    const m = messages.find((x) => hasId(x) && String(x.id) === String(id));
+    if (!m) return;
+    m.status = laterStatus(m.status, value);
+    updateSeen();
+  }
+
+  function sendText(text) {
+    const m = {
+      client_id: uuid(), direction: "in", text: text, created_at: new Date().toISOString(),
+      author: { name: t("you") }, _state: "sending",
+    };
+    messages.push(m);
+    renderMessage(m, messages[messages.length - 2], null);
+    scrollToEnd();
+    deliver(m);
+  }
+
+  function deliver(m) {
+    m._state = "sending";
+    updateMessage(m);
+    clearTimeout(m._timer);
+    m._timer = setTimeout(() => failed(m), 15000);
+    if (wsOpen) wsSend({ type: "message", client_id: m.client_id, text: m.text });
+    else if (mode === "poll") postMessageHttp(m);
+    // otherwise the socket is reconnecting: flushOutbox sends it once it is open
+  }
+
+  async function postMessageHttp(m) {
+    try {
+      const res = await api("POST", "messages", { token: token, client_id: m.client_id, text: m.text });
+      receive(res.message, true);
+    } catch (e) {
+      failed(m);
+    }
+  }
+
+  function failed(m) {
+    if (m._state !== "sending") return;
+    clearTimeout(m._timer);
+    m._state = "failed";
+    updateMessage(m);
+  }
+
+  function flushOutbox() {
+    for (const m of messages) {
+      if (m._state !== "sending") continue;
+      if (wsOpen) wsSend({ type: "message", client_id: m.client_id, text: m.text });
+      else if (mode === "poll") postMessageHttp(m);
+    }
+  }
+
+  function markRead() {
+    if (!isOpen || hiddenWidget || document.visibilityState !== "visible") return;
+    const last = messages.slice().reverse().find((m) => m.direction === "out" && hasId(m));
+    if (!last || last.status === "read" || String(last.id) === String(lastReadSent)) return;
+    lastReadSent = last.id;
+    if (!wsSend({ type: "read", up_to: last.id })) {
+      api("POST", "read", { token: token, up_to: last.id }).catch(() => {
+        lastReadSent = null;
+      });
+    }
+  }
+  document.addEventListener("visibilitychange", markRead);
+
+  // ---- typing --------------------------------------------------------------------------
+  let typingTimer = null;
+  function showTyping(name, on) {
+    if (!ui.typing) return;
+    clearTimeout(typingTimer);
+    if (on) {
+      ui.typing.textContent = t("typing", { name: name || config.title || t("title") });
+      ui.typing.hidden = false;
+      typingTimer = setTimeout(() => showTyping(null, false), 8000); // in case "false" never comes
+    } else {
+      ui.typing.textContent = "";
+      ui.typing.hidden = true;
+    }
+  }
+
+  let typingOn = false;
+  let typingSentAt = 0;
+  let idleTimer = null;
+  function visitorTyping(on) {
+    clearTimeout(idleTimer);
+    if (on) {
+      if (!typingOn || Date.now() - typingSentAt >= 3000) {
+        if (wsSend({ type: "typing", typing: true })) typingSentAt = Date.now();
+        typingOn = true;
+      }
+      idleTimer = setTimeout(() => visitorTyping(false), 5000);
+    } else if (typingOn) {
+      typingOn = false;
+      wsSend({ type: "typing", typing: false });
+    }
+  }
+
+  // ---- rendering: text -----------------------------------------------------------------
+  const LINK = /\b(?:https?:\/\/|mailto:|www\.)[^\s<>"]+/gi;
+  const FORMAT = /(^|[\s([{"'])(?:\*([^\s*](?:[^*\n]*[^\s*])?)\*|_([^\s_](?:[^_\n]*[^\s_])?)_)(?=$|[\s.,;:!?)\]}"'])/g;
+
+  function safeHref(raw) {
+    try {
+      const url = new URL(/^www\./i.test(raw) ? "https://" + raw : raw);
+      return /^(https?|mailto):$/.test(url.protocol) ? url.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function richText(parent, text) {
+    let last = 0;
+    let match;
+    LINK.lastIndex = 0;
+    while ((match = LINK.exec(text))) {
+      let raw = match[0];
+      // trailing punctuation belongs to the sentence, a closing bracket only if unbalanced
+      while (/[.,;:!?'")\]]$/.test(raw)) {
+        const end = raw.slice(-1);
+        if (end === ")" && raw.split("(").length > raw.split(")").length - 1) break;
+        raw = raw.slice(0, -1);
+      }
+      LINK.lastIndex = match.index + raw.length;
+      const href = safeHref(raw);
+      if (!href) continue;
+      formatted(parent, text.slice(last, match.index));
+      parent.appendChild(h("a", { href: href, target: "_blank", rel: "noopener noreferrer nofollow", text: raw }));
+      last = match.index + raw.length;
+    }
+    formatted(parent, text.slice(last));
+  }
+
+  function formatted(parent, text) {
+    let last = 0;
+    let match;
+    FORMAT.lastIndex = 0;
+    while ((match = FORMAT.exec(text))) {
+      const start = match.index + match[1].length;
+      if (start > last) parent.appendChild(document.createTextNode(text.slice(last, start)));
+      const bold = match[2] !== undefined;
+      parent.appendChild(h(bold ? "strong" : "em", { text: bold ? match[2] : match[3] }));
+      last = FORMAT.lastIndex;
+    }
+    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  function formatter(options) {
+    try {
+      return new Intl.DateTimeFormat(LOCALE, options);
+    } catch (e) {
+      return new Intl.DateTimeFormat(undefined, options);
+    }
+  }
+  const TIME = formatter({ hour: "2-digit", minute: "2-digit" });
+  const DATE_TIME = formatter({ day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  function when(iso) {
+    const date = new Date(iso);
+    if (isNaN(date.getTime())) return "";
+    return (date.toDateString() === new Date().toDateString() ? TIME : DATE_TIME).format(date);
+  }
+
+  function initials(name) {
+    const parts = String(name || "?").trim().split(/\s+/);
+    const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : parts[0].slice(0, 1);
+    return (letters || "?").toUpperCase();
+  }
+
+  function avatar(author) {
+    const box = h("span", { class: "lk-avatar", "aria-hidden": "true" });
+    const fallback = () => {
+      box.textContent = initials(author.name);
+    };
+    let src = null;
+    try {
+      src = author.avatar_url ? safeHref(new URL(author.avatar_url, location.href).href) : null;
+    } catch (e) {
+      src = null;
+    }
+    if (src) {
+      const img = h("img", { src: src, alt: "", width: 28, height: 28, onerror: fallback });
+      box.appendChild(img);
+    } else {
+      fallback();
+    }
+    return box;
+  }
+
+  // ---- rendering: messages -------------------------------------------------------------
+  function sameAuthor(a, b) {
+    return !!a && !!b && a.direction === b.direction &&
+      ((a.author && a.author.name) || "") === ((b.author && b.author.name) || "");
+  }
+
+  function renderMessage(m, before, after) {
+    const mine = m.direction === "in";
+    const author = m.author || {};
+    // Consecutive messages of one author: CSS hides the repeated name and avatar.
+    const row = h("div", { class: "lk-row " + (mine ? "lk-mine" : "lk-theirs") + (sameAuthor(before, m) ? " lk-grouped" : "") });
+    if (!mine) row.appendChild(avatar(author));
+    const col = h("div", { class: "lk-col" });
+    col.appendChild(mine ? h("span", { class: "lk-sr", text: t("you") + ": " })
+      : h("span", { class: "lk-name" }, [author.name || t("title"), h("span", { class: "lk-sr", text: ": " })]));
+    const bubble = h("div", { class: "lk-bubble" });
+    richText(bubble, String(m.text || ""));
+    col.appendChild(bubble);
+    m._meta = h("div", { class: "lk-meta" });
+    col.appendChild(m._meta);
+    row.appendChild(col);
+    m._node = row;
+    m._bubble = bubble;
+    m._text = m.text;
+    const next = after && after._node && after._node.parentNode === ui.log ? after._node : null;
+    ui.log.insertBefore(row, next);
+    if (next) next.classList.toggle("lk-grouped", sameAuthor(m, after));
+    updateMessage(m);
+  }
+
+  function updateMessage(m) {
+    if (!m._node) return;
+    m._node.classList.toggle("lk-sending", m._state === "sending");
+    m._node.classList.toggle("lk-failed", m._state === "failed");
+    if (m.text !== m._text) {
+      m._bubble.textContent = "";
+      richText(m._bubble, String(m.text || ""));
+      m._text = m.text;
+    }
+    const shown = (m._state || "") + "|" + m.created_at;
+    if (m._shown === shown) return; // rebuilding the meta line would make screen readers repeat it
+    m._shown = shown;
+    const meta = m._meta;
+    meta.textContent = "";
+    const time = when(m.created_at);
+    if (time) meta.appendChild(h("time", { datetime: m.created_at, text: time }));
+    if (m._state === "failed") {
+      meta.appendChild(h("span", { class: "lk-error", text: " " + t("not_sent") + " " }));
+      meta.appendChild(h("button", { type: "button", class: "lk-retry", text: t("retry"), onclick: () => {
+        deliver(m);
+        ui.input.focus();
+      } }));
+    }
+  }
+
+  function updateSeen() {
+    if (!ui.seen) return;
+    const last = messages.slice().reverse().find((m) => m.direction === "in" && hasId(m));
+    const lastMine = messages.slice().reverse().find((m) => m.direction === "in");
+    if (last && last === lastMine && last.status === "read" && last._node) {
+      ui.seen.textContent = t("seen");
+      last._node.querySelector(".lk-col").appendChild(ui.seen);
+    } else {
+      ui.seen.remove();
+    }
+  }
+
+  function nearBottom() {
+    const log = ui.log;
+    return !log || log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  }
+  function scrollToEnd() {
+    if (ui.log) ui.log.scrollTop = ui.log.scrollHeight;
+  }
+
+  function renderBadge() {
+    ui.badge.hidden = unread <= 0;
+    ui.badge.textContent = unread > 9 ? "9+" : String(unread);
+    ui.launcher.setAttribute("aria-label", t("launcher_label") + (unread > 0 ? " (" + t("unread", { count: unread }) + ")" : ""));
+  }
+
+  // ---- configuration, status, pre-chat form --------------------------------------------
+  function parseColor(value) {
+    const m = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(String(value || "").trim());
+    if (!m) return null;
+    const hex = m[1].length === 3 ? m[1].replace(/./g, "$&$&") : m[1];
+    return [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16));
+  }
+  function luminance(rgb) {
+    const [r, g, b] = rgb.map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  }
+
+  function applyConfig() {
+    const rgb = parseColor(config.color);
+    if (rgb) {
+      root.style.setProperty("--lk-accent", "rgb(" + rgb.join(",") + ")");
+      // white or near-black text on the accent, whichever contrasts more
+      const l = luminance(rgb);
+      root.style.setProperty("--lk-on-accent", (1.05 / (l + 0.05) >= (l + 0.05) / 0.0625) ? "#fff" : "#111827");
+    }
+    root.classList.toggle("lk-left", config.position === "left");
+    const title = config.title || t("title");
+    ui.title.textContent = title;
+    ui.panel.setAttribute("aria-label", title);
+    const greeting = config.greeting || t("greeting");
+    ui.greetingText.textContent = greeting;
+    ui.greeting.hidden = !greeting;
+    ui.input.setAttribute("placeholder", t("placeholder"));
+    ui.input.setAttribute("aria-label", t("placeholder"));
+    ui.send.setAttribute("aria-label", t("send"));
+    ui.send.setAttribute("title", t("send"));
+    ui.close.setAttribute("aria-label", t("close"));
+    ui.close.setAttribute("title", t("close"));
+    ui.brand.hidden = !config.branding;
+    renderStatus();
+    renderBadge();
+  }
+
+  function renderStatus() {
+    const online = status.online !== false;
+    ui.statusDot.className = "lk-dot" + (online ? " lk-online" : "");
+    ui.statusText.textContent = (online ? t("online") : t("away")) + (status.reply_time ? " · " + status.reply_time : "");
+    ui.notice.textContent = online ? "" : t("offline_intro");
+    ui.notice.hidden = online;
+  }
+
+  function prechatNeeded() {
+    const prechat = config.prechat || {};
+    if (!prechat.enabled || visitor.verified || store("prechat")) return false;
+    if (messages.some((m) => m.direction === "in")) return false;
+    const fields = (prechat.fields || []).filter((f) => f && f.name);
+    if (!fields.length) return false;
+    return fields.some((f) => f.required && !visitor[f.name]) || !(visitor.name || visitor.email);
+  }
+
+  function renderMode() {
+    const need = prechatNeeded();
+    if (need && !ui.prechat.firstChild) buildPrechat();
+    ui.prechat.hidden = !need;
+    ui.composer.hidden = need;
+  }
+
+  const AUTOCOMPLETE = { name: "name", email: "email", phone: "tel", tel: "tel", company: "organization" };
+  function buildPrechat() {
+    const fields = ((config.prechat || {}).fields || []).filter((f) => f && f.name);
+    ui.prechat.appendChild(h("p", { class: "lk-intro", text: t("prechat_intro") }));
+    ui.fields = fields.map((field, i) => {
+      const id = "lk-field-" + i;
+      const type = field.type === "email" || field.type === "tel" ? field.type : "text";
+      const input = h("input", {
+        id: id, name: field.name, type: type, required: !!field.required, "aria-required": field.required ? "true" : null,
+        autocomplete: AUTOCOMPLETE[field.name] || AUTOCOMPLETE[type] || "on", "aria-describedby": id + "-error",
+        maxlength: 200, value: typeof visitor[field.name] === "string" ? visitor[field.name] : null,
+        spellcheck: type === "text" ? null : "false",
+        oninput: () => fieldError(entry, ""),
+      });
+      const entry = { field: field, input: input, error: h("p", { class: "lk-field-error", id: id + "-error", hidden: true }) };
+      ui.prechat.appendChild(h("div", { class: "lk-field" }, [
+        h("label", { for: id }, [field.label || field.name, field.required ? h("span", { "aria-hidden": "true", text: " *" }) : null]),
+        input, entry.error,
+      ]));
+      return entry;
+    });
+    ui.prechatError = h("p", { class: "lk-field-error", role: "alert", hidden: true });
+    ui.prechatSubmit = h("button", { type: "submit", class: "lk-button", text: t("prechat_submit") });
+    ui.prechat.appendChild(ui.prechatError);
+    ui.prechat.appendChild(ui.prechatSubmit);
+  }
+
+  function fieldError(entry, text) {
+    entry.error.textContent = text;
+    entry.error.hidden = !text;
+    if (text) entry.input.setAttribute("aria-invalid", "true");
+    else entry.input.removeAttribute("aria-invalid");
+  }
+
+  async function submitPrechat(event) {
+    event.preventDefault();
+    if (ui.prechatSubmit.disabled) return;
+    let firstBad = null;
+    const body = { token: token };
+    const extra = {};
+    for (const entry of ui.fields) {
+      const value = entry.input.value.trim();
+      let error = "";
+      if (entry.field.required && !value) error = t("required");
+      else if (value && entry.input.type === "email" && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(value)) error = t("invalid_email");
+      fieldError(entry, error);
+      if (error && !firstBad) firstBad = entry.input;
+      if (!value) continue;
+      if (["name", "email", "phone"].indexOf(entry.field.name) >= 0) body[entry.field.name] = value;
+      else extra[entry.field.name] = value;
+    }
+    if (firstBad) {
+      firstBad.focus();
+      return;
+    }
+    if (Object.keys(extra).length) body.fields = extra;
+    ui.prechatError.hidden = true;
+    ui.prechatSubmit.disabled = true;
+    try {
+      const res = await api("POST", "prechat", body);
+      visitor = Object.assign(visitor, res.visitor || {});
+      store("prechat", "1");
+      renderMode();
+      ui.input.focus();
+    } catch (err) {
+      ui.prechatError.textContent = err.status === 400 && err.message ? err.message : t("error");
+      ui.prechatError.hidden = false;
+    } finally {
+      ui.prechatSubmit.disabled = false;
+    }
+  }
+
+  // ---- open / close, focus, keyboard ---------------------------------------------------
+  const coarse = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
+
+  function setOpen(open, fromUser) {
+    if (!ready || hiddenWidget) {
+      wantOpen = open;
+      return;
+    }
+    if (open === isOpen) return;
+    isOpen = open;
+    ui.launcher.setAttribute("aria-expanded", String(open));
+    if (open) {
+      resize(); // the iframe grows first
+      ui.panel.hidden = false;
+      ui.launcher.hidden = true;
+      unread = 0;
+      renderBadge();
+      renderMode();
+      scrollToEnd();
+      // Touch screens: focus the dialog, not the textarea (no keyboard popping up unasked).
+      const target = coarse ? ui.panel : ui.composer.hidden ? ui.prechat.querySelector("input") : ui.input;
+      (target || ui.panel).focus();
+      markRead();
+      emit("opened");
+    } else {
+      const hadFocus = document.hasFocus() && ui.panel.contains(document.activeElement);
+      visitorTyping(false);
+      ui.panel.hidden = true;
+      ui.launcher.hidden = false;
+      resize();
+      if (hadFocus || fromUser) ui.launcher.focus();
+      emit("closed");
+    }
+  }
+
+  function focusable() {
+    return Array.from(ui.panel.querySelectorAll("a[href], button, input, textarea, [tabindex]"))
+      .filter((el) => !el.disabled && el.tabIndex >= 0 && el.getClientRects().length);
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (!isOpen) return;
+    if (event.key === "Escape") {
+      event.preventDefault();
+      setOpen(false, true);
+    } else if (event.key === "Tab") {
+      const items = focusable();
+      if (!items.length) return;
+      const first = items[0];
+      const last = items[items.length - 1];
+      const active = document.activeElement;
+      if (event.shiftKey && (active === first || !ui.panel.contains(active) || active === ui.panel)) {
+        event.preventDefault();
+        last.focus();
+      } else if (!event.shiftKey && (active === last || !ui.panel.contains(active))) {
+        event.preventDefault();
+        first.focus();
+      }
+    }
+  });
+
+  function autosize() {
+    ui.input.style.height = "auto";
+    ui.input.style.height = Math.min(ui.input.scrollHeight, 132) + "px";
+  }
+
+  function submitComposer(event) {
+    event.preventDefault();
+    const text = ui.input.value.trim();
+    if (!text) return;
+    ui.input.value = "";
+    autosize();
+    visitorTyping(false);
+    sendText(text.slice(0, MAX_TEXT));
+    ui.input.focus();
+  }
+
+  // ---- build ---------------------------------------------------------------------------
+  function build() {
+    ui.badge = h("span", { class: "lk-badge", "aria-hidden": "true", hidden: true });
+    ui.launcher = h("button", {
+      type: "button", class: "lk-launcher", "aria-expanded": "false", "aria-controls": "lk-panel",
+      "aria-label": t("launcher_label"), onclick: () => setOpen(true, true),
+    }, [icon("chat"), ui.badge]);
+
+    ui.title = h("h2", { class: "lk-title", id: "lk-title" });
+    ui.statusDot = h("span", { class: "lk-dot", "aria-hidden": "true" });
+    ui.statusText = h("span");
+    ui.close = h("button", { type: "button", class: "lk-close", onclick: () => setOpen(false, true) }, [icon("close")]);
+    const head = h("header", { class: "lk-head" }, [
+      h("div", { class: "lk-head-text" }, [ui.title, h("p", { class: "lk-status" }, [ui.statusDot, ui.statusText])]),
+      ui.close,
+    ]);
+
+    ui.notice = h("p", { class: "lk-notice", hidden: true });
+    ui.conn = h("p", { class: "lk-conn", role: "status", hidden: true });
+    ui.greetingText = h("div", { class: "lk-bubble" });
+    ui.greeting = h("div", { class: "lk-row lk-theirs lk-greeting" }, [h("div", { class: "lk-col" }, [ui.greetingText])]);
+    ui.log = h("div", { class: "lk-log", role: "log", "aria-live": "polite", "aria-labelledby": "lk-title", tabindex: "0" },
+      [ui.greeting]);
+    ui.seen = h("p", { class: "lk-seen" });
+    ui.typing = h("p", { class: "lk-typing", "aria-live": "polite", hidden: true });
+
+    ui.prechat = h("form", { class: "lk-prechat", novalidate: true, hidden: true, onsubmit: submitPrechat });
+    ui.input = h("textarea", {
+      class: "lk-input", rows: "1", maxlength: MAX_TEXT, enterkeyhint: "send",
+      oninput: () => {
+        autosize();
+        visitorTyping(ui.input.value.trim() !== "");
+      },
+      onkeydown: (event) => {
+        if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+          submitComposer(event);
+        }
+      },
+    });
+    ui.send = h("button", { type: "submit", class: "lk-send" }, [icon("send")]);
+    ui.composer = h("form", { class: "lk-composer", onsubmit: submitComposer }, [ui.input, ui.send]);
+    ui.brand = h("p", { class: "lk-brand", hidden: true, text: "Powered by Loket" });
+
+    ui.panel = h("div", { class: "lk-panel", id: "lk-panel", role: "dialog", "aria-modal": "true", tabindex: "-1", hidden: true }, [
+      head, ui.notice, ui.conn, ui.log, ui.typing, ui.prechat, ui.composer, ui.brand,
+    ]);
+    root.appendChild(ui.launcher);
+    root.appendChild(ui.panel);
+  }
+
+  build();
+  if (EMBEDDED) {
+    toParent({ type: "ready" });
+    // The loader answers "ready" with queued commands, then "page"; start anyway if it is silent.
+    setTimeout(start, 1500);
+  } else {
+    start(); // opened directly (no host page): a full-page chat
+  }
+})();
