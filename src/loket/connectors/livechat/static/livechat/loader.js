@@ -37,22 +37,24 @@
     if (!iframe) return;
     var vv = window.visualViewport;
     var open = layout.state === "open";
-    var full = open && window.innerWidth < 480;
-    var props;
-    if (full) {
-      // Full screen, following the visual viewport so the on-screen keyboard cannot cover the composer.
-      props = { top: vv ? vv.offsetTop + "px" : "0", left: "0", right: "auto", bottom: "auto", width: "100%",
-        height: vv ? vv.height + "px" : "100%", "max-width": "none", "max-height": "none",
-        "border-radius": "0", "box-shadow": "none" };
-    } else {
-      props = { top: "auto", bottom: "16px", left: "auto", right: "auto", width: layout.width + "px",
-        height: layout.height + "px", "max-width": "calc(100% - 32px)", "max-height": "calc(100% - 32px)",
-        "border-radius": open ? "12px" : "0", "box-shadow": open ? "0 8px 32px rgba(16, 24, 40, .24)" : "none" };
-      props[layout.position === "left" ? "left" : "right"] = "16px";
-    }
-    css(props);
-    // Above the home indicator on notched phones; ignored where env() is not understood.
-    if (!full) iframe.style.setProperty("bottom", "calc(16px + env(safe-area-inset-bottom, 0px))", "important");
+    var full = open && window.innerWidth < 480; // phones: the open chat takes the whole screen
+    var left = layout.position === "left";
+    var card = open && !full;
+    css({
+      // full screen follows the visual viewport, so the on-screen keyboard cannot cover the composer
+      top: full ? (vv ? vv.offsetTop : 0) + "px" : "auto",
+      bottom: full ? "auto" : "16px",
+      left: full ? "0" : left ? "16px" : "auto",
+      right: full || left ? "auto" : "16px",
+      width: full ? "100%" : layout.width + "px",
+      height: full ? (vv ? vv.height + "px" : "100%") : layout.height + "px",
+      "max-width": full ? "none" : "calc(100% - 32px)",
+      "max-height": full ? "none" : "calc(100% - 32px)",
+      "border-radius": card ? "12px" : "0",
+      "box-shadow": card ? "0 8px 32px rgba(16, 24, 40, .24)" : "none",
+    });
+    // above the home indicator on notched phones; ignored where env() is not understood
+    if (!full) css({ bottom: "calc(16px + env(safe-area-inset-bottom, 0px))" });
   }
 
   function post(message) {
@@ -139,12 +141,10 @@
     iframe = document.createElement("iframe");
     iframe.setAttribute("title", "Chat");
     iframe.setAttribute("src", ORIGIN + "/widget/" + CHANNEL + "/frame/");
+    // Every property back to its initial value (opacity 1, no transform, filter, margin...), then ours.
     css({ all: "initial" });
-    css({
-      display: "block", position: "fixed", "z-index": "2147483000", border: "0", margin: "0", padding: "0",
-      background: "transparent", "color-scheme": "normal", visibility: "visible", opacity: "1",
-      overflow: "hidden", "pointer-events": "auto", transform: "none", "min-width": "0", "min-height": "0",
-    });
+    css({ display: "block", position: "fixed", "z-index": "2147483000", border: "0", background: "transparent",
+      "color-scheme": "normal" });
     place();
     document.body.appendChild(iframe);
   }

@@ -317,7 +317,7 @@
     hiddenWidget = false;
     applyConfig();
     renderMode();
-    scrollToEnd();
+    if (first || switched) scrollToEnd();
     resize();
     if (wantOpen !== null) {
       const open = wantOpen;
@@ -360,6 +360,16 @@
   let pongTimer = null;
   let pollAbort = null;
   let polling = false;
+  let authTrouble = 0; // token rejections in a row (4401 / 401)
+
+  // The token was refused: a new session call sorts it out (and reconnects). Should the
+  // socket or poll keep refusing what the session accepts, back off instead of spinning.
+  function tokenRejected() {
+    authTrouble += 1;
+    clearTimeout(reconnectTimer);
+    const delay = authTrouble > 1 ? jitter(Math.min(60000, 1000 * Math.pow(2, authTrouble))) : 0;
+    reconnectTimer = setTimeout(session, delay);
+  }
 
   function disconnect() {
     clearTimeout(reconnectTimer);
@@ -391,6 +401,7 @@
       wsOpen = true;
       wsAttempt = 0;
       openFailures = 0;
+      authTrouble = 0;
       setConnected(true);
       clearInterval(pingTimer);
       pingTimer = setInterval(ping, 25000);
@@ -428,7 +439,7 @@
     clearInterval(pingTimer);
     clearTimeout(pongTimer);
     if (code === 4401) {
-      session(); // the token is no longer good: the session call sorts it out, then reconnects
+      tokenRejected();
       return;
     }
     if (code === 4403 || code === 4404) {
@@ -527,12 +538,13 @@
           controller ? controller.signal : undefined);
         if (current === token) handleBatch(res);
         delay = 1000;
+        authTrouble = 0;
         setConnected(true);
       } catch (err) {
         if (err.name === "AbortError") continue; // token switched, or a stuck request
         if (err.status === 401) {
           polling = false;
-          session();
+          tokenRejected();
           return;
         }
         if (err.status === 403 || err.status === 404) {
@@ -662,6 +674,10 @@
 
   function markRead() {
     if (!isOpen || hiddenWidget || document.visibilityState !== "visible") return;
+    if (unread) {
+      unread = 0;
+      renderBadge();
+    }
     const last = messages.slice().reverse().find((m) => m.direction === "out" && hasId(m));
     if (!last || last.status === "read" || String(last.id) === String(lastReadSent)) return;
     lastReadSent = last.id;
