@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "loket.tenancy",
     "loket.inbox",
     "loket.connectors",
+    "loket.connectors.livechat",
     "loket.realtime",
     "loket.api",
     "loket.accounts",

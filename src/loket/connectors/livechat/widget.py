@@ -25,7 +25,7 @@ from loket.connectors.livechat.connector import (
 )
 from loket.inbox.items import StatusUpdate
 from loket.inbox.models import Channel, DeliveryStatus, Direction, Message
-from loket.inbox.services import journal
+from loket.inbox.services import contacts, journal
 from loket.inbox.services.ingest import receive
 
 
@@ -161,6 +161,14 @@ def save_prechat(channel: Channel, visitor: Visitor, data: dict) -> tuple[str, V
     if extra:
         profile["fields"] = extra
     profile["prechat_done"] = True
+    # On the contact now, so messages sent over a socket opened before the form carry it too.
+    contacts.identify(
+        channel,
+        visitor.key,
+        name=profile.get("name", ""),
+        email=profile.get("email", ""),
+        phone=profile.get("phone", ""),
+    )
     return issue_token(channel, visitor.key, profile), Visitor(visitor.key, profile)
 
 

@@ -107,6 +107,46 @@ def update_contact(
     return contact
 
 
+def identify(
+    channel, external_id: str, *, name: str = "", email: str = "", phone: str = ""
+) -> Contact:
+    """The contact behind ``external_id`` on ``channel`` (created with its identity when new),
+    with what the person told about themselves filled in where it was still empty; e.g. a
+    live-chat visitor's pre-chat form before their first message."""
+    from django.db import IntegrityError
+
+    from loket.inbox.models import ContactIdentity
+
+    given = {"name": name[:200], "email": email[:254], "phone": phone[:40]}
+    for _attempt in range(2):
+        identity = (
+            ContactIdentity.objects.filter(channel=channel, external_id=external_id)
+            .select_related("contact")
+            .first()
+        )
+        if identity is not None:
+            contact = identity.contact
+            missing = {k: v for k, v in given.items() if v and not getattr(contact, k)}
+            if missing:
+                Contact.objects.filter(pk=contact.pk).update(**missing, updated_at=timezone.now())
+                for key, value in missing.items():
+                    setattr(contact, key, value)
+            return contact
+        try:
+            with transaction.atomic():
+                contact = Contact.objects.create(workspace_id=channel.workspace_id, **given)
+                ContactIdentity.objects.create(
+                    workspace_id=channel.workspace_id,
+                    contact=contact,
+                    channel=channel,
+                    external_id=external_id,
+                )
+                return contact
+        except IntegrityError:  # a message from the same visitor created it a moment ago
+            continue
+    raise RuntimeError(f"could not identify {external_id!r}")
+
+
 def set_remote_images(contact: Contact, allowed: bool, *, actor: Membership | None) -> Contact:
     """Whether remote images in this contact's emails load without the agent asking."""
     check_actor(actor, contact.workspace_id)

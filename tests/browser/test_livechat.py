@@ -1,0 +1,164 @@
+"""The live-chat widget in real Chromium (issue 5's must-shows): a host page on another loopback
+port embeds the snippet; a visitor fills the pre-chat form and writes; an agent in a second
+browser sees it live and replies while the visitor sees them typing; a reload keeps the history;
+and the widget changes nothing on a host page with aggressive global CSS."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from contextlib import contextmanager
+
+from playwright.sync_api import expect
+
+from loket.connectors.registry import get_connector
+from loket.inbox.models import Message
+from loket.inbox.services.channels import create_channel
+from tests.browser.test_inbox_live import LIVE, open_conversation
+from tests.processes import free_port
+
+# A host page that would break any widget that relies on the page's CSS, or leaks its own.
+HOST_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>
+<style>
+  * { box-sizing: content-box !important; font: 31px/2 serif !important; color: #c00 !important;
+      margin: 7px !important; }
+  iframe { display: none !important; width: 1px !important; height: 1px !important;
+           opacity: 0 !important; position: static !important; }
+  div, button { border: 5px dashed lime !important; }
+</style></head>
+<body><h1 id="host-title">Our shop</h1><p id="host-text">Welcome to the shop.</p>
+<button id="host-button">Buy</button>
+{snippet}
+</body></html>"""
+
+
+@contextmanager
+def host_site(snippet: str):
+    """A website on its own loopback port (another origin than Loket's)."""
+    port = free_port()
+    page = HOST_PAGE.replace("{snippet}", snippet).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def live_chat(agent_app, **config):
+    channel, _ = create_channel(
+        agent_app.workspace,
+        get_connector("livechat"),
+        name="Website",
+        config={
+            "title": "Shop support",
+            "prechat": {
+                "enabled": True,
+                "fields": [
+                    {"name": "name", "label": "Name", "required": True},
+                    {"name": "email", "label": "Email", "type": "email", "required": True},
+                ],
+            },
+            **config,
+        },
+    )
+    return channel
+
+
+def snippet(agent_app, channel) -> str:
+    return f'<script src="{agent_app.url(f"/widget/{channel.uuid}.js")}" async></script>'
+
+
+def test_a_visitor_and_an_agent_chat_live(agent_app, browser_pages, chromium, screenshot):
+    channel = live_chat(agent_app)
+    (agent,) = browser_pages("agent-a", goto="/w/acme/")
+    with host_site(snippet(agent_app, channel)) as site:
+        channel.settings = {**channel.settings, "allowed_origins": [site]}
+        channel.save()
+        context = chromium.new_context(viewport={"width": 1280, "height": 800})
+        visitor = context.new_page()
+        visitor.goto(site)
+        widget = visitor.frame_locator("iframe[title='Chat']")
+        widget.locator(".lk-launcher").click()
+        widget.get_by_label("Name").fill("Emily Visitor")
+        widget.get_by_label("Email").fill("emily@visitor.example")
+        widget.get_by_role("button", name="Start chat").click()
+        widget.locator("textarea").fill("Hi, do you ship to Belgium?")
+        widget.locator("textarea").press("Enter")
+        expect(widget.locator(".lk-log")).to_contain_text("do you ship to Belgium", timeout=LIVE)
+
+        expect(agent.locator("#conv-list")).to_contain_text("Emily Visitor", timeout=LIVE)
+        open_conversation(agent, "Emily Visitor")
+        expect(agent.locator("#timeline")).to_contain_text("do you ship to Belgium")
+        agent.locator("#composer-text").press_sequentially("Yes, we", delay=30)
+        expect(widget.locator(".lk-typing")).to_contain_text("typing", timeout=LIVE)
+        agent.locator("#composer-text").press_sequentially(" do, in 2 days.", delay=10)
+        agent.locator("#composer-text").press("Control+Enter")
+        expect(widget.locator(".lk-log")).to_contain_text("Yes, we do, in 2 days.", timeout=LIVE)
+        screenshot(visitor, "livechat-visitor")
+
+        visitor.reload()
+        widget = visitor.frame_locator("iframe[title='Chat']")
+        widget.locator(".lk-launcher").click()
+        expect(widget.locator(".lk-log")).to_contain_text("do you ship to Belgium", timeout=LIVE)
+        expect(widget.locator(".lk-log")).to_contain_text("Yes, we do, in 2 days.")
+        stored = Message.objects.get(text="Hi, do you ship to Belgium?")
+        assert stored.author_contact.email == "emily@visitor.example"
+        context.close()
+
+
+def test_the_widget_changes_nothing_on_a_host_page(agent_app, chromium):
+    channel = live_chat(agent_app)
+    measure = r"""() => {
+        const box = (id) => JSON.stringify(document.getElementById(id).getBoundingClientRect());
+        const style = (id) => getComputedStyle(document.getElementById(id)).cssText
+            || [...getComputedStyle(document.getElementById(id))].map(
+                (p) => p + ':' + getComputedStyle(document.getElementById(id)).getPropertyValue(p)
+            ).join(';');
+        return {
+            boxes: ['host-title', 'host-text', 'host-button'].map(box),
+            styles: ['host-title', 'host-text', 'host-button'].map(style),
+            sheets: document.styleSheets.length,
+            elements: document.querySelectorAll('body *').length,
+            // An iframe is window[0] by the HTML standard; everything else would be a leak.
+            globals: Object.keys(window).filter((k) => !/^\d+$/.test(k)),
+        };
+    }"""
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    with host_site("") as bare:
+        page.goto(bare)
+        before = page.evaluate(measure)
+    with host_site(snippet(agent_app, channel)) as site:
+        page.goto(site)
+        frame = page.locator("iframe[title='Chat']")
+        expect(frame).to_be_visible(timeout=LIVE)  # the host's iframe rules do not hide it
+        box = frame.bounding_box()
+        assert box["width"] >= 48 and box["height"] >= 48
+        page.frame_locator("iframe[title='Chat']").locator(".lk-launcher").click()
+        page.wait_for_function(
+            "() => document.querySelector(\"iframe[title='Chat']\").getBoundingClientRect()"
+            ".height > 300"
+        )
+        after = page.evaluate(measure)
+    assert after["boxes"] == before["boxes"]
+    assert after["styles"] == before["styles"]
+    assert after["sheets"] == before["sheets"]  # no stylesheet added to the host
+    # The loader's script tag and its one iframe; nothing else in the host's DOM.
+    assert after["elements"] == before["elements"] + 2
+    assert set(after["globals"]) - set(before["globals"]) == {"Loket"}
+    context.close()

@@ -1,0 +1,61 @@
+"""Adding a live chat in the settings: the snippet and the identity secret shown once; editing
+its look and its allowed websites; the iframe only in those websites (frame-ancestors)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from loket.inbox.models import Channel
+from tests.workspace_settings.conftest import signed_in, url
+
+pytestmark = pytest.mark.django_db
+
+FORM = {
+    "kind": "livechat",
+    "name": "Website",
+    "title": "Shop support",
+    "greeting": "Hi there",
+    "color": "#aa3300",
+    "position": "left",
+    "allowed_origins": "https://www.shop.example",
+    "reply_time": "within minutes",
+    "branding": "on",
+}
+
+
+def test_an_admin_adds_a_live_chat_and_gets_its_snippet_and_secret_once(owner, workspace, settings):
+    settings.LOKET_PUBLIC_URL = "https://help.example.com"
+    client = signed_in(owner)
+    response = client.post(url("channels", workspace), FORM)
+    assert response.status_code == 200, response.content.decode()[:1500]
+    html = response.content.decode()
+    channel = Channel.objects.get(workspace=workspace, kind="livechat")
+    snippet = f"https://help.example.com/widget/{channel.uuid}.js"
+    assert snippet in html
+    secret = re.search(r'id="signing-secret"[^>]*>([0-9a-f]{64})<', html).group(1)
+    assert channel.secrets["identity_secret"] == secret
+    assert channel.settings["color"] == "#aa3300" and channel.settings["position"] == "left"
+    edit = client.get(url("channel-edit", workspace, channel.pk)).content.decode()
+    assert snippet in edit and secret not in edit
+
+    changed = {**FORM, "allowed_origins": "https://shop.example, https://www.shop.example"}
+    assert client.post(url("channel-edit", workspace, channel.pk), changed).status_code == 302
+    channel.refresh_from_db()
+    assert channel.settings["allowed_origins"] == [
+        "https://shop.example",
+        "https://www.shop.example",
+    ]
+    bad = client.post(url("channel-edit", workspace, channel.pk), {**FORM, "allowed_origins": "x"})
+    assert bad.status_code == 400 and "is not an origin" in bad.content.decode()
+
+
+def test_the_frame_may_only_be_embedded_by_the_allowed_websites(owner, workspace, client):
+    signed_in(owner).post(url("channels", workspace), FORM)
+    channel = Channel.objects.get(workspace=workspace, kind="livechat")
+    frame = client.get(f"/widget/{channel.uuid}/frame/")
+    assert frame.status_code == 200
+    csp = frame["Content-Security-Policy"]
+    assert "frame-ancestors https://www.shop.example" in csp and "script-src 'self'" in csp
+    assert "X-Frame-Options" not in frame
