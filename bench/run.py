@@ -31,6 +31,7 @@ SCENARIOS: dict[str, list[str]] = {
     "inbox.sqlite": ["inbox.py", "--backend", "sqlite", "--no-machine"],
     "email.pg": ["mail.py", "--backend", "pg", "--no-machine"],
     "email.sqlite": ["mail.py", "--backend", "sqlite", "--no-machine"],
+    "widget": ["widget.py", "--no-machine"],
 }
 
 
