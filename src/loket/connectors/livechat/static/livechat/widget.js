@@ -258,7 +258,7 @@
     session();
   }
 
-  let sessionRunning = null;
+  let sessionRunning = false;
   let sessionAgain = false;
   async function session() {
     clearTimeout(refreshTimer);
@@ -293,7 +293,7 @@
         delay = Math.min(delay * 2, 60000);
       }
     }
-    sessionRunning = null;
+    sessionRunning = false;
     if (sessionAgain) {
       sessionAgain = false;
       session();
@@ -358,6 +358,7 @@
   let reconnectTimer = null;
   let pingTimer = null;
   let pongTimer = null;
+  let probeTimer = null;
   let pollAbort = null;
   let polling = false;
   let authTrouble = 0; // token rejections in a row (4401 / 401)
@@ -373,6 +374,7 @@
 
   function disconnect() {
     clearTimeout(reconnectTimer);
+    clearTimeout(probeTimer);
     clearInterval(pingTimer);
     clearTimeout(pongTimer);
     const socket = ws;
@@ -448,10 +450,12 @@
     }
     if (!opened && navigator.onLine !== false) openFailures += 1;
     if (openFailures >= 2) {
-      // A proxy or firewall blocks websockets: long-poll from now on.
+      // A proxy or firewall blocks websockets: long-poll, and try a socket again now and then.
       mode = "poll";
       poll();
       flushOutbox();
+      clearTimeout(probeTimer);
+      probeTimer = setTimeout(probe, 600000);
       return;
     }
     setConnected(false);
@@ -460,8 +464,19 @@
     reconnectTimer = setTimeout(() => connect(false), jitter(code === 4429 ? Math.max(delay, 15000) : delay));
   }
 
+  // From long-poll back to a websocket: one failed open returns to long-poll.
+  function probe() {
+    if (mode !== "poll" || hiddenWidget || !token || !("WebSocket" in window)) return;
+    mode = "ws";
+    openFailures = 1;
+    if (pollAbort) pollAbort.abort(); // the poll loop ends: mode is no longer "poll"
+    connect(false);
+  }
+
   window.addEventListener("online", () => {
-    if (mode === "ws" && !ws && !hiddenWidget && ready) {
+    if (!ready || hiddenWidget) return;
+    if (mode === "poll") probe();
+    else if (!ws) {
       wsAttempt = 0;
       connect(false);
     }
@@ -920,7 +935,8 @@
     ui.title.textContent = title;
     ui.panel.setAttribute("aria-label", title);
     const greeting = config.greeting || t("greeting");
-    ui.greetingText.textContent = greeting;
+    // inside the live log: rewriting the same text would have it read out again
+    if (ui.greetingText.textContent !== greeting) ui.greetingText.textContent = greeting;
     ui.greeting.hidden = !greeting;
     ui.input.setAttribute("placeholder", t("placeholder"));
     ui.input.setAttribute("aria-label", t("placeholder"));
