@@ -69,6 +69,9 @@ class Workspace(models.Model):
     two_factor_grace_days = models.PositiveSmallIntegerField(default=7)
     # Largest attachment stored, in MB (never above the operator's LOKET_ATTACHMENT_MAX_BYTES).
     attachment_max_mb = models.PositiveSmallIntegerField(default=25)
+    # Opening hours per weekday and closed dates (loket.tenancy.hours); empty: always open.
+    business_hours = models.JSONField(default=dict, blank=True)
+    holidays = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from loket.tenancy import hours
 from loket.tenancy.models import ApiToken, Membership, Role, Team, User, Workspace, hash_token
 
 
@@ -103,6 +104,8 @@ def update_workspace_profile(
     require_2fa: bool,
     two_factor_grace_days: int,
     attachment_max_mb: int | None = None,
+    business_hours: dict | None = None,
+    holidays: list | None = None,
 ) -> Workspace:
     """Switching required 2FA on starts the grace period now (an already running one is kept);
     switching it off forgets when it started."""
@@ -135,6 +138,10 @@ def update_workspace_profile(
         }
         if attachment_max_mb is not None:
             changes["attachment_max_mb"] = attachment_max_mb
+        if business_hours is not None:
+            changes["business_hours"] = hours.clean_schedule(business_hours)
+        if holidays is not None:
+            changes["holidays"] = hours.clean_holidays(holidays)
         for field, value in changes.items():
             setattr(workspace, field, value)
         workspace.save(update_fields=list(changes))

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from loket.connectors.livechat import delivery, widget
 from loket.connectors.livechat.widget import WidgetError
 from loket.inbox.models import Channel
+from loket.tenancy import hours
 
 STATIC = Path(__file__).parent / "static" / "livechat"
 MAX_BODY = 64 * 1024
@@ -29,7 +30,11 @@ def _channel(channel_uuid: str) -> Channel:
         key = uuid.UUID(channel_uuid)
     except ValueError:
         raise Http404("no such chat") from None
-    channel = Channel.objects.filter(uuid=key, kind="livechat", is_active=True).first()
+    channel = (
+        Channel.objects.select_related("workspace")
+        .filter(uuid=key, kind="livechat", is_active=True)
+        .first()
+    )
     if channel is None:
         raise Http404("no such chat")
     return channel
@@ -137,7 +142,10 @@ def session(request, channel: Channel):
             },
             "config": widget.config(channel, language),
             "messages": delivery.history(channel, visitor.key),
-            "status": {"online": True, "reply_time": channel.settings.get("reply_time", "")},
+            "status": {
+                "online": hours.is_open(channel.workspace),
+                "reply_time": channel.settings.get("reply_time", ""),
+            },
         }
     )
 

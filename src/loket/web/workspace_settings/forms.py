@@ -3,6 +3,8 @@ current workspace, so another workspace's id is an invalid choice, never a chang
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -10,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from loket.inbox.services.labels import COLOR_PATTERN, NAME_MAX_LENGTH
+from loket.tenancy import hours
 from loket.tenancy.models import Availability, Membership, Role, Team, Workspace
 from loket.tenancy.services import (
     MAX_ATTACHMENT_MB,
@@ -18,6 +21,10 @@ from loket.tenancy.services import (
 )
 
 MAX_CAPACITY = 1000
+WEEKDAY_LABELS = (
+    _("Monday"), _("Tuesday"), _("Wednesday"), _("Thursday"), _("Friday"), _("Saturday"),
+    _("Sunday"),
+)  # fmt: skip
 
 # The models' choice labels are not translated (changing them would need a migration).
 ROLE_LABELS = {
@@ -66,9 +73,47 @@ class WorkspaceProfileForm(forms.Form):
         ),
     )
 
+    holidays = forms.CharField(
+        label=_("Holidays"),
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Closed all day: dates like 2026-12-25, one per line or comma separated."),
+    )
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["time_zone"].choices = [(zone, zone) for zone in sorted(available_time_zones())]
+        for day, label in zip(hours.WEEKDAYS, WEEKDAY_LABELS, strict=True):
+            self.fields[f"hours_{day}"] = forms.CharField(
+                label=label,
+                required=False,
+                max_length=100,
+                help_text=_("e.g. 09:00-12:30, 13:30-17:00; empty: closed"),
+            )
+
+    def hour_fields(self):
+        return [self[f"hours_{day}"] for day in hours.WEEKDAYS]
+
+    def clean(self):
+        data = super().clean()
+        schedule = {}
+        for day in hours.WEEKDAYS:
+            text = (data.pop(f"hours_{day}", "") or "").strip()
+            ranges = []
+            for part in filter(None, (p.strip() for p in text.split(","))):
+                start, _, end = part.partition("-")
+                ranges.append([start.strip(), end.strip()])
+            if ranges:
+                schedule[day] = ranges
+        holidays_text = data.get("holidays") or ""
+        days = [d for d in re.split(r"[\s,]+", holidays_text) if d]
+        try:
+            data["business_hours"] = hours.clean_schedule(schedule)
+            data["holidays"] = hours.clean_holidays(days)
+        except hours.InvalidHours as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
 
     @classmethod
     def for_workspace(cls, workspace: Workspace, data=None) -> WorkspaceProfileForm:
@@ -79,6 +124,13 @@ class WorkspaceProfileForm(forms.Form):
             "require_2fa": workspace.require_2fa,
             "two_factor_grace_days": workspace.two_factor_grace_days,
             "attachment_max_mb": workspace.attachment_max_mb,
+            "holidays": "\n".join(workspace.holidays or []),
+            **{
+                f"hours_{day}": ", ".join(
+                    f"{start}-{end}" for start, end in (workspace.business_hours or {}).get(day, [])
+                )
+                for day in hours.WEEKDAYS
+            },
         }
         return cls(data=data, initial=initial)
 
