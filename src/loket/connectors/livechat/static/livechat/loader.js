@@ -26,7 +26,7 @@
   var ready = false;
   var pending = []; // commands waiting for the frame's "ready"
   var listeners = {};
-  var layout = { state: "hidden", width: 0, height: 0, position: "right" };
+  var layout = { state: "hidden", width: 0, height: 0 };
   var lastUrl = null;
 
   function css(props) {
@@ -100,11 +100,11 @@
       queued.forEach(post);
       sendPage(); // after the commands: the frame starts its session on the first "page"
     } else if (data.type === "resize") {
-      layout.state = data.state === "open" || data.state === "closed" ? data.state : "hidden";
-      layout.width = Math.max(0, Math.min(+data.width || 0, 4000));
-      layout.height = Math.max(0, Math.min(+data.height || 0, 4000));
-      layout.position = data.position === "left" ? "left" : "right";
-      if (layout.state === "hidden") layout.width = layout.height = 0;
+      var shown = data.state === "open" || data.state === "closed";
+      layout = {
+        state: shown ? data.state : "hidden", position: data.position,
+        width: shown ? Math.min(+data.width || 0, 4000) : 0, height: shown ? Math.min(+data.height || 0, 4000) : 0,
+      };
       place();
     } else if (data.type === "event" && typeof data.name === "string") {
       emit(data.name, data.detail);
@@ -140,7 +140,8 @@
     if (iframe) return;
     iframe = document.createElement("iframe");
     iframe.setAttribute("title", "Chat");
-    iframe.setAttribute("src", ORIGIN + "/widget/" + CHANNEL + "/frame/");
+    // lang: the frame page's <html lang>, the language the widget's texts will be in
+    iframe.setAttribute("src", ORIGIN + "/widget/" + CHANNEL + "/frame/?lang=" + encodeURIComponent(navigator.language || ""));
     // Every property back to its initial value (opacity 1, no transform, filter, margin...), then ours.
     css({ all: "initial" });
     css({ display: "block", position: "fixed", "z-index": "2147483000", border: "0", background: "transparent",
@@ -162,7 +163,7 @@
     };
   });
   function run(item) {
-    if (item && typeof api[item[0]] === "function" && item[0] !== "q") {
+    if (item && typeof api[item[0]] === "function") {
       api[item[0]].apply(null, Array.prototype.slice.call(item, 1));
     }
   }

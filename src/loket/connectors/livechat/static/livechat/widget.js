@@ -208,10 +208,10 @@
     return typeof value === "string" ? value.slice(0, max) : "";
   }
 
+  // The first page starts the session; later ones (SPA navigation) go with each message.
   function onPage(data) {
-    page = { url: clip(data.url, 2000), title: clip(data.title, 500), referrer: clip(data.referrer, 2000) };
+    page = { url: clip(data.url, 1000), title: clip(data.title, 500), referrer: clip(data.referrer, 1000) };
     if (!started) start();
-    else refreshSoon();
   }
 
   function onCommand(name, args) {
@@ -227,16 +227,22 @@
 
   function setUser(value) {
     if (value && typeof value === "object") {
-      user = {};
+      const next = {};
       for (const key of ["id", "name", "email", "hmac"]) {
-        if (value[key] !== undefined && value[key] !== null) user[key] = String(value[key]);
+        if (value[key] !== undefined && value[key] !== null) next[key] = String(value[key]);
       }
+      if (JSON.stringify(next) === JSON.stringify(user)) return; // the same user on every page
+      user = next;
     } else {
-      // Loket.setUser(null): signed out; start over as a new anonymous visitor
+      // Loket.setUser(null): signed out. A signed-in user's chat must not stay on a shared
+      // computer: forget it and start as a new anonymous visitor. Anonymous: nothing changes.
       user = null;
+      if (!store("verified")) return;
       setToken(null);
+      store("verified", null);
       store("prechat", null);
     }
+    switchPending = true;
     if (started) session();
   }
 
@@ -260,6 +266,7 @@
 
   let sessionRunning = false;
   let sessionAgain = false;
+  let switchPending = false; // the next session may be another visitor (setUser)
   async function session() {
     clearTimeout(refreshTimer);
     if (sessionRunning) {
@@ -268,7 +275,10 @@
     }
     sessionRunning = true;
     let delay = 1000;
+    let switching = false;
     for (;;) {
+      switching = switching || switchPending;
+      switchPending = false;
       const body = { locale: LOCALE };
       if (token) body.token = token;
       if (page) body.page = page;
@@ -277,12 +287,13 @@
       attributes = {};
       if (Object.keys(sent).length) body.attributes = sent;
       try {
-        applySession(await api("POST", "session", body));
+        applySession(await api("POST", "session", body), switching);
         break;
       } catch (err) {
         attributes = Object.assign(sent, attributes);
         if (err.status === 401 && token) {
           setToken(null); // expired or foreign token: start as a new visitor
+          switching = true;
           continue;
         }
         if (err.status === 400 || err.status === 403 || err.status === 404) {
@@ -300,14 +311,15 @@
     }
   }
 
-  function applySession(res) {
+  function applySession(res, switching) {
     const first = !ready;
-    const previousVisitor = visitor.id;
     setToken(res.token);
     visitor = res.visitor || {};
     config = res.config || {};
     status = res.status || {};
-    const switched = !first && previousVisitor !== undefined && visitor.id !== previousVisitor;
+    store("verified", visitor.verified ? "1" : null);
+    // Another visitor (setUser, or a refused token): their own history and socket.
+    const switched = !first && !!switching;
     if (switched) resetConversation();
     for (const message of res.messages || []) receive(message, false);
     if (first || switched) {
@@ -645,7 +657,7 @@
   function sendText(text) {
     const m = {
       client_id: uuid(), direction: "in", text: text, created_at: new Date().toISOString(),
-      author: { name: t("you") }, _state: "sending",
+      author: { name: t("you") }, _state: "sending", _page: page || undefined,
     };
     messages.push(m);
     renderMessage(m, messages[messages.length - 2], null);
@@ -653,19 +665,24 @@
     deliver(m);
   }
 
+  // The page the visitor was on when they wrote (the backend keeps it with the message).
+  function messageFrame(m) {
+    return { type: "message", client_id: m.client_id, text: m.text, page: m._page };
+  }
+
   function deliver(m) {
     m._state = "sending";
     updateMessage(m);
     clearTimeout(m._timer);
     m._timer = setTimeout(() => failed(m), 15000);
-    if (wsOpen) wsSend({ type: "message", client_id: m.client_id, text: m.text });
+    if (wsOpen) wsSend(messageFrame(m));
     else if (mode === "poll") postMessageHttp(m);
     // otherwise the socket is reconnecting: flushOutbox sends it once it is open
   }
 
   async function postMessageHttp(m) {
     try {
-      const res = await api("POST", "messages", { token: token, client_id: m.client_id, text: m.text });
+      const res = await api("POST", "messages", { token: token, client_id: m.client_id, text: m.text, page: m._page });
       receive(res.message, true);
     } catch (e) {
       failed(m);
@@ -682,7 +699,7 @@
   function flushOutbox() {
     for (const m of messages) {
       if (m._state !== "sending") continue;
-      if (wsOpen) wsSend({ type: "message", client_id: m.client_id, text: m.text });
+      if (wsOpen) wsSend(messageFrame(m));
       else if (mode === "poll") postMessageHttp(m);
     }
   }
@@ -959,7 +976,7 @@
 
   function prechatNeeded() {
     const prechat = config.prechat || {};
-    if (!prechat.enabled || visitor.verified || store("prechat")) return false;
+    if (!prechat.enabled || visitor.verified || visitor.prechat_done || store("prechat")) return false;
     if (messages.some((m) => m.direction === "in")) return false;
     const fields = (prechat.fields || []).filter((f) => f && f.name);
     if (!fields.length) return false;
@@ -1033,6 +1050,7 @@
     ui.prechatSubmit.disabled = true;
     try {
       const res = await api("POST", "prechat", body);
+      if (res.token) setToken(res.token); // the new token carries the answers
       visitor = Object.assign(visitor, res.visitor || {});
       store("prechat", "1");
       renderMode();
