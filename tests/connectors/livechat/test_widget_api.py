@@ -187,3 +187,15 @@ def test_bad_input_gets_clear_errors(chat):
     chat.is_active = False
     chat.save()
     assert api(chat, "session", {}).status_code == 404
+
+
+def test_a_signed_in_users_session_does_not_resume_without_that_user(chat):
+    signature = hmac.new(chat.shown_secret.encode(), b"42", hashlib.sha256).hexdigest()
+    user = {"id": "42", "name": "Ann", "hmac": signature}
+    first = start(chat, user=user)
+    say(chat, first["token"], "My private question", "c-1")
+    # The next person on the same computer: the stored token alone shows nothing of Ann's.
+    shared = start(chat, token=first["token"])
+    assert shared["visitor"]["verified"] is False and shared["messages"] == []
+    again = start(chat, token=first["token"], user=user)
+    assert [m["text"] for m in again["messages"]] == ["My private question"]

@@ -91,6 +91,11 @@ def texts(channel: Channel, language: str) -> dict:
             "required": _("Required"),
             "invalid_email": _("Enter a valid email address."),
             "offline_intro": _("Leave a message and we will answer by email."),
+            "not_sent": _("Not sent."),
+            "you": _("You"),
+            "unread": _("{count} unread"),
+            "reconnecting": _("Reconnecting…"),
+            "error": _("Something went wrong. Please try again."),
         }
     overrides = (channel.settings.get("texts") or {}).get(language) or {}
     return {**base, **{k: v for k, v in overrides.items() if k in base and v}}
@@ -121,6 +126,14 @@ def start_session(
         found = read_token(channel, token)
         if found is not None:
             visitor = Visitor(*found)
+    if visitor is not None and visitor.verified:
+        # A signed-in user's session resumes only with that user signed in again: on a shared
+        # computer the next person must not see the previous user's chat.
+        same = user and f"user:{str(user.get('id') or '')[:200]}" == visitor.key
+        if not (
+            same and verify_identity(channel, str(user["id"])[:200], str(user.get("hmac") or ""))
+        ):
+            visitor = None
     if user and user.get("id"):
         user_id = str(user["id"])[:200]
         if verify_identity(channel, user_id, str(user.get("hmac") or "")):
