@@ -105,7 +105,10 @@ class WidgetConsumer(AsyncWebsocketConsumer):
             elif kind == "ping":
                 await self.send(json.dumps({"type": "pong"}))
         except WidgetError as exc:
-            await self.send(json.dumps({"type": "error", "code": exc.code, "message": exc.message}))
+            error = {"type": "error", "code": exc.code, "message": exc.message}
+            if kind == "message":  # which message failed, so only that one offers a retry
+                error["client_id"] = str(frame.get("client_id") or "")
+            await self.send(json.dumps(error))
             if exc.status == 429:
                 await self.close(code=CLOSE_RATE)
         except (TypeError, ValueError):
