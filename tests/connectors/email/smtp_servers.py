@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import functools
-import ipaddress
 import socket
 import ssl
 import tempfile
@@ -26,13 +24,10 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from loket.connectors.email.smtp import SmtpSettings
 from loket.connectors.email.smtpd import ListeningController
+from tests.certs import self_signed
 
 HOST = "127.0.0.1"
 
@@ -43,32 +38,7 @@ HOST = "127.0.0.1"
 @functools.cache
 def certificate() -> tuple[bytes, bytes]:
     """(certificate PEM, key PEM): self-signed for localhost and 127.0.0.1, its own CA."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    return self_signed("localhost", ("localhost", HOST))
 
 
 @functools.cache

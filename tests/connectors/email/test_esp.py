@@ -5,7 +5,6 @@ post and carry the same small real mail (mail.eml)."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -14,14 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 
 from loket.connectors.base import BadPayload, InvalidConfig, WebhookRejected, WebhookRequest
 from loket.connectors.email import esp
 from loket.connectors.email.parsing import parse_email
+from tests.certs import self_signed
 
 PAYLOADS = Path(__file__).parent / "esp_payloads"
 MAIL = (PAYLOADS / "mail.eml").read_bytes()
@@ -375,19 +373,7 @@ CERT_PATH = "/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem"
 def sns_signer():
     """An RSA key and a self-signed certificate standing in for Amazon SNS's."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert.public_bytes(serialization.Encoding.PEM)
+    return key, self_signed("sns.amazonaws.com", key=key)[0]
 
 
 class CertServer:

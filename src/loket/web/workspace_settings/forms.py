@@ -11,6 +11,7 @@ from django.core.validators import RegexValidator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from loket.connectors.email.connector import SECRET_KEYS as EMAIL_SECRET_KEYS
 from loket.inbox.services.labels import COLOR_PATTERN, NAME_MAX_LENGTH
 from loket.tenancy import hours
 from loket.tenancy.models import Availability, Membership, Role, Team, Workspace
@@ -246,16 +247,7 @@ class EmailChannelForm(ChannelForm):
     """An email channel's settings; field names are the email connector's config keys. Blank
     passwords keep the stored ones when editing."""
 
-    SECRETS = (
-        "imap_password",
-        "imap_oauth2_token",
-        "smtp_password",
-        "smtp_oauth2_token",
-        "esp_signing_key",
-        "esp_webhook_password",
-        "esp_sendgrid_public_key",
-        "esp_sns_topic_arn",
-    )
+    SECRETS = EMAIL_SECRET_KEYS
 
     address = forms.EmailField(
         label=_("Support address"),
