@@ -14,6 +14,7 @@ import hmac
 import json
 import re
 import secrets as secrets_module
+import uuid as uuid_module
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -109,6 +110,10 @@ DEFAULTS: dict[str, Any] = {
     "reply_time": "",
     "prechat": {"enabled": False, "fields": []},
     "texts": {},
+    # An email channel of the workspace: outside business hours the widget asks for an email
+    # address, and replies to a visitor who has left are emailed from it (the answer threads
+    # back by the [#number] in the subject).
+    "continuity_email_channel": "",
 }
 
 
@@ -146,6 +151,15 @@ class LiveChatConnector(Connector):
             raise InvalidConfig("allowed_origins must be a list of origins")
         out["allowed_origins"] = sorted({_origin(o) for o in origins})[:50]
         out["prechat"] = _prechat(values["prechat"])
+        continuity = str(values.get("continuity_email_channel") or "").strip()
+        if continuity:
+            try:
+                continuity = str(uuid_module.UUID(continuity))
+            except ValueError:
+                raise InvalidConfig(
+                    "continuity_email_channel must be an email channel's id (uuid)"
+                ) from None
+        out["continuity_email_channel"] = continuity
         texts = values["texts"]
         if not isinstance(texts, dict) or not all(
             isinstance(lang, str) and isinstance(entries, dict) for lang, entries in texts.items()
@@ -198,9 +212,10 @@ class LiveChatConnector(Connector):
 
     # -- outbound -------------------------------------------------------------------------------
     def send(self, channel: Channel, message: Message) -> SendResult:
-        from loket.connectors.livechat import delivery
+        from loket.connectors.livechat import continuity, delivery
 
         delivery.push_reply(channel, message)
+        continuity.email_if_gone(channel, message)
         return SendResult(external_id=f"{OUTBOUND_ID_PREFIX}{message.pk}")
 
 

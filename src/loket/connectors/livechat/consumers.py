@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from loket.connectors.livechat import widget
+from loket.connectors.livechat import continuity, widget
 from loket.connectors.livechat.connector import visitor_group
 from loket.connectors.livechat.widget import WidgetError
 from loket.inbox.models import Channel, ContactIdentity, Conversation, ConversationStatus
@@ -65,6 +65,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         self.ip = (self.scope.get("client") or ["", 0])[0]
         self.group = visitor_group(channel.pk, found.key)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await database_sync_to_async(continuity.seen)(channel.pk, found.key)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -86,6 +87,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_BAD_FRAME)
             return
         kind = frame.get("type")
+        await database_sync_to_async(continuity.seen)(self.channel.pk, self.visitor.key)
         try:
             if kind == "message":
                 await database_sync_to_async(widget.post_message)(

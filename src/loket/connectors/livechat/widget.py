@@ -101,15 +101,38 @@ def texts(channel: Channel, language: str) -> dict:
     return {**base, **{k: v for k, v in overrides.items() if k in base and v}}
 
 
+def prechat(channel: Channel) -> dict:
+    """The pre-chat form; outside business hours with a continuity email channel it asks for
+    an email address (required), so the answer can reach a visitor who has left."""
+    from loket.connectors.livechat import continuity
+    from loket.tenancy import hours
+
+    form = channel.settings.get("prechat") or {"enabled": False, "fields": []}
+    if hours.is_open(channel.workspace) or continuity.email_channel(channel) is None:
+        return form
+    fields = [dict(f) for f in form.get("fields", [])]
+    names = {f["name"] for f in fields}
+    if "name" not in names:
+        fields.insert(0, {"name": "name", "label": _("Name"), "type": "text", "required": False})
+    if "email" not in names:
+        fields.append({"name": "email", "label": _("Email"), "type": "email", "required": True})
+    for field in fields:
+        if field["name"] == "email":
+            field["required"] = True
+    return {"enabled": True, "fields": fields}
+
+
 def config(channel: Channel, language: str) -> dict:
     s = channel.settings
+    with override(language):
+        form = prechat(channel)
     return {
         "title": s.get("title") or channel.name,
         "greeting": s.get("greeting") or "",
         "color": s.get("color") or "#1f5fd1",
         "position": s.get("position") or "right",
         "texts": texts(channel, language),
-        "prechat": s.get("prechat") or {"enabled": False, "fields": []},
+        "prechat": form,
         "branding": bool(s.get("branding", True)),
         "max_upload_bytes": settings.LOKET_ATTACHMENT_MAX_BYTES,
     }
@@ -154,7 +177,7 @@ def start_session(
 
 
 def save_prechat(channel: Channel, visitor: Visitor, data: dict) -> tuple[str, Visitor]:
-    fields = {f["name"]: f for f in (channel.settings.get("prechat") or {}).get("fields", [])}
+    fields = {f["name"]: f for f in prechat(channel).get("fields", [])}
     profile = dict(visitor.profile)
     for name in ("name", "email", "phone"):
         value = str(data.get(name) or "").strip()
