@@ -59,3 +59,21 @@ def test_the_frame_may_only_be_embedded_by_the_allowed_websites(owner, workspace
     csp = frame["Content-Security-Policy"]
     assert "frame-ancestors https://www.shop.example" in csp and "script-src 'self'" in csp
     assert "X-Frame-Options" not in frame
+
+
+def test_the_continuity_mailbox_is_chosen_from_the_workspaces_email_channels(owner, workspace):
+    from tests import factories
+
+    mailbox = factories.email_channel(workspace, name="Support mail")
+    client = signed_in(owner)
+    page = client.get(url("channels", workspace)).content.decode()
+    assert f'value="{mailbox.uuid}"' in page and "Support mail" in page
+    client.post(url("channels", workspace), {**FORM, "continuity_email_channel": str(mailbox.uuid)})
+    channel = Channel.objects.get(workspace=workspace, kind="livechat")
+    assert channel.settings["continuity_email_channel"] == str(mailbox.uuid)
+    other = factories.email_channel(factories.workspace("other"), name="Theirs")
+    refused = client.post(
+        url("channel-edit", workspace, channel.pk),
+        {**FORM, "continuity_email_channel": str(other.uuid)},
+    )
+    assert refused.status_code == 400  # not a choice: another workspace's mailbox

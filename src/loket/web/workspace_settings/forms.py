@@ -422,6 +422,14 @@ class LiveChatChannelForm(ChannelForm):
         help_text=_("Your website passes the user's id with an HMAC made with the secret."),
     )
     branding = forms.BooleanField(label=_("Show “Powered by Loket”"), required=False, initial=True)
+    continuity_email_channel = forms.ChoiceField(
+        label=_("Email replies to visitors who left, from"),
+        required=False,
+        help_text=_(
+            "Outside business hours the chat then asks for an email address, and the visitor's "
+            "answer to an emailed reply comes back into the chat."
+        ),
+    )
 
     KEYS = (
         "title",
@@ -432,13 +440,20 @@ class LiveChatChannelForm(ChannelForm):
         "reply_time",
         "require_identity",
         "branding",
+        "continuity_email_channel",
     )
 
     def __init__(self, workspace: Workspace, *args, initial_config=None, **kwargs):
+        from loket.inbox.models import Channel
+
         initial = {**(initial_config or {}), **kwargs.pop("initial", {})}
         if isinstance(initial.get("allowed_origins"), list):
             initial["allowed_origins"] = ", ".join(initial["allowed_origins"])
         super().__init__(workspace, *args, initial=initial, **kwargs)
+        mailboxes = Channel.objects.filter(workspace=workspace, kind="email").order_by("name")
+        self.fields["continuity_email_channel"].choices = [("", _("Nobody: no email"))] + [
+            (str(channel.uuid), channel.name) for channel in mailboxes
+        ]
 
     def config(self) -> dict:
         return {key: self.cleaned_data[key] for key in self.KEYS}
