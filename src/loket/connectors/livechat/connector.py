@@ -32,6 +32,7 @@ from loket.connectors.base import (
     WebhookRejected,
     WebhookRequest,
 )
+from loket.connectors.livechat import proactive
 from loket.inbox.items import InboundContact, InboundItem, InboundMessage
 from loket.inbox.models import Channel, Message
 
@@ -114,6 +115,8 @@ DEFAULTS: dict[str, Any] = {
     # address, and replies to a visitor who has left are emailed from it (the answer threads
     # back by the [#number] in the subject).
     "continuity_email_channel": "",
+    # Rules that open the widget with a message (see proactive.py).
+    "proactive": [],
 }
 
 
@@ -151,6 +154,7 @@ class LiveChatConnector(Connector):
             raise InvalidConfig("allowed_origins must be a list of origins")
         out["allowed_origins"] = sorted({_origin(o) for o in origins})[:50]
         out["prechat"] = _prechat(values["prechat"])
+        out["proactive"] = proactive.clean_rules(values["proactive"])
         continuity = str(values.get("continuity_email_channel") or "").strip()
         if continuity:
             try:

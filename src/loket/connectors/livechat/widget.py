@@ -15,7 +15,7 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
-from loket.connectors.livechat import delivery
+from loket.connectors.livechat import delivery, proactive
 from loket.connectors.livechat.connector import (
     MAX_TEXT,
     issue_token,
@@ -135,6 +135,7 @@ def config(channel: Channel, language: str) -> dict:
         "prechat": form,
         "branding": bool(s.get("branding", True)),
         "max_upload_bytes": settings.LOKET_ATTACHMENT_MAX_BYTES,
+        "proactive": proactive.rules_for_widget(channel, language),
     }
 
 

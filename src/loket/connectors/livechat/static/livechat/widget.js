@@ -41,6 +41,7 @@
     required: "This field is required.",
     invalid_email: "Enter a valid email address.",
     offline_intro: "We're away right now. Leave a message and we'll get back to you.",
+    automatic: "Automatic message",
   };
 
   // ---- state ---------------------------------------------------------------------------
@@ -73,6 +74,19 @@
       // storage blocked (some third-party iframe settings): keep it for this page only
       if (value === undefined) return memory[key] || null;
       memory[key] = value;
+    }
+    return null;
+  }
+
+  // Per browser session (tab): the frame's sessionStorage, else this page only.
+  function session1(name, value) {
+    const key = "loket:" + CHANNEL + ":" + name;
+    try {
+      if (value === undefined) return sessionStorage.getItem(key);
+      sessionStorage.setItem(key, value);
+    } catch (e) {
+      if (value === undefined) return memory["s:" + key] || null;
+      memory["s:" + key] = value;
     }
     return null;
   }
@@ -211,7 +225,9 @@
   // The first page starts the session; later ones (SPA navigation) go with each message.
   function onPage(data) {
     page = { url: clip(data.url, 1000), title: clip(data.title, 500), referrer: clip(data.referrer, 1000) };
+    pageStart = Date.now(); // time on page restarts on every (SPA) page
     if (!started) start();
+    else proactiveCheck();
   }
 
   function onCommand(name, args) {
@@ -340,6 +356,7 @@
     }
     connect(switched); // a new socket (or poll) only for a different visitor
     markRead();
+    proactiveCheck();
   }
 
   function hide() {
@@ -1063,10 +1080,92 @@
     }
   }
 
+  // ---- proactive messages ---------------------------------------------------------------
+  // config.proactive: [{id, message, url_contains, seconds_on_page, returning_only}]. At most
+  // one fires per browser session, only while the visitor has no messages and the panel is
+  // closed; closing the panel after it dismisses that rule (id + message hash) for good.
+  let pageStart = Date.now();
+  let proactiveTimer = null;
+  let proactiveShown = null;
+  const visits = (function () {
+    let n = Number(store("visits")) || 0;
+    if (!session1("visited")) {
+      session1("visited", "1");
+      n += 1;
+      store("visits", String(n));
+    }
+    return n || 1;
+  })();
+
+  function ruleKey(rule) {
+    let hash = 5381;
+    const text = String(rule.message);
+    for (let i = 0; i < text.length; i++) hash = (hash * 33 + text.charCodeAt(i)) | 0;
+    return rule.id + ":" + (hash >>> 0).toString(36);
+  }
+  function dismissedRules() {
+    try {
+      const list = JSON.parse(store("proactive_dismissed") || "[]");
+      return Array.isArray(list) ? list : [];
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function proactiveCheck() {
+    clearTimeout(proactiveTimer);
+    const rules = Array.isArray(config.proactive) ? config.proactive : [];
+    if (!ready || hiddenWidget || isOpen || wantOpen || !rules.length || messages.length) return;
+    if (session1("proactive")) return;
+    const url = String((page && page.url) || "").toLowerCase();
+    const dismissed = dismissedRules();
+    let wait = Infinity;
+    for (const rule of rules) {
+      if (!rule || typeof rule.message !== "string" || !rule.message) continue;
+      if (dismissed.indexOf(ruleKey(rule)) >= 0 || (rule.returning_only && visits < 2)) continue;
+      const part = String(rule.url_contains || "").toLowerCase();
+      if (part && url.indexOf(part) < 0) continue;
+      const left = (Number(rule.seconds_on_page) || 0) * 1000 - (Date.now() - pageStart);
+      if (left <= 0) return fireProactive(rule);
+      wait = Math.min(wait, left);
+    }
+    if (wait < Infinity) proactiveTimer = setTimeout(proactiveCheck, wait + 50);
+  }
+
+  function fireProactive(rule) {
+    session1("proactive", ruleKey(rule));
+    proactiveShown = rule;
+    setOpen(true, false, true); // no focus taken from the host page
+    // An agent-style bubble, marked automatic, never sent to Loket; text nodes only. Added
+    // after the panel shows, so the polite live log announces it.
+    const name = config.title || t("title");
+    const bubble = h("div", { class: "lk-bubble" }, [String(rule.message)]);
+    const row = h("div", { class: "lk-row lk-theirs lk-auto" }, [
+      avatar({ name: name }),
+      h("div", { class: "lk-col" }, [
+        h("span", { class: "lk-name" }, [name, h("span", { class: "lk-sr", text: " (" + t("automatic") + "): " })]),
+        bubble,
+        h("div", { class: "lk-meta", "aria-hidden": "true", text: t("automatic") }),
+      ]),
+    ]);
+    setTimeout(() => {
+      ui.log.insertBefore(row, ui.greeting.nextSibling);
+      scrollToEnd();
+    }, 50);
+    emit("proactive", { id: rule.id });
+  }
+
+  function dismissProactive() {
+    if (!proactiveShown) return;
+    const list = dismissedRules().concat([ruleKey(proactiveShown)]).slice(-20);
+    store("proactive_dismissed", JSON.stringify(list));
+    proactiveShown = null;
+  }
+
   // ---- open / close, focus, keyboard ---------------------------------------------------
   const coarse = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
 
-  function setOpen(open, fromUser) {
+  function setOpen(open, fromUser, quiet) {
     if (!ready || hiddenWidget) {
       wantOpen = open;
       return;
@@ -1082,9 +1181,11 @@
       renderBadge();
       renderMode();
       scrollToEnd();
+      clearTimeout(proactiveTimer);
       // Touch screens: focus the dialog, not the textarea (no keyboard popping up unasked).
+      // Opened proactively: no focus at all (the host page keeps it).
       const target = coarse ? ui.panel : ui.composer.hidden ? ui.prechat.querySelector("input") : ui.input;
-      (target || ui.panel).focus();
+      if (!quiet) (target || ui.panel).focus();
       markRead();
       emit("opened");
     } else {
@@ -1093,6 +1194,7 @@
       ui.panel.hidden = true;
       ui.launcher.hidden = false;
       resize();
+      dismissProactive();
       if (hadFocus || fromUser) ui.launcher.focus();
       emit("closed");
     }
