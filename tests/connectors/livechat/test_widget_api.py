@@ -199,3 +199,35 @@ def test_a_signed_in_users_session_does_not_resume_without_that_user(chat):
     assert shared["visitor"]["verified"] is False and shared["messages"] == []
     again = start(chat, token=first["token"], user=user)
     assert [m["text"] for m in again["messages"]] == ["My private question"]
+
+
+def test_agents_see_the_visitors_page_browser_and_pages_visited(chat, owner):
+    token = start(chat)["token"]
+    prechat = api(chat, "prechat", {"token": token, "name": "Ann", "email": "ann@example.com"})
+    token = prechat.json()["token"]
+    firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+    for n, page in enumerate(
+        [
+            {
+                "url": "https://www.shop.example/shoes",
+                "title": "Shoes",
+                "referrer": "https://search.example/",
+            },
+            {"url": "javascript:alert(1)", "title": "Evil"},
+            {"url": "https://www.shop.example/checkout", "title": "Checkout"},
+        ]
+    ):
+        response = api(
+            chat,
+            "messages",
+            {"token": token, "client_id": f"c-{n}", "text": f"question {n}", "page": page},
+            **{"User-Agent": firefox, "Accept-Language": "nl-NL,nl;q=0.9"},
+        )
+        assert response.status_code == 201
+    conversation = Conversation.objects.get(channel=chat)
+    client = Client()
+    client.force_login(owner.user)
+    pane = client.get(f"/w/acme/inbox/{conversation.number}/pane/").content.decode()
+    assert "Checkout" in pane and "https://www.shop.example/shoes" in pane
+    assert "Firefox 133 on Windows" in pane and "nl-NL" in pane
+    assert "javascript:" not in pane

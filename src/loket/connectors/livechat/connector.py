@@ -210,7 +210,12 @@ class LiveChatConnector(Connector):
                     locale=str(contact.get("locale") or "")[:10],
                 ),
                 text=text[:MAX_TEXT],
-                data={"livechat": {"page": frame.get("page") or {}}},
+                data={
+                    "livechat": {
+                        "page": frame.get("page") or {},
+                        **(frame.get("client") if isinstance(frame.get("client"), dict) else {}),
+                    }
+                },
             )
         ]
 

@@ -17,6 +17,15 @@ from loket.inbox.models import Channel, ContactIdentity, Conversation, Conversat
 from loket.realtime.publish import agents_group
 
 MAX_FRAME = 16 * 1024
+
+
+def _header(scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")[:500]
+    return ""
+
+
 CLOSE_BAD_FRAME, CLOSE_BAD_TOKEN, CLOSE_NO_CHANNEL, CLOSE_RATE = 4400, 4401, 4404, 4429
 
 
@@ -97,6 +106,8 @@ class WidgetConsumer(AsyncWebsocketConsumer):
                     text=str(frame.get("text") or ""),
                     page=frame.get("page"),
                     ip=self.ip,
+                    user_agent=_header(self.scope, b"user-agent"),
+                    locale=_header(self.scope, b"accept-language").split(",")[0],
                 )  # the echo reaches this socket through the visitor's group
             elif kind == "typing":
                 await self._typing(bool(frame.get("typing")))

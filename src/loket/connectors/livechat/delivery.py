@@ -76,3 +76,42 @@ def push_reply(channel: Channel, message: Message) -> None:
     push(channel, visitor_keys(channel, contact_id), {
         "type": "message", "message": as_widget_message(message)
     })  # fmt: skip
+
+
+def visitor_context(conversation) -> dict | None:
+    """What agents see of a live-chat visitor: the page they are on, where they came from,
+    their browser and language, and the pages they chatted from (newest first)."""
+    if conversation.channel.kind != "livechat":
+        return None
+    datas = (
+        Message.objects.filter(conversation=conversation, direction=Direction.INBOUND)
+        .order_by("-pk")
+        .values_list("data", flat=True)[:50]
+    )
+    seen_pages: list[dict] = []
+    latest: dict = {}
+    for data in datas:
+        info = (data or {}).get("livechat") or {}
+        latest = latest or info
+        page = info.get("page") or {}
+        url = str(page.get("url") or "")
+        if not url.lower().startswith(("http://", "https://")):
+            continue  # only links an agent may safely click (the widget already filters)
+        if all(p["url"] != url for p in seen_pages):
+            seen_pages.append({"url": page["url"], "title": page.get("title", "")})
+    if not latest:
+        return None
+    page = latest.get("page") or {}
+    safe = {
+        key: value
+        if key == "title" or str(value).lower().startswith(("http://", "https://"))
+        else ""
+        for key, value in page.items()
+        if key in ("url", "title", "referrer")
+    }
+    return {
+        "page": safe,
+        "browser": latest.get("browser", ""),
+        "locale": latest.get("locale", ""),
+        "pages": seen_pages[:10],
+    }

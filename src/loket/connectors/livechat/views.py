@@ -167,6 +167,8 @@ def messages(request, channel: Channel):
             text=str(data.get("text") or ""),
             page=data.get("page"),
             ip=_ip(request),
+            user_agent=request.headers.get("User-Agent", ""),
+            locale=request.headers.get("Accept-Language", "").split(",")[0],
         )
         return JsonResponse({"message": shown}, status=201)
     if request.method != "GET":

@@ -5,6 +5,7 @@ form, read receipts, and abuse limits."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 
@@ -96,6 +97,7 @@ def texts(channel: Channel, language: str) -> dict:
             "unread": _("{count} unread"),
             "reconnecting": _("Reconnecting…"),
             "error": _("Something went wrong. Please try again."),
+            "automatic": _("Automatic message"),
         }
     overrides = (channel.settings.get("texts") or {}).get(language) or {}
     return {**base, **{k: v for k, v in overrides.items() if k in base and v}}
@@ -210,7 +212,15 @@ def save_prechat(channel: Channel, visitor: Visitor, data: dict) -> tuple[str, V
 
 
 def post_message(
-    channel: Channel, visitor: Visitor, *, client_id: str, text: str, page: dict | None, ip: str
+    channel: Channel,
+    visitor: Visitor,
+    *,
+    client_id: str,
+    text: str,
+    page: dict | None,
+    ip: str,
+    user_agent: str = "",
+    locale: str = "",
 ) -> dict:
     """Store a visitor's message through the journal; returns it as the widget shows it."""
     text = (text or "").strip()
@@ -228,6 +238,7 @@ def post_message(
             "text": text,
             "contact": {k: visitor.profile.get(k, "") for k in ("name", "email", "phone")},
             "page": _page(page),
+            "client": {"browser": browser(user_agent), "locale": locale[:20]},
         }
     ).encode()
     outcome = journal.record(channel, body, {"source": "widget"}, content_type="application/json")
@@ -260,7 +271,40 @@ def mark_read(channel: Channel, visitor: Visitor, up_to: int) -> int:
     return len(ids)
 
 
+_BROWSERS = (
+    ("Edge", re.compile(r"Edg/(\d+)")),
+    ("Opera", re.compile(r"OPR/(\d+)")),
+    ("Firefox", re.compile(r"Firefox/(\d+)")),
+    ("Chrome", re.compile(r"Chrome/(\d+)")),
+    ("Safari", re.compile(r"Version/(\d+).*Safari/")),
+)
+_SYSTEMS = (
+    ("Android", "Android"), ("iOS", "iPhone"), ("iPadOS", "iPad"), ("Windows", "Windows"),
+    ("macOS", "Mac OS X"), ("Linux", "Linux"),
+)  # fmt: skip
+
+
+def browser(user_agent: str) -> str:
+    """A short, readable browser and system ("Firefox 133 on Windows") for agents."""
+    name = next(
+        (
+            f"{label} {found.group(1)}"
+            for label, rx in _BROWSERS
+            if (found := rx.search(user_agent))
+        ),
+        "",
+    )
+    system = next((label for label, marker in _SYSTEMS if marker in user_agent), "")
+    return " on ".join(part for part in (name, system) if part)[:100]
+
+
 def _page(page) -> dict:
+    """The page a visitor chats from, as the host page says; links only over http(s), since
+    agents click them."""
     if not isinstance(page, dict):
         return {}
-    return {k: str(page.get(k) or "")[:1000] for k in ("url", "title", "referrer")}
+    out = {k: str(page.get(k) or "")[:1000] for k in ("url", "title", "referrer")}
+    for key in ("url", "referrer"):
+        if not out[key].lower().startswith(("http://", "https://")):
+            out[key] = ""
+    return out

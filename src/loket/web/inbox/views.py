@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
+from loket.connectors.livechat import delivery as livechat_delivery
 from loket.inbox import listing, selectors
 from loket.inbox.models import (
     Attachment,
@@ -305,6 +306,7 @@ def _conversation_context(request, conversation: Conversation, *, timeline_too=T
         "conversation_label_ids": {label.pk for label in conversation.labels.all()},
         "priorities": Priority.choices,
         "snooze_options": _snooze_options(),
+        "visitor": livechat_delivery.visitor_context(conversation),
     }
     if not timeline_too:
         return context
