@@ -274,6 +274,19 @@ LOKET_ATTACHMENT_MAX_BYTES = env_int("LOKET_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1
 LOKET_WIDGET_TOKEN_DAYS = env_int("LOKET_WIDGET_TOKEN_DAYS", 365)  # a visitor session lasts
 LOKET_WIDGET_MESSAGES_PER_MINUTE = env_int("LOKET_WIDGET_MESSAGES_PER_MINUTE", 30)
 LOKET_WIDGET_MESSAGES_PER_MINUTE_PER_IP = env_int("LOKET_WIDGET_MESSAGES_PER_MINUTE_PER_IP", 120)
+LOKET_WIDGET_UPLOAD_MAX_BYTES = env_int("LOKET_WIDGET_UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
+LOKET_WIDGET_UPLOADS_PER_HOUR = env_int("LOKET_WIDGET_UPLOADS_PER_HOUR", 30)
+LOKET_WIDGET_UPLOAD_TYPES = env_list(
+    "LOKET_WIDGET_UPLOAD_TYPES",
+    [
+        "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ],
+)  # fmt: skip
+# A function(filename, content_type, data) that raises UploadRejected for a file it refuses
+# (e.g. a ClamAV check), as a dotted path; empty: no scan.
+LOKET_UPLOAD_SCANNER = env_str("LOKET_UPLOAD_SCANNER", "")
 
 # --- Email channel ---------------------------------------------------------------------------
 # IMAP mailboxes are read by a background service in `loket worker` (and in-process workers).

@@ -9,6 +9,8 @@ Replies are pushed to the visitor's widget over the channel layer.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -33,7 +35,7 @@ from loket.connectors.base import (
     WebhookRequest,
 )
 from loket.connectors.livechat import proactive
-from loket.inbox.items import InboundContact, InboundItem, InboundMessage
+from loket.inbox.items import InboundAttachment, InboundContact, InboundItem, InboundMessage
 from loket.inbox.models import Channel, Message
 
 TOKEN_SALT = "loket.livechat.visitor"  # noqa: S105 - a signing salt, not a secret
@@ -196,8 +198,21 @@ class LiveChatConnector(Connector):
         if not isinstance(frame, dict) or not frame.get("visitor") or not frame.get("client_id"):
             raise BadPayload("a widget message needs a visitor and a client_id")
         text = str(frame.get("text") or "").strip()
-        if not text:
-            raise BadPayload("a widget message needs text")
+        files = []
+        for item in frame.get("files") or []:
+            try:
+                content = base64.b64decode(item["content"], validate=True)
+            except (KeyError, TypeError, ValueError, binascii.Error):
+                raise BadPayload("a widget file needs base64 content") from None
+            files.append(
+                InboundAttachment(
+                    filename=str(item.get("name") or "file")[:200],
+                    content_type=str(item.get("content_type") or "application/octet-stream")[:127],
+                    content=content,
+                )
+            )
+        if not text and not files:
+            raise BadPayload("a widget message needs text or a file")
         contact = frame.get("contact") or {}
         return [
             InboundMessage(
@@ -210,6 +225,7 @@ class LiveChatConnector(Connector):
                     locale=str(contact.get("locale") or "")[:10],
                 ),
                 text=text[:MAX_TEXT],
+                attachments=tuple(files),
                 data={
                     "livechat": {
                         "page": frame.get("page") or {},

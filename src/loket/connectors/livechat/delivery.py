@@ -31,6 +31,17 @@ def as_widget_message(message: Message) -> dict:
         "created_at": message.created_at.isoformat(),
         "author": author,
         "status": message.status or "",
+        "attachments": [
+            {
+                "id": item.pk,
+                "name": item.filename,
+                "content_type": item.content_type,
+                "size": item.size,
+                "url": f"/widget/{message.channel.uuid}/api/files/{item.pk}",
+            }
+            for item in message.attachments.all()
+            if item.status == "stored" and not item.inline
+        ],
     }
 
 
@@ -55,9 +66,11 @@ def history(channel: Channel, visitor_key: str, *, after: int | None = None) -> 
     conversations = Conversation.objects.filter(
         workspace_id=channel.workspace_id, channel=channel, contact_id=contact_id
     ).values("pk")
-    messages = Message.objects.filter(
-        conversation_id__in=conversations, kind=MessageKind.MESSAGE
-    ).select_related("author_member__user")
+    messages = (
+        Message.objects.filter(conversation_id__in=conversations, kind=MessageKind.MESSAGE)
+        .select_related("author_member__user", "channel")
+        .prefetch_related("attachments")
+    )
     if after is not None:
         return [as_widget_message(m) for m in messages.filter(pk__gt=after).order_by("pk")]
     newest = list(messages.order_by("-pk")[:HISTORY])

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.translation import get_supported_language_variant
 from django.views.decorators.csrf import csrf_exempt
@@ -209,3 +209,53 @@ def read(request, channel: Channel):
         raise WidgetError(400, "invalid", "up_to must be a message id") from None
     widget.mark_read(channel, _visitor(request, channel, data), up_to)
     return JsonResponse({})
+
+
+MAX_UPLOAD_BODY = 40 * 1024 * 1024
+
+
+@_api
+def files(request, channel: Channel):
+    """POST multipart/form-data (token, client_id, file, text?): a visitor's file."""
+    if request.method != "POST":
+        return JsonResponse({"error": {"code": "method", "message": "POST"}}, status=405)
+    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_UPLOAD_BODY:
+        raise WidgetError(413, "too_large", "the upload is too large")
+    visitor = widget.visitor_from_token(
+        channel, request.POST.get("token") or request.headers.get("X-Loket-Visitor", "")
+    )
+    upload = request.FILES.get("file")
+    if upload is None:
+        raise WidgetError(400, "invalid", "no file in the upload")
+    shown = widget.post_file(
+        channel,
+        visitor,
+        client_id=request.POST.get("client_id", ""),
+        name=upload.name or "file",
+        content_type=upload.content_type or "",
+        data=upload.read(),
+        text=request.POST.get("text", ""),
+        ip=_ip(request),
+    )
+    return JsonResponse({"message": shown}, status=201)
+
+
+@require_GET
+@_api
+def file(request, channel: Channel, attachment_id: int):
+    """A file of the visitor's own conversation (token in ?token= or X-Loket-Visitor), served
+    so it cannot script the widget: images inline, everything else as a download."""
+    token = request.GET.get("token") or request.headers.get("X-Loket-Visitor", "")
+    item = widget.visitor_file(channel, widget.visitor_from_token(channel, token), attachment_id)
+    if item is None or not item.file:
+        raise Http404("no such file")
+    inline = item.content_type in ("image/png", "image/jpeg", "image/gif", "image/webp")
+    response = FileResponse(
+        item.file.open("rb"),
+        as_attachment=not inline,
+        filename=item.filename,
+        content_type=item.content_type if inline else "application/octet-stream",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return response

@@ -4,6 +4,7 @@ form, read receipts, and abuse limits."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -125,6 +126,8 @@ def prechat(channel: Channel) -> dict:
 
 
 def config(channel: Channel, language: str) -> dict:
+    from loket.inbox.services import media
+
     s = channel.settings
     with override(language):
         form = prechat(channel)
@@ -136,7 +139,11 @@ def config(channel: Channel, language: str) -> dict:
         "texts": texts(channel, language),
         "prechat": form,
         "branding": bool(s.get("branding", True)),
-        "max_upload_bytes": settings.LOKET_ATTACHMENT_MAX_BYTES,
+        "max_upload_bytes": min(
+            settings.LOKET_WIDGET_UPLOAD_MAX_BYTES,
+            media.max_attachment_bytes(channel.workspace_id),
+        ),
+        "upload_types": list(settings.LOKET_WIDGET_UPLOAD_TYPES),
         "proactive": proactive.rules_for_widget(channel, language),
     }
 
@@ -257,6 +264,107 @@ def post_message(
     # The visitor's other tabs show it too.
     delivery.push(channel, [visitor.key], {"type": "message", "message": shown})
     return shown
+
+
+def check_upload(channel: Channel, name: str, content_type: str, data: bytes) -> None:
+    """Size and type limits for a visitor's file, then the operator's scanner (a hook point:
+    LOKET_UPLOAD_SCANNER names a function(filename, content_type, data) that raises
+    UploadRejected, e.g. one that asks ClamAV)."""
+    from loket.inbox.services import media
+
+    limit = min(
+        settings.LOKET_WIDGET_UPLOAD_MAX_BYTES, media.max_attachment_bytes(channel.workspace_id)
+    )
+    if len(data) > limit:
+        raise WidgetError(
+            413, "too_large", _("Files can be at most %(mb)s MB.") % {"mb": limit // (1024 * 1024)}
+        )
+    if not data:
+        raise WidgetError(400, "invalid", _("The file is empty."))
+    base_type = (content_type or "").split(";")[0].strip().lower()
+    if base_type not in settings.LOKET_WIDGET_UPLOAD_TYPES:
+        raise WidgetError(415, "unsupported", _("This kind of file cannot be sent here."))
+    scanner = settings.LOKET_UPLOAD_SCANNER
+    if scanner:
+        from django.utils.module_loading import import_string
+
+        try:
+            import_string(scanner)(name, base_type, data)
+        except UploadRejected as exc:
+            raise WidgetError(422, "rejected", str(exc) or _("The file was refused.")) from None
+
+
+class UploadRejected(Exception):
+    """Raised by an upload scanner (LOKET_UPLOAD_SCANNER) for a file it refuses."""
+
+
+def post_file(
+    channel: Channel,
+    visitor: Visitor,
+    *,
+    client_id: str,
+    name: str,
+    content_type: str,
+    data: bytes,
+    text: str = "",
+    ip: str = "",
+) -> dict:
+    """A visitor's file (with optional text) as a message, through the journal like text."""
+    client_id = str(client_id or "").strip()[:100]
+    if not client_id:
+        raise WidgetError(400, "invalid", "a file needs a client_id")
+    allow(f"lc-upload:{channel.pk}:{visitor.key}", settings.LOKET_WIDGET_UPLOADS_PER_HOUR, 3600)
+    allow(f"lc-ip:{channel.pk}:{ip}", settings.LOKET_WIDGET_MESSAGES_PER_MINUTE_PER_IP, 60)
+    check_upload(channel, name, content_type, data)
+    body = json.dumps(
+        {
+            "visitor": visitor.key,
+            "client_id": client_id,
+            "text": (text or "").strip()[:MAX_TEXT],
+            "contact": {k: visitor.profile.get(k, "") for k in ("name", "email", "phone")},
+            "files": [
+                {
+                    "name": name[:200],
+                    "content_type": content_type.split(";")[0].strip().lower(),
+                    "content": base64.b64encode(data).decode(),
+                }
+            ],
+        }
+    ).encode()
+    outcome = journal.record(channel, body, {"source": "widget"}, content_type="application/json")
+    if outcome.bad_payload or outcome.status == "failed":
+        raise WidgetError(400, "invalid", outcome.error or "the file could not be stored")
+    message = (
+        Message.objects.filter(
+            channel=channel, direction=Direction.INBOUND, external_id=f"{visitor.key}:{client_id}"
+        )
+        .select_related("author_member__user", "channel")
+        .prefetch_related("attachments")
+        .first()
+    )
+    shown = delivery.as_widget_message(message)
+    delivery.push(channel, [visitor.key], {"type": "message", "message": shown})
+    return shown
+
+
+def visitor_file(channel: Channel, visitor: Visitor, attachment_id: int):
+    """An attachment of the visitor's own conversations on this channel, or None."""
+    from loket.inbox.models import Attachment, ContactIdentity
+
+    contact_id = (
+        ContactIdentity.objects.filter(channel=channel, external_id=visitor.key)
+        .values_list("contact_id", flat=True)
+        .first()
+    )
+    if contact_id is None:
+        return None
+    return Attachment.objects.filter(
+        pk=attachment_id,
+        status="stored",
+        message__channel=channel,
+        message__conversation__contact_id=contact_id,
+        message__kind="message",
+    ).first()
 
 
 def mark_read(channel: Channel, visitor: Visitor, up_to: int) -> int:
