@@ -162,3 +162,28 @@ def test_the_widget_changes_nothing_on_a_host_page(agent_app, chromium):
     assert after["elements"] == before["elements"] + 2
     assert set(after["globals"]) - set(before["globals"]) == {"Loket"}
     context.close()
+
+
+def test_a_proactive_message_opens_the_widget_without_taking_focus(agent_app, chromium):
+    channel = live_chat(
+        agent_app,
+        prechat={"enabled": False, "fields": []},
+        proactive=[
+            {"message": "Looking for shoes? Ask us!", "url_contains": "", "seconds_on_page": 1}
+        ],
+    )
+    with host_site(snippet(agent_app, channel)) as site:
+        context = chromium.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.goto(site)
+        page.locator("#host-button").focus()
+        widget = page.frame_locator("iframe[title='Chat']")
+        expect(widget.locator(".lk-log")).to_contain_text("Looking for shoes?", timeout=LIVE)
+        assert page.evaluate("document.activeElement.id") == "host-button"
+        # Closing it dismisses the rule: a reload does not open it again.
+        widget.locator(".lk-close").click()
+        page.reload()
+        page.wait_for_timeout(2500)
+        frame = page.locator("iframe[title='Chat']")
+        assert frame.bounding_box()["height"] < 200  # only the launcher
+        context.close()
