@@ -77,3 +77,33 @@ def test_the_continuity_mailbox_is_chosen_from_the_workspaces_email_channels(own
         {**FORM, "continuity_email_channel": str(other.uuid)},
     )
     assert refused.status_code == 400  # not a choice: another workspace's mailbox
+
+
+def test_proactive_messages_are_set_in_the_settings(owner, workspace):
+    client = signed_in(owner)
+    form = {
+        **FORM,
+        "proactive_0_message": "Need help choosing shoes?",
+        "proactive_0_nl": "Hulp nodig bij het kiezen?",
+        "proactive_0_url_contains": "/shoes",
+        "proactive_0_seconds_on_page": "20",
+        "proactive_0_business_hours_only": "on",
+    }
+    client.post(url("channels", workspace), form)
+    channel = Channel.objects.get(workspace=workspace, kind="livechat")
+    assert channel.settings["proactive"] == [
+        {
+            "message": "Need help choosing shoes?",
+            "url_contains": "/shoes",
+            "seconds_on_page": 20,
+            "returning_only": False,
+            "business_hours_only": True,
+            "texts": {"nl": "Hulp nodig bij het kiezen?"},
+        }
+    ]
+    edit = client.get(url("channel-edit", workspace, channel.pk)).content.decode()
+    assert 'value="Need help choosing shoes?"' in edit
+    cleared = {**form, "proactive_0_message": ""}
+    assert client.post(url("channel-edit", workspace, channel.pk), cleared).status_code == 302
+    channel.refresh_from_db()
+    assert channel.settings["proactive"] == []

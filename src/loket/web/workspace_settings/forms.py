@@ -450,13 +450,85 @@ class LiveChatChannelForm(ChannelForm):
         if isinstance(initial.get("allowed_origins"), list):
             initial["allowed_origins"] = ", ".join(initial["allowed_origins"])
         super().__init__(workspace, *args, initial=initial, **kwargs)
+        rules = list(initial.get("proactive") or [])
+        self.extra_rules = rules[self.PROACTIVE_ROWS :]
+        self._add_proactive_fields(rules)
         mailboxes = Channel.objects.filter(workspace=workspace, kind="email").order_by("name")
         self.fields["continuity_email_channel"].choices = [("", _("Nobody: no email"))] + [
             (str(channel.uuid), channel.name) for channel in mailboxes
         ]
 
+    PROACTIVE_ROWS = 3
+
+    def _add_proactive_fields(self, rules: list[dict]) -> None:
+        """A few rows of proactive messages: message, page, seconds, who, when."""
+        for index in range(self.PROACTIVE_ROWS):
+            rule = rules[index] if index < len(rules) else {}
+            prefix = f"proactive_{index}_"
+            self.fields[prefix + "message"] = forms.CharField(
+                label=_("Message"), max_length=500, required=False, initial=rule.get("message")
+            )
+            self.fields[prefix + "nl"] = forms.CharField(
+                label=_("Message in Dutch"),
+                max_length=500,
+                required=False,
+                initial=(rule.get("texts") or {}).get("nl"),
+            )
+            self.fields[prefix + "url_contains"] = forms.CharField(
+                label=_("On pages whose address contains"),
+                max_length=200,
+                required=False,
+                initial=rule.get("url_contains"),
+            )
+            self.fields[prefix + "seconds_on_page"] = forms.IntegerField(
+                label=_("After seconds on the page"),
+                min_value=0,
+                max_value=3600,
+                required=False,
+                initial=rule.get("seconds_on_page", 0),
+            )
+            self.fields[prefix + "returning_only"] = forms.BooleanField(
+                label=_("Only returning visitors"),
+                required=False,
+                initial=rule.get("returning_only", False),
+            )
+            self.fields[prefix + "business_hours_only"] = forms.BooleanField(
+                label=_("Only during business hours"),
+                required=False,
+                initial=rule.get("business_hours_only", False),
+            )
+
+    def proactive_rows(self):
+        names = ("message", "nl", "url_contains", "seconds_on_page", "returning_only",
+                 "business_hours_only")  # fmt: skip
+        return [
+            [self[f"proactive_{index}_{name}"] for name in names]
+            for index in range(self.PROACTIVE_ROWS)
+        ]
+
     def config(self) -> dict:
-        return {key: self.cleaned_data[key] for key in self.KEYS}
+        config = {key: self.cleaned_data[key] for key in self.KEYS}
+        rules = []
+        for index in range(self.PROACTIVE_ROWS):
+
+            def value(name: str, index: int = index):
+                return self.cleaned_data.get(f"proactive_{index}_{name}")
+
+            if not (value("message") or "").strip():
+                continue
+            rule = {
+                "message": value("message").strip(),
+                "url_contains": (value("url_contains") or "").strip(),
+                "seconds_on_page": value("seconds_on_page") or 0,
+                "returning_only": bool(value("returning_only")),
+                "business_hours_only": bool(value("business_hours_only")),
+            }
+            if (value("nl") or "").strip():
+                rule["texts"] = {"nl": value("nl").strip()}
+            rules.append(rule)
+        # Rules beyond the rows shown (set through the API) are kept as they are.
+        config["proactive"] = rules + self.extra_rules
+        return config
 
 
 class TokenForm(forms.Form):
