@@ -107,3 +107,20 @@ def test_proactive_messages_are_set_in_the_settings(owner, workspace):
     assert client.post(url("channel-edit", workspace, channel.pk), cleared).status_code == 302
     channel.refresh_from_db()
     assert channel.settings["proactive"] == []
+
+
+def test_the_widget_texts_are_edited_per_language(owner, workspace):
+    client = signed_in(owner)
+    client.post(
+        url("channels", workspace),
+        {**FORM, "text_nl_greeting": "Hoi! Vraag maar raak.", "text_en_placeholder": "Ask away…"},
+    )
+    channel = Channel.objects.get(workspace=workspace, kind="livechat")
+    assert channel.settings["texts"] == {
+        "nl": {"greeting": "Hoi! Vraag maar raak."},
+        "en": {"placeholder": "Ask away…"},
+    }
+    from loket.connectors.livechat import widget
+
+    assert widget.config(channel, "nl")["texts"]["greeting"] == "Hoi! Vraag maar raak."
+    assert widget.config(channel, "en")["texts"]["placeholder"] == "Ask away…"

@@ -453,12 +453,39 @@ class LiveChatChannelForm(ChannelForm):
         rules = list(initial.get("proactive") or [])
         self.extra_rules = rules[self.PROACTIVE_ROWS :]
         self._add_proactive_fields(rules)
+        self.initial_texts = dict(initial.get("texts") or {})
+        self._add_text_fields(self.initial_texts)
         mailboxes = Channel.objects.filter(workspace=workspace, kind="email").order_by("name")
         self.fields["continuity_email_channel"].choices = [("", _("Nobody: no email"))] + [
             (str(channel.uuid), channel.name) for channel in mailboxes
         ]
 
     PROACTIVE_ROWS = 3
+    TEXT_KEYS = ("greeting", "placeholder", "prechat_intro", "offline_intro", "launcher_label")
+    TEXT_LANGUAGES = ("en", "nl")
+
+    def _add_text_fields(self, texts: dict) -> None:
+        labels = {
+            "greeting": _("Greeting"),
+            "placeholder": _("Message box placeholder"),
+            "prechat_intro": _("Pre-chat form introduction"),
+            "offline_intro": _("Outside business hours"),
+            "launcher_label": _("Launcher button label"),
+        }
+        for language in self.TEXT_LANGUAGES:
+            for key in self.TEXT_KEYS:
+                self.fields[f"text_{language}_{key}"] = forms.CharField(
+                    label=f"{labels[key]} ({language})",
+                    max_length=500,
+                    required=False,
+                    initial=(texts.get(language) or {}).get(key),
+                    help_text=_("Empty: Loket's own text."),
+                )
+
+    def text_fields(self):
+        return [
+            self[f"text_{lang}_{key}"] for lang in self.TEXT_LANGUAGES for key in self.TEXT_KEYS
+        ]
 
     def _add_proactive_fields(self, rules: list[dict]) -> None:
         """A few rows of proactive messages: message, page, seconds, who, when."""
@@ -528,6 +555,16 @@ class LiveChatChannelForm(ChannelForm):
             rules.append(rule)
         # Rules beyond the rows shown (set through the API) are kept as they are.
         config["proactive"] = rules + self.extra_rules
+        texts = {lang: dict(entries) for lang, entries in self.initial_texts.items()}
+        for language in self.TEXT_LANGUAGES:
+            entries = texts.setdefault(language, {})
+            for key in self.TEXT_KEYS:
+                value = (self.cleaned_data.get(f"text_{language}_{key}") or "").strip()
+                if value:
+                    entries[key] = value
+                else:
+                    entries.pop(key, None)
+        config["texts"] = {lang: entries for lang, entries in texts.items() if entries}
         return config
 
 
