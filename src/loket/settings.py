@@ -183,6 +183,7 @@ LOKET_WORKER_STALE_SECONDS = env_float("LOKET_WORKER_STALE_SECONDS", 60.0)
 # Functions called with every domain event: the one list of subscribers (see loket/events.py).
 LOKET_EVENT_SUBSCRIBERS = [
     "loket.realtime.publish.on_event",
+    "loket.connectors.livechat.delivery.on_event",  # e.g. the rating prompt after resolve
 ]
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -269,6 +270,8 @@ LOKET_SIGNATURE_TOLERANCE_SECONDS = 300
 LOKET_REOPEN_WITHIN_DAYS = env_int("LOKET_REOPEN_WITHIN_DAYS", 7)
 
 LOKET_ATTACHMENT_MAX_BYTES = env_int("LOKET_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
+# A customer may change their satisfaction rating for this long after giving it.
+LOKET_CSAT_CHANGE_HOURS = env_int("LOKET_CSAT_CHANGE_HOURS", 24)
 
 # --- Live chat -------------------------------------------------------------------------------
 LOKET_WIDGET_TOKEN_DAYS = env_int("LOKET_WIDGET_TOKEN_DAYS", 365)  # a visitor session lasts

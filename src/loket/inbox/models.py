@@ -425,3 +425,20 @@ class ConversationMerge(WorkspaceScoped):
     moved = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     undone_at = models.DateTimeField(null=True, blank=True)
+
+
+class SatisfactionRating(WorkspaceScoped):
+    """A customer's rating of a resolved conversation (CSAT): one per conversation, which the
+    customer may change for a while (LOKET_CSAT_CHANGE_HOURS)."""
+
+    conversation = models.OneToOneField(
+        Conversation, on_delete=models.CASCADE, related_name="satisfaction"
+    )
+    rating = models.PositiveSmallIntegerField()  # 1 (very unhappy) to 5 (very happy)
+    comment = models.TextField(blank=True)
+    source = models.CharField(max_length=32, blank=True)  # the channel kind it was given on
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.rating}/5 for conversation {self.conversation_id}"

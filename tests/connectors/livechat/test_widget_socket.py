@@ -11,9 +11,10 @@ from channels.db import database_sync_to_async
 from loket.asgi import application
 from loket.connectors.livechat import widget
 from loket.connectors.registry import get_connector
-from loket.inbox.models import Conversation, Message
+from loket.inbox.models import Conversation, ConversationStatus, Message
 from loket.inbox.services import outbound
 from loket.inbox.services.channels import create_channel
+from loket.inbox.services.conversations import update_conversation
 from tests import factories
 from tests.realtime.communicator import WebsocketCommunicator
 
@@ -68,6 +69,17 @@ def test_a_visitor_chats_over_the_socket_and_gets_the_reply_live(transactional_d
 
         await socket.send_to(text_data=json.dumps({"type": "ping"}))
         assert (await _next(socket, "pong"))["type"] == "pong"
+
+        def resolve():
+            conversation = Conversation.objects.get(
+                pk=Message.objects.get(pk=echo["message"]["id"]).conversation_id
+            )
+            update_conversation(conversation, actor=owner, status=ConversationStatus.RESOLVED)
+            return conversation.pk
+
+        resolved = await database_sync_to_async(resolve)()
+        prompt = await _next(socket, "csat")  # the widget asks for a rating
+        assert prompt["conversation_id"] == resolved
         await socket.disconnect()
         await second_tab.disconnect()
 

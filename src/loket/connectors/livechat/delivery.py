@@ -128,3 +128,45 @@ def visitor_context(conversation) -> dict | None:
         "locale": latest.get("locale", ""),
         "pages": seen_pages[:10],
     }
+
+
+def rating_prompt(channel: Channel, visitor_key: str) -> dict | None:
+    """``{conversation_id, rating?}`` when the visitor's latest conversation here is resolved:
+    the widget asks for (or shows) their rating."""
+    from loket.inbox.models import ConversationStatus, SatisfactionRating
+
+    latest = (
+        Conversation.objects.filter(
+            channel=channel,
+            contact__identities__channel=channel,
+            contact__identities__external_id=visitor_key,
+        )
+        .order_by("-last_message_at")
+        .values_list("pk", "status")
+        .first()
+    )
+    if latest is None or latest[1] not in (ConversationStatus.RESOLVED, ConversationStatus.CLOSED):
+        return None
+    given = (
+        SatisfactionRating.objects.filter(conversation_id=latest[0])
+        .values_list("rating", flat=True)
+        .first()
+    )
+    return {"conversation_id": latest[0], "rating": given}
+
+
+def on_event(event) -> None:
+    """Event subscriber: when a live chat is resolved, its visitor's widgets ask for a rating."""
+    if event.name != "conversation.updated" or event.changes.get("status") != "resolved":
+        return
+    row = (
+        Conversation.objects.filter(pk=event.conversation_id, channel__kind="livechat")
+        .select_related("channel")
+        .only("pk", "contact_id", "channel")
+        .first()
+    )
+    if row is None:
+        return
+    push(row.channel, visitor_keys(row.channel, row.contact_id), {
+        "type": "csat", "conversation_id": row.pk
+    })  # fmt: skip

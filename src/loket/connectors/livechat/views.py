@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from loket.connectors.livechat import delivery, widget
 from loket.connectors.livechat.widget import WidgetError
-from loket.inbox.models import Channel
+from loket.inbox.models import Channel, Conversation
 from loket.tenancy import hours
 
 STATIC = Path(__file__).parent / "static" / "livechat"
@@ -142,6 +142,7 @@ def session(request, channel: Channel):
             },
             "config": widget.config(channel, language),
             "messages": delivery.history(channel, visitor.key),
+            "csat": delivery.rating_prompt(channel, visitor.key),
             "status": {
                 "online": hours.is_open(channel.workspace),
                 "reply_time": channel.settings.get("reply_time", ""),
@@ -259,3 +260,30 @@ def file(request, channel: Channel, attachment_id: int):
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "sandbox; default-src 'none'"
     return response
+
+
+@require_POST
+@_api
+def csat(request, channel: Channel):
+    """``{token, conversation_id, rating: 1-5, comment?}``: the visitor rates their resolved
+    conversation (changeable for a while)."""
+    from loket.inbox.services import satisfaction
+
+    data = _body(request)
+    visitor = _visitor(request, channel, data)
+    prompt = delivery.rating_prompt(channel, visitor.key)
+    try:
+        conversation_id = int(data.get("conversation_id") or 0)
+        rating = int(data.get("rating") or 0)
+    except (TypeError, ValueError):
+        raise WidgetError(400, "invalid", "conversation_id and rating must be numbers") from None
+    if prompt is None or prompt["conversation_id"] != conversation_id:
+        raise WidgetError(404, "not_found", "no resolved conversation of yours to rate")
+    conversation = Conversation.objects.get(pk=conversation_id)
+    try:
+        given = satisfaction.rate(
+            conversation, rating, str(data.get("comment") or ""), source="livechat"
+        )
+    except satisfaction.RatingRefused as exc:
+        raise WidgetError(400, "invalid", str(exc)) from None
+    return JsonResponse({"rating": given.rating, "comment": given.comment})
