@@ -42,6 +42,10 @@
     invalid_email: "Enter a valid email address.",
     offline_intro: "We're away right now. Leave a message and we'll get back to you.",
     automatic: "Automatic message",
+    attach: "Attach a file",
+    file_too_large: "This file is too large.",
+    file_type: "This kind of file cannot be sent.",
+    sending_file: "Sending {name}…",
   };
 
   // ---- state ---------------------------------------------------------------------------
@@ -118,6 +122,7 @@
     chat: "M20 2H4a2 2 0 0 0-2 2v18l4-4h14a2 2 0 0 0 2-2V4a2 2 0 0 0-2-2zM6 9h12v2H6zm8 5H6v-2h8zm4-6H6V6h12z",
     close: "M19 6.41 17.59 5 12 10.59 6.41 5 5 6.41 10.59 12 5 17.59 6.41 19 12 13.41 17.59 19 19 17.59 13.41 12z",
     send: "M2.01 21 23 12 2.01 3 2 10l15 2-15 2z",
+    attach: "M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6z",
   };
   function icon(name) {
     const ns = "http://www.w3.org/2000/svg";
@@ -156,7 +161,8 @@
     const headers = { Accept: "application/json" };
     if (token) headers["X-Loket-Visitor"] = token;
     const init = { method: method, headers: headers, credentials: "omit", cache: "no-store", signal: signal };
-    if (body) {
+    if (body instanceof FormData) init.body = body; // multipart: the browser sets the boundary
+    else if (body) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
@@ -689,6 +695,7 @@
 
   function deliver(m) {
     m._state = "sending";
+    if (m._file) return upload(m);
     updateMessage(m);
     clearTimeout(m._timer);
     m._timer = setTimeout(() => failed(m), 15000);
@@ -706,6 +713,76 @@
     }
   }
 
+  // ---- files: POST api/files (multipart), the same client_id as the echo on the socket ----
+  function sendFile(file) {
+    const types = config.upload_types || [];
+    const error = file.size > config.max_upload_bytes ? t("file_too_large")
+      : types.indexOf(String(file.type).toLowerCase()) < 0 ? t("file_type") : "";
+    ui.fileError.textContent = error;
+    ui.fileError.hidden = !error;
+    if (error) return;
+    const caption = ui.input.value.trim().slice(0, MAX_TEXT);
+    ui.input.value = "";
+    autosize();
+    visitorTyping(false);
+    const m = {
+      client_id: uuid(), direction: "in", created_at: new Date().toISOString(),
+      author: { name: t("you") }, _file: file, _caption: caption,
+    };
+    messages.push(m);
+    m.text = caption;
+    renderMessage(m, messages[messages.length - 2], null);
+    scrollToEnd();
+    deliver(m);
+  }
+
+  async function upload(m) {
+    m._error = "";
+    m.text = (m._caption ? m._caption + "\n" : "") + t("sending_file", { name: m._file.name });
+    updateMessage(m);
+    const form = new FormData();
+    form.append("token", token);
+    form.append("client_id", m.client_id);
+    form.append("file", m._file, m._file.name);
+    if (m._caption) form.append("text", m._caption);
+    try {
+      receive((await api("POST", "files", form)).message, true);
+    } catch (err) {
+      m._error = err.code ? err.message : ""; // the server's reason, else "Not sent."
+      m.text = (m._caption ? m._caption + "\n" : "") + m._file.name;
+      failed(m);
+    }
+  }
+
+  function fileSize(n) {
+    n = Number(n) || 0;
+    let i = 0;
+    while (n >= 1024 && i < 3) {
+      n /= 1024;
+      i++;
+    }
+    return (i && n < 10 ? n.toFixed(1) : Math.round(n)) + " " + ["B", "KB", "MB", "GB"][i];
+  }
+
+  // An attachment: same-origin URLs only, fetched with the visitor's token.
+  function attachment(f) {
+    let href;
+    try {
+      const url = new URL(f.url, location.href);
+      if (url.origin !== location.origin) return null;
+      url.searchParams.set("token", token);
+      href = url.href;
+    } catch (e) {
+      return null;
+    }
+    const name = String(f.name || "file");
+    if (/^image\//i.test(f.content_type)) {
+      return h("a", { class: "lk-file lk-thumb", href: href, target: "_blank", rel: "noopener noreferrer" },
+        [h("img", { src: href, alt: name, onload: nearBottom() ? scrollToEnd : null })]);
+    }
+    return h("a", { class: "lk-file", href: href, download: name }, [name, h("span", { class: "lk-size", text: " · " + fileSize(f.size) })]);
+  }
+
   function failed(m) {
     if (m._state !== "sending") return;
     clearTimeout(m._timer);
@@ -715,7 +792,7 @@
 
   function flushOutbox() {
     for (const m of messages) {
-      if (m._state !== "sending") continue;
+      if (m._state !== "sending" || m._file) continue;
       if (wsOpen) wsSend(messageFrame(m));
       else if (mode === "poll") postMessageHttp(m);
     }
@@ -878,6 +955,7 @@
     const bubble = h("div", { class: "lk-bubble" });
     richText(bubble, String(m.text || ""));
     col.appendChild(bubble);
+    m._files = col.appendChild(h("div", { class: "lk-files" }));
     m._meta = h("div", { class: "lk-meta" });
     col.appendChild(m._meta);
     row.appendChild(col);
@@ -899,7 +977,15 @@
       richText(m._bubble, String(m.text || ""));
       m._text = m.text;
     }
-    const shown = (m._state || "") + "|" + m.created_at;
+    const files = (Array.isArray(m.attachments) ? m.attachments : []).filter((f) => f && f.url);
+    const key = files.map((f) => f.id + f.url).join() + token;
+    if (m._filesKey !== key) {
+      m._filesKey = key;
+      m._files.textContent = "";
+      for (const f of files) m._files.append(attachment(f) || "");
+    }
+    m._bubble.hidden = !m.text && files.length > 0;
+    const shown = (m._state || "") + "|" + m.created_at + "|" + m._error;
     if (m._shown === shown) return; // rebuilding the meta line would make screen readers repeat it
     m._shown = shown;
     const meta = m._meta;
@@ -907,7 +993,7 @@
     const time = when(m.created_at);
     if (time) meta.appendChild(h("time", { datetime: m.created_at, text: time }));
     if (m._state === "failed") {
-      meta.appendChild(h("span", { class: "lk-error", text: " " + t("not_sent") + " " }));
+      meta.appendChild(h("span", { class: "lk-error", text: " " + (m._error || t("not_sent")) + " " }));
       meta.appendChild(h("button", { type: "button", class: "lk-retry", text: t("retry"), onclick: () => {
         deliver(m);
         ui.input.focus();
@@ -975,6 +1061,11 @@
     ui.input.setAttribute("placeholder", t("placeholder"));
     ui.input.setAttribute("aria-label", t("placeholder"));
     ui.send.setAttribute("aria-label", t("send"));
+    const types = config.upload_types || [];
+    ui.attach.setAttribute("aria-label", t("attach"));
+    ui.attach.setAttribute("title", t("attach"));
+    ui.attach.hidden = !types.length;
+    ui.file.setAttribute("accept", types.join(","));
     ui.send.setAttribute("title", t("send"));
     ui.close.setAttribute("aria-label", t("close"));
     ui.close.setAttribute("title", t("close"));
@@ -1282,17 +1373,34 @@
       },
     });
     ui.send = h("button", { type: "submit", class: "lk-send" }, [icon("send")]);
-    ui.composer = h("form", { class: "lk-composer", onsubmit: submitComposer }, [ui.input, ui.send]);
+    ui.file = h("input", { type: "file", hidden: true, tabindex: "-1", onchange: () => {
+      for (const file of ui.file.files) sendFile(file);
+      ui.file.value = "";
+      ui.input.focus();
+    } });
+    ui.attach = h("button", { type: "button", class: "lk-attach", onclick: () => ui.file.click() }, [icon("attach")]);
+    ui.fileError = h("p", { class: "lk-field-error lk-file-error", role: "alert", hidden: true });
+    ui.composer = h("form", { class: "lk-composer", onsubmit: submitComposer }, [ui.attach, ui.file, ui.input, ui.send]);
     ui.brand = h("p", { class: "lk-brand", hidden: true, text: "Powered by Loket" });
 
     ui.panel = h("div", { class: "lk-panel", id: "lk-panel", role: "dialog", "aria-modal": "true", tabindex: "-1", hidden: true }, [
-      head, ui.notice, ui.conn, ui.log, ui.typing, ui.prechat, ui.composer, ui.brand,
+      head, ui.notice, ui.conn, ui.log, ui.typing, ui.prechat, ui.fileError, ui.composer, ui.brand,
     ]);
     root.appendChild(ui.launcher);
     root.appendChild(ui.panel);
   }
 
   build();
+  // Pasted or dropped files go out like picked ones; a file dropped anywhere else in the
+  // frame must not navigate it away.
+  function dropped(event, list) {
+    const files = Array.from((list && list.files) || []);
+    if (files.length || (event.type === "drop" && event.target !== ui.input)) event.preventDefault();
+    if (!ui.composer.hidden && !ui.attach.hidden && isOpen) files.forEach(sendFile);
+  }
+  ui.input.addEventListener("paste", (event) => dropped(event, event.clipboardData));
+  document.addEventListener("dragover", (event) => event.preventDefault());
+  document.addEventListener("drop", (event) => dropped(event, event.dataTransfer));
   if (EMBEDDED) {
     toParent({ type: "ready" });
     // The loader answers "ready" with queued commands, then "page"; start anyway if it is silent.
