@@ -5,6 +5,7 @@ and the widget changes nothing on a host page with aggressive global CSS."""
 
 from __future__ import annotations
 
+import base64
 import http.server
 import threading
 from contextlib import contextmanager
@@ -186,4 +187,33 @@ def test_a_proactive_message_opens_the_widget_without_taking_focus(agent_app, ch
         page.wait_for_timeout(2500)
         frame = page.locator("iframe[title='Chat']")
         assert frame.bounding_box()["height"] < 200  # only the launcher
+        context.close()
+
+
+def test_a_visitor_sends_an_image_and_the_agent_sees_it(
+    agent_app, browser_pages, chromium, tmp_path
+):
+    channel = live_chat(agent_app, prechat={"enabled": False, "fields": []})
+    photo = tmp_path / "damage.png"
+    photo.write_bytes(
+        base64.b64decode(
+            "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+        )
+    )
+    (agent,) = browser_pages("agent-a", goto="/w/acme/")
+    with host_site(snippet(agent_app, channel)) as site:
+        context = chromium.new_context(viewport={"width": 1280, "height": 800})
+        visitor = context.new_page()
+        visitor.goto(site)
+        widget = visitor.frame_locator("iframe[title='Chat']")
+        widget.locator(".lk-launcher").click()
+        widget.locator("textarea").fill("The box arrived like this")
+        widget.locator("input[type=file]").set_input_files(str(photo))
+        expect(widget.locator(".lk-log img[alt='damage.png']")).to_be_visible(timeout=LIVE)
+        expect(agent.locator("#conv-list a.conv-link").first).to_be_visible(timeout=LIVE)
+        agent.locator("#conv-list a.conv-link").first.click()
+        expect(agent.locator("#timeline")).to_contain_text(
+            "The box arrived like this", timeout=LIVE
+        )
+        expect(agent.locator("#timeline img[alt='damage.png']")).to_be_visible(timeout=LIVE)
         context.close()

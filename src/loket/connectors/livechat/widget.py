@@ -99,6 +99,10 @@ def texts(channel: Channel, language: str) -> dict:
             "reconnecting": _("Reconnecting…"),
             "error": _("Something went wrong. Please try again."),
             "automatic": _("Automatic message"),
+            "attach": _("Attach a file"),
+            "file_too_large": _("This file is too large."),
+            "file_type": _("This kind of file cannot be sent."),
+            "sending_file": _("Sending {name}…"),
         }
     overrides = (channel.settings.get("texts") or {}).get(language) or {}
     return {**base, **{k: v for k, v in overrides.items() if k in base and v}}
