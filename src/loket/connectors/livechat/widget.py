@@ -103,6 +103,11 @@ def texts(channel: Channel, language: str) -> dict:
             "file_too_large": _("This file is too large."),
             "file_type": _("This kind of file cannot be sent."),
             "sending_file": _("Sending {name}…"),
+            "csat_question": _("How did we do?"),
+            "csat_star": _("{n} of 5"),
+            "csat_comment": _("Anything to add? (optional)"),
+            "csat_send": _("Send rating"),
+            "csat_thanks": _("Thank you for your rating!"),
         }
     overrides = (channel.settings.get("texts") or {}).get(language) or {}
     return {**base, **{k: v for k, v in overrides.items() if k in base and v}}
