@@ -46,6 +46,11 @@
     file_too_large: "This file is too large.",
     file_type: "This kind of file cannot be sent.",
     sending_file: "Sending {name}…",
+    csat_question: "How did we do?",
+    csat_star: "{n} of 5",
+    csat_comment: "Anything to add? (optional)",
+    csat_send: "Send rating",
+    csat_thanks: "Thank you for your rating!",
   };
 
   // ---- state ---------------------------------------------------------------------------
@@ -363,6 +368,8 @@
     connect(switched); // a new socket (or poll) only for a different visitor
     markRead();
     proactiveCheck();
+    if (res.csat) showCsat(res.csat);
+    else if (ui.csat) ui.csat = ui.csat.remove();
   }
 
   function hide() {
@@ -382,6 +389,63 @@
     unread = 0;
     showTyping(null, false);
     if (ui.seen) ui.seen.remove();
+    if (ui.csat) ui.csat = ui.csat.remove();
+  }
+
+  // ---- satisfaction rating: a card at the end of the log (README, Satisfaction) ---------
+  function showCsat(c) {
+    const id = c && c.conversation_id;
+    if (!id || (ui.csat && ui.csat._id === id && ui.csat.isConnected)) return;
+    if (ui.csat) ui.csat.remove();
+    let rating = Number(c.rating) || 0;
+    let done = rating > 0;
+    const stars = [];
+    const comment = h("textarea", { class: "lk-csat-comment", rows: "2", maxlength: 1000, placeholder: t("csat_comment"), "aria-label": t("csat_comment") });
+    const error = h("p", { class: "lk-field-error", role: "alert", hidden: true });
+    const send = h("button", { type: "submit", class: "lk-button", text: t("csat_send") });
+    const thanks = h("p", { class: "lk-csat-thanks", tabindex: "-1" });
+    const form = h("form", { onsubmit: async (event) => {
+      event.preventDefault();
+      if (!rating) return stars[0].focus();
+      if (send.disabled) return;
+      send.disabled = true;
+      error.hidden = true;
+      try {
+        const res = await api("POST", "csat", { token: token, conversation_id: id, rating: rating, comment: comment.value.trim() || undefined });
+        rating = Number(res.rating) || rating;
+        done = true;
+        render();
+        thanks.focus();
+      } catch (err) {
+        error.textContent = err.code ? err.message : t("error");
+        error.hidden = false;
+      }
+      send.disabled = false;
+    } }, [comment, error, send]);
+    for (let n = 1; n <= 5; n++) {
+      stars.push(h("button", { type: "button", class: "lk-star", "aria-label": t("csat_star", { n: n }), onclick: () => {
+        rating = n;
+        done = false; // a click after rating: change it (the server may refuse, late)
+        render();
+      } }));
+    }
+    function render() {
+      stars.forEach((b, i) => {
+        b.textContent = i < rating ? "★" : "☆";
+        b.setAttribute("aria-pressed", String(i + 1 === rating));
+      });
+      form.hidden = done;
+      thanks.hidden = !done;
+      thanks.textContent = done ? t("csat_thanks") : "";
+    }
+    ui.csat = h("div", { class: "lk-csat", role: "group", "aria-labelledby": "lk-csat-q" }, [
+      h("p", { class: "lk-csat-q", id: "lk-csat-q", text: t("csat_question") }),
+      h("div", { class: "lk-stars" }, stars), form, thanks,
+    ]);
+    ui.csat._id = id;
+    render();
+    ui.log.appendChild(ui.csat);
+    scrollToEnd();
   }
 
   // ---- realtime: websocket, long-poll fallback -----------------------------------------
@@ -539,6 +603,7 @@
     else if (frame.type === "typing") showTyping(frame.name, frame.typing);
     else if (frame.type === "status") setStatus(frame.id, frame.status);
     else if (frame.type === "error") onServerError(frame);
+    else if (frame.type === "csat") showCsat({ conversation_id: frame.conversation_id, rating: null });
   }
 
   function onServerError(frame) {
