@@ -217,3 +217,33 @@ def test_a_visitor_sends_an_image_and_the_agent_sees_it(
         )
         expect(agent.locator("#timeline img[alt='damage.png']")).to_be_visible(timeout=LIVE)
         context.close()
+
+
+def test_the_visitor_rates_a_resolved_chat(agent_app, browser_pages, chromium):
+    from loket.inbox.models import Conversation, SatisfactionRating
+
+    channel = live_chat(agent_app, prechat={"enabled": False, "fields": []})
+    with host_site(snippet(agent_app, channel)) as site:
+        context = chromium.new_context(viewport={"width": 1280, "height": 800})
+        visitor = context.new_page()
+        visitor.goto(site)
+        widget = visitor.frame_locator("iframe[title='Chat']")
+        widget.locator(".lk-launcher").click()
+        widget.locator(".lk-composer textarea").fill("Thanks, that was all")
+        widget.locator(".lk-composer textarea").press("Enter")
+        expect(widget.locator(".lk-log")).to_contain_text("that was all", timeout=LIVE)
+        conversation = Conversation.objects.get(channel=channel)
+        # Resolved by an agent through the server, whose events reach the visitor's socket.
+        answer = agent_app.api.patch(
+            f"/conversations/{conversation.pk}", json={"status": "resolved"}
+        )
+        assert answer.status_code == 200, answer.text
+        form = widget.get_by_role("group", name="How did we do?")
+        expect(form).to_be_visible(timeout=LIVE)
+        form.get_by_role("button", name="4 of 5").click()
+        form.get_by_role("button", name="Send rating").click()
+        expect(widget.locator(".lk-log")).to_contain_text(
+            "Thank you for your rating!", timeout=LIVE
+        )
+        assert SatisfactionRating.objects.get(conversation=conversation).rating == 4
+        context.close()
