@@ -16,7 +16,7 @@ from loket.connectors.registry import get_connector
 from loket.inbox.models import Message
 from loket.inbox.services.channels import create_channel
 from tests.browser.test_inbox_live import LIVE, open_conversation
-from tests.processes import free_port
+from tests.processes import free_port, wait_until
 
 # A host page that would break any widget that relies on the page's CSS, or leaks its own.
 HOST_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Shop</title>
@@ -232,7 +232,10 @@ def test_the_visitor_rates_a_resolved_chat(agent_app, browser_pages, chromium):
         widget.locator(".lk-composer textarea").fill("Thanks, that was all")
         widget.locator(".lk-composer textarea").press("Enter")
         expect(widget.locator(".lk-log")).to_contain_text("that was all", timeout=LIVE)
-        conversation = Conversation.objects.get(channel=channel)
+        # The bubble shows at once; wait until the server has stored the message.
+        conversation = wait_until(
+            lambda: Conversation.objects.filter(channel=channel).first(), timeout=LIVE / 1000
+        )
         # Resolved by an agent through the server, whose events reach the visitor's socket.
         answer = agent_app.api.patch(
             f"/conversations/{conversation.pk}", json={"status": "resolved"}
