@@ -105,6 +105,8 @@ def test_a_visitor_and_an_agent_chat_live(agent_app, browser_pages, chromium, sc
         expect(agent.locator("#conv-list")).to_contain_text("Emily Visitor", timeout=LIVE)
         open_conversation(agent, "Emily Visitor")
         expect(agent.locator("#timeline")).to_contain_text("do you ship to Belgium")
+        # The agent has it open: the visitor sees their message was seen.
+        expect(widget.locator(".lk-seen")).to_contain_text("Seen", timeout=LIVE)
         agent.locator("#composer-text").press_sequentially("Yes, we", delay=30)
         expect(widget.locator(".lk-typing")).to_contain_text("typing", timeout=LIVE)
         agent.locator("#composer-text").press_sequentially(" do, in 2 days.", delay=10)

@@ -231,3 +231,15 @@ def test_agents_see_the_visitors_page_browser_and_pages_visited(chat, owner):
     assert "Checkout" in pane and "https://www.shop.example/shoes" in pane
     assert "Firefox 133 on Windows" in pane and "nl-NL" in pane
     assert "javascript:" not in pane
+
+
+def test_an_agent_opening_the_chat_marks_the_visitors_messages_seen(chat, owner):
+    token = start(chat)["token"]
+    shown = say(chat, token, "Anyone there?", "c-1").json()["message"]
+    assert shown["status"] == ""
+    conversation = Conversation.objects.get(pk=Message.objects.get(pk=shown["id"]).conversation_id)
+    client = Client()
+    client.force_login(owner.user)
+    assert client.get(f"/w/acme/inbox/{conversation.number}/pane/").status_code == 200
+    history = start(chat, token=token)["messages"]
+    assert history[0]["status"] == "read"

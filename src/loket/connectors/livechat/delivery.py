@@ -170,3 +170,26 @@ def on_event(event) -> None:
     push(row.channel, visitor_keys(row.channel, row.contact_id), {
         "type": "csat", "conversation_id": row.pk
     })  # fmt: skip
+
+
+def mark_seen_by_agent(conversation) -> list[int]:
+    """An agent has the conversation open: the visitor's messages in it become read, and the
+    visitor's widgets show "Seen" under their last one. Returns the ids marked."""
+    from django.utils import timezone
+
+    if conversation.channel.kind != "livechat":
+        return []
+    unseen = list(
+        Message.objects.filter(
+            conversation=conversation, direction=Direction.INBOUND, kind=MessageKind.MESSAGE
+        )
+        .exclude(status="read")
+        .values_list("pk", flat=True)
+    )
+    if not unseen:
+        return []
+    Message.objects.filter(pk__in=unseen).update(status="read", status_changed_at=timezone.now())
+    keys = visitor_keys(conversation.channel, conversation.contact_id)
+    for message_id in unseen[-20:]:  # the widget only shows it under the last one
+        push(conversation.channel, keys, {"type": "status", "id": message_id, "status": "read"})
+    return unseen

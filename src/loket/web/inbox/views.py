@@ -39,6 +39,7 @@ from loket.inbox.models import (
     Conversation,
     ConversationStatus,
     DeliveryStatus,
+    Direction,
     Draft,
     Label,
     Message,
@@ -348,6 +349,7 @@ def _snooze_options() -> list[tuple[str, str]]:
 @workspace_view
 def conversation_pane(request, number: int):
     conversation = _conversation(request, number)
+    livechat_delivery.mark_seen_by_agent(conversation)
     context = _conversation_context(request, conversation)
     context["query"] = ListState(request).query()
     return render(request, "web/inbox/_conversation.html", context)
@@ -378,6 +380,8 @@ def timeline_after(request, number: int):
     except ValueError:
         return HttpResponseBadRequest("after must be a message id")
     rows = _timeline_messages(request.membership, conversation, after_id=after)
+    if any(m.direction == Direction.INBOUND for m in rows):
+        livechat_delivery.mark_seen_by_agent(conversation)  # it arrived on an open pane
     return _entries(request, conversation, rows)
 
 
