@@ -147,6 +147,8 @@ def test_the_widget_changes_nothing_on_a_host_page(agent_app, chromium):
         page.goto(bare)
         before = page.evaluate(measure)
     with host_site(snippet(agent_app, channel)) as site:
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
         page.goto(site)
         frame = page.locator("iframe[title='Chat']")
         expect(frame).to_be_visible(timeout=LIVE)  # the host's iframe rules do not hide it
@@ -158,6 +160,10 @@ def test_the_widget_changes_nothing_on_a_host_page(agent_app, chromium):
             ".height > 300"
         )
         after = page.evaluate(measure)
+    # Every request goes to the host site or to Loket: nothing to third parties.
+    origins = {agent_app.server.base_url.rstrip("/"), site}
+    strays = [url for url in requested if not any(url.startswith(o + "/") for o in origins)]
+    assert requested and not strays, strays
     assert after["boxes"] == before["boxes"]
     assert after["styles"] == before["styles"]
     assert after["sheets"] == before["sheets"]  # no stylesheet added to the host
