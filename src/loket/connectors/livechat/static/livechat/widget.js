@@ -1135,8 +1135,29 @@
     ui.close.setAttribute("aria-label", t("close"));
     ui.close.setAttribute("title", t("close"));
     ui.brand.hidden = !config.branding;
+    renderPhotos();
     renderStatus();
     renderBadge();
+  }
+
+  // config.team_photos: up to 3 same-origin image URLs, decorative (the title names the header)
+  function renderPhotos() {
+    const urls = (Array.isArray(config.team_photos) ? config.team_photos : []).slice(0, 3).map((u) => {
+      try {
+        const url = new URL(u, location.href);
+        return url.origin === location.origin ? url.href : null;
+      } catch (e) {
+        return null;
+      }
+    }).filter(Boolean);
+    const key = urls.join(" ");
+    if (ui.photos.dataset.key === key) return; // unchanged: don't reload the images
+    ui.photos.dataset.key = key;
+    ui.photos.textContent = "";
+    for (const src of urls) {
+      const img = h("img", { src: src, alt: "", width: 28, height: 28, onerror: () => img.remove() });
+      ui.photos.appendChild(img);
+    }
   }
 
   function renderStatus() {
@@ -1410,7 +1431,9 @@
     ui.statusDot = h("span", { class: "lk-dot", "aria-hidden": "true" });
     ui.statusText = h("span");
     ui.close = h("button", { type: "button", class: "lk-close", onclick: () => setOpen(false, true) }, [icon("close")]);
+    ui.photos = h("span", { class: "lk-photos" });
     const head = h("header", { class: "lk-head" }, [
+      ui.photos,
       h("div", { class: "lk-head-text" }, [ui.title, h("p", { class: "lk-status" }, [ui.statusDot, ui.statusText])]),
       ui.close,
     ]);
