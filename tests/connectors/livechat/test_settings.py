@@ -124,3 +124,36 @@ def test_the_widget_texts_are_edited_per_language(owner, workspace):
 
     assert widget.config(channel, "nl")["texts"]["greeting"] == "Hoi! Vraag maar raak."
     assert widget.config(channel, "en")["texts"]["placeholder"] == "Ask away…"
+
+
+def test_team_photos_are_uploaded_shown_to_the_widget_and_removed(owner, workspace, client):
+    import base64
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    )
+    admin = signed_in(owner)
+    admin.post(url("channels", workspace), FORM)
+    channel = Channel.objects.get(workspace=workspace, kind="livechat")
+    edit = url("channel-edit", workspace, channel.pk)
+    not_image = admin.post(
+        edit, {**FORM, "team_photos": SimpleUploadedFile("x.png", b"<svg/>", "image/png")}
+    )
+    assert not_image.status_code == 400 and "PNG, JPEG or WebP" in not_image.content.decode()
+    saved = admin.post(edit, {**FORM, "team_photos": SimpleUploadedFile("a.png", png, "image/png")})
+    assert saved.status_code == 302
+    channel.refresh_from_db()
+    assert len(channel.settings["team_photos"]) == 1
+    session = client.post(
+        f"/widget/{channel.uuid}/api/session", "{}", content_type="application/json"
+    ).json()
+    [photo_url] = session["config"]["team_photos"]
+    photo = client.get(photo_url)
+    assert photo.status_code == 200 and photo["Content-Type"] == "image/png"
+    assert photo.content == png
+    admin.post(edit, {**FORM, "clear_team_photos": "on"})
+    channel.refresh_from_db()
+    assert channel.settings["team_photos"] == []
+    assert client.get(photo_url).status_code == 404

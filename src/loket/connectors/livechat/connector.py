@@ -119,6 +119,7 @@ DEFAULTS: dict[str, Any] = {
     "continuity_email_channel": "",
     # Rules that open the widget with a message (see proactive.py).
     "proactive": [],
+    "team_photos": [],  # stored names (photos.py), set by photos.replace, never free text
 }
 
 
@@ -166,6 +167,13 @@ class LiveChatConnector(Connector):
                     "continuity_email_channel must be an email channel's id (uuid)"
                 ) from None
         out["continuity_email_channel"] = continuity
+        photos = values.get("team_photos") or []
+        prefix = f"livechat/{existing.uuid.hex}/" if existing else ""
+        if not isinstance(photos, list) or not all(
+            isinstance(p, str) and prefix and p.startswith(prefix) for p in photos
+        ):
+            photos = list(existing.settings.get("team_photos") or []) if existing else []
+        out["team_photos"] = photos[:3]
         texts = values["texts"]
         if not isinstance(texts, dict) or not all(
             isinstance(lang, str) and isinstance(entries, dict) for lang, entries in texts.items()

@@ -10,6 +10,7 @@ urlpatterns = [
     path("<str:channel_uuid>/api/prechat", views.prechat, name="livechat-prechat"),
     path("<str:channel_uuid>/api/read", views.read, name="livechat-read"),
     path("<str:channel_uuid>/api/csat", views.csat, name="livechat-csat"),
+    path("<str:channel_uuid>/photos/<int:index>", views.photo, name="livechat-photo"),
     path("<str:channel_uuid>/api/files", views.files, name="livechat-files"),
     path("<str:channel_uuid>/api/files/<int:attachment_id>", views.file, name="livechat-file"),
 ]

@@ -287,3 +287,25 @@ def csat(request, channel: Channel):
     except satisfaction.RatingRefused as exc:
         raise WidgetError(400, "invalid", str(exc)) from None
     return JsonResponse({"rating": given.rating, "comment": given.comment})
+
+
+@require_GET
+def photo(request, channel_uuid: str, index: int):
+    """One of the channel's team photos (public, like the widget itself)."""
+    from django.core.files.storage import default_storage
+
+    from loket.connectors.livechat import photos as team_photos
+
+    channel = _channel(channel_uuid)
+    names = channel.settings.get("team_photos") or []
+    if not 0 <= index < len(names) or not default_storage.exists(names[index]):
+        raise Http404("no such photo")
+    with default_storage.open(names[index], "rb") as handle:
+        data = handle.read()
+    found = team_photos.kind(data)
+    if found is None:
+        raise Http404("no such photo")
+    response = HttpResponse(data, content_type=found[0])
+    response["Cache-Control"] = "public, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

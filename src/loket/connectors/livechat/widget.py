@@ -17,7 +17,7 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
-from loket.connectors.livechat import delivery, proactive
+from loket.connectors.livechat import delivery, photos, proactive
 from loket.connectors.livechat.connector import (
     MAX_TEXT,
     issue_token,
@@ -153,6 +153,7 @@ def config(channel: Channel, language: str) -> dict:
             media.max_attachment_bytes(channel.workspace_id),
         ),
         "upload_types": list(settings.LOKET_WIDGET_UPLOAD_TYPES),
+        "team_photos": photos.urls(channel),
         "proactive": proactive.rules_for_widget(channel, language),
     }
 

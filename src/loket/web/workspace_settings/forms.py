@@ -460,6 +460,14 @@ class LiveChatChannelForm(ChannelForm):
             (str(channel.uuid), channel.name) for channel in mailboxes
         ]
 
+    team_photos = forms.FileField(
+        label=_("Team photos"),
+        required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+        help_text=_("Up to three small photos shown in the chat's header (PNG, JPEG or WebP)."),
+    )
+    clear_team_photos = forms.BooleanField(label=_("Remove the team photos"), required=False)
+
     PROACTIVE_ROWS = 3
     TEXT_KEYS = ("greeting", "placeholder", "prechat_intro", "offline_intro", "launcher_label")
     TEXT_LANGUAGES = ("en", "nl")

@@ -367,6 +367,21 @@ def channels(request):
     )
 
 
+def _save_team_photos(request, channel, form) -> None:
+    """Uploaded team photos (or their removal) for a live-chat channel."""
+    from loket.connectors.livechat import photos
+
+    uploads = [upload.read() for upload in request.FILES.getlist("team_photos")]
+    clear = form.cleaned_data.get("clear_team_photos")
+    if not uploads and not clear:
+        return
+    channel.settings = {
+        **channel.settings,
+        "team_photos": photos.replace(channel, uploads, clear=bool(clear)),
+    }
+    channel.save(update_fields=["settings"])
+
+
 def _snippet(channel) -> str:
     """The one line a website adds to show this live chat."""
     return f'<script src="{settings.LOKET_PUBLIC_URL}/widget/{channel.uuid}.js" async></script>'
@@ -375,12 +390,13 @@ def _snippet(channel) -> str:
 def _edit_form(request, channel):
     workspace = request.workspace
     data = request.POST if request.method == "POST" else None
+    files = request.FILES if request.method == "POST" else None
     initial = {"name": channel.name, "default_team": channel.default_team_id}
     if channel.kind == "email":
         return EmailChannelForm(workspace, data, initial=initial, initial_config=channel.settings)
     if channel.kind == "livechat":
         return LiveChatChannelForm(
-            workspace, data, initial=initial, initial_config=channel.settings
+            workspace, data, files, initial=initial, initial_config=channel.settings
         )
     return ChannelForm(workspace, data, initial=initial)
 
@@ -401,6 +417,8 @@ def channel_edit(request, channel_id: int):
                 )
                 if isinstance(form, EmailChannelForm | LiveChatChannelForm):
                     reconfigure_channel(channel, get_connector(channel.kind), form.config())
+                if isinstance(form, LiveChatChannelForm):
+                    _save_team_photos(request, channel, form)
         except InvalidConfig as exc:
             form.add_error(None, str(exc))
         else:
