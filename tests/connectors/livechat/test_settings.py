@@ -157,3 +157,42 @@ def test_team_photos_are_uploaded_shown_to_the_widget_and_removed(owner, workspa
     channel.refresh_from_db()
     assert channel.settings["team_photos"] == []
     assert client.get(photo_url).status_code == 404
+
+
+def test_an_agents_photo_is_shown_to_visitors_next_to_their_replies(owner, workspace, client):
+    import base64
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from loket.connectors.livechat import widget
+    from loket.inbox.models import Conversation, Message
+    from loket.inbox.services import outbound
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    )
+    agent = signed_in(owner)
+    bad = agent.post(
+        "/w/acme/me/", {"photo": SimpleUploadedFile("x.png", b"GIF89a", "image/png")}, follow=True
+    )
+    assert "PNG, JPEG or WebP" in bad.content.decode()
+    agent.post("/w/acme/me/", {"photo": SimpleUploadedFile("me.png", png, "image/png")})
+    owner.user.refresh_from_db()
+    assert owner.user.preferences["photo"].startswith(f"avatars/{owner.user.pk}/")
+
+    signed_in(owner).post(url("channels", workspace), FORM)
+    channel = Channel.objects.get(workspace=workspace, kind="livechat")
+    token, visitor = widget.start_session(channel)
+    shown = widget.post_message(channel, visitor, client_id="c-1", text="Hi", page=None, ip="1")
+    conversation = Conversation.objects.get(pk=Message.objects.get(pk=shown["id"]).conversation_id)
+    outbound.reply(conversation, author=owner, text="Hello, Anna here")
+    history = client.post(
+        f"/widget/{channel.uuid}/api/session",
+        f'{{"token": "{token}"}}',
+        content_type="application/json",
+    ).json()["messages"]
+    avatar = history[-1]["author"]["avatar_url"]
+    photo = client.get(avatar)
+    assert photo.status_code == 200 and photo.content == png
+    agent.post("/w/acme/me/", {"remove_photo": "1"})
+    assert client.get(avatar).status_code == 404

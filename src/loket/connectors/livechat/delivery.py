@@ -20,6 +20,10 @@ def as_widget_message(message: Message) -> dict:
     author = {"name": ""}
     if message.direction == Direction.OUTBOUND and message.author_member_id:
         author["name"] = message.author_member.display_name.split("@")[0]
+        if (message.author_member.user.preferences or {}).get("photo"):
+            author["avatar_url"] = (
+                f"/widget/{message.channel.uuid}/agents/{message.author_member_id}/photo"
+            )
     client_id = ""
     if message.direction == Direction.INBOUND and message.external_id:
         client_id = message.external_id.rsplit(":", 1)[-1]

@@ -29,15 +29,40 @@ def kind(data: bytes) -> tuple[str, str] | None:
     return None
 
 
-def add(channel: Channel, data: bytes) -> str:
-    """Store one photo and return its stored name; InvalidConfig for anything else."""
+def store(folder: str, data: bytes) -> str:
+    """Store one photo under ``folder`` and return its stored name; InvalidConfig (with a
+    reason to show) for anything but a small PNG, JPEG or WebP image."""
     if len(data) > MAX_PHOTO_BYTES:
-        raise InvalidConfig("a team photo can be at most 1 MB")
+        raise InvalidConfig("a photo can be at most 1 MB")
     found = kind(data)
     if found is None:
-        raise InvalidConfig("a team photo must be a PNG, JPEG or WebP image")
-    name = f"livechat/{channel.uuid.hex}/{secrets.token_hex(12)}.{found[1]}"
-    return default_storage.save(name, ContentFile(data))
+        raise InvalidConfig("a photo must be a PNG, JPEG or WebP image")
+    return default_storage.save(f"{folder}/{secrets.token_hex(12)}.{found[1]}", ContentFile(data))
+
+
+def add(channel: Channel, data: bytes) -> str:
+    return store(f"livechat/{channel.uuid.hex}", data)
+
+
+def read(name: str) -> tuple[bytes, str] | None:
+    """(bytes, content type) of a stored photo, or None."""
+    if not name or not default_storage.exists(name):
+        return None
+    with default_storage.open(name, "rb") as handle:
+        data = handle.read()
+    found = kind(data)
+    return (data, found[0]) if found else None
+
+
+def set_agent_photo(user, data: bytes | None) -> None:
+    """A member's own photo (shown to live-chat visitors next to their replies); None removes
+    it. Kept in the user's preferences, the file under avatars/<user id>/."""
+    old = (user.preferences or {}).get("photo", "")
+    new = store(f"avatars/{user.pk}", data) if data else ""
+    user.preferences = {**(user.preferences or {}), "photo": new}
+    user.save(update_fields=["preferences"])
+    if old and old.startswith(f"avatars/{user.pk}/"):
+        default_storage.delete(old)
 
 
 def replace(channel: Channel, uploads: list[bytes], *, clear: bool = False) -> list[str]:

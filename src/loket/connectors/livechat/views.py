@@ -289,23 +289,35 @@ def csat(request, channel: Channel):
     return JsonResponse({"rating": given.rating, "comment": given.comment})
 
 
-@require_GET
-def photo(request, channel_uuid: str, index: int):
-    """One of the channel's team photos (public, like the widget itself)."""
-    from django.core.files.storage import default_storage
-
-    from loket.connectors.livechat import photos as team_photos
-
-    channel = _channel(channel_uuid)
-    names = channel.settings.get("team_photos") or []
-    if not 0 <= index < len(names) or not default_storage.exists(names[index]):
-        raise Http404("no such photo")
-    with default_storage.open(names[index], "rb") as handle:
-        data = handle.read()
-    found = team_photos.kind(data)
+def _image(found) -> HttpResponse:
     if found is None:
         raise Http404("no such photo")
-    response = HttpResponse(data, content_type=found[0])
+    response = HttpResponse(found[0], content_type=found[1])
     response["Cache-Control"] = "public, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@require_GET
+def photo(request, channel_uuid: str, index: int):
+    """One of the channel's team photos (public, like the widget itself)."""
+    from loket.connectors.livechat import photos as team_photos
+
+    names = _channel(channel_uuid).settings.get("team_photos") or []
+    return _image(team_photos.read(names[index]) if 0 <= index < len(names) else None)
+
+
+@require_GET
+def agent_photo(request, channel_uuid: str, member_id: int):
+    """A member's photo, for visitors of this channel's workspace."""
+    from loket.connectors.livechat import photos as team_photos
+    from loket.tenancy.models import Membership
+
+    channel = _channel(channel_uuid)
+    member = (
+        Membership.objects.filter(pk=member_id, workspace_id=channel.workspace_id)
+        .select_related("user")
+        .first()
+    )
+    name = (member.user.preferences or {}).get("photo", "") if member else ""
+    return _image(team_photos.read(name))

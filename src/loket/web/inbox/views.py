@@ -856,6 +856,16 @@ def preferences(request):
         if "email_signature" in request.POST:
             member.email_signature = request.POST["email_signature"].strip()[:2000]
         member.save(update_fields=["availability", "email_signature"])
+        upload = request.FILES.get("photo")
+        if upload is not None or request.POST.get("remove_photo"):
+            from loket.connectors.base import InvalidConfig
+            from loket.connectors.livechat import photos
+
+            try:
+                photos.set_agent_photo(user, upload.read() if upload is not None else None)
+            except InvalidConfig as exc:
+                flash.error(request, str(exc))
+                return redirect(reverse("inbox:preferences", args=[request.workspace.slug]))
         flash.success(request, _("Your preferences are saved."))
         return redirect(reverse("inbox:preferences", args=[request.workspace.slug]))
     return render(
