@@ -60,6 +60,16 @@ def host_site(snippet: str):
         server.server_close()
 
 
+def open_widget(chromium, site: str):
+    """A visitor's browser on the host site with the chat opened: (context, page, frame)."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(site)
+    widget = page.frame_locator("iframe[title='Chat']")
+    widget.locator(".lk-launcher").click()
+    return context, page, widget
+
+
 def live_chat(agent_app, **config):
     channel, _ = create_channel(
         agent_app.workspace,
@@ -90,11 +100,7 @@ def test_a_visitor_and_an_agent_chat_live(agent_app, browser_pages, chromium, sc
     with host_site(snippet(agent_app, channel)) as site:
         channel.settings = {**channel.settings, "allowed_origins": [site]}
         channel.save()
-        context = chromium.new_context(viewport={"width": 1280, "height": 800})
-        visitor = context.new_page()
-        visitor.goto(site)
-        widget = visitor.frame_locator("iframe[title='Chat']")
-        widget.locator(".lk-launcher").click()
+        context, visitor, widget = open_widget(chromium, site)
         widget.get_by_label("Name").fill("Emily Visitor")
         widget.get_by_label("Email").fill("emily@visitor.example")
         widget.get_by_role("button", name="Start chat").click()
@@ -210,11 +216,7 @@ def test_a_visitor_sends_an_image_and_the_agent_sees_it(
     )
     (agent,) = browser_pages("agent-a", goto="/w/acme/")
     with host_site(snippet(agent_app, channel)) as site:
-        context = chromium.new_context(viewport={"width": 1280, "height": 800})
-        visitor = context.new_page()
-        visitor.goto(site)
-        widget = visitor.frame_locator("iframe[title='Chat']")
-        widget.locator(".lk-launcher").click()
+        context, _visitor, widget = open_widget(chromium, site)
         widget.locator("textarea").fill("The box arrived like this")
         widget.locator("input[type=file]").set_input_files(str(photo))
         expect(widget.locator(".lk-log img[alt='damage.png']")).to_be_visible(timeout=LIVE)
@@ -232,11 +234,7 @@ def test_the_visitor_rates_a_resolved_chat(agent_app, browser_pages, chromium):
 
     channel = live_chat(agent_app, prechat={"enabled": False, "fields": []})
     with host_site(snippet(agent_app, channel)) as site:
-        context = chromium.new_context(viewport={"width": 1280, "height": 800})
-        visitor = context.new_page()
-        visitor.goto(site)
-        widget = visitor.frame_locator("iframe[title='Chat']")
-        widget.locator(".lk-launcher").click()
+        context, _visitor, widget = open_widget(chromium, site)
         widget.locator(".lk-composer textarea").fill("Thanks, that was all")
         widget.locator(".lk-composer textarea").press("Enter")
         expect(widget.locator(".lk-log")).to_contain_text("that was all", timeout=LIVE)
