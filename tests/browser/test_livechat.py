@@ -256,3 +256,25 @@ def test_the_visitor_rates_a_resolved_chat(agent_app, browser_pages, chromium):
         )
         assert SatisfactionRating.objects.get(conversation=conversation).rating == 4
         context.close()
+
+
+def test_when_a_proxy_blocks_websockets_the_chat_long_polls(agent_app, browser_pages, chromium):
+    channel = live_chat(agent_app, prechat={"enabled": False, "fields": []})
+    (agent,) = browser_pages("agent-a", goto="/w/acme/")
+    with host_site(snippet(agent_app, channel)) as site:
+        context = chromium.new_context(viewport={"width": 1280, "height": 800})
+        # Every widget websocket is refused, as by a proxy that does not pass upgrades.
+        context.route_web_socket("**/ws/widget/**", lambda socket: socket.close())
+        page = context.new_page()
+        page.goto(site)
+        widget = page.frame_locator("iframe[title='Chat']")
+        widget.locator(".lk-launcher").click()
+        widget.locator(".lk-composer textarea").fill("Polling works too?")
+        widget.locator(".lk-composer textarea").press("Enter")
+        expect(agent.locator("#conv-list")).to_contain_text("Polling works", timeout=LIVE * 3)
+        agent.locator("#conv-list a.conv-link").first.click()
+        expect(agent.locator("#timeline")).to_contain_text("Polling works too?", timeout=LIVE)
+        agent.locator("#composer-text").fill("It does.")
+        agent.locator("#composer-text").press("Control+Enter")
+        expect(widget.locator(".lk-log")).to_contain_text("It does.", timeout=LIVE * 4)
+        context.close()
