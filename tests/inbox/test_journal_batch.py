@@ -57,3 +57,30 @@ def test_a_failing_delivery_does_not_lose_the_others(api_channel, monkeypatch):
     failed = InboundEvent.objects.get(status=InboundStatus.FAILED, error__contains="bug")
     assert json.loads(bytes(failed.payload))["id"] == "bad"  # kept, to be replayed
     assert InboundEvent.objects.count() == 4
+
+
+def test_a_deadlock_is_tried_again_instead_of_journaled_as_failed(api_channel, monkeypatch):
+    """PostgreSQL breaks a deadlock by failing one transaction: that delivery runs again."""
+    from django.db import OperationalError
+
+    from loket.inbox.models import InboundEvent, InboundStatus, Message
+    from loket.inbox.services import journal
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    real = journal._process
+    calls = []
+
+    def flaky(channel, body, meta):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected") from Deadlock()
+        return real(channel, body, meta)
+
+    monkeypatch.setattr(journal, "_process", flaky)
+    body = b'{"id": "m-deadlock", "contact": {"id": "c-1"}, "text": "hi"}'
+    outcome = journal.record(api_channel, body, {})
+    assert len(calls) == 2 and outcome.status == InboundStatus.PROCESSED
+    assert InboundEvent.objects.filter(channel=api_channel).count() == 1
+    assert Message.objects.filter(external_id="m-deadlock").count() == 1

@@ -13,11 +13,12 @@ savepoints, and falls back to ``record`` per delivery when processing any of the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from loket.db import rows
@@ -78,11 +79,32 @@ def record(
     """Journal and process one verified delivery. Returns once it is committed. ``also`` runs
     in the same transaction after the journal row is written (e.g. a mailbox poller saving how
     far it has read, so the position and the mail commit together)."""
-    with transaction.atomic(durable=True):  # a 200 must mean committed, never "nested"
-        outcome = _record(Delivery(channel, body, meta, content_type), guarded=True)
-        if also is not None:
-            also(outcome)
-        return outcome
+    delivery = Delivery(channel, body, meta, content_type)
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        try:
+            with transaction.atomic(durable=True):  # a 200 must mean committed, never "nested"
+                outcome = _record(delivery, guarded=True, last=attempt == TRANSIENT_ATTEMPTS)
+                if also is not None:
+                    also(outcome)
+                return outcome
+        except DatabaseError as exc:
+            if not _transient(exc) or attempt == TRANSIENT_ATTEMPTS:
+                raise
+            # Another transaction held what this one needed (e.g. two deliveries starting
+            # conversations in one workspace): PostgreSQL chose this one to give way. The
+            # whole transaction is rolled back; doing it again is safe and usually succeeds.
+            log.info("delivery on channel %s: %s; trying again", channel.pk, type(exc).__name__)
+            time.sleep(0.01 * attempt)
+    raise AssertionError("unreachable")
+
+
+TRANSIENT_ATTEMPTS = 3
+_TRANSIENT_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
+def _transient(exc: BaseException) -> bool:
+    cause = exc.__cause__ or exc
+    return getattr(cause, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 def record_batch(deliveries: list[Delivery]) -> list[JournalOutcome]:
@@ -100,9 +122,10 @@ def record_batch(deliveries: list[Delivery]) -> list[JournalOutcome]:
         return [record(d.channel, d.body, d.meta, content_type=d.content_type) for d in deliveries]
 
 
-def _record(delivery: Delivery, *, guarded: bool) -> JournalOutcome:
+def _record(delivery: Delivery, *, guarded: bool, last: bool = True) -> JournalOutcome:
     """Process and journal one delivery inside the caller's transaction. ``guarded``: in a
-    savepoint, so a processing error is kept as a failed row instead of raised."""
+    savepoint, so a processing error is kept as a failed row instead of raised; a deadlock is
+    raised unless this is the ``last`` attempt, so the caller can run the transaction again."""
     channel = delivery.channel
     retry = False
     error = ""
@@ -121,7 +144,7 @@ def _record(delivery: Delivery, *, guarded: bool) -> JournalOutcome:
     except ports.BadPayload as exc:  # raised by parse(), before anything was written
         status, summary, error, bad = InboundStatus.FAILED, {}, str(exc), True
     except Exception as exc:
-        if not guarded:
+        if not guarded or (not last and _transient(exc)):
             raise
         log.exception("processing an inbound delivery on channel %s failed", channel.pk)
         status, summary, retry = InboundStatus.FAILED, {}, True
