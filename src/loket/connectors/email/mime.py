@@ -16,10 +16,11 @@ import binascii
 import codecs
 import mimetypes
 import re
-import unicodedata
 from email import errors as email_errors
 from email.message import Message
 from urllib.parse import unquote_to_bytes
+
+from loket.inbox.services import media
 
 __all__ = ["decode_text", "decode_words", "safe_filename"]
 
@@ -416,13 +417,6 @@ def _parse_params(value: str, defects: _Defects, where: str) -> tuple[str, dict[
 
 # --- filenames --------------------------------------------------------------------------
 
-_FORBIDDEN = re.compile(r"[<>:\"|?*/\\]")
-_RESERVED = re.compile(
-    r"(?:con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3]"
-    r"|conin\$|conout\$|clock\$)",
-    re.IGNORECASE,
-)
-_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}$")
 _DEFAULT_NAMES = {
     "message/rfc822": "forwarded message.eml",
     "message/global": "forwarded message.eml",
@@ -448,30 +442,7 @@ def _guess_extension(content_type: str) -> str:
 
 
 def safe_filename(name: str, content_type: str = "application/octet-stream") -> str:
-    """A filename fit to show and to offer as a download name, never a path: the basename,
-    without control, bidi and zero-width characters, "..", leading dots, <>:"|?* and Windows
-    device names; NFC; at most 150 characters with the extension kept. Falls back to
-    "attachment" plus an extension guessed from the content type."""
-    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(
-        " " if unicodedata.category(c) in ("Zl", "Zp") else c
-        for c in name
-        if unicodedata.category(c) not in ("Cc", "Cf", "Cs")
-    )
-    name = unicodedata.normalize("NFC", name)
-    name = _FORBIDDEN.sub("", name)
-    while ".." in name:
-        name = name.replace("..", ".")
-    name = " ".join(name.split()).lstrip(". ").rstrip(". ")
-    stem, dot, ext = name.partition(".")
-    if _RESERVED.fullmatch(stem.strip()):
-        name = f"{dot}{ext}" if dot else ""
-    if name.startswith("."):  # a device name was removed: keep what followed it
-        return f"attachment{name}"
-    if not name:
-        return _DEFAULT_NAMES.get(content_type) or f"attachment{_guess_extension(content_type)}"
-    if len(name) > _MAX_FILENAME:
-        m = _EXTENSION.search(name)
-        suffix = m.group(0) if m else ""
-        name = name[: _MAX_FILENAME - len(suffix)].rstrip(". ") + suffix
-    return name
+    """The shared neutraliser (loket.inbox.services.media.safe_filename), with a mail part's
+    own fallback name ("forwarded message.eml", "invite.ics", ...) and a 150-character cap."""
+    default = _DEFAULT_NAMES.get(content_type) or f"attachment{_guess_extension(content_type)}"
+    return media.safe_filename(name, default=default, limit=_MAX_FILENAME)

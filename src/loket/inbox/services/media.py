@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import unicodedata
 
@@ -15,20 +14,43 @@ from loket import http
 from loket.inbox.models import Attachment, AttachmentStatus
 from loket.jobs.policy import RetryLater
 
-# Bidi overrides and zero-width characters make "invoice‮fdp.exe" look like a PDF.
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_FORBIDDEN = re.compile(r"[<>:\"|?*/\\]")
+_RESERVED = re.compile(  # Windows device names: "CON.txt" cannot be saved there
+    r"(?:con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3]"
+    r"|conin\$|conout\$|clock\$)",
+    re.IGNORECASE,
+)
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,16}$")
 
 
-def safe_filename(name: str, default: str = "attachment") -> str:
-    """A display name only: no directories, controls or invisible characters."""
-    name = unicodedata.normalize("NFC", name or "")
-    name = _INVISIBLE.sub("", name)
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".")
+def safe_filename(name: str, default: str = "attachment", limit: int = 200) -> str:
+    """A filename fit to show and to offer as a download name, never a path: the basename,
+    without control, bidi and zero-width characters ("invoice\u202efdp.exe" must not look like
+    a PDF), "..", leading dots, <>:"|?* and Windows device names; NFC; at most ``limit``
+    characters with the extension kept; ``default`` when nothing is left."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(
+        " " if unicodedata.category(c) in ("Zl", "Zp") else c
+        for c in name
+        if unicodedata.category(c) not in ("Cc", "Cf", "Cs")
+    )
+    name = unicodedata.normalize("NFC", name)
+    name = _FORBIDDEN.sub("", name)
+    while ".." in name:
+        name = name.replace("..", ".")
+    name = " ".join(name.split()).lstrip(". ").rstrip(". ")
+    stem, dot, ext = name.partition(".")
+    if _RESERVED.fullmatch(stem.strip()):
+        name = f"{dot}{ext}" if dot else ""
+    if name.startswith("."):  # a device name was removed: keep what followed it
+        return f"attachment{name}"
     if not name:
         return default
-    stem, ext = os.path.splitext(name)
-    return stem[: 200 - len(ext[:20])] + ext[:20]
+    if len(name) > limit:
+        found = _EXTENSION.search(name)
+        suffix = found.group(0) if found else ""
+        name = name[: limit - len(suffix)].rstrip(". ") + suffix
+    return name
 
 
 def max_attachment_bytes(workspace_id: int | None = None) -> int:
