@@ -41,6 +41,7 @@ class Capabilities:
     typing: bool = False
     read_receipts: bool = False
     delivery_statuses: bool = False
+    copies: bool = False  # replies can be copied to more people (email Cc/Bcc)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,13 @@ class Connector(abc.ABC):
 
     def check_connection(self, channel: Channel) -> None:  # noqa: B027 - optional
         """Raise InvalidConfig with a clear reason when the channel cannot work."""
+
+    def conversation_opened(self, conversation) -> None:  # noqa: B027 - optional
+        """An agent has the conversation open (e.g. the customer then sees it was seen)."""
+
+    def sidebar(self, conversation) -> dict[str, Any] | None:
+        """What this channel knows about the customer for the agent's sidebar, or None."""
+        return None
 
     def acknowledge(self, channel: Channel, request: WebhookRequest) -> WebhookResponse:
         return WebhookResponse(200, b'{"status":"ok"}')

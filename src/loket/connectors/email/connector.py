@@ -114,7 +114,9 @@ def _addresses(entries) -> list[dict[str, str]]:
 class EmailConnector(Connector):
     key = "email"
     label = _("Email")
-    capabilities = Capabilities(text=True, html=True, media=True, delivery_statuses=True)
+    capabilities = Capabilities(
+        text=True, html=True, media=True, delivery_statuses=True, copies=True
+    )
 
     # -- setup ----------------------------------------------------------------------------------
     def setup(self, config: dict[str, Any], *, existing: Channel | None = None) -> ChannelSetup:

@@ -243,6 +243,17 @@ class LiveChatConnector(Connector):
             )
         ]
 
+    # -- the agent's side ------------------------------------------------------------------------
+    def conversation_opened(self, conversation) -> None:
+        from loket.connectors.livechat import delivery
+
+        delivery.mark_seen_by_agent(conversation)
+
+    def sidebar(self, conversation) -> dict[str, Any] | None:
+        from loket.connectors.livechat import delivery
+
+        return delivery.visitor_context(conversation)
+
     # -- outbound -------------------------------------------------------------------------------
     def send(self, channel: Channel, message: Message) -> SendResult:
         from loket.connectors.livechat import continuity, delivery

@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
-from loket.connectors.livechat import delivery as livechat_delivery
+from loket.connectors.registry import REGISTRY
 from loket.inbox import listing, selectors
 from loket.inbox.models import (
     Attachment,
@@ -256,6 +256,11 @@ def counts(request):
 
 
 # -- one conversation -------------------------------------------------------------------------
+def _connector(conversation: Conversation):
+    """The connector of the conversation's channel (its sidebar facts, Cc/Bcc, "seen")."""
+    return REGISTRY[conversation.channel.kind]
+
+
 def _conversation(request, number: int) -> Conversation:
     conversation = (
         selectors.conversations(request.membership)
@@ -307,7 +312,8 @@ def _conversation_context(request, conversation: Conversation, *, timeline_too=T
         "conversation_label_ids": {label.pk for label in conversation.labels.all()},
         "priorities": Priority.choices,
         "snooze_options": _snooze_options(),
-        "visitor": livechat_delivery.visitor_context(conversation),
+        "visitor": _connector(conversation).sidebar(conversation),
+        "copies": _connector(conversation).capabilities.copies,
     }
     if not timeline_too:
         return context
@@ -349,7 +355,7 @@ def _snooze_options() -> list[tuple[str, str]]:
 @workspace_view
 def conversation_pane(request, number: int):
     conversation = _conversation(request, number)
-    livechat_delivery.mark_seen_by_agent(conversation)
+    _connector(conversation).conversation_opened(conversation)
     context = _conversation_context(request, conversation)
     context["query"] = ListState(request).query()
     return render(request, "web/inbox/_conversation.html", context)
@@ -381,7 +387,7 @@ def timeline_after(request, number: int):
         return HttpResponseBadRequest("after must be a message id")
     rows = _timeline_messages(request.membership, conversation, after_id=after)
     if any(m.direction == Direction.INBOUND for m in rows):
-        livechat_delivery.mark_seen_by_agent(conversation)  # it arrived on an open pane
+        _connector(conversation).conversation_opened(conversation)  # it arrived on an open pane
     return _entries(request, conversation, rows)
 
 
@@ -459,7 +465,7 @@ MAX_COPIES = 20
 
 def _copies(request, conversation: Conversation) -> dict | None:
     """An email reply's Cc and Bcc from the composer: ``{"email": {"cc": [...], ...}}``."""
-    if conversation.channel.kind != "email":
+    if not _connector(conversation).capabilities.copies:
         return None
     found = {}
     for field in ("cc", "bcc"):
