@@ -16,7 +16,8 @@ from loket.tenancy.models import Membership
 from loket.tenancy.services import authenticate_token
 
 
-def _header(scope, wanted: bytes) -> str:
+def header(scope, wanted: bytes) -> str:
+    """A request header of a websocket's scope (latin-1), or \"\"."""
     for name, value in scope.get("headers", []):
         if name.lower() == wanted:
             return value.decode("latin-1")
@@ -24,7 +25,7 @@ def _header(scope, wanted: bytes) -> str:
 
 
 def _bearer(scope) -> str:
-    scheme, _, token = _header(scope, b"authorization").partition(" ")
+    scheme, _, token = header(scope, b"authorization").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
@@ -32,7 +33,7 @@ def _from_own_pages(scope) -> bool:
     """Browsers send cookies with a socket any page opens (cross-site websocket hijacking), so
     a session is only honoured from an Origin in ALLOWED_HOSTS, as Channels'
     AllowedHostsOriginValidator checks it. Bearer tokens are not ambient and need no Origin."""
-    origin = _header(scope, b"origin")
+    origin = header(scope, b"origin")
     if not origin:
         return False
     try:

@@ -10,22 +10,14 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from loket.connectors.livechat import continuity, widget
+from loket.connectors.livechat import continuity, delivery, widget
 from loket.connectors.livechat.connector import visitor_group
 from loket.connectors.livechat.widget import WidgetError
-from loket.inbox.models import Channel, ContactIdentity, Conversation, ConversationStatus
+from loket.inbox.models import Channel, Conversation, ConversationStatus
+from loket.realtime.consumers import header
 from loket.realtime.publish import agents_group
 
 MAX_FRAME = 16 * 1024
-
-
-def _header(scope, name: bytes) -> str:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin-1")[:500]
-    return ""
-
-
 CLOSE_BAD_FRAME, CLOSE_BAD_TOKEN, CLOSE_NO_CHANNEL, CLOSE_RATE = 4400, 4401, 4404, 4429
 
 
@@ -106,8 +98,8 @@ class WidgetConsumer(AsyncWebsocketConsumer):
                     text=str(frame.get("text") or ""),
                     page=frame.get("page"),
                     ip=self.ip,
-                    user_agent=_header(self.scope, b"user-agent"),
-                    locale=_header(self.scope, b"accept-language").split(",")[0],
+                    user_agent=header(self.scope, b"user-agent")[:500],
+                    locale=header(self.scope, b"accept-language").split(",")[0],
                 )  # the echo reaches this socket through the visitor's group
             elif kind == "typing":
                 await self._typing(bool(frame.get("typing")))
@@ -156,16 +148,13 @@ class WidgetConsumer(AsyncWebsocketConsumer):
 
 def visitor_keys_of(conversation_id: int) -> tuple[int, list[str]] | None:
     """(channel id, visitor keys) when the conversation is a live chat, for agents' typing."""
-    row = (
+    conversation = (
         Conversation.objects.filter(pk=conversation_id, channel__kind="livechat")
-        .values_list("channel_id", "contact_id")
+        .select_related("channel")
         .first()
     )
-    if row is None:
+    if conversation is None:
         return None
-    keys = list(
-        ContactIdentity.objects.filter(channel_id=row[0], contact_id=row[1]).values_list(
-            "external_id", flat=True
-        )
+    return conversation.channel_id, delivery.visitor_keys(
+        conversation.channel, conversation.contact_id
     )
-    return row[0], keys

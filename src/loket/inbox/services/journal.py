@@ -80,22 +80,24 @@ def record(
     in the same transaction after the journal row is written (e.g. a mailbox poller saving how
     far it has read, so the position and the mail commit together)."""
     delivery = Delivery(channel, body, meta, content_type)
-    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+    attempt = 1
+    while True:
+        last = attempt == TRANSIENT_ATTEMPTS
         try:
             with transaction.atomic(durable=True):  # a 200 must mean committed, never "nested"
-                outcome = _record(delivery, guarded=True, last=attempt == TRANSIENT_ATTEMPTS)
+                outcome = _record(delivery, guarded=True, last=last)
                 if also is not None:
                     also(outcome)
                 return outcome
         except DatabaseError as exc:
-            if not _transient(exc) or attempt == TRANSIENT_ATTEMPTS:
+            if last or not _transient(exc):
                 raise
             # Another transaction held what this one needed (e.g. two deliveries starting
             # conversations in one workspace): PostgreSQL chose this one to give way. The
             # whole transaction is rolled back; doing it again is safe and usually succeeds.
             log.info("delivery on channel %s: %s; trying again", channel.pk, type(exc).__name__)
             time.sleep(0.01 * attempt)
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 TRANSIENT_ATTEMPTS = 3
