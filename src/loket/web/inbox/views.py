@@ -864,12 +864,11 @@ def preferences(request):
         member.save(update_fields=["availability", "email_signature"])
         upload = request.FILES.get("photo")
         if upload is not None or request.POST.get("remove_photo"):
-            from loket.connectors.base import InvalidConfig
-            from loket.connectors.livechat import photos
+            from loket.tenancy import photos
 
             try:
-                photos.set_agent_photo(user, upload.read() if upload is not None else None)
-            except InvalidConfig as exc:
+                photos.set_member_photo(user, upload.read() if upload is not None else None)
+            except photos.InvalidPhoto as exc:
                 flash.error(request, str(exc))
                 return redirect(reverse("inbox:preferences", args=[request.workspace.slug]))
         flash.success(request, _("Your preferences are saved."))

@@ -1,0 +1,64 @@
+"""Small photos (members' own, a live chat's team photos): checked by their first bytes
+(PNG, JPEG or WebP, at most 1 MB), stored through Django's default storage under random names,
+and read back with their content type. A member's photo is shown to live-chat visitors next to
+their replies."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+MAX_PHOTO_BYTES = 1024 * 1024
+_TYPES = {  # magic bytes → (content type, extension)
+    b"\x89PNG\r\n\x1a\n": ("image/png", "png"),
+    b"\xff\xd8\xff": ("image/jpeg", "jpg"),
+}
+
+
+class InvalidPhoto(ValueError):
+    """Not a small PNG, JPEG or WebP image; the message says so."""
+
+
+def kind(data: bytes) -> tuple[str, str] | None:
+    for magic, found in _TYPES.items():
+        if data.startswith(magic):
+            return found
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp", "webp"
+    return None
+
+
+def store(folder: str, data: bytes) -> str:
+    """Store one photo under ``folder`` and return its stored name."""
+    if len(data) > MAX_PHOTO_BYTES:
+        raise InvalidPhoto("a photo can be at most 1 MB")
+    found = kind(data)
+    if found is None:
+        raise InvalidPhoto("a photo must be a PNG, JPEG or WebP image")
+    return default_storage.save(f"{folder}/{secrets.token_hex(12)}.{found[1]}", ContentFile(data))
+
+
+def read(name: str) -> tuple[bytes, str] | None:
+    """(bytes, content type) of a stored photo, or None."""
+    if not name or not default_storage.exists(name):
+        return None
+    with default_storage.open(name, "rb") as handle:
+        data = handle.read()
+    found = kind(data)
+    return (data, found[0]) if found else None
+
+
+def delete(name: str) -> None:
+    default_storage.delete(name)
+
+
+def set_member_photo(user, data: bytes | None) -> None:
+    """A user's own photo (None removes it), kept in their preferences under avatars/<id>/."""
+    old = (user.preferences or {}).get("photo", "")
+    new = store(f"avatars/{user.pk}", data) if data else ""
+    user.preferences = {**(user.preferences or {}), "photo": new}
+    user.save(update_fields=["preferences"])
+    if old and old.startswith(f"avatars/{user.pk}/"):
+        delete(old)
