@@ -63,6 +63,16 @@ class MessageStatusChanged(Event):
 
 
 @dataclass(frozen=True)
+class MessageUpdated(Event):
+    """A stored message changed: a reaction, the customer's edit or deletion, media stored."""
+
+    name: str = field(init=False, default="message.updated")
+    conversation_id: int
+    message_id: int
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ConversationCreated(Event):
     name: str = field(init=False, default="conversation.created")
     conversation_id: int

@@ -260,6 +260,13 @@ LOKET_ACCESS_LOG = env_bool("LOKET_ACCESS_LOG", False)
 LOKET_HTTP_ALLOW_PRIVATE = env_bool("LOKET_HTTP_ALLOW_PRIVATE", False)
 LOKET_HTTP_TIMEOUT = env_float("LOKET_HTTP_TIMEOUT", 10.0)
 
+# --- Messaging providers ---------------------------------------------------------------------
+# API base URLs: settings so tests (and air-gapped proxies) can point them at local servers.
+LOKET_META_GRAPH_URL = env_str("LOKET_META_GRAPH_URL", "https://graph.facebook.com").rstrip("/")
+LOKET_META_GRAPH_VERSION = env_str("LOKET_META_GRAPH_VERSION", "v21.0")
+LOKET_TELEGRAM_API_URL = env_str("LOKET_TELEGRAM_API_URL", "https://api.telegram.org").rstrip("/")
+LOKET_TWILIO_API_URL = env_str("LOKET_TWILIO_API_URL", "https://api.twilio.com").rstrip("/")
+
 # --- Ingest ----------------------------------------------------------------------------------
 # Threads per process that store webhook deliveries in groups (PostgreSQL; SQLite always has one).
 LOKET_INGEST_WRITERS = env_int("LOKET_INGEST_WRITERS", 4)

@@ -11,6 +11,8 @@ from loket.inbox.items import InboundItem
 from loket.inbox.models import Channel, Message
 from loket.inbox.ports import (  # re-exported: a connector needs only this module
     BadPayload,
+    MediaSource,
+    MediaUnavailable,
     PermanentSendError,
     SendResult,
     TransientSendError,
@@ -22,8 +24,11 @@ __all__ = [
     "ChannelSetup",
     "Connector",
     "InvalidConfig",
+    "MediaSource",
+    "MediaUnavailable",
     "PermanentSendError",
     "SendResult",
+    "SetupField",
     "TransientSendError",
     "WebhookRejected",
     "WebhookRequest",
@@ -37,7 +42,11 @@ class Capabilities:
     html: bool = False
     media: bool = False
     templates: bool = False
-    reply_window_hours: int | None = None  # e.g. 24 on WhatsApp outside templates
+    # Free text only this long after the customer's last message (WhatsApp, Messenger: 24);
+    # after it, only templates (WhatsApp) or a human-agent tagged reply until
+    # ``tagged_window_hours`` (Messenger, Instagram: 168). See loket.inbox.services.windows.
+    reply_window_hours: int | None = None
+    tagged_window_hours: int | None = None
     typing: bool = False
     read_receipts: bool = False
     delivery_statuses: bool = False
@@ -81,6 +90,21 @@ class WebhookRejected(Exception):
         self.headers = headers or {}
 
 
+@dataclass(frozen=True)
+class SetupField:
+    """One thing an admin enters to connect a channel; the settings page and the API build their
+    forms from a connector's ``setup_fields``. A secret is never shown again: left blank when
+    editing, the stored value stays."""
+
+    name: str
+    label: str
+    help: str = ""
+    secret: bool = False
+    required: bool = True
+    choices: tuple[tuple[str, str], ...] = ()  # a select instead of a text box
+    initial: str = ""
+
+
 class InvalidConfig(ValueError):
     """Channel settings an admin gave that cannot work; the message says what to fix."""
 
@@ -102,6 +126,10 @@ class Connector(abc.ABC):
     key: str  # the channel kind, used in URLs: /hooks/<key>/<channel uuid>/
     label: str
     capabilities: Capabilities = Capabilities()
+    # What the generic "add channel" form asks (connectors with a form of their own leave it
+    # empty), and whether the admin pastes Loket's webhook URL into the provider's console.
+    setup_fields: tuple[SetupField, ...] = ()
+    shows_webhook_url: bool = False
 
     @abc.abstractmethod
     def setup(self, config: dict[str, Any], *, existing: Channel | None = None) -> ChannelSetup:
@@ -134,6 +162,20 @@ class Connector(abc.ABC):
 
     def check_connection(self, channel: Channel) -> None:  # noqa: B027 - optional
         """Raise InvalidConfig with a clear reason when the channel cannot work."""
+
+    def channel_saved(self, channel: Channel) -> None:  # noqa: B027 - optional
+        """After an admin created or reconfigured the channel (e.g. register the webhook with
+        the provider). Raise InvalidConfig to tell the admin what went wrong."""
+
+    def resolve_media(self, channel: Channel, ref: str) -> MediaSource:
+        """Where to download a media reference this connector put in an InboundAttachment
+        (``media_ref``). Raise MediaUnavailable (transient or not)."""
+        raise MediaUnavailable(f"the {self.key} channel cannot fetch media references")
+
+    def sync_templates(self, channel: Channel) -> list[dict[str, Any]]:
+        """The provider's message templates: dicts with name, language, category, status,
+        external_id, components. Only for connectors with ``capabilities.templates``."""
+        raise InvalidConfig(f"the {self.key} channel has no message templates")
 
     def conversation_opened(self, conversation) -> None:  # noqa: B027 - optional
         """An agent has the conversation open (e.g. the customer then sees it was seen)."""

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, connections
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -235,8 +235,12 @@ def _admit_in_thread(kind: str, channel_id: str, request: WebhookRequest):
 
 
 def _release_connection() -> None:
+    # Like close_old_connections(), but a thread that never opened a connection leaves it
+    # unopened: checking its autocommit would open one just to close it.
     try:
-        close_old_connections()
+        for connection in connections.all(initialized_only=True):
+            if connection.connection is not None:
+                connection.close_if_unusable_or_obsolete()
     except Exception:  # a broken connection must not stop the writer
         log.exception("closing the ingest writer's database connection failed")
 

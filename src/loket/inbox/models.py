@@ -296,6 +296,8 @@ class Attachment(WorkspaceScoped):
     size = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True)
     source_url = models.URLField(max_length=2000, blank=True)
+    # Or the provider's media reference, resolved through the channel's connector.
+    source_ref = models.CharField(max_length=255, blank=True)
     # An email part's Content-ID: the message's HTML shows it where it says cid:<content_id>.
     content_id = models.CharField(max_length=255, blank=True)
     inline = models.BooleanField(default=False)  # part of the body, not a download
@@ -307,6 +309,32 @@ class Attachment(WorkspaceScoped):
 
     def __str__(self) -> str:
         return self.filename
+
+
+class MessageTemplate(WorkspaceScoped):
+    """A pre-approved message a channel's provider allows outside the reply window (WhatsApp
+    message templates), synced from the provider. ``components`` is the provider's definition
+    (header, body with {{1}}-style variables, footer, buttons), kept as given."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+", db_index=False)
+    name = models.CharField(max_length=512)
+    language = models.CharField(max_length=16)
+    category = models.CharField(max_length=32, blank=True)
+    status = models.CharField(max_length=32, blank=True)  # APPROVED, PENDING, REJECTED, ...
+    external_id = models.CharField(max_length=64, blank=True)
+    components = models.JSONField(default=list, blank=True)
+    synced_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "name", "language"], name="template_unique_name"
+            )
+        ]
+        ordering = ["name", "language"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
 
 
 class InboundStatus(models.TextChoices):

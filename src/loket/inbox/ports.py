@@ -7,7 +7,7 @@ connectors up by channel kind and never imports a provider package.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -36,6 +36,28 @@ class PermanentSendError(Exception):
         self.reason = reason
 
 
+class MediaUnavailable(Exception):
+    """A provider's media cannot be fetched (expired, deleted, not allowed); ``transient``: try
+    again later."""
+
+    def __init__(self, reason: str, *, transient: bool = False, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class MediaSource:
+    """Where a provider's media reference can be downloaded, with the headers it needs (e.g.
+    a bearer token); fetched by the core through the guarded client, with its size limit."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    filename: str = ""  # when the provider tells a better name than the message did
+    content_type: str = ""
+
+
 @dataclass(frozen=True)
 class SendResult:
     external_id: str
@@ -46,6 +68,9 @@ class SendResult:
 
 class CoreConnector(Protocol):
     key: str
+    capabilities: Any  # loket.connectors.base.Capabilities
+
+    def resolve_media(self, channel: Channel, ref: str) -> MediaSource: ...
 
     def parse(self, channel: Channel, body: bytes, meta: dict[str, Any]) -> list[InboundItem]: ...
 

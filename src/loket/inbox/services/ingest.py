@@ -25,7 +25,15 @@ from loket import events
 from loket.db import rows
 from loket.events import Actor
 from loket.inbox import tasks
-from loket.inbox.items import Ignored, InboundItem, InboundMessage, StatusUpdate
+from loket.inbox.items import (
+    Ignored,
+    InboundItem,
+    InboundMessage,
+    MessageDeletion,
+    MessageEdit,
+    Reaction,
+    StatusUpdate,
+)
 from loket.inbox.models import (
     DELIVERY_RANK,
     Attachment,
@@ -42,7 +50,7 @@ from loket.inbox.models import (
     MessageKind,
 )
 from loket.inbox.sanitize import sanitize_html
-from loket.inbox.services import media, outbound, threads
+from loket.inbox.services import media, message_changes, outbound, threads
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +60,9 @@ _ACTIVE = (ConversationStatus.OPEN, ConversationStatus.PENDING, ConversationStat
 
 @dataclass(frozen=True)
 class ReceiveResult:
-    outcome: str  # created | duplicate | ignored | status_applied | status_stale | status_unmatched
+    # created | duplicate | ignored | status_applied | status_stale | status_unmatched
+    # | updated (a reaction, edit or deletion) | target_unknown (of a message not in Loket)
+    outcome: str
     message_id: int | None = None
     conversation_id: int | None = None
 
@@ -67,6 +77,12 @@ def receive(channel: Channel, item: InboundItem) -> ReceiveResult:
         return _receive_message(channel, item)
     if isinstance(item, StatusUpdate):
         return apply_status(channel, item)
+    if isinstance(item, Reaction):
+        return message_changes.apply_reaction(channel, item)
+    if isinstance(item, MessageEdit):
+        return message_changes.apply_edit(channel, item)
+    if isinstance(item, MessageDeletion):
+        return message_changes.apply_deletion(channel, item)
     if isinstance(item, Ignored):
         return ReceiveResult("ignored")
     raise TypeError(f"not an inbound item: {item!r}")
@@ -96,6 +112,8 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
         return ReceiveResult("duplicate")
     contact_id, new_contact, latest, blocked = found
     data = {**item.data, "blocked": True} if blocked else item.data
+    if item.reply_to:
+        data = {**data, "reply_to": message_changes.reply_context(channel, item.reply_to)}
     if item.thread is not None:
         conversation = _thread_by_hints(
             channel, contact_id, item, now, new_contact=new_contact, blocked=blocked
@@ -419,6 +437,7 @@ def _store_attachments(workspace_id: int, message_id: int, item: InboundMessage)
             media.store_content(stored, attachment.content)
         else:
             stored.source_url = attachment.url
+            stored.source_ref = attachment.media_ref[:255]
             stored.status = AttachmentStatus.PENDING
             stored.save()
             tasks.fetch_attachment.enqueue(stored.pk)

@@ -51,9 +51,9 @@ def _summarise(results: list[ReceiveResult]) -> tuple[str, dict[str, Any]]:
     }
     if any(r.needs_retry for r in results):
         return InboundStatus.FAILED, summary
-    if not results or all(o == "ignored" for o in outcomes):
+    if not results or all(o in ("ignored", "target_unknown") for o in outcomes):
         return InboundStatus.IGNORED, summary
-    if all(o in ("duplicate", "ignored", "status_stale") for o in outcomes):
+    if all(o in ("duplicate", "ignored", "status_stale", "target_unknown") for o in outcomes):
         return InboundStatus.DUPLICATE, summary
     return InboundStatus.PROCESSED, summary
 

@@ -10,7 +10,8 @@ import httpx
 from django.conf import settings
 from django.core.files.base import ContentFile
 
-from loket import http
+from loket import events, http
+from loket.inbox import ports
 from loket.inbox.models import Attachment, AttachmentStatus
 from loket.jobs.policy import RetryLater
 
@@ -85,14 +86,41 @@ def store_content(attachment: Attachment, content: bytes) -> Attachment:
     return attachment
 
 
+def _source(attachment: Attachment) -> ports.MediaSource | None:
+    """Where to fetch the attachment: its URL, or what the channel's connector makes of the
+    provider's media reference. None when it failed for good (recorded on the attachment)."""
+    if not attachment.source_ref:
+        return ports.MediaSource(attachment.source_url)
+    channel = attachment.message.channel
+    try:
+        return ports.connector_for(channel.kind).resolve_media(channel, attachment.source_ref)
+    except ports.MediaUnavailable as exc:
+        if exc.transient:
+            raise RetryLater(exc.reason, exc.retry_after) from exc
+        mark_download_failed(exc.reason, attachment.pk)
+        return None
+
+
 def download(attachment_id: int) -> None:
-    """Fetch a pending attachment from its source URL (a background task)."""
-    attachment = Attachment.objects.filter(pk=attachment_id).first()
+    """Fetch a pending attachment from its source (a background task)."""
+    attachment = (
+        Attachment.objects.select_related("message__channel").filter(pk=attachment_id).first()
+    )
     if attachment is None or attachment.status != AttachmentStatus.PENDING:
         return
+    source = _source(attachment)
+    if source is None:
+        return
+    if source.filename and attachment.filename in ("", "attachment"):
+        attachment.filename = safe_filename(source.filename)
+    if source.content_type and attachment.content_type == "application/octet-stream":
+        attachment.content_type = source.content_type[:127]
     limit = max_attachment_bytes(attachment.workspace_id)
     try:
-        with http.client() as client, client.stream("GET", attachment.source_url) as response:
+        with (
+            http.client() as client,
+            client.stream("GET", source.url, headers=source.headers) as response,
+        ):
             if http.is_transient_status(response.status_code):
                 raise RetryLater(f"HTTP {response.status_code}", http.retry_after_seconds(response))
             if response.status_code != 200:
@@ -115,6 +143,16 @@ def download(attachment_id: int) -> None:
     except httpx.HTTPError as exc:
         raise RetryLater(f"download failed: {exc}") from exc
     store_content(attachment, b"".join(chunks))
+    message = attachment.message
+    events.emit(
+        events.MessageUpdated(
+            message.workspace_id,
+            events.Actor.system(),
+            conversation_id=message.conversation_id,
+            message_id=message.pk,
+            changes={"attachment": attachment.pk},
+        )
+    )
 
 
 def mark_download_failed(reason: object, attachment_id: int) -> None:

@@ -35,7 +35,7 @@ from loket.inbox.models import (
     MessageKind,
 )
 from loket.inbox.sanitize import sanitize_html
-from loket.inbox.services import media
+from loket.inbox.services import media, templates, windows
 from loket.jobs.policy import RetryLater
 from loket.tenancy.models import Membership
 
@@ -63,16 +63,25 @@ def reply(
     author_type: str | None = None,
     attachments: Sequence[OutgoingFile] = (),
     data: dict | None = None,
+    template: templates.Filled | None = None,
 ) -> Message:
     """Store an agent's (or bot's) reply or internal note; a reply is queued for sending.
     ``data``: channel-specific details the connector reads when sending (e.g. an email's
-    ``{"email": {"cc": [...], "bcc": [...]}}``)."""
+    ``{"email": {"cc": [...], "bcc": [...]}}``). ``template``: a filled message template (its
+    text is the reply's). A reply the channel's reply window does not allow is refused with a
+    ValueError that says why, before anything is stored."""
+    if template is not None:
+        if template.template.channel_id != conversation.channel_id:
+            raise ValueError(_("That template belongs to another channel."))
+        text, data = template.text, {**(data or {}), **template.as_data()}
     text = (text or "").strip()
     if not text and not html and not attachments:
         raise ValueError(_("a message needs text"))
     if kind not in (MessageKind.MESSAGE, MessageKind.NOTE):
         raise ValueError(f"cannot reply with a {kind!r}")
     author_type = author_type or (AuthorType.MEMBER if author else AuthorType.SYSTEM)
+    if kind == MessageKind.MESSAGE:
+        windows.check_reply(conversation, template=template is not None)
 
     with transaction.atomic():
         now = timezone.now()

@@ -152,6 +152,7 @@
         refreshCounts();
         return;
       case "message.status_changed":
+      case "message.updated":
         if (mine) refreshMessage(data.message_id);
         return;
       case "conversation.updated":
