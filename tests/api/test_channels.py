@@ -37,7 +37,8 @@ def test_create_returns_id_webhook_url_and_the_secret_once(api, workspace):
     assert shown.status_code == 200
     assert "secret" not in shown.json()
     assert secret not in shown.content.decode()
-    assert {k: v for k, v in created.items() if k != "secret"} == shown.json()
+    assert created["shown_once"] == {"secret": secret}
+    assert {k: v for k, v in created.items() if k not in ("secret", "shown_once")} == shown.json()
 
     listed = api.get("/channels")
     assert listed.status_code == 200

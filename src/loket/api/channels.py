@@ -34,7 +34,25 @@ class ChannelOut(Schema):
 
 
 class ChannelCreatedOut(ChannelOut):
+    # Values shown this once (a signing secret, a generated verify token), never again.
+    shown_once: dict[str, Any] = {}
     secret: str | None = None
+
+
+class SetupFieldOut(Schema):
+    name: str
+    label: str
+    help: str
+    secret: bool
+    required: bool
+    choices: list[list[str]]
+
+
+class ChannelKindOut(Schema):
+    kind: str
+    label: str
+    setup_fields: list[SetupFieldOut]
+    capabilities: dict[str, Any]
 
 
 def channel_out(channel: Channel) -> dict[str, Any]:
@@ -83,7 +101,32 @@ def create_channel(request, data: ChannelIn):
         raise ApiError(400, "invalid_config", str(exc)) from exc
     except ValueError as exc:  # e.g. a blank name
         raise ApiError(400, "invalid", str(exc)) from exc
-    return Status(201, {**channel_out(channel), **shown_once})
+    return Status(201, {**channel_out(channel), **shown_once, "shown_once": shown_once})
+
+
+@router.get("/kinds", response=list[ChannelKindOut])
+def channel_kinds(request):
+    """The kinds of channel this Loket can connect, with what their ``config`` asks for (kinds
+    without setup fields take the keys their connector's README documents)."""
+    return [
+        {
+            "kind": connector.key,
+            "label": str(connector.label),
+            "setup_fields": [
+                {
+                    "name": f.name,
+                    "label": str(f.label),
+                    "help": str(f.help),
+                    "secret": f.secret,
+                    "required": f.required,
+                    "choices": [[value, str(label)] for value, label in f.choices],
+                }
+                for f in connector.setup_fields
+            ],
+            "capabilities": connector.capabilities.__dict__,
+        }
+        for connector in REGISTRY.values()
+    ]
 
 
 @router.get("/{int:channel_id}", response=ChannelOut)

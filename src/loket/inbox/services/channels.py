@@ -33,6 +33,13 @@ def create_channel(
             secrets=setup.secrets,
             default_team=default_team,
         )
+    # Outside the transaction: this may call the provider (e.g. register the webhook), and
+    # the provider needs the stored channel to exist. A refusal removes the channel again.
+    try:
+        connector.channel_saved(channel)
+    except Exception:
+        channel.delete()
+        raise
     return channel, setup.shown_once
 
 
@@ -52,9 +59,16 @@ def reconfigure_channel(channel: Channel, connector: Any, config: dict[str, Any]
     """Change a channel's provider settings through its connector (which validates them and
     keeps stored secrets that ``config`` leaves blank). Raises the connector's InvalidConfig."""
     setup = connector.setup(config, existing=channel)
+    before = (channel.settings, channel.secrets)
     channel.settings = setup.settings
     channel.secrets = setup.secrets
     channel.save(update_fields=["settings", "secrets"])
+    try:
+        connector.channel_saved(channel)
+    except Exception:  # the provider refused the new settings: keep the working ones
+        channel.settings, channel.secrets = before
+        channel.save(update_fields=["settings", "secrets"])
+        raise
     return channel
 
 

@@ -224,6 +224,54 @@ class ChannelForm(forms.Form):
         )
 
 
+class ConnectorChannelForm(ChannelForm):
+    """A channel's provider settings, built from its connector's ``setup_fields``. Secret fields
+    are never filled in; left blank when editing, the stored value stays."""
+
+    def __init__(self, workspace: Workspace, connector, *args, initial_config=None, **kwargs):
+        super().__init__(workspace, *args, **kwargs)
+        self.connector = connector
+        self.editing = initial_config is not None
+        self.setup_names = []
+        for spec in connector.setup_fields:
+            field_kwargs = {
+                "label": spec.label,
+                "help_text": spec.help,
+                "required": spec.required and not (spec.secret and self.editing),
+            }
+            if spec.choices:
+                field = forms.ChoiceField(choices=spec.choices, **field_kwargs)
+            elif spec.secret:
+                field = forms.CharField(
+                    widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+                    max_length=4096,
+                    **field_kwargs,
+                )
+                if self.editing:
+                    field.help_text = " ".join(
+                        str(t) for t in (spec.help, _("Leave blank to keep the saved one.")) if t
+                    )
+            else:
+                field = forms.CharField(max_length=2000, **field_kwargs)
+            value = (initial_config or {}).get(spec.name, spec.initial)
+            if not spec.secret and value not in (None, ""):
+                field.initial = value
+            self.fields[spec.name] = field
+            self.setup_names.append(spec.name)
+
+    def setup_fields(self):
+        return [self[name] for name in self.setup_names]
+
+    def config(self) -> dict:
+        secret = {spec.name for spec in self.connector.setup_fields if spec.secret}
+        data = self.cleaned_data
+        return {
+            name: data[name].strip() if isinstance(data[name], str) else data[name]
+            for name in self.setup_names
+            if not (name in secret and not data[name])
+        }
+
+
 class ApiChannelForm(ChannelForm):
     outbound_url = forms.URLField(
         label=_("Outbound URL"),

@@ -19,6 +19,11 @@ urlpatterns = [
     path("channels/<int:channel_id>/", views.channel_edit, name="channel-edit"),
     path("channels/<int:channel_id>/active/", views.channel_active, name="channel-active"),
     path("channels/<int:channel_id>/check/", views.channel_check, name="channel-check"),
+    path(
+        "channels/<int:channel_id>/templates/sync/",
+        views.channel_templates_sync,
+        name="channel-templates-sync",
+    ),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke/", views.token_revoke, name="token-revoke"),
 ]

@@ -14,11 +14,14 @@ from django.contrib import messages
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from loket.connectors.base import InvalidConfig
 from loket.connectors.registry import REGISTRY, get_connector, webhook_url
+from loket.inbox.models import MessageTemplate
+from loket.inbox.services import templates as templates_service
 from loket.inbox.services.channels import (
     create_channel,
     reconfigure_channel,
@@ -46,6 +49,7 @@ from loket.web.workspace_settings.forms import (
     ROLE_LABELS,
     ApiChannelForm,
     ChannelForm,
+    ConnectorChannelForm,
     EmailChannelForm,
     LabelForm,
     LiveChatChannelForm,
@@ -304,11 +308,17 @@ def _new_channel_forms(request):
     workspace = request.workspace
     posted = request.POST.get("kind", "api") if request.method == "POST" else None
     data = request.POST if posted else None
-    return {
+    forms = {
         "api": ApiChannelForm(workspace, data if posted == "api" else None),
         "email": EmailChannelForm(workspace, data if posted == "email" else None),
         "livechat": LiveChatChannelForm(workspace, data if posted == "livechat" else None),
-    }, posted
+    }
+    for kind, connector in REGISTRY.items():
+        if connector.setup_fields:
+            forms[kind] = ConnectorChannelForm(
+                workspace, connector, data if posted == kind else None, prefix=kind
+            )
+    return forms, posted
 
 
 def _create(request, kind: str, form) -> tuple[object | None, dict]:
@@ -335,6 +345,20 @@ def channels(request):
     form = forms.get(posted)
     if form is not None and form.is_valid():
         channel, shown_once = _create(request, posted, form)
+        if channel is not None and isinstance(form, ConnectorChannelForm):
+            return _render(
+                request,
+                "channel_created.html",
+                {
+                    "channel": channel,
+                    "webhook_url": webhook_url(channel) if form.connector.shows_webhook_url else "",
+                    "shown": [
+                        (_setup_label(form.connector, key), value)
+                        for key, value in shown_once.items()
+                    ],
+                    "connector_created": True,
+                },
+            )
         if channel is not None and posted in ("api", "livechat"):
             # Rendered, not redirected: the secret is shown this once and kept nowhere.
             return _render(
@@ -362,9 +386,18 @@ def channels(request):
             "form": forms["api"],
             "email_form": forms["email"],
             "livechat_form": forms["livechat"],
+            "connector_forms": [
+                (REGISTRY[kind], f)
+                for kind, f in forms.items()
+                if isinstance(f, ConnectorChannelForm)
+            ],
         },
         status=400 if posted else 200,
     )
+
+
+def _setup_label(connector, key: str) -> str:
+    return next((str(f.label) for f in connector.setup_fields if f.name == key), key)
 
 
 def _save_team_photos(request, channel, form) -> None:
@@ -398,6 +431,11 @@ def _edit_form(request, channel):
         return LiveChatChannelForm(
             workspace, data, files, initial=initial, initial_config=channel.settings
         )
+    connector = REGISTRY.get(channel.kind)
+    if connector is not None and connector.setup_fields:
+        return ConnectorChannelForm(
+            workspace, connector, data, initial=initial, initial_config=channel.settings
+        )
     return ChannelForm(workspace, data, initial=initial)
 
 
@@ -415,7 +453,7 @@ def channel_edit(request, channel_id: int):
                     name=form.cleaned_data["name"],
                     default_team=form.cleaned_data["default_team"],
                 )
-                if isinstance(form, EmailChannelForm | LiveChatChannelForm):
+                if isinstance(form, EmailChannelForm | LiveChatChannelForm | ConnectorChannelForm):
                     reconfigure_channel(channel, get_connector(channel.kind), form.config())
                 if isinstance(form, LiveChatChannelForm):
                     _save_team_photos(request, channel, form)
@@ -433,8 +471,11 @@ def channel_edit(request, channel_id: int):
             "form": form,
             "kind_label": connector.label if connector else channel.kind,
             "webhook_url": webhook_url(channel)
-            if channel.kind == "api" or channel.settings.get("inbound") == "esp"
+            if channel.kind == "api"
+            or channel.settings.get("inbound") == "esp"
+            or (connector is not None and connector.shows_webhook_url)
             else "",
+            "templates": _templates(channel, connector),
             "snippet": _snippet(channel) if channel.kind == "livechat" else "",
             "public": connector.public_settings(channel) if connector else {},
             "mailbox": queries.mailbox(channel),
@@ -453,6 +494,30 @@ def channel_check(request, channel_id: int):
         messages.error(request, _("The connection test failed: %(error)s") % {"error": exc})
     else:
         messages.success(request, _("The connection works."))
+    return redirect("wsettings:channel-edit", request.workspace.slug, channel.pk)
+
+
+def _templates(channel, connector):
+    """The channel's message templates, for channels that have them (else None)."""
+    if connector is None or not connector.capabilities.templates:
+        return None
+    return list(MessageTemplate.objects.filter(workspace_id=channel.workspace_id, channel=channel))
+
+
+@workspace_view(admin=True)
+@require_POST
+def channel_templates_sync(request, channel_id: int):
+    channel = queries.channel(request.workspace, channel_id)
+    try:
+        count = templates_service.sync(channel)
+    except InvalidConfig as exc:
+        messages.error(request, _("Syncing the templates failed: %(error)s") % {"error": exc})
+    else:
+        messages.success(
+            request,
+            ngettext("%(count)d template synced.", "%(count)d templates synced.", count)
+            % {"count": count},
+        )
     return redirect("wsettings:channel-edit", request.workspace.slug, channel.pk)
 
 
