@@ -50,6 +50,18 @@ class Entry:
     remote_images: bool = False  # the HTML has remote images ...
     images_allowed: bool = False  # ... and its sender's load without asking
     cc: str = ""
+    # Messaging channels: what the message answers, reactions, shared places and people...
+    reply_to: dict | None = None
+    reactions: list = field(default_factory=list)  # [(emoji, count)]
+    location: dict | None = None
+    map_url: str = ""
+    contacts: list = field(default_factory=list)
+    choice: str = ""
+    template: str = ""
+    unsupported: str = ""
+    edited: bool = False
+    previous_texts: list = field(default_factory=list)
+    deleted: bool = False
 
     @property
     def pk(self) -> int:
@@ -171,6 +183,60 @@ def _email_details(result: Entry, message: Message) -> None:
     result.cc = ", ".join(e.get("address", "") for e in copied if isinstance(e, dict))
 
 
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if -180.0 <= number <= 180.0 else None
+
+
+def _chat_details(result: Entry, data: dict) -> None:
+    """What messaging channels add to a message (see loket.inbox.items.InboundMessage)."""
+    if isinstance(data.get("reply_to"), dict):
+        result.reply_to = data["reply_to"]
+    reactions = data.get("reactions")
+    if isinstance(reactions, dict) and reactions:
+        counted: dict[str, int] = {}
+        for emoji in reactions.values():
+            counted[str(emoji)] = counted.get(str(emoji), 0) + 1
+        result.reactions = sorted(counted.items(), key=lambda item: -item[1])
+    location = data.get("location")
+    if isinstance(location, dict):
+        result.location = location
+        latitude, longitude = _number(location.get("latitude")), _number(location.get("longitude"))
+        if latitude is not None and longitude is not None:
+            # A link, never an embedded map: nothing loads from a third party by itself.
+            result.map_url = (
+                f"https://www.openstreetmap.org/?mlat={latitude:.6f}&mlon={longitude:.6f}"
+                f"#map=16/{latitude:.6f}/{longitude:.6f}"
+            )
+    if isinstance(data.get("contacts"), list):
+        result.contacts = [c for c in data["contacts"] if isinstance(c, dict)][:20]
+    choice = data.get("choice")
+    if isinstance(choice, dict):
+        result.choice = str(choice.get("title") or choice.get("id") or "")
+    template = data.get("template")
+    if isinstance(template, dict):
+        result.template = f"{template.get('name', '')} ({template.get('language', '')})"
+    if data.get("unsupported"):
+        result.unsupported = _(
+            "The customer sent something Loket cannot show here (%(kind)s). Ask them to"
+            " send it another way, or look in the provider's app."
+        ) % {"kind": str(data["unsupported"])[:50]}
+    edited = data.get("edited")
+    if isinstance(edited, dict):
+        result.edited = True
+        result.previous_texts = [str(t) for t in edited.get("previous") or []]
+    result.deleted = bool(data.get("deleted_at"))
+
+
+_CHAT_KEYS = frozenset(
+    {"reply_to", "reactions", "location", "contacts", "choice", "template", "unsupported",
+     "edited", "deleted_at"}
+)  # fmt: skip
+
+
 def entry(message: Message) -> Entry:
     who = _author(message)
     if message.kind == MessageKind.ACTIVITY:
@@ -182,6 +248,8 @@ def entry(message: Message) -> Entry:
     result = Entry(message, kind, who)
     if message.data and (message.data.get("email") or message.data.get("thread")):
         _email_details(result, message)
+    if message.data and not _CHAT_KEYS.isdisjoint(message.data):
+        _chat_details(result, message.data)
     for item in message.attachments.all():
         if item.inline and item.content_id and message.html:
             continue  # shown inside the email body

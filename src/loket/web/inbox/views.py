@@ -44,13 +44,14 @@ from loket.inbox.models import (
     Label,
     Message,
     MessageKind,
+    MessageTemplate,
     Notification,
     Priority,
     SavedView,
 )
 from loket.inbox.services import conversations as conversation_service
 from loket.inbox.services import notifications as notifications_service
-from loket.inbox.services import outbound
+from loket.inbox.services import outbound, templates, windows
 from loket.inbox.services.conversations import InvalidChange
 from loket.tenancy.models import Availability, Membership, Team
 from loket.web.inbox import timeline
@@ -333,7 +334,45 @@ def _conversation_context(request, conversation: Conversation, *, timeline_too=T
             if m.pk != member.pk
         ],
         "reply_to": next((i for i in identities if i.channel_id == conversation.channel_id), None),
+        "reply_window": windows.reply_window(conversation),
+        "template_choices": _template_choices(conversation),
     }
+
+
+def _template_choices(conversation: Conversation) -> list[dict]:
+    """The channel's approved message templates, as the composer's picker needs them."""
+    if not _connector(conversation).capabilities.templates:
+        return []
+    return [
+        {
+            "id": template.pk,
+            "name": template.name,
+            "language": template.language,
+            "header": templates.component_text(template, "HEADER"),
+            "body": templates.component_text(template, "BODY"),
+            "footer": templates.component_text(template, "FOOTER"),
+            "header_count": needed["header"],
+            "body_count": needed["body"],
+        }
+        for template in templates.approved(conversation.channel)
+        for needed in [templates.variables_needed(template)]
+    ]
+
+
+def _chosen_template(request, conversation: Conversation):
+    """The filled template the composer sent (``template_id`` + variables), or None."""
+    template_id = request.POST.get("template_id")
+    if not template_id:
+        return None
+    try:
+        template = templates.approved(conversation.channel).get(pk=int(template_id))
+    except (ValueError, MessageTemplate.DoesNotExist):
+        raise ValueError(_("That template is not available on this channel.")) from None
+    return templates.fill(
+        template,
+        header=request.POST.getlist("template_header"),
+        body=request.POST.getlist("template_body"),
+    )
 
 
 def _snooze_options() -> list[tuple[str, str]]:
@@ -418,7 +457,11 @@ def send(request, number: int):
         seen = int(request.POST.get("seen") or 0)
     except ValueError:
         seen = 0
-    if not text.strip() and not files:
+    try:
+        template = _chosen_template(request, conversation) if kind == MessageKind.MESSAGE else None
+    except ValueError as exc:
+        return render(request, "web/inbox/_composer_error.html", {"error": str(exc)}, status=400)
+    if not text.strip() and not files and template is None:
         return render(
             request,
             "web/inbox/_composer_error.html",
@@ -445,7 +488,13 @@ def send(request, number: int):
             )
     try:
         message = outbound.reply(
-            conversation, author=member, text=text, kind=kind, attachments=files, data=data
+            conversation,
+            author=member,
+            text=text,
+            kind=kind,
+            attachments=files,
+            data=data,
+            template=template,
         )
     except ValueError as exc:
         return render(request, "web/inbox/_composer_error.html", {"error": str(exc)}, status=400)

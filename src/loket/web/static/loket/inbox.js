@@ -273,8 +273,21 @@
       members: [],
       seen: 0, // the newest message the agent had seen when they started writing
       typingSentAt: 0,
+      // Message templates (WhatsApp): the only reply once the reply window has closed.
+      templates: [],
+      templatesOnly: false,
+      windowClosed: false,
+      useTemplate: false,
+      chosen: "",
+      header: [],
+      body: [],
       init() {
         this.members = JSON.parse(($("#composer-members") || { textContent: "[]" }).textContent);
+        this.templates = JSON.parse(($("#composer-templates") || { textContent: "[]" }).textContent);
+        this.templatesOnly = this.$root.dataset.templatesOnly === "1";
+        this.windowClosed = this.$root.dataset.windowClosed === "1";
+        this.useTemplate = this.templatesOnly && this.templates.length > 0;
+        if (this.templates.length) this.choose(String(this.templates[0].id));
         this.mode = this.$root.dataset.draftKind === "note" ? "note" : "reply";
         this.seen = Number(this.$root.dataset.seen || 0);
         this.saveDraft = debounce(() => this.persistDraft(), 800);
@@ -292,6 +305,21 @@
         this.saveDraft();
       },
       alert(html) { $("#composer-alert").innerHTML = html; },
+      template() { return this.templates.find((t) => String(t.id) === this.chosen) || null; },
+      choose(id) {
+        this.chosen = id;
+        const found = this.template();
+        this.header = Array(found ? found.header_count : 0).fill("");
+        this.body = Array(found ? found.body_count : 0).fill("");
+      },
+      get preview() {
+        const found = this.template();
+        if (!found) return "";
+        const fill = (source, values) => source.replace(/\{\{\s*(\d+)\s*\}\}/g,
+          (whole, n) => values[Number(n) - 1] || whole);
+        return [fill(found.header, this.header), fill(found.body, this.body), found.footer]
+          .filter((part) => part && part.trim()).join("\n\n");
+      },
       alertClick(event) {
         if (event.target.dataset.sendAnyway) this.send(true);
         if (event.target.dataset.dismiss) { this.alert(""); this.seen = lastId(); }
@@ -378,6 +406,8 @@
           }
           if (!response.ok) { this.alert(`<div class="collision" role="alert">${escapeHTML(text("Sending failed. Your text is still here; try again."))}</div>`); return; }
           absorb(html);
+          if (this.useTemplate) this.choose(this.chosen);
+          this.useTemplate = this.templatesOnly && this.templates.length > 0;
           this.$refs.text.value = "";
           this.$refs.files.value = "";
           this.fileNames = "";
