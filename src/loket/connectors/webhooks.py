@@ -107,14 +107,14 @@ def _admit(kind: str, channel_id: str, request: WebhookRequest, cached_only: boo
         return None
     if channel is None:
         return _error(404, "not_found", "no such channel")
-    if request.method == "GET":
-        answer = connector.handshake(channel, request)
-        return answer or _error(405, "method_not_allowed", "POST deliveries here")
-    if request.method != "POST":
-        return _error(405, "method_not_allowed", "POST deliveries here")
-    if len(request.body) > settings.LOKET_WEBHOOK_MAX_BYTES:
-        return _error(413, "too_large", "the body is larger than this endpoint accepts")
     try:
+        if request.method == "GET":
+            answer = connector.handshake(channel, request)
+            return answer or _error(405, "method_not_allowed", "POST deliveries here")
+        if request.method != "POST":
+            return _error(405, "method_not_allowed", "POST deliveries here")
+        if len(request.body) > settings.LOKET_WEBHOOK_MAX_BYTES:
+            return _error(413, "too_large", "the body is larger than this endpoint accepts")
         connector.verify(channel, request)
     except WebhookRejected as exc:
         log.warning("rejected %s webhook for channel %s: %s", kind, channel.pk, exc.reason)
