@@ -54,6 +54,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.browser import harness
 from tests.conftest import require
+from tests.connectors import providers
 from tests.jobs.receiver import running_receiver
 
 HERE = Path(__file__).resolve().parent
@@ -100,12 +101,22 @@ def _django_async_unsafe_allowed():
 
 
 @pytest.fixture(scope="package")
-def loket_server(django_db_setup, tmp_path_factory):
+def meta_graph():
+    """A local Meta Graph API (tests.connectors.providers.FakeProvider) the server's WhatsApp,
+    Messenger and Instagram channels talk to; tests add routes and ``reset()`` it."""
+    with providers.running() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="package")
+def loket_server(django_db_setup, tmp_path_factory, meta_graph):
     if settings.REDIS_URL:  # the PostgreSQL pass: the server's websockets fan out over Redis
         require(harness.redis_answers(settings.REDIS_URL), f"Redis at {settings.REDIS_URL}")
     # Failure artifacts are about the last run of this backend's pass.
     shutil.rmtree(harness.failures_dir(), ignore_errors=True)
-    with harness.running_server(tmp_path_factory.mktemp("loket-serve")) as server:
+    with harness.running_server(
+        tmp_path_factory.mktemp("loket-serve"), LOKET_META_GRAPH_URL=meta_graph.url
+    ) as server:
         yield server
 
 

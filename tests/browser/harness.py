@@ -79,7 +79,7 @@ class LoketServer:
             )
 
 
-def server_env(var_dir: Path, port: int) -> dict[str, str]:
+def server_env(var_dir: Path, port: int, **extra: str) -> dict[str, str]:
     """What the browser tests' server runs with: the test database of this pass (SQLite file or
     PostgreSQL ``test_…``), Redis when the pass has it, a channel prefix of its own on Redis, an
     in-process task worker (replies are really sent), the fast test password hasher."""
@@ -92,6 +92,7 @@ def server_env(var_dir: Path, port: int) -> dict[str, str]:
         LOKET_ACCESS_LOG="1",
         # Concurrent runs on one Redis must not hear each other (workspace ids repeat).
         LOKET_CHANNEL_PREFIX=f"loket-e2e-{uuid.uuid4().hex[:12]}",
+        **extra,
     )
     # Lifted for the test process only (see conftest): the server must keep Django's checks.
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
@@ -132,13 +133,13 @@ def _process(args: list[str], env: dict[str, str], log_path: Path):
 
 
 @contextmanager
-def running_server(var_dir: Path) -> Iterator[LoketServer]:
+def running_server(var_dir: Path, **extra_env: str) -> Iterator[LoketServer]:
     """Start ``loket serve`` against the current test database; stop it on exit. Call after the
     test database exists (the ``django_db_setup`` fixture)."""
     var_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = var_dir / "serve.log"
-    env = server_env(var_dir, port)
+    env = server_env(var_dir, port, **extra_env)
     with _process([*SERVE, "--port", str(port)], env, log_path) as p:
         server = LoketServer(port=port, process=p, log_path=log_path, env=env)
         try:

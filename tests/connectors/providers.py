@@ -74,6 +74,12 @@ class FakeProvider:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
 
+    def reset(self) -> None:
+        """Forget routes and recorded requests (a shared fake between tests)."""
+        with self._lock:
+            self._routes.clear()
+            self.requests.clear()
+
     def route(self, method: str, pattern: str, default: Answer | Handler | None = None) -> None:
         """Answer ``method`` requests whose path matches ``pattern`` (re.fullmatch)."""
         with self._lock:
