@@ -2,6 +2,7 @@ from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
 
 from loket.api.main import api, not_found_view
+from loket.connectors import public_media
 from loket.connectors.webhooks import webhook_view
 from loket.web import views
 
@@ -17,4 +18,5 @@ urlpatterns = [
     re_path(r"^api/v1/(?P<rest>.*)$", not_found_view),
     path("hooks/<str:kind>/<str:channel_id>/", webhook_view, name="webhook"),
     path("widget/", include("loket.connectors.livechat.urls")),
+    path("media/<str:token>/<str:filename>", public_media.serve, name="public_media"),
 ]
