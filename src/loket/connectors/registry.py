@@ -15,6 +15,7 @@ REGISTRY: dict[str, Connector] = {
         ApiConnector(),
         EmailConnector(),
         LiveChatConnector(),
+        __import__("loket.connectors.whatsapp.connector", fromlist=["_"]).WhatsAppConnector(),
         __import__("loket.connectors.twilio.connector", fromlist=["_"]).TwilioConnector(),
         __import__("loket.connectors.telegram.connector", fromlist=["_"]).TelegramConnector(),
     )

@@ -1,0 +1,230 @@
+"""Sending a reply through the WhatsApp Cloud API: ``POST {graph}/{phone number id}/messages``.
+
+A reply becomes one WhatsApp message when it can (a text; a file with the text as its caption;
+a template) and several otherwise (several files, a voice note with text, a text longer than
+WhatsApp allows). The first part's id is the reply's; the later parts' ids are kept in
+``data["whatsapp_parts"]`` (all parts' ids, in order), so their statuses are recognised (a
+failure is reported on the reply, see inbound.py) and a retry after a failure halfway sends
+only what is still missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from loket.connectors.base import PermanentSendError, SendResult, TransientSendError
+from loket.connectors.meta import graph
+from loket.connectors.whatsapp.inbound import PARTS_KEY
+from loket.inbox.models import Attachment, AttachmentStatus, Channel, Message
+from loket.inbox.services import outbound
+
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+MB = 1024 * 1024
+# What WhatsApp plays or shows inline, with its size limits; anything else goes as a document.
+INLINE_TYPES = {
+    "image": ({"image/jpeg", "image/png"}, 5 * MB),
+    "video": ({"video/mp4", "video/3gpp"}, 16 * MB),
+    "audio": ({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"}, 16 * MB),
+}
+DOCUMENT_LIMIT = 100 * MB
+
+
+@dataclass(frozen=True)
+class Part:
+    kind: str  # text | media | template
+    text: str = ""
+    attachment: Attachment | None = None
+    media_kind: str = ""
+
+
+def media_kind(content_type: str, size: int) -> str:
+    base = (content_type or "").split(";")[0].strip().lower()
+    for kind, (types, limit) in INLINE_TYPES.items():
+        if base in types and size <= limit:
+            return kind
+    return "document"
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Text in pieces WhatsApp accepts, cut at a paragraph, a line or a space when it can."""
+    pieces = []
+    while len(text) > limit:
+        window = text[:limit]
+        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
+        if cut < limit // 2:
+            cut = limit
+        pieces.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    if text.strip():
+        pieces.append(text)
+    return pieces
+
+
+def plan(message: Message) -> list[Part]:
+    if isinstance((message.data or {}).get("template"), dict):
+        return [Part("template")]
+    files = list(message.attachments.filter(status=AttachmentStatus.STORED).order_by("pk"))
+    text = (message.text or "").strip()
+    kinds = [media_kind(f.content_type, f.size) for f in files]
+    parts: list[Part] = []
+    caption = ""
+    if files and kinds[0] != "audio" and text and len(text) <= CAPTION_LIMIT:
+        caption, text = text, ""
+    parts.extend(Part("text", piece) for piece in split_text(text))
+    for index, (attachment, kind) in enumerate(zip(files, kinds, strict=True)):
+        parts.append(Part("media", caption if index == 0 else "", attachment, kind))
+    return parts
+
+
+def _envelope(to: str, kind: str, content: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": kind,
+        kind: content,
+    }
+
+
+def text_body(to: str, text: str) -> dict[str, Any]:
+    return _envelope(to, "text", {"preview_url": False, "body": text})
+
+
+def template_body(to: str, spec: dict[str, Any]) -> dict[str, Any]:
+    components = []
+    for kind in ("header", "body"):
+        values = [str(v) for v in spec.get(kind) or []]
+        if values:
+            components.append(
+                {"type": kind, "parameters": [{"type": "text", "text": v} for v in values]}
+            )
+    content: dict[str, Any] = {
+        "name": str(spec.get("name") or ""),
+        "language": {"code": str(spec.get("language") or "")},
+    }
+    if components:
+        content["components"] = components
+    return _envelope(to, "template", content)
+
+
+def _reply_context(channel: Channel, message: Message) -> str:
+    """The WhatsApp id of the message this reply quotes, if the reply names one."""
+    given = (message.data or {}).get("reply_to")
+    if isinstance(given, str):
+        return given
+    if not isinstance(given, dict):
+        return ""
+    if given.get("external_id"):
+        return str(given["external_id"])
+    if given.get("id"):
+        found = (
+            Message.objects.filter(pk=given["id"], channel=channel)
+            .values_list("external_id", flat=True)
+            .first()
+        )
+        return found or ""
+    return ""
+
+
+class Sender:
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.graph = graph.Graph(str(channel.secrets.get("access_token") or ""))
+        self.number_id = str(channel.settings.get("phone_number_id") or "")
+
+    def send(self, message: Message) -> SendResult:
+        to = outbound.recipient_id(message)
+        if not to:
+            raise PermanentSendError(_("The customer has no WhatsApp number on this channel."))
+        parts = plan(message)
+        if not parts:
+            raise PermanentSendError(_("There is nothing to send."))
+        done: list[str] = list((message.data or {}).get(PARTS_KEY) or [])
+        context = _reply_context(self.channel, message)
+        for index, part in enumerate(parts):
+            if index < len(done):
+                continue  # sent before a failure of a later part
+            try:
+                body = self._body(message, part, to, caption=part.text)
+                if index == 0 and context:
+                    body["context"] = {"message_id": context}
+                done.append(self._post(body))
+            except (TransientSendError, PermanentSendError) as exc:
+                if done:
+                    self._record(message, done)
+                if isinstance(exc, PermanentSendError) and done:
+                    raise PermanentSendError(
+                        _("Partly sent (%(sent)d of %(total)d parts): %(reason)s")
+                        % {"sent": len(done), "total": len(parts), "reason": exc.reason}
+                    ) from exc
+                raise
+        if len(done) > 1:
+            self._record(message, done)
+        return SendResult(external_id=done[0])
+
+    def _body(self, message: Message, part: Part, to: str, *, caption: str) -> dict[str, Any]:
+        if part.kind == "template":
+            return template_body(to, message.data["template"])
+        if part.kind == "text":
+            return text_body(to, part.text)
+        attachment = part.attachment
+        media_id = self._upload(attachment, part.media_kind)
+        content: dict[str, Any] = {"id": media_id}
+        if caption and part.media_kind != "audio":
+            content["caption"] = caption
+        if part.media_kind == "document":
+            content["filename"] = attachment.filename
+        return _envelope(to, part.media_kind, content)
+
+    def _upload(self, attachment: Attachment, kind: str) -> str:
+        if kind == "document" and attachment.size > DOCUMENT_LIMIT:
+            raise PermanentSendError(
+                _("%(name)s is larger than WhatsApp's 100 MB limit for files.")
+                % {"name": attachment.filename}
+            )
+        try:
+            with attachment.file.open("rb") as stored:
+                content = stored.read()
+        except (OSError, ValueError) as exc:
+            raise PermanentSendError(
+                _("%(name)s could not be read: %(error)s")
+                % {"name": attachment.filename, "error": exc}
+            ) from exc
+        content_type = attachment.content_type or "application/octet-stream"
+        answer = graph.sending(
+            lambda: self.graph.request(
+                "POST",
+                f"{self.number_id}/media",
+                data={"messaging_product": "whatsapp", "type": content_type},
+                files={"file": (attachment.filename, content, content_type)},
+            )
+        )
+        media_id = str(answer.get("id") or "")
+        if not media_id:
+            raise TransientSendError(_("WhatsApp accepted the file but returned no media id."))
+        return media_id
+
+    def _post(self, body: dict[str, Any]) -> str:
+        answer = graph.sending(lambda: self.graph.post(f"{self.number_id}/messages", body))
+        sent = answer.get("messages")
+        if isinstance(sent, list) and sent and isinstance(sent[0], dict) and sent[0].get("id"):
+            return str(sent[0]["id"])
+        raise PermanentSendError(
+            _("WhatsApp answered without a message id; the message may not have been sent.")
+        )
+
+    @staticmethod
+    def _record(message: Message, done: list[str]) -> None:
+        """Keep the ids of the parts sent so far: a retry continues after them, and their
+        statuses are recognised."""
+        with transaction.atomic():
+            row = Message.objects.select_for_update().only("data").get(pk=message.pk)
+            data = {**(row.data or {}), PARTS_KEY: list(done)}
+            row.data = data
+            row.save(update_fields=["data"])
+        message.data = data
