@@ -16,6 +16,8 @@ REGISTRY: dict[str, Connector] = {
         EmailConnector(),
         LiveChatConnector(),
         __import__("loket.connectors.whatsapp.connector", fromlist=["_"]).WhatsAppConnector(),
+        __import__("loket.connectors.messenger.connector", fromlist=["_"]).MessengerConnector(),
+        __import__("loket.connectors.instagram.connector", fromlist=["_"]).InstagramConnector(),
         __import__("loket.connectors.twilio.connector", fromlist=["_"]).TwilioConnector(),
         __import__("loket.connectors.telegram.connector", fromlist=["_"]).TelegramConnector(),
     )

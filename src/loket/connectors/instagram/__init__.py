@@ -1,0 +1,1 @@
+"""Instagram direct messages (Messenger API for Instagram); see README.md."""
