@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import httpx
 from django.conf import settings
@@ -109,12 +109,13 @@ class TwilioClient:
     def account_url(self) -> str:
         return f"{api_url()}/{API_VERSION}/Accounts/{quote(self.account_sid, safe='')}"
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    def _request(
+        self, method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        headers = {**self.headers, "Accept": "application/json", **(headers or {})}
         try:
             with http.client() as client:
-                response = client.request(
-                    method, url, headers={**self.headers, "Accept": "application/json"}, **kwargs
-                )
+                response = client.request(method, url, headers=headers, **kwargs)
         except http.BlockedAddress as exc:
             raise Unreachable(str(exc), blocked=True) from exc
         except httpx.HTTPError as exc:
@@ -138,7 +139,12 @@ class TwilioClient:
     def send_message(self, form: list[tuple[str, str]]) -> dict[str, Any]:
         """``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``, form-encoded (MediaUrl may
         repeat); returns the created Message resource (``sid``, ``status``, ...)."""
-        return self._request("POST", f"{self.account_url}/Messages.json", data=form)
+        return self._request(
+            "POST",
+            f"{self.account_url}/Messages.json",
+            content=urlencode(form).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
 
     def media_location(self, url: str) -> tuple[str, bool]:
         """Where a media URL's content is: Twilio answers a media resource with a redirect to
