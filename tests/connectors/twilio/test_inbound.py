@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
 
+from loket.connectors.registry import get_connector
 from loket.inbox.models import (
     Attachment,
     AttachmentStatus,
@@ -16,6 +19,7 @@ from loket.inbox.models import (
     InboundStatus,
     Message,
 )
+from loket.inbox.services.channels import create_channel
 from loket.inbox.services.contacts import suggested_duplicates
 from tests.connectors.providers import Answer, run_tasks, running
 
@@ -23,6 +27,7 @@ from .conftest import (
     CUSTOMER,
     JPEG,
     MEDIA,
+    SAMPLES,
     SID,
     TOKEN,
     basic,
@@ -279,3 +284,62 @@ def test_the_lean_asgi_route_checks_the_signature_behind_a_proxy(
     assert ok.status_code == 200
     assert ok.text.endswith("<Response/>")
     assert Message.objects.filter(channel=channel).count() == 1
+
+
+def test_a_whatsapp_contact_and_an_sms_contact_with_one_phone_are_suggested_duplicates(
+    workspace, provider, post_twilio, client, settings
+):
+    """WhatsApp (Meta's Cloud API) gives "31612345678", Twilio "+31612345678": one person."""
+    app_secret = "fedcba9876543210fedcba9876543210"
+    with running() as meta:
+        meta.route("GET", r"/v\d+\.\d+/\d+/message_templates", Answer(200, {"data": []}))
+        settings.LOKET_META_GRAPH_URL = meta.url
+        whatsapp, _ = create_channel(
+            workspace,
+            get_connector("whatsapp"),
+            name="WhatsApp",
+            config={
+                "phone_number_id": "106540352242922",
+                "business_account_id": "102290129340398",
+                "access_token": "EAAGtoken-for-the-fake-graph",
+                "app_secret": app_secret,
+                "verify_token": "verify-me-please",
+            },
+        )
+    body = (SAMPLES.parent / "whatsapp" / "text_message.json").read_bytes()
+    signed = "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    response = client.post(
+        f"/hooks/whatsapp/{whatsapp.uuid}/",
+        data=body,
+        content_type="application/json",
+        headers={"X-Hub-Signature-256": signed},
+    )
+    assert response.status_code == 200
+    sms = make_channel(workspace)
+    assert post_twilio(sms, sample("inbound_sms")).status_code == 200
+
+    (pair,) = suggested_duplicates(workspace.pk)
+    assert [evidence.field for evidence in pair.evidence] == ["phone"]
+    channels = {i.channel_id for c in (pair.first, pair.second) for i in c.identities.all()}
+    assert channels == {whatsapp.pk, sms.pk}
+    assert pair.second.phone == CUSTOMER
+
+
+def test_a_json_webhook_is_checked_against_its_body_hash(channel, client):
+    body = b'{"MessageSid": "SMx", "Body": "hoi"}'
+    digest = hashlib.sha256(body).hexdigest()
+    path = f"/hooks/twilio/{channel.uuid}/?bodySHA256={digest}"
+    signed = twilio_signature(TOKEN, f"http://testserver{path}", [])
+
+    def post(data):
+        return client.post(
+            path,
+            data=data,
+            content_type="application/json",
+            headers={"X-Twilio-Signature": signed},
+        )
+
+    assert post(body.replace(b"hoi", b"doei")).status_code == 403
+    assert not InboundEvent.objects.exists()
+    assert post(body).status_code == 200  # verified; not a messaging event Loket knows
+    assert InboundEvent.objects.get().status == InboundStatus.IGNORED
