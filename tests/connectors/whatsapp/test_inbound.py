@@ -4,6 +4,7 @@ message kind, batching, duplicates, reactions, replies and media downloads."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.test import Client
@@ -380,3 +381,34 @@ def test_malformed_json_is_400(channel):
     response = post(channel, None, raw=b'{"object": "whatsapp_business_account", ')
     assert response.status_code == 400
     assert not Message.objects.exists()
+
+
+def test_the_lean_asgi_route_serves_the_handshake_and_deliveries(channel):
+    import httpx
+    from asgiref.sync import async_to_sync
+
+    from loket.asgi import application
+    from loket.connectors.meta import webhooks
+
+    body = json.dumps(support.sample("text_message")).encode()
+    path = f"/hooks/whatsapp/{channel.uuid}/"
+
+    async def calls():
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            query = {
+                "hub.mode": "subscribe",
+                "hub.verify_token": support.VERIFY_TOKEN,
+                "hub.challenge": "1158201444",
+            }
+            challenge = await c.get(path, params=query)
+            signed = {"X-Hub-Signature-256": webhooks.signature(support.APP_SECRET, body)}
+            delivered = await c.post(path, content=body, headers=signed)
+            forged = await c.post(path, content=body, headers={"X-Hub-Signature-256": "sha256=0"})
+            return challenge, delivered, forged
+
+    challenge, delivered, forged = async_to_sync(calls)()
+    assert (challenge.status_code, challenge.text) == (200, "1158201444")
+    assert delivered.status_code == 200
+    assert forged.status_code == 401
+    assert Message.objects.get().conversation.contact.name == "Sanne de Vries"
