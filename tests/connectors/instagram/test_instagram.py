@@ -323,3 +323,15 @@ def test_reply_windows_human_agent_tag_then_closed(instagram, owner, graph):
     run_tasks(retries_due=True)
     assert len(graph.requests_to("POST", MESSAGES)) == 1
     assert Message.objects.filter(direction=Direction.OUTBOUND).count() == 1
+
+
+def test_a_reply_longer_than_1000_bytes_is_split(instagram, owner, graph):
+    conversation = conversation_with_customer(instagram)
+    text = "Onze jassen zijn waterdicht \u2614 en winddicht. " * 30  # > 1000 bytes, < 2000 chars
+    assert len(text) < 2000 < len(text.encode()) * 1.5
+    reply(conversation, owner, text=text)
+    run_tasks(retries_due=True)
+    sent = [r.json()["message"]["text"] for r in graph.requests_to("POST", MESSAGES)]
+    assert len(sent) >= 2
+    assert all(len(part.encode()) <= 1000 for part in sent)
+    assert " ".join(sent).split() == text.split()

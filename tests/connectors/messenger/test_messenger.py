@@ -529,3 +529,34 @@ def test_a_retry_after_a_half_sent_message_sends_only_the_rest(messenger, owner,
     message.refresh_from_db()
     assert message.status == DeliveryStatus.SENT
     assert message.external_id == "m_text_part"
+
+
+def test_a_long_reply_goes_out_as_several_messages(messenger, owner, graph):
+    conversation = conversation_with_customer(messenger)
+    paragraphs = [
+        f"Stap {n}: " + "draai de ventieldop los en pomp de band op. " * 20 for n in (1, 2, 3)
+    ]
+    text = "\n\n".join(paragraphs)
+    assert 2000 < len(text) < 4000
+    message = reply(conversation, owner, text=text)
+    run_tasks(retries_due=True)
+    sent = [r.json()["message"]["text"] for r in graph.requests_to("POST", MESSAGES)]
+    assert len(sent) == 2
+    assert all(len(part) <= 2000 for part in sent)
+    assert sent[0] == "\n\n".join(paragraphs[:2]).rstrip()  # cut at a paragraph break
+    assert " ".join(sent).split() == text.split()
+    message.refresh_from_db()
+    assert message.external_id == "m_sent_1"
+    assert message.data["sent_parts"]["text:2"] == "m_sent_2"
+
+
+def test_split_text_never_loses_or_exceeds():
+    from loket.connectors.messenger.connector import split_text
+
+    assert split_text("", lambda s: len(s) <= 5) == []
+    assert split_text("kort", lambda s: len(s) <= 5) == ["kort"]
+    assert split_text("abcdefghijkl", lambda s: len(s) <= 5) == ["abcde", "fghij", "kl"]
+    assert split_text("een twee drie vier", lambda s: len(s) <= 9) == ["een twee", "drie vier"]
+    emoji = "\U0001f6b2" * 300  # 4 bytes each
+    parts = split_text(emoji, lambda s: len(s.encode()) <= 1000)
+    assert [len(p) for p in parts] == [250, 50]

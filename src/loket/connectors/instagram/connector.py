@@ -79,6 +79,11 @@ class InstagramConnector(MessengerConnector):
     # by subscribing the Page from here.
     subscribed_fields: tuple[str, ...] = ()
 
+    @staticmethod
+    def text_fits(text: str) -> bool:
+        """Instagram takes at most 1,000 bytes of UTF-8 text in one message."""
+        return len(text.encode()) <= 1000
+
     def _account_ids(self, config: dict[str, Any]) -> dict[str, str]:
         account = str(config.get("instagram_account_id") or "").strip()
         if not _DIGITS.match(account):

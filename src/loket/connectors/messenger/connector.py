@@ -128,6 +128,33 @@ def _filename(url: str, kind: str) -> tuple[str, str]:
     return name, guessed or "application/octet-stream"
 
 
+def split_text(text: str, fits) -> list[str]:
+    """``text`` in parts that each ``fits``: cut at the last paragraph break in the second half
+    of what fits, else the last line break there, else the last space, else where it must."""
+    parts: list[str] = []
+    rest = text
+    while rest and not fits(rest):
+        low, high = 1, len(rest)  # the longest prefix that fits
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(rest[:middle]) else (low, middle - 1)
+        cut = next(
+            (
+                found
+                for sep in ("\n\n", "\n", " ")
+                if (found := rest.rfind(sep, 0, low + 1)) >= low // 2 and found > 0
+            ),
+            low,
+        )
+        part = rest[:cut].rstrip()
+        if part:
+            parts.append(part)
+        rest = rest[cut:].lstrip()
+    if rest:
+        parts.append(rest)
+    return parts
+
+
 def _outgoing_kind(content_type: str) -> str:
     major = (content_type or "").split("/", 1)[0].lower()
     return major if major in ("image", "video", "audio") else "file"
@@ -309,15 +336,15 @@ class MessengerConnector(Connector):
             if not events:
                 items.append(Ignored("an entry without messaging events (e.g. changes)"))
             for event in events:
-                items.extend(self._event(channel, _dict(event)))
+                items.extend(self._event(channel, _dict(event), entry_id))
         return items or [Ignored("no entries")]
 
-    def _event(self, channel: Channel, event: dict[str, Any]) -> list[InboundItem]:
+    def _event(self, channel: Channel, event: dict[str, Any], account: str) -> list[InboundItem]:
         sender = _id(_dict(event.get("sender")).get("id"))
         at = _when(event.get("timestamp"))
         if "message" in event:
             message = _dict(event["message"])
-            if message.get("is_echo"):
+            if message.get("is_echo") or (sender and sender == account):
                 # Our own messages coming back, and those a person sent from the Page inbox or
                 # another app: the latter could be imported as outbound messages one day.
                 return [Ignored("an echo of a message the Page sent")]
@@ -531,6 +558,12 @@ class MessengerConnector(Connector):
         return [StatusUpdate(mid, DeliveryStatus.READ, at=at) for mid in ids]
 
     # -- outbound -------------------------------------------------------------------------------
+    @staticmethod
+    def text_fits(text: str) -> bool:
+        """Whether one message can carry this text (Messenger: 2,000 characters; a longer
+        reply goes out as several messages)."""
+        return len(text) <= 2000
+
     def _routing(self, message: Message) -> dict[str, str]:
         window = windows.reply_window(message.conversation)
         if not window.free_text:
@@ -569,11 +602,14 @@ class MessengerConnector(Connector):
             message.data = data
             Message.objects.filter(pk=message.pk).update(data=data)
 
-        if message.text and "text" not in done:
+        for number, chunk in enumerate(split_text(message.text or "", self.text_fits)):
+            part = "text" if number == 0 else f"text:{number + 1}"
+            if part in done:
+                continue
             started = timezone.now()
-            body = {"recipient": {"id": recipient}, **routing, "message": {"text": message.text}}
-            answer = graph.sending(lambda: client.post("me/messages", body))
-            record("text", self._message_id(answer), started)
+            body = {"recipient": {"id": recipient}, **routing, "message": {"text": chunk}}
+            answer = graph.sending(lambda body=body: client.post("me/messages", body))
+            record(part, self._message_id(answer), started)
         for attachment in files:
             part = f"file:{attachment.pk}"
             if part in done:
