@@ -249,3 +249,24 @@ def test_a_reaction_to_an_answer_in_a_group_finds_it(channel, post_update, owner
     assert post_update(channel, {"update_id": 1, "message_reaction": reaction}).status_code == 200
     ours = Message.objects.get(external_id="-1001876543210:2001")
     assert ours.data["reactions"] == {"-1001876543210:480112233": "\U0001f44d"}
+
+
+def test_an_image_sendphoto_cannot_take_goes_as_a_document(conversation, owner, telegram):
+    telegram.then(
+        "POST", method("sendPhoto"), failure(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+    )
+    message = outbound.reply(
+        conversation,
+        author=owner,
+        text="Het panorama van de haven.",
+        attachments=[OutgoingFile("panorama.png", "image/png", PNG)],
+    )
+    run_tasks()
+    (document,) = telegram.sends("sendDocument")
+    assert multipart(document) == {
+        "chat_id": (None, "text/plain", str(CHAT).encode()),
+        "caption": (None, "text/plain", b"Het panorama van de haven."),
+        "document": ("panorama.png", "image/png", PNG),
+    }
+    message.refresh_from_db()
+    assert (message.status, message.external_id) == (DeliveryStatus.SENT, f"{CHAT}:2001")

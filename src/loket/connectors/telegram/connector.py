@@ -336,28 +336,40 @@ class TelegramConnector(Connector):
         sent: list[int] = []
         problems: list[str] = []
 
-        def attempt(method: str, payload: dict[str, Any], upload: Upload | None = None) -> None:
+        def attempt(method: str, payload: dict[str, Any], upload: Upload | None = None) -> bool:
+            """Send one part; False when Telegram refused it after an earlier part arrived."""
             if reply and not sent:
                 payload = {**payload, "reply_parameters": reply}
             try:
                 result = obj(api.call(method, {"chat_id": chat_id, **payload}, upload=upload))
             except (TelegramError, TelegramUnreachable) as exc:
+                if (
+                    upload is not None
+                    and upload.field == "photo"
+                    and isinstance(exc, TelegramError)
+                    and exc.status == 400
+                    and re.search(r"PHOTO|IMAGE", exc.description)
+                ):
+                    # Sizes or proportions sendPhoto does not take: the file goes as it is.
+                    document = Upload(
+                        "document", upload.filename, upload.content_type, upload.content
+                    )
+                    return attempt("sendDocument", payload, document)
                 error = _send_error(exc)
                 if not sent:
                     raise error from None
                 # Part of the reply reached the customer: a retry would repeat it.
                 name = upload.filename if upload else gettext("part of the text")
                 problems.append(f"{name}: {error.reason}")
-                return
+                return False
             if isinstance(result.get("message_id"), int):
                 sent.append(result["message_id"])
+            return True
 
         for piece in texts:
             attempt("sendMessage", {"text": piece})
         for attachment in files:
-            with attachment.file.open("rb") as handle:
-                content = handle.read()
-            if len(content) > UPLOAD_LIMIT:
+            if attachment.size > UPLOAD_LIMIT:
                 error = PermanentSendError(
                     gettext("%(name)s is larger than the 50 MB Telegram accepts from bots.")
                     % {"name": attachment.filename}
@@ -366,14 +378,20 @@ class TelegramConnector(Connector):
                     raise error
                 problems.append(error.reason)
                 continue
+            with attachment.file.open("rb") as handle:
+                content = handle.read()
             as_photo = attachment.content_type in PHOTO_TYPES and len(content) <= PHOTO_LIMIT
-            field = "photo" if as_photo else "document"
             payload = {"caption": caption} if caption else {}
             caption = ""
             attempt(
                 "sendPhoto" if as_photo else "sendDocument",
                 payload,
-                Upload(field, attachment.filename, attachment.content_type, content),
+                Upload(
+                    "photo" if as_photo else "document",
+                    attachment.filename,
+                    attachment.content_type,
+                    content,
+                ),
             )
         if not sent:
             raise PermanentSendError(gettext("Telegram did not return the sent message's id."))

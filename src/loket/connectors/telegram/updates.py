@@ -140,8 +140,9 @@ def _contact(chat: dict[str, Any], sender: dict[str, Any]) -> InboundContact:
 
 
 def _sender(message: dict[str, Any]) -> dict[str, Any]:
-    # No "from": an anonymous group admin or a linked channel, speaking as a chat.
-    return obj(message.get("from")) or obj(message.get("sender_chat")) or {}
+    # An anonymous group admin or a linked channel speaks as a chat ("sender_chat"); "from" is
+    # then a placeholder bot user, kept only for old clients.
+    return obj(message.get("sender_chat")) or obj(message.get("from"))
 
 
 def _provider(chat: dict[str, Any], sender: dict[str, Any]) -> dict[str, Any]:
