@@ -264,3 +264,41 @@ def test_a_refused_message_fails_with_the_reason_in_plain_words(
     assert message.status == DeliveryStatus.FAILED
     assert words in message.error
     assert len(provider.requests_to("POST", MESSAGES)) == 1
+
+
+def test_whatsapp_through_twilio_replies_places_and_buttons_keep_their_meaning(
+    channel, provider, post_twilio, owner
+):
+    conversation = _conversation(channel, post_twilio, From=f"whatsapp:{CUSTOMER}")
+    ours = outbound.reply(conversation, author=owner, text="Wanneer wilt u langskomen?")
+    run_tasks(retries_due=True)
+    ours.refresh_from_db()
+
+    located = sample(
+        "inbound_sms",
+        MessageSid=new_sid(),
+        From=f"whatsapp:{CUSTOMER}",
+        Body="",
+        Latitude="52.3731",
+        Longitude="4.8922",
+        Label="Garage Centrum",
+        Address="Damrak 1, Amsterdam",
+        OriginalRepliedMessageSid=ours.external_id,
+    )
+    assert post_twilio(channel, located).status_code == 200
+    place = Message.objects.filter(direction="in").latest("pk")
+    assert place.text == "Garage Centrum, Damrak 1, Amsterdam"
+    assert place.data["location"]["latitude"] == 52.3731
+    assert place.data["reply_to"]["id"] == ours.pk
+
+    button = sample(
+        "inbound_sms",
+        MessageSid=new_sid(),
+        From=f"whatsapp:{CUSTOMER}",
+        Body="Morgen",
+        ButtonText="Morgen",
+        ButtonPayload="slot-tomorrow",
+    )
+    assert post_twilio(channel, button).status_code == 200
+    chosen = Message.objects.filter(direction="in").latest("pk")
+    assert chosen.data["choice"] == {"id": "slot-tomorrow", "title": "Morgen"}

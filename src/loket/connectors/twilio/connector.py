@@ -16,7 +16,6 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
-from django.conf import settings
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -310,14 +309,16 @@ class TwilioConnector(Connector):
             )
 
     # -- inbound --------------------------------------------------------------------------------
-    def _signed_urls(self, request: WebhookRequest) -> list[str]:
+    def _signed_urls(self, channel: Channel, request: WebhookRequest) -> list[str]:
         """The URLs Twilio may have signed: the request's (scheme and host as the proxy saw
         them) and the channel's webhook URL under LOKET_PUBLIC_URL (what the admin pasted into
-        the console); each with and without its port. Both name this very endpoint."""
+        the console, and the status callback Loket gives), each with and without its port.
+        All of them name this very endpoint."""
+        from loket.connectors.registry import webhook_url  # the registry imports this module
+
         query = f"?{request.query_string}" if request.query_string else ""
-        public = settings.LOKET_PUBLIC_URL.rstrip("/") + request.path + query
         urls: list[str] = []
-        for url in (request.url, public):
+        for url in (request.url, webhook_url(channel) + query):
             urls.extend(_port_variants(url))
         return list(dict.fromkeys(urls))
 
@@ -340,7 +341,7 @@ class TwilioConnector(Connector):
                 params = parse_qsl(request.body.decode("utf-8"), keep_blank_values=True)
             except (UnicodeDecodeError, ValueError):
                 raise WebhookRejected("the body is not UTF-8 form data", 403) from None
-        for url in self._signed_urls(request):
+        for url in self._signed_urls(channel, request):
             if hmac.compare_digest(signature(token, url, params).encode(), given.encode()):
                 return
         raise WebhookRejected("X-Twilio-Signature does not match", 403)
