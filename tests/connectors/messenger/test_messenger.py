@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from loket.connectors.base import InvalidConfig
@@ -130,8 +132,8 @@ def test_a_token_of_another_page_is_refused(workspace, graph):
     ("config", "complaint"),
     [
         ({"page_id": "my page"}, "digits only"),
-        ({"page_access_token": ""}, "page access token is required"),
-        ({"app_secret": "has spaces in it"}, "spaces"),
+        ({"page_access_token": ""}, "Page access token is required"),
+        ({"app_secret": "has spaces in it"}, "App secret: no spaces"),
         ({"colour": "blue"}, "unknown setting"),
     ],
 )
@@ -560,3 +562,38 @@ def test_split_text_never_loses_or_exceeds():
     emoji = "\U0001f6b2" * 300  # 4 bytes each
     parts = split_text(emoji, lambda s: len(s.encode()) <= 1000)
     assert [len(p) for p in parts] == [250, 50]
+
+
+def test_a_delivery_report_overtaking_the_send_is_applied_once_the_send_is_recorded(
+    messenger, owner, graph
+):
+    conversation = conversation_with_customer(messenger)
+    release = threading.Event()
+    accepted = {"recipient_id": PSID, "message_id": "m_race"}
+    graph.then("POST", MESSAGES, Answer(200, accepted, hold=release))
+    message = reply(conversation, owner)
+    before = len(graph.requests)
+
+    def worker():
+        try:
+            run_tasks()
+        finally:
+            connection.close()
+
+    sending = threading.Thread(target=worker)
+    sending.start()
+    try:
+        assert graph.wait_for(before + 1)  # Meta has the message; Loket has not its id yet
+        message.refresh_from_db()
+        assert message.status == DeliveryStatus.SENDING
+        report = {"mids": ["m_race"], "watermark": support.now_ms()}
+        assert deliver(messenger, page_event(delivery=report)).status_code == 200
+        assert InboundEvent.objects.order_by("-pk").first().status == InboundStatus.FAILED
+    finally:
+        release.set()
+        sending.join(30)
+    run_tasks(retries_due=True)
+    message.refresh_from_db()
+    assert message.external_id == "m_race"
+    assert message.status == DeliveryStatus.DELIVERED
+    assert InboundEvent.objects.order_by("-pk").first().status == InboundStatus.PROCESSED

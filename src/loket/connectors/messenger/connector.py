@@ -241,15 +241,15 @@ class MessengerConnector(Connector):
             settings = {**existing.settings, **settings}
         stored = dict(existing.secrets) if existing is not None else {}
         secret_values: dict[str, str] = {}
+        labels = {spec.name: spec.label for spec in self.setup_fields}
         for name in ("page_access_token", "app_secret"):
             value = str(config.get(name) or "").strip()
             if value and not _TOKEN.match(value):
-                raise InvalidConfig(gettext("The %(field)s has spaces or is too long.")
-                                    % {"field": name.replace("_", " ")})  # fmt: skip
+                raise InvalidConfig(gettext("%(field)s: no spaces, at most 512 characters.")
+                                    % {"field": labels[name]})  # fmt: skip
             secret_values[name] = value or str(stored.get(name) or "")
             if not secret_values[name]:
-                raise InvalidConfig(gettext("The %(field)s is required.")
-                                    % {"field": name.replace("_", " ")})  # fmt: skip
+                raise InvalidConfig(gettext("%(field)s is required.") % {"field": labels[name]})
         shown_once: dict[str, str] = {}
         verify_token = str(config.get("verify_token") or "").strip()
         if verify_token and not _TOKEN.match(verify_token):
@@ -261,9 +261,6 @@ class MessengerConnector(Connector):
             shown_once["verify_token"] = verify_token
         secret_values["verify_token"] = verify_token
         return ChannelSetup(settings=settings, secrets=secret_values, shown_once=shown_once)
-
-    def public_settings(self, channel: Channel) -> dict[str, Any]:
-        return dict(channel.settings)
 
     def _graph(self, channel: Channel) -> graph.Graph:
         return graph.Graph(str(channel.secrets.get("page_access_token") or ""))
