@@ -364,3 +364,13 @@ def test_a_reply_to_a_message_quotes_it(conversation, owner, graph):
     (request,) = sends(graph)
     assert request.json()["context"] == {"message_id": customer_message.external_id}
     assert request.json()["text"]["body"] == "Die bedoel je"
+
+
+@pytest.mark.parametrize("recipient", [CUSTOMER, "4915199999999"])
+def test_a_status_of_a_message_loket_did_not_send_is_not_retried(conversation, channel, recipient):
+    # Another app on the same number, or a send that timed out and went again.
+    foreign = support.status("wamid.sent.by.another.app", "delivered", recipient_id=recipient)
+    assert post(channel, notification(change(statuses=[foreign]))).status_code == 200
+    event = InboundEvent.objects.order_by("pk").last()
+    assert event.status == InboundStatus.IGNORED
+    assert event.error == ""

@@ -28,7 +28,7 @@ from loket.inbox.items import (
     Reaction,
     StatusUpdate,
 )
-from loket.inbox.models import Channel, DeliveryStatus, Direction, Message
+from loket.inbox.models import Channel, ContactIdentity, DeliveryStatus, Direction, Message
 
 OBJECT = "whatsapp_business_account"
 MEDIA_KINDS = ("image", "audio", "video", "document", "sticker")
@@ -334,13 +334,26 @@ def _status(channel: Channel, status: dict[str, Any]) -> InboundItem:
             else _("WhatsApp could not deliver the message.")
         )
     update = StatusUpdate(wamid, STATUSES[state], error, _time(status.get("timestamp")))
-    return _for_part(channel, update)
+    return _for_part(channel, update, _str(status.get("recipient_id"), 64))
 
 
-def _for_part(channel: Channel, update: StatusUpdate) -> InboundItem:
-    """A reply sent as several WhatsApp messages (text and files) has the first one's id; the
-    others' statuses are not the message's, except a failure, reported on the message."""
+def _for_part(channel: Channel, update: StatusUpdate, recipient: str) -> InboundItem:
+    """The status as the core applies it. Besides the plain case (the id of a reply Loket
+    sent):
+
+    - a reply sent as several WhatsApp messages (text and files) has the first one's id; the
+      others' statuses are not the reply's, except a failure, reported on the reply;
+    - a status that overtakes the send (Meta reports before Loket recorded the id) goes to the
+      core, which retries it until the id is recorded;
+    - a status of a message Loket did not send (another app on the same number, a send that
+      timed out and was sent again) is acknowledged and ignored, not retried for hours.
+    """
     outbound = Message.objects.filter(channel=channel, direction=Direction.OUTBOUND)
+    if outbound.filter(external_id=update.external_id).exists():
+        return update
+    if recipient and _sending_to(channel, recipient):
+        return update  # perhaps this send's: the core retries it once the id is recorded
+    # Checked again: the send may have been recorded since the first look.
     if outbound.filter(external_id=update.external_id).exists():
         return update
     since = timezone.now() - dt.timedelta(days=PART_LOOKUP_DAYS)
@@ -354,8 +367,23 @@ def _for_part(channel: Channel, update: StatusUpdate) -> InboundItem:
         .first()
     )
     if owner is None:
-        return update  # not (yet) known: the core retries it
+        if not recipient:
+            return update  # cannot tell: the core retries it
+        return Ignored(f"the {update.status} status of a message Loket did not send")
     if update.status == DeliveryStatus.FAILED:
         error = _("A part of the message was not delivered: %(error)s") % {"error": update.error}
         return StatusUpdate(owner, update.status, error, update.at)
     return Ignored(f"the {update.status} status of a later part of message {owner}")
+
+
+def _sending_to(channel: Channel, recipient: str) -> bool:
+    """Whether a reply to this WhatsApp id is queued or being sent."""
+    contact = ContactIdentity.objects.filter(channel=channel, external_id=recipient).values(
+        "contact_id"
+    )
+    return Message.objects.filter(
+        channel=channel,
+        direction=Direction.OUTBOUND,
+        status__in=(DeliveryStatus.QUEUED, DeliveryStatus.SENDING),
+        conversation__contact_id__in=contact,
+    ).exists()
