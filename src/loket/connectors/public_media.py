@@ -11,7 +11,6 @@ Content-Security-Policy, and a neutral type for kinds a browser would run.
 from __future__ import annotations
 
 import time
-from urllib.parse import quote
 
 from django.conf import settings
 from django.core import signing
@@ -48,7 +47,8 @@ def token_for(attachment: Attachment, *, max_age_seconds: int = DEFAULT_MAX_AGE_
 def public_url(attachment: Attachment, *, max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS) -> str:
     """An absolute URL (under LOKET_PUBLIC_URL) serving ``attachment`` until it expires."""
     token = token_for(attachment, max_age_seconds=max_age_seconds)
-    filename = quote(attachment.filename or "file", safe="")
+    # A name for the link only (reverse() quotes it); the token alone says which file.
+    filename = (attachment.filename or "").replace("/", "_").strip() or "file"
     path = reverse("public_media", kwargs={"token": token, "filename": filename})
     return settings.LOKET_PUBLIC_URL.rstrip("/") + path
 

@@ -82,3 +82,11 @@ def test_a_link_stops_working_once_its_time_is_up(attachment):
     assert public_media.attachment_for(token) == attachment
     payload = signing.loads(token, salt=public_media.SALT)
     assert time.time() + 55 < payload["e"] <= time.time() + 60
+
+
+def test_the_link_names_the_file_readably(attachment, client):
+    Attachment.objects.filter(pk=attachment.pk).update(filename="mijn auto 100%.png")
+    attachment.refresh_from_db()
+    url = public_media.public_url(attachment)
+    assert url.endswith("/mijn%20auto%20100%25.png")
+    assert client.get(_path(url)).status_code == 200
