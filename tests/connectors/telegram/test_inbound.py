@@ -284,3 +284,36 @@ def test_the_journal_keeps_the_update_to_replay(channel, post_update):
     event = InboundEvent.objects.get()
     assert json.loads(bytes(event.payload))["update_id"] == 725140187
     assert "webhook_secret" not in json.dumps(event.meta or {})
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_the_lean_asgi_route_verifies_stores_and_answers_the_button(channel):
+    import httpx
+    from asgiref.sync import async_to_sync
+
+    from loket.asgi import application
+
+    secret = channel.secrets["webhook_secret"]
+
+    async def post(update: dict, token: str):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return await c.post(
+                f"/hooks/telegram/{channel.uuid}/",
+                json=update,
+                headers={"X-Telegram-Bot-Api-Secret-Token": token},
+            )
+
+    wrong = async_to_sync(post)(payload("text_message"), "nope")
+    assert wrong.status_code == 403
+    ok = async_to_sync(post)(payload("text_message"), secret)
+    assert ok.status_code == 200
+    button = async_to_sync(post)(payload("callback_query"), secret)
+    assert button.json() == {
+        "method": "answerCallbackQuery",
+        "callback_query_id": "2063398117839427641",
+    }
+    assert sorted(Message.objects.values_list("external_id", flat=True)) == [
+        "480112233:1365",
+        "480112233:callback:2063398117839427641",
+    ]

@@ -213,10 +213,15 @@ def test_a_file_refused_after_the_text_arrived_is_a_warning_not_a_resend(
     assert len(telegram.sends("sendPhoto")) == 1  # the part that arrived is not sent twice
 
 
-def test_an_agent_can_quote_the_customers_message(conversation, owner, telegram):
-    outbound.reply(
-        conversation, author=owner, text="Dit bedoel je?", data={"reply_to": f"{CHAT}:1365"}
-    )
+@pytest.mark.parametrize("how", ["telegram id", "external id", "loket id"])
+def test_an_agent_can_quote_the_customers_message(conversation, owner, telegram, how):
+    theirs = Message.objects.get(external_id=f"{CHAT}:1365")
+    reply_to = {
+        "telegram id": f"{CHAT}:1365",
+        "external id": {"external_id": f"{CHAT}:1365"},
+        "loket id": {"id": theirs.pk},
+    }[how]
+    outbound.reply(conversation, author=owner, text="Dit bedoel je?", data={"reply_to": reply_to})
     run_tasks()
     assert telegram.sends()[0].json() == {
         "chat_id": CHAT,

@@ -405,10 +405,20 @@ class TelegramConnector(Connector):
     def _reply_parameters(
         self, message: Message, chat_id: int | str, *, group: bool
     ) -> dict[str, Any] | None:
-        """Which message the reply quotes: ``data["reply_to"]`` (a stored Telegram id) when
-        the agent chose one; in a group, the customer's latest message, so the group sees who
-        is being answered."""
+        """Which message the reply quotes: ``data["reply_to"]`` when the agent chose one (a
+        Telegram id ``"<chat>:<message>"``, or ``{"external_id": ...}`` / ``{"id": <Loket
+        message id>}`` as ingest records reply contexts); in a group, the customer's latest
+        message, so the group sees who is being answered."""
         target = (message.data or {}).get("reply_to")
+        if isinstance(target, dict):
+            if target.get("external_id"):
+                target = str(target["external_id"])
+            elif target.get("id"):
+                target = (
+                    Message.objects.filter(pk=target["id"], channel_id=message.channel_id)
+                    .values_list("external_id", flat=True)
+                    .first()
+                )
         if not isinstance(target, str) and group:
             target = (
                 Message.objects.filter(
