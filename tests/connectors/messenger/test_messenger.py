@@ -9,6 +9,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from loket.connectors.base import InvalidConfig
@@ -597,3 +598,26 @@ def test_a_delivery_report_overtaking_the_send_is_applied_once_the_send_is_recor
     assert message.external_id == "m_race"
     assert message.status == DeliveryStatus.DELIVERED
     assert InboundEvent.objects.order_by("-pk").first().status == InboundStatus.PROCESSED
+
+
+def test_opening_the_conversation_marks_the_customers_messages_seen(messenger, owner, graph):
+    conversation = conversation_with_customer(messenger)
+    browser = Client()
+    browser.force_login(owner.user)
+    pane = f"/w/{messenger.workspace.slug}/inbox/{conversation.number}/pane/"
+    assert browser.get(pane).status_code == 200
+    assert browser.get(pane).status_code == 200  # opened again: told once
+    run_tasks(retries_due=True)
+    (seen,) = graph.requests_to("POST", MESSAGES)
+    assert seen.json() == {"recipient": {"id": PSID}, "sender_action": "mark_seen"}
+    assert seen.headers["authorization"] == f"Bearer {PAGE_TOKEN}"
+    # After the team answered, or when the customer wrote more than 24 hours ago: nothing.
+    reply(conversation, owner)
+    run_tasks(retries_due=True)
+    assert browser.get(pane).status_code == 200
+    Conversation.objects.filter(pk=conversation.pk).update(
+        last_inbound_at=timezone.now() - dt.timedelta(hours=25), last_outbound_at=None
+    )
+    assert browser.get(pane).status_code == 200
+    run_tasks(retries_due=True)
+    assert len(graph.requests_to("POST", MESSAGES)) == 2  # the seen and the reply

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import mimetypes
 import posixpath
 import re
@@ -21,6 +22,8 @@ import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+from django.core.cache import cache
 from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -53,12 +56,16 @@ from loket.inbox.models import (
     AttachmentStatus,
     Channel,
     ContactIdentity,
+    Conversation,
     DeliveryStatus,
     Direction,
     Message,
     MessageKind,
 )
 from loket.inbox.services import outbound, windows
+from loket.jobs.policy import RetryLater, job
+
+log = logging.getLogger(__name__)
 
 # The webhook fields a Page is subscribed to (POST /{page id}/subscribed_apps).
 PAGE_FIELDS = (
@@ -79,6 +86,9 @@ REACTION_EMOJI = {
     "sad": "\U0001f622",
     "angry": "\U0001f620",
 }
+
+# Meta allows sender actions (mark_seen) only within the 24-hour window.
+SEEN_WINDOW = dt.timedelta(hours=24)
 
 # Where send() keeps the ids of the parts of a message already accepted by Meta (text, each
 # file), so a retry after a failure half-way does not send the first parts again.
@@ -126,6 +136,17 @@ def _filename(url: str, kind: str) -> tuple[str, str]:
         )
         guessed = guessed or mimetypes.guess_type(name)[0]
     return name, guessed or "application/octet-stream"
+
+
+@job(retries=3, backoff_base=5.0, backoff_cap=120.0)
+def mark_seen(conversation_id: int) -> str:
+    """Tell Meta the customer's messages were seen (the customer sees "Seen")."""
+    from loket.inbox import ports
+
+    conversation = Conversation.objects.select_related("channel").filter(pk=conversation_id).first()
+    if conversation is None:
+        return "gone"
+    return ports.connector_for(conversation.channel.kind).mark_seen(conversation)
 
 
 def split_text(text: str, fits) -> list[str]:
@@ -553,6 +574,44 @@ class MessengerConnector(Connector):
         if not ids:
             return [Ignored("a read report with no unread message sent from Loket")]
         return [StatusUpdate(mid, DeliveryStatus.READ, at=at) for mid in ids]
+
+    # -- seen ---------------------------------------------------------------------------------
+    def conversation_opened(self, conversation) -> None:
+        """An agent has the conversation open: the customer sees their messages "Seen", once
+        per message of theirs, while Meta allows it (24 hours) and before the team answered."""
+        last = conversation.last_inbound_at
+        if last is None or timezone.now() - last > SEEN_WINDOW:
+            return
+        if conversation.last_outbound_at and conversation.last_outbound_at >= last:
+            return  # answered: the reply already shows it was read
+        key = f"loket:{self.key}:seen:{conversation.pk}:{last.timestamp():.6f}"
+        try:
+            if cache.add(key, True, timeout=int(SEEN_WINDOW.total_seconds())):
+                mark_seen.enqueue(conversation.pk)
+        except Exception:  # never in the way of opening a conversation
+            log.warning("could not queue mark_seen for conversation %s", conversation.pk)
+
+    def mark_seen(self, conversation: Conversation) -> str:
+        recipient = (
+            ContactIdentity.objects.filter(
+                contact_id=conversation.contact_id, channel_id=conversation.channel_id
+            )
+            .values_list("external_id", flat=True)
+            .first()
+        )
+        if not recipient:
+            return "no recipient"
+        body = {"recipient": {"id": recipient}, "sender_action": "mark_seen"}
+        try:
+            self._graph(conversation.channel).post("me/messages", body)
+        except graph.GraphError as exc:
+            if exc.transient:
+                raise RetryLater(exc.plain(), exc.retry_after) from exc
+            log.info("mark_seen refused for conversation %s: %s", conversation.pk, exc.plain())
+            return f"refused: {exc.plain()}"
+        except httpx.HTTPError as exc:
+            raise RetryLater(f"could not reach Meta: {exc}") from exc
+        return "seen"
 
     # -- outbound -------------------------------------------------------------------------------
     @staticmethod
