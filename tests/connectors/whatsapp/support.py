@@ -95,7 +95,7 @@ def change(messages=(), statuses=(), *, contacts=None, number_id=NUMBER_ID) -> d
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "31201234567", "phone_number_id": number_id},
     }
-    senders = {m["from"] for m in messages}
+    senders = {m["from"] for m in messages if m.get("from")}
     if contacts is None:
         contacts = [{"profile": {"name": "Sanne de Vries"}, "wa_id": s} for s in sorted(senders)]
     if contacts:

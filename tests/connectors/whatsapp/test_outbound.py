@@ -374,3 +374,46 @@ def test_a_status_of_a_message_loket_did_not_send_is_not_retried(conversation, c
     event = InboundEvent.objects.order_by("pk").last()
     assert event.status == InboundStatus.IGNORED
     assert event.error == ""
+
+
+BSUID = "NL.1502576394655843"
+
+
+def test_a_customer_known_only_by_their_user_id_is_answered_by_it(channel, owner, graph):
+    # A user with a WhatsApp username whose number WhatsApp withholds (since 2026).
+    hidden = support.message(content={"body": "Hoi, ik heb een vraag"}, sender=None)
+    del hidden["from"]
+    hidden["from_user_id"] = BSUID
+    contacts = [{"profile": {"name": "Sanne", "username": "sanne.dv"}, "user_id": BSUID}]
+    assert post(channel, notification(change([hidden], contacts=contacts))).status_code == 200
+    stored = Message.objects.get()
+    contact = stored.conversation.contact
+    assert (contact.name, contact.phone) == ("Sanne", "")
+    assert contact.identities.get().external_id == BSUID
+
+    graph.then("POST", MESSAGES, Answer(200, support.sample("send_text_response")))
+    reply = outbound.reply(stored.conversation, author=owner, text="Vertel!")
+    run_tasks(retries_due=True)
+    (request,) = sends(graph)
+    assert request.json() == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "recipient": BSUID,
+        "type": "text",
+        "text": {"preview_url": False, "body": "Vertel!"},
+    }
+    read = support.status(SENT_ID, "read", recipient_user_id=BSUID)
+    del read["recipient_id"]
+    post(channel, notification(change(statuses=[read])))
+    reply.refresh_from_db()
+    assert reply.status == DeliveryStatus.READ
+
+
+def test_a_number_and_a_user_id_together_keep_the_number_as_the_identity(channel):
+    both = support.message(content={"body": "Hallo"}, from_user_id=BSUID)
+    contacts = [{"profile": {"name": "Sanne de Vries"}, "wa_id": CUSTOMER, "user_id": BSUID}]
+    post(channel, notification(change([both], contacts=contacts)))
+    stored = Message.objects.get()
+    assert stored.conversation.contact.identities.get().external_id == CUSTOMER
+    assert stored.conversation.contact.phone == "+31612345678"
+    assert stored.data["provider"] == {"user_id": BSUID}

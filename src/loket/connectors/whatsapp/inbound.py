@@ -114,9 +114,13 @@ def _change(channel: Channel, own: str, change: dict[str, Any]) -> list[InboundI
     names = {}
     for contact in _list(value.get("contacts")):
         contact = _dict(contact)
-        wa_id = _str(contact.get("wa_id"))
-        if wa_id:
-            names[wa_id] = _str(_dict(contact.get("profile")).get("name"), 200)
+        profile = _dict(contact.get("profile"))
+        # A user with a WhatsApp username may come without their number: only the
+        # business-scoped user id (BSUID, "user_id").
+        name = _str(profile.get("name"), 200) or _str(profile.get("username"), 200)
+        for key in ("wa_id", "user_id"):
+            if _str(contact.get(key), 160):
+                names[_str(contact.get(key), 160)] = name
     items: list[InboundItem] = []
     for message in _list(value.get("messages")):
         items.append(_message(_dict(message), names))
@@ -127,9 +131,11 @@ def _change(channel: Channel, own: str, change: dict[str, Any]) -> list[InboundI
     return items or [Ignored("a messages change with no messages or statuses")]
 
 
-def _contact(wa_id: str, names: dict[str, str]) -> InboundContact:
-    phone = f"+{wa_id}" if wa_id.isdigit() else ""
-    return InboundContact(external_id=wa_id, name=names.get(wa_id, ""), phone=phone)
+def _contact(sender: str, names: dict[str, str]) -> InboundContact:
+    """The sender by their WhatsApp id (their number, in digits) or, for a user whose number
+    WhatsApp withholds, their business-scoped user id (e.g. ``NL.1502576394655843``)."""
+    phone = f"+{sender}" if sender.isdigit() else ""
+    return InboundContact(external_id=sender, name=names.get(sender, ""), phone=phone)
 
 
 def _placeholder(kind: str, error: str = "") -> str:
@@ -139,7 +145,8 @@ def _placeholder(kind: str, error: str = "") -> str:
 
 def _message(message: dict[str, Any], names: dict[str, str]) -> InboundItem:
     wamid = _str(message.get("id"))
-    sender = _str(message.get("from"), 64)
+    user_id = _str(message.get("from_user_id"), 160)
+    sender = _str(message.get("from"), 64) or user_id
     if not wamid or not sender:
         return Ignored("a message without an id or a sender")
     kind = _str(message.get("type"), 40) or "unknown"
@@ -154,6 +161,8 @@ def _message(message: dict[str, Any], names: dict[str, str]) -> InboundItem:
 
     context = _dict(message.get("context"))
     provider: dict[str, Any] = {}
+    if user_id and user_id != sender:
+        provider["user_id"] = user_id
     if context.get("forwarded") or context.get("frequently_forwarded"):
         provider["forwarded"] = "frequently" if context.get("frequently_forwarded") else True
     product = _dict(context.get("referred_product"))
@@ -334,10 +343,15 @@ def _status(channel: Channel, status: dict[str, Any]) -> InboundItem:
             else _("WhatsApp could not deliver the message.")
         )
     update = StatusUpdate(wamid, STATUSES[state], error, _time(status.get("timestamp")))
-    return _for_part(channel, update, _str(status.get("recipient_id"), 64))
+    recipients = [
+        _str(status.get(key), 160)
+        for key in ("recipient_id", "recipient_user_id")
+        if _str(status.get(key), 160)
+    ]
+    return _for_part(channel, update, recipients)
 
 
-def _for_part(channel: Channel, update: StatusUpdate, recipient: str) -> InboundItem:
+def _for_part(channel: Channel, update: StatusUpdate, recipients: list[str]) -> InboundItem:
     """The status as the core applies it. Besides the plain case (the id of a reply Loket
     sent):
 
@@ -351,7 +365,7 @@ def _for_part(channel: Channel, update: StatusUpdate, recipient: str) -> Inbound
     outbound = Message.objects.filter(channel=channel, direction=Direction.OUTBOUND)
     if outbound.filter(external_id=update.external_id).exists():
         return update
-    if recipient and _sending_to(channel, recipient):
+    if recipients and _sending_to(channel, recipients):
         return update  # perhaps this send's: the core retries it once the id is recorded
     # Checked again: the send may have been recorded since the first look.
     if outbound.filter(external_id=update.external_id).exists():
@@ -367,7 +381,7 @@ def _for_part(channel: Channel, update: StatusUpdate, recipient: str) -> Inbound
         .first()
     )
     if owner is None:
-        if not recipient:
+        if not recipients:
             return update  # cannot tell: the core retries it
         return Ignored(f"the {update.status} status of a message Loket did not send")
     if update.status == DeliveryStatus.FAILED:
@@ -376,9 +390,10 @@ def _for_part(channel: Channel, update: StatusUpdate, recipient: str) -> Inbound
     return Ignored(f"the {update.status} status of a later part of message {owner}")
 
 
-def _sending_to(channel: Channel, recipient: str) -> bool:
-    """Whether a reply to this WhatsApp id is queued or being sent."""
-    contact = ContactIdentity.objects.filter(channel=channel, external_id=recipient).values(
+def _sending_to(channel: Channel, recipients: list[str]) -> bool:
+    """Whether a reply to this customer (by number or business-scoped user id) is queued or
+    being sent."""
+    contact = ContactIdentity.objects.filter(channel=channel, external_id__in=recipients).values(
         "contact_id"
     )
     return Message.objects.filter(

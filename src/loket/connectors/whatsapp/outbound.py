@@ -82,10 +82,12 @@ def plan(message: Message) -> list[Part]:
 
 
 def _envelope(to: str, kind: str, content: dict[str, Any]) -> dict[str, Any]:
+    """The message to a WhatsApp number (``to``) or, for a customer known only by their
+    business-scoped user id, to that id (``recipient``)."""
     return {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": to,
+        ("to" if to.isdigit() else "recipient"): to,
         "type": kind,
         kind: content,
     }
