@@ -118,7 +118,9 @@ def download(attachment_id: int) -> None:
     limit = max_attachment_bytes(attachment.workspace_id)
     try:
         with (
-            http.client() as client,
+            # Providers answer media URLs with a redirect to their storage; every hop passes the
+            # SSRF guard, and httpx drops the Authorization header on a redirect to another host.
+            http.client(follow_redirects=True) as client,
             client.stream("GET", source.url, headers=source.headers) as response,
         ):
             if http.is_transient_status(response.status_code):
