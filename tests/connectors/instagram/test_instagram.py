@@ -163,16 +163,20 @@ def test_batched_entries_for_this_account_only(instagram):
 
 
 def test_an_image_is_downloaded(instagram, graph):
-    graph.route("GET", r"/ig_cdn/.+", Answer(200, b"GIF89a jas", content_type="image/gif"))
-    url = f"{graph.url}/ig_cdn/v/t51.2885-15/jas_m.gif?stp=dst&_nc_ht=x"
+    graph.route(
+        "GET", r"/ig_messaging_cdn/", Answer(200, b"\xff\xd8 jas", content_type="image/jpeg")
+    )
+    url = f"{graph.url}/ig_messaging_cdn/?asset_id=17970000000000000&signature=AbC"
     image = {"type": "image", "payload": {"url": url}}
     deliver(instagram, ig_event(message={"mid": "ig_img", "attachments": [image]}))
     run_tasks(retries_due=True)
     attachment = Attachment.objects.get()
     assert attachment.status == AttachmentStatus.STORED
-    assert attachment.content_type == "image/gif"
+    assert (attachment.filename, attachment.content_type) == ("image.jpg", "image/jpeg")
     with attachment.file.open("rb") as handle:
-        assert handle.read() == b"GIF89a jas"
+        assert handle.read() == b"\xff\xd8 jas"
+    (download,) = graph.requests_to("GET", r"/ig_messaging_cdn/")
+    assert download.query["asset_id"] == ["17970000000000000"]
 
 
 def test_shared_posts_reels_and_story_mentions(instagram, graph):

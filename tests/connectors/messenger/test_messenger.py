@@ -265,6 +265,22 @@ def test_stickers_locations_quick_replies_and_unknown_content(messenger):
     assert "template" in unknown.text
 
 
+def test_file_names_and_types_of_voice_clips_and_documents(messenger, graph):
+    graph.route("GET", r"/v/t59\..+", Answer(200, b"media bytes"))
+    cdn = f"{graph.url}/v/t59.3654-21"
+    voice = {
+        "type": "audio",
+        "payload": {"url": f"{cdn}/1_n.mp4/audioclip-1732521600-2105.mp4?x=1"},
+    }
+    document = {"type": "file", "payload": {"url": f"{cdn}/2_n.pdf/Factuur%202024.pdf?x=2"}}
+    deliver(messenger, page_event(message={"mid": "m_files", "attachments": [voice, document]}))
+    run_tasks(retries_due=True)
+    files = {a.filename: a for a in Attachment.objects.all()}
+    assert files["audioclip-1732521600-2105.mp4"].content_type == "audio/mp4"
+    assert files["Factuur 2024.pdf"].content_type == "application/pdf"
+    assert {a.status for a in files.values()} == {AttachmentStatus.STORED}
+
+
 def test_a_postback_is_a_message_with_the_choice(messenger):
     tap = {"title": "Openingstijden", "payload": "OPENING_HOURS", "mid": "m_postback_1"}
     assert deliver(messenger, page_event(postback=tap)).status_code == 200

@@ -20,7 +20,7 @@ import posixpath
 import re
 import secrets
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 from django.core.cache import cache
@@ -126,16 +126,27 @@ def _text(value: Any, limit: int = 65536) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
+# A name and type for a file whose URL does not end in a file name (Instagram's lookaside URLs),
+# by the attachment's kind. Loket keeps the type given here (not the CDN's Content-Type).
+_DEFAULT_FILES = {
+    "image": ("image.jpg", "image/jpeg"),
+    "video": ("video.mp4", "video/mp4"),
+    "audio": ("audio.mp4", "audio/mp4"),
+    "share": ("post.jpg", "image/jpeg"),
+    "reel": ("reel.mp4", "video/mp4"),
+    "ig_reel": ("reel.mp4", "video/mp4"),
+}
+
+
 def _filename(url: str, kind: str) -> tuple[str, str]:
-    """A file name and content type for a CDN URL (Meta's URLs end in the file's name)."""
-    name = posixpath.basename(urlsplit(url).path)[:200]
-    guessed = mimetypes.guess_type(name)[0] if name else None
-    if not name or "." not in name:
-        name = {"image": "image.jpg", "video": "video.mp4", "audio": "audio.mp4"}.get(
-            kind, "attachment"
-        )
-        guessed = guessed or mimetypes.guess_type(name)[0]
-    return name, guessed or "application/octet-stream"
+    """A file name and content type for a CDN URL (Messenger's URLs end in the file's name)."""
+    name = unquote(posixpath.basename(urlsplit(url).path))[:200]
+    if not name or "." not in name.strip("."):
+        return _DEFAULT_FILES.get(kind, (f"{kind or 'attachment'}", "application/octet-stream"))
+    guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if kind == "audio" and guessed.startswith("video/"):
+        guessed = "audio/" + guessed.split("/", 1)[1]  # voice clips come as .mp4
+    return name, guessed
 
 
 @job(retries=3, backoff_base=5.0, backoff_cap=120.0)
