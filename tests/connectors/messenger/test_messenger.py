@@ -637,3 +637,41 @@ def test_opening_the_conversation_marks_the_customers_messages_seen(messenger, o
     assert browser.get(pane).status_code == 200
     run_tasks(retries_due=True)
     assert len(graph.requests_to("POST", MESSAGES)) == 2  # the seen and the reply
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"object": "page", "entry": "x"},
+        {"object": "page", "entry": [None, 3, {"id": PAGE_ID, "messaging": "x"}]},
+        {"object": "page", "entry": [{"id": PAGE_ID, "messaging": [None, {"sender": "x"}]}]},
+        support.envelope("messenger", PAGE_ID, page_event(message="hello")),
+        support.envelope("messenger", PAGE_ID, page_event(message={"mid": 5, "text": ["x"]})),
+        support.envelope("messenger", PAGE_ID, page_event(timestamp=10**30, message={"mid": "a"})),
+        support.envelope(
+            "messenger",
+            PAGE_ID,
+            page_event(
+                message={
+                    "mid": "b",
+                    "attachments": [
+                        None,
+                        {"type": "image", "payload": "x"},
+                        {"type": "location", "payload": {}},
+                    ],
+                }
+            ),
+        ),
+        support.envelope("messenger", PAGE_ID, page_event(reaction={"mid": ["x"], "emoji": 5})),
+        support.envelope(
+            "messenger", PAGE_ID, page_event(delivery={"mids": "x", "watermark": "y"})
+        ),
+        support.envelope("messenger", PAGE_ID, page_event(read={"watermark": None, "mid": {}})),
+        support.envelope("messenger", PAGE_ID, page_event(postback=None)),
+        [1, 2],
+    ],
+)
+def test_odd_payloads_never_break_the_webhook(messenger, payload):
+    response = post(messenger, payload)
+    assert response.status_code in (200, 400)
+    assert InboundEvent.objects.get().status != InboundStatus.FAILED or response.status_code == 400
