@@ -412,3 +412,24 @@ def test_the_lean_asgi_route_serves_the_handshake_and_deliveries(channel):
     assert delivered.status_code == 200
     assert forged.status_code == 401
     assert Message.objects.get().conversation.contact.name == "Sanne de Vries"
+
+
+def test_an_edit_and_a_deletion_change_the_customers_message(channel):
+    first = message(content={"body": "Bestelling 10425"})
+    post(channel, notification(change([first])))
+    edit = message(
+        "edit",
+        {
+            "original_message_id": first["id"],
+            "message": {"type": "text", "text": {"body": "Bestelling 10452"}},
+        },
+    )
+    assert post(channel, notification(change([edit]))).status_code == 200
+    stored = Message.objects.get()
+    assert stored.text == "Bestelling 10452"
+    assert stored.data["edited"]["previous"] == ["Bestelling 10425"]
+    revoke = message("revoke", {"original_message_id": first["id"]})
+    assert post(channel, notification(change([revoke]))).status_code == 200
+    stored.refresh_from_db()
+    assert stored.data["deleted_at"]
+    assert Message.objects.count() == 1

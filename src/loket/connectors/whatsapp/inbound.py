@@ -25,6 +25,8 @@ from loket.inbox.items import (
     InboundContact,
     InboundItem,
     InboundMessage,
+    MessageDeletion,
+    MessageEdit,
     Reaction,
     StatusUpdate,
 )
@@ -152,6 +154,20 @@ def _message(message: dict[str, Any], names: dict[str, str]) -> InboundItem:
     kind = _str(message.get("type"), 40) or "unknown"
     contact = _contact(sender, names)
     at = _time(message.get("timestamp"))
+    if kind == "revoke":  # the customer deleted a message (WhatsApp Business app numbers)
+        target = _str(_dict(message.get("revoke")).get("original_message_id"))
+        if not target:
+            return Ignored("a deletion without the message it deletes")
+        return MessageDeletion(target, at)
+    if kind == "edit":  # the customer edited a message (WhatsApp Business app numbers)
+        edit = _dict(message.get("edit"))
+        target = _str(edit.get("original_message_id"))
+        changed = _dict(edit.get("message"))
+        content = _dict(changed.get(_str(changed.get("type"), 40)))
+        text = _str(content.get("body") or content.get("caption"), 65536)
+        if not target or not text:
+            return Ignored("an edit without the message it edits or its new text")
+        return MessageEdit(target, text, at)
     if kind == "reaction":
         reaction = _dict(message.get("reaction"))
         target = _str(reaction.get("message_id"))
