@@ -123,9 +123,9 @@ def _reply_context(channel: Channel, message: Message) -> str:
         return ""
     if given.get("external_id"):
         return str(given["external_id"])
-    if given.get("id"):
+    if str(given.get("id") or "").isdigit():
         found = (
-            Message.objects.filter(pk=given["id"], channel=channel)
+            Message.objects.filter(pk=int(given["id"]), channel=channel)
             .values_list("external_id", flat=True)
             .first()
         )
