@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from loket.inbox.items import InboundItem
+from loket.inbox.items import InboundContact, InboundItem
 from loket.inbox.models import Channel, Message
 from loket.inbox.ports import (  # re-exported: a connector needs only this module
     BadPayload,
@@ -51,6 +51,8 @@ class Capabilities:
     read_receipts: bool = False
     delivery_statuses: bool = False
     copies: bool = False  # replies can be copied to more people (email Cc/Bcc)
+    # Webhooks carry no sender name; the connector can look the profile up (contact_profile).
+    profiles: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,12 @@ class Connector(abc.ABC):
         """Where to download a media reference this connector put in an InboundAttachment
         (``media_ref``). Raise MediaUnavailable (transient or not)."""
         raise MediaUnavailable(f"the {self.key} channel cannot fetch media references")
+
+    def contact_profile(self, channel: Channel, external_id: str) -> InboundContact | None:
+        """The sender's profile from the provider (name, locale...), for connectors with
+        ``capabilities.profiles``; run by a background job after a new contact arrived without
+        a name. Raise MediaUnavailable(transient=True) to be asked again later."""
+        return None
 
     def sync_templates(self, channel: Channel) -> list[dict[str, Any]]:
         """The provider's message templates: dicts with name, language, category, status,

@@ -38,6 +38,13 @@ def fetch_attachment(attachment_id: int) -> None:
     media.download(attachment_id)
 
 
+@job(retries=5, backoff_base=10.0)
+def fill_contact_profile(contact_id: int, channel_id: int, external_id: str) -> None:
+    from loket.inbox.services import contacts
+
+    contacts.fill_profile(contact_id, channel_id, external_id)
+
+
 @job(retries=10, backoff_base=5.0, backoff_cap=1800.0)
 def replay_inbound_event(event_id: int) -> None:
     from loket.inbox.services import journal

@@ -168,8 +168,34 @@ def test_a_text_message_is_stored(messenger):
     assert message.sent_at == dt.datetime(2024, 11, 25, 8, 0, 0, 45000, tzinfo=dt.UTC)
     contact = message.conversation.contact
     assert contact.identities.get().external_id == PSID
-    assert contact.name == ""  # the webhook has no name; see fetch_profile()
+    assert contact.name == ""  # the webhook has no name: a background job asks for it
     assert InboundEvent.objects.get().status == InboundStatus.PROCESSED
+
+
+def test_a_new_senders_name_is_fetched_from_their_profile(messenger, graph):
+    graph.route(
+        "GET",
+        rf"/v21\.0/{PSID}",
+        Answer(200, {"first_name": "Joost", "last_name": "Bakker", "id": PSID}),
+    )
+    post(messenger, text_message())
+    run_tasks()
+    profile = graph.requests_to("GET", rf"/v21\.0/{PSID}")
+    assert len(profile) == 1
+    assert profile[0].query["fields"] == ["first_name,last_name,profile_pic"]
+    assert profile[0].headers["authorization"] == f"Bearer {support.PAGE_TOKEN}"
+    assert support.inbound().conversation.contact.name == "Joost Bakker"
+
+
+def test_a_profile_meta_will_not_give_leaves_the_contact_as_it_is(messenger, graph):
+    graph.route(
+        "GET",
+        rf"/v21\.0/{PSID}",
+        Answer(400, {"error": {"message": "no permission", "code": 10}}),
+    )
+    post(messenger, text_message())
+    run_tasks()
+    assert support.inbound().conversation.contact.name == ""
 
 
 @pytest.mark.parametrize("signature", ["", "sha256=" + "0" * 64, "wrong-secret"])

@@ -215,6 +215,7 @@ class MessengerConnector(Connector):
         tagged_window_hours=168,
         delivery_statuses=True,
         read_receipts=True,
+        profiles=True,
     )
     shows_webhook_url = True
     setup_fields = (
@@ -329,6 +330,19 @@ class MessengerConnector(Connector):
         in the storing transaction without network; for a follow-up that fills contacts' names
         in the background. Raises InvalidConfig in plain words when Meta refuses."""
         return graph.checking(lambda: self._graph(channel).get(user_id, fields=self.profile_fields))
+
+    def contact_profile(self, channel: Channel, external_id: str) -> InboundContact | None:
+        try:
+            found = self.fetch_profile(channel, external_id)
+        except InvalidConfig:
+            return None  # no permission for profiles, or the person is gone: keep the id only
+        name = (
+            " ".join(
+                str(found.get(key) or "").strip() for key in ("first_name", "last_name", "name")
+            ).strip()
+            or str(found.get("username") or "").strip()
+        )
+        return InboundContact(external_id, name=name[:200])
 
     # -- inbound --------------------------------------------------------------------------------
     def handshake(self, channel: Channel, request: WebhookRequest) -> WebhookResponse | None:

@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy
 from loket import events
 from loket.inbox.models import (
     AuthorType,
+    Channel,
     Contact,
     ContactIdentity,
     ContactMerge,
@@ -67,6 +68,35 @@ def normalise_phone(phone: str) -> str:
     for separator in _PHONE_SEPARATORS:
         phone = (phone or "").replace(separator, "")
     return phone[2:] if phone.startswith("00") else phone
+
+
+def fill_profile(contact_id: int, channel_id: int, external_id: str) -> None:
+    """Ask the channel's connector for a new sender's profile (their webhooks carry no name)
+    and fill in what the contact still lacks; never overwrites what an agent entered."""
+    from loket.inbox import ports
+    from loket.jobs.policy import RetryLater
+
+    channel = Channel.objects.filter(pk=channel_id).first()
+    if channel is None:
+        return
+    try:
+        profile = ports.connector_for(channel.kind).contact_profile(channel, external_id)
+    except ports.MediaUnavailable as exc:
+        if exc.transient:
+            raise RetryLater(exc.reason, exc.retry_after) from exc
+        return
+    if profile is None:
+        return
+    contact = Contact.objects.filter(pk=contact_id).first()
+    if contact is None:
+        return
+    changes = {
+        field: getattr(profile, field)[:limit]
+        for field, limit in (("name", 200), ("phone", 40), ("locale", 10))
+        if getattr(profile, field) and not getattr(contact, field)
+    }
+    if changes:
+        Contact.objects.filter(pk=contact_id).update(**changes)
 
 
 def update_contact(

@@ -24,7 +24,7 @@ from django.utils import timezone
 from loket import events
 from loket.db import rows
 from loket.events import Actor
-from loket.inbox import tasks
+from loket.inbox import ports, tasks
 from loket.inbox.items import (
     Ignored,
     InboundItem,
@@ -274,6 +274,8 @@ def _create_contact(channel: Channel, sender) -> tuple[int, bool]:
         on_conflict_do_nothing=("channel", "external_id"),
     )
     if identity_id is not None:
+        if not sender.name and ports.connector_for(channel.kind).capabilities.profiles:
+            tasks.fill_contact_profile.enqueue(contact.pk, channel.pk, sender.external_id)
         return contact.pk, True
     # A concurrent delivery created this sender's identity first (ON CONFLICT waited for it to
     # commit): use that contact and drop ours.

@@ -130,6 +130,9 @@ def download(attachment_id: int) -> None:
                     f"the source answered HTTP {response.status_code}", attachment_id
                 )
                 return
+            served_as = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            if served_as and attachment.content_type == "application/octet-stream":
+                attachment.content_type = served_as[:127]  # a CDN URL named no type
             chunks, size = [], 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
