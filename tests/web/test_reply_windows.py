@@ -181,3 +181,20 @@ def test_messenger_after_24_hours_replies_as_a_human_agent_and_after_7_days_not_
     assert 'data-window-closed="1"' in html
     with pytest.raises(ValueError, match="allows no reply"):
         outbound.reply(conversation, author=owner, text="Still there?")
+
+
+def test_template_variables_with_line_breaks_are_refused(whatsapp):
+    template = MessageTemplate.objects.get(channel=whatsapp, name="order_update")
+    with pytest.raises(ValueError, match="line breaks"):
+        templates.fill(template, header=["#1"], body=["Sanne", "on\nits way"])
+    with pytest.raises(ValueError, match="line breaks"):
+        templates.fill(template, header=["#1"], body=["Sanne", "on      its way"])
+    filled = templates.fill(template, header=["#1"], body=["Sanne", "on its way"])
+    assert "Hoi Sanne, je bestelling is on its way." in filled.text
+
+
+def test_a_zero_placeholder_is_not_a_variable(whatsapp):
+    template = MessageTemplate.objects.get(channel=whatsapp, name="welcome_back")
+    template.components = [{"type": "BODY", "text": "Code {{0}} stays as it is"}]
+    assert templates.variables_needed(template) == {"header": 0, "body": 0}
+    assert templates.fill(template).text == "Code {{0}} stays as it is"

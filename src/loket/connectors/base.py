@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from django.utils.translation import gettext
+
 from loket.inbox.items import InboundContact, InboundItem
 from loket.inbox.models import Channel, Message
 from loket.inbox.ports import (  # re-exported: a connector needs only this module
@@ -33,6 +35,7 @@ __all__ = [
     "WebhookRejected",
     "WebhookRequest",
     "WebhookResponse",
+    "attachment_bytes",
 ]
 
 
@@ -90,6 +93,19 @@ class WebhookRejected(Exception):
         self.reason = reason
         self.status = status
         self.headers = headers or {}
+
+
+def attachment_bytes(attachment) -> bytes:
+    """A stored attachment's content for sending; PermanentSendError naming the file when the
+    storage no longer has it (never the storage path)."""
+    try:
+        with attachment.file.open("rb") as handle:
+            return handle.read()
+    except (OSError, ValueError):
+        raise PermanentSendError(
+            gettext("%(name)s could not be read from Loket's storage.")
+            % {"name": attachment.filename}
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -235,12 +235,16 @@ def _admit_in_thread(kind: str, channel_id: str, request: WebhookRequest):
 
 
 def _release_connection() -> None:
-    # Like close_old_connections(), but a thread that never opened a connection leaves it
-    # unopened: checking its autocommit would open one just to close it.
+    # close_old_connections() without its autocommit check, which talks to the database (down,
+    # or in tests closed to this thread by now): a connection past its CONN_MAX_AGE (pooled:
+    # always, back to the pool) or one that saw an error is closed; closing needs no database.
     try:
         for connection in connections.all(initialized_only=True):
-            if connection.connection is not None:
-                connection.close_if_unusable_or_obsolete()
+            if connection.connection is None or connection.in_atomic_block:
+                continue
+            expired = connection.close_at is not None and time.monotonic() >= connection.close_at
+            if expired or connection.errors_occurred:
+                connection.close()
     except Exception:  # a broken connection must not stop the writer
         log.exception("closing the ingest writer's database connection failed")
 

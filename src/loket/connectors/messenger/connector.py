@@ -39,6 +39,7 @@ from loket.connectors.base import (
     SetupField,
     WebhookRequest,
     WebhookResponse,
+    attachment_bytes,
 )
 from loket.connectors.meta import graph, webhooks
 from loket.inbox.items import (
@@ -714,8 +715,7 @@ class MessengerConnector(Connector):
 
     def _send_file(self, client: graph.Graph, recipient: str, routing: dict, attachment) -> dict:
         """Upload and send in one multipart request (Send API, ``filedata``)."""
-        with attachment.file.open("rb") as handle:
-            content = handle.read()
+        content = attachment_bytes(attachment)
         kind = _outgoing_kind(attachment.content_type)
         form = {
             "recipient": json.dumps({"id": recipient}),

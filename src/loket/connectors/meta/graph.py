@@ -106,7 +106,9 @@ def _error_of(response: httpx.Response) -> GraphError:
         error = {}
     code = error.get("code") if isinstance(error.get("code"), int) else None
     subcode = error.get("error_subcode") if isinstance(error.get("error_subcode"), int) else None
-    details = (error.get("error_data") or {}).get("details") if error.get("error_data") else ""
+    # error_data is an object on most errors, a JSON string on some.
+    error_data = error.get("error_data")
+    details = error_data.get("details") if isinstance(error_data, dict) else ""
     message = str(error.get("message") or response.text[:300] or response.reason_phrase)
     if details and isinstance(details, str):
         message = f"{message}: {details}"

@@ -36,6 +36,7 @@ from loket.connectors.base import (
     WebhookRejected,
     WebhookRequest,
     WebhookResponse,
+    attachment_bytes,
 )
 from loket.connectors.telegram import updates
 from loket.connectors.telegram.client import (
@@ -378,8 +379,13 @@ class TelegramConnector(Connector):
                     raise error
                 problems.append(error.reason)
                 continue
-            with attachment.file.open("rb") as handle:
-                content = handle.read()
+            try:
+                content = attachment_bytes(attachment)
+            except PermanentSendError as error:  # the stored file is gone or unreadable
+                if not sent:
+                    raise
+                problems.append(error.reason)
+                continue
             as_photo = attachment.content_type in PHOTO_TYPES and len(content) <= PHOTO_LIMIT
             payload = {"caption": caption} if caption else {}
             caption = ""

@@ -16,7 +16,12 @@ from typing import Any
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from loket.connectors.base import PermanentSendError, SendResult, TransientSendError
+from loket.connectors.base import (
+    PermanentSendError,
+    SendResult,
+    TransientSendError,
+    attachment_bytes,
+)
 from loket.connectors.meta import graph
 from loket.connectors.whatsapp.inbound import PARTS_KEY
 from loket.inbox.models import Attachment, AttachmentStatus, Channel, Message
@@ -156,17 +161,17 @@ class Sender:
                 if index == 0 and context:
                     body["context"] = {"message_id": context}
                 done.append(self._post(body))
-            except (TransientSendError, PermanentSendError) as exc:
+            except PermanentSendError as exc:
                 if done:
-                    self._record(message, done)
-                if isinstance(exc, PermanentSendError) and done:
                     raise PermanentSendError(
                         _("Partly sent (%(sent)d of %(total)d parts): %(reason)s")
                         % {"sent": len(done), "total": len(parts), "reason": exc.reason}
                     ) from exc
                 raise
-        if len(done) > 1:
-            self._record(message, done)
+            if len(parts) > 1:
+                # After every part, so a retry after any failure (or a crash) sends only what
+                # is still missing.
+                self._record(message, done)
         return SendResult(external_id=done[0])
 
     def _body(self, message: Message, part: Part, to: str, *, caption: str) -> dict[str, Any]:
@@ -189,14 +194,7 @@ class Sender:
                 _("%(name)s is larger than WhatsApp's 100 MB limit for files.")
                 % {"name": attachment.filename}
             )
-        try:
-            with attachment.file.open("rb") as stored:
-                content = stored.read()
-        except (OSError, ValueError) as exc:
-            raise PermanentSendError(
-                _("%(name)s could not be read: %(error)s")
-                % {"name": attachment.filename, "error": exc}
-            ) from exc
+        content = attachment_bytes(attachment)
         content_type = attachment.content_type or "application/octet-stream"
         answer = graph.sending(
             lambda: self.graph.request(

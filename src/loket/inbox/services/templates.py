@@ -18,7 +18,9 @@ from django.utils.translation import gettext as _
 from loket.inbox import ports
 from loket.inbox.models import Channel, MessageTemplate
 
-_VARIABLE = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+_VARIABLE = re.compile(r"\{\{\s*([1-9]\d*)\s*\}\}")
+# WhatsApp refuses variables with new lines, tabs or more than four spaces in a row.
+_BAD_VARIABLE = re.compile(r"[\n\t]| {5,}")
 APPROVED = "APPROVED"
 MAX_VARIABLE_LENGTH = 1024
 
@@ -89,6 +91,10 @@ def fill(template: MessageTemplate, *, header=(), body=()) -> Filled:
             )
         if any(len(v) > MAX_VARIABLE_LENGTH for v in given):
             raise ValueError(_("A template variable is too long."))
+        if any(_BAD_VARIABLE.search(v) for v in given):
+            raise ValueError(
+                _("Template variables cannot hold line breaks, tabs or more than four spaces.")
+            )
         values[part] = given
     parts = [
         _substitute(component_text(template, "HEADER"), values["header"]),
