@@ -73,6 +73,20 @@ def _prepared(model: type[models.Model], values: dict[str, Any], db) -> list[Any
     ]
 
 
+def insert_statement(
+    model: type[models.Model],
+    values: dict[str, Any],
+    db,
+    *,
+    on_conflict_do_nothing: tuple[str, ...] = (),
+    conflict_where: str = "",
+) -> tuple[str, list[Any]]:
+    """The SQL (``INSERT … RETURNING pk``) and parameters of ``insert()``, to embed in a larger
+    statement (e.g. a data-modifying WITH)."""
+    sql = _insert_sql(model, tuple(values), on_conflict_do_nothing, conflict_where)
+    return sql, _prepared(model, values, db)
+
+
 def insert(
     model: type[models.Model],
     values: dict[str, Any],
