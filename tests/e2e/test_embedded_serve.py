@@ -109,7 +109,9 @@ def test_make_run_mode_end_to_end(tmp_path):
                     json={"text": "Yes, it ships today."},
                 )
                 assert reply.status_code == 201, reply.text
-                assert reply.json()["status"] == "queued"
+                # Stored queued; the answer shows the row as it is by then, and the in-process
+                # worker may already have claimed it.
+                assert reply.json()["status"] in ("queued", "sending", "sent")
                 reply_id = reply.json()["id"]
 
                 # The in-process task worker sends it, signed, to the channel's outbound URL.
