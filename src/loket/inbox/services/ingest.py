@@ -146,8 +146,8 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
         "sent_at": item.sent_at,
         "created_at": now,
     }
-    if cursor.db.vendor == "postgresql" and not blocked:
-        stored = _insert_and_touch(cursor, values, conversation_id, now)
+    if cursor.db.vendor == "postgresql":
+        stored = _insert_and_touch(cursor, values, conversation_id, now, blocked=blocked)
         if stored is None:
             return ReceiveResult("duplicate")
         message_id, previous = stored
@@ -418,13 +418,27 @@ _INSERT_AND_TOUCH_SQL = (
 )
 
 
-def _insert_and_touch(cursor, values: dict, conversation_id: int, now: dt.datetime):
+# A blocked contact's message: only the timestamps move (see _TOUCH_BLOCKED_SQL).
+_INSERT_AND_TOUCH_BLOCKED_SQL = (
+    "WITH inserted AS ({insert}),"
+    " touched AS (UPDATE inbox_conversation SET last_message_at = %s, last_inbound_at = %s,"
+    " updated_at = %s WHERE id = %s AND EXISTS (SELECT 1 FROM inserted) RETURNING status)"
+    " SELECT (SELECT id FROM inserted), (SELECT status FROM touched)"
+)
+
+
+def _insert_and_touch(
+    cursor, values: dict, conversation_id: int, now: dt.datetime, *, blocked: bool
+):
     """(message id, previous status), or None for a duplicate."""
     insert, params = rows.insert_statement(Message, values, cursor.db, **_MESSAGE_CONFLICT)
     at = rows.db_value(Conversation, "last_message_at", now, cursor.db)
-    cursor.execute(
-        _INSERT_AND_TOUCH_SQL.format(insert=insert), [*params, conversation_id, at, at, at, at]
-    )
+    if blocked:
+        sql = _INSERT_AND_TOUCH_BLOCKED_SQL.format(insert=insert)
+        cursor.execute(sql, [*params, at, at, at, conversation_id])
+    else:
+        sql = _INSERT_AND_TOUCH_SQL.format(insert=insert)
+        cursor.execute(sql, [*params, conversation_id, at, at, at, at])
     message_id, previous = cursor.fetchone()
     return None if message_id is None else (message_id, previous)
 
