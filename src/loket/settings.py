@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "loket.jobs",
     "loket.tenancy",
     "loket.inbox",
+    "loket.automation",
     "loket.connectors",
     "loket.connectors.livechat",
     "loket.realtime",

@@ -103,6 +103,9 @@ def _routers() -> None:
     api.add_router("/conversations", conversations.router)
     api.add_router("/contacts", contacts.router)
     api.add_router("/inbound-events", inbound_events.router)
+    from loket.api import canned_replies
+
+    api.add_router("", canned_replies.router)  # /canned-replies, /conversations/…/render
 
 
 _routers()

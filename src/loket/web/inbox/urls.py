@@ -18,6 +18,12 @@ urlpatterns = [
     path("inbox/<int:number>/draft/", views.save_draft, name="draft"),
     path("inbox/<int:number>/update/", views.update, name="update"),
     path("inbox/<int:number>/merge/", views.merge, name="merge"),
+    path("inbox/<int:number>/canned-replies/", views.canned_replies, name="canned_replies"),
+    path(
+        "inbox/<int:number>/canned-replies/<int:reply_id>/",
+        views.canned_reply,
+        name="canned_reply",
+    ),
     path("inbox/<int:number>/messages/<int:message_id>/", views.message_fragment, name="message"),
     path("inbox/<int:number>/messages/<int:message_id>/retry/", views.retry, name="retry"),
     path("inbox/<int:number>/messages/<int:message_id>/split/", views.split, name="split"),

@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
+from loket.automation import canned
 from loket.connectors.registry import REGISTRY
 from loket.inbox import listing, selectors
 from loket.inbox.models import (
@@ -927,3 +928,43 @@ def preferences(request):
         "web/inbox/preferences.html",
         {"availabilities": Availability.choices, "prefs": user.preferences or {}},
     )
+
+
+# -- canned replies in the composer -----------------------------------------------------------
+def _preview(body: str, limit: int = 90) -> str:
+    flat = " ".join(body.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@require_GET
+@workspace_view
+def canned_replies(request, number: int):
+    """The replies the composer's "/" menu offers for this conversation: the member's own and
+    the shared ones, those in the conversation's language (or the contact's) first."""
+    conversation = _conversation(request, number)
+    language = conversation.language or conversation.contact.locale
+    items = [
+        {
+            "id": reply.pk,
+            "shortcut": reply.shortcut,
+            "title": reply.title,
+            "language": reply.language,
+            "shared": reply.owner_id is None,
+            "preview": _preview(reply.body),
+            "url": reverse(
+                "inbox:canned_reply", args=[request.workspace.slug, conversation.number, reply.pk]
+            ),
+        }
+        for reply in canned.for_composer(request.membership, language)
+    ]
+    return JsonResponse({"items": items})
+
+
+@require_GET
+@workspace_view
+def canned_reply(request, number: int, reply_id: int):
+    """One reply's text filled in for this conversation and this member; nothing is sent."""
+    conversation = _conversation(request, number)
+    reply = canned.get_visible(request.membership, reply_id)
+    text, unknown = canned.render(reply, conversation, request.membership)
+    return JsonResponse({"text": text, "unknown_variables": unknown})

@@ -631,3 +631,47 @@ class TokenForm(forms.Form):
         required=False,
         help_text=_("What the token is for, e.g. “Webshop integration”."),
     )
+
+
+# -- Canned replies ---------------------------------------------------------------------------
+class CannedReplyForm(forms.Form):
+    """A canned reply's fields; the service (loket.automation.canned) checks them again and has
+    the last word on clashes and permissions. ``shared`` is offered to admins only."""
+
+    shortcut = forms.CharField(
+        label=_("Shortcut"),
+        max_length=33,  # a leading "/" is allowed and dropped
+        help_text=_("Type “/” and this in the composer. Letters, digits, “-” and “_”."),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    title = forms.CharField(label=_("Title"), max_length=200)
+    language = forms.CharField(
+        label=_("Language"),
+        max_length=10,
+        required=False,
+        help_text=_("A code such as “en” or “nl”; empty for any language."),
+        widget=forms.TextInput(attrs={"list": "canned-languages", "autocomplete": "off"}),
+    )
+    body = forms.CharField(
+        label=_("Text"),
+        max_length=10_000,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text=_(
+            "Variables: {{contact.first_name}}, {{contact.name}}, {{contact.email}}, "
+            "{{contact.phone}}, {{agent.name}}, {{agent.first_name}}, {{conversation.number}}, "
+            "{{conversation.subject}}, {{workspace.name}}, {{contact.attributes.key}}, "
+            "{{conversation.custom.key}}. A default after “|” is used when a value is missing: "
+            "{{contact.first_name|there}}."
+        ),
+    )
+    shared = forms.BooleanField(
+        label=_("Shared with the whole workspace"),
+        required=False,
+        help_text=_("Unticked: a personal reply only you see and use."),
+    )
+
+    def __init__(self, *args, may_share: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not may_share:
+            del self.fields["shared"]

@@ -26,4 +26,11 @@ urlpatterns = [
     ),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke/", views.token_revoke, name="token-revoke"),
+    path("canned-replies/", views.canned_replies, name="canned-replies"),
+    path("canned-replies/<int:reply_id>/", views.canned_reply_edit, name="canned-reply-edit"),
+    path(
+        "canned-replies/<int:reply_id>/delete/",
+        views.canned_reply_delete,
+        name="canned-reply-delete",
+    ),
 ]

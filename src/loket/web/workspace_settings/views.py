@@ -1,6 +1,7 @@
 """Settings pages for a workspace's owners and admins: ``/w/<slug>/settings/…``.
 
-Every view is admin-only; rows are looked up within the current workspace (another
+Every view is admin-only (except the canned replies pages, where every member manages their
+personal replies); rows are looked up within the current workspace (another
 workspace's id is a 404). Forms post and redirect, except where a secret is shown once: that
 answer is rendered straight away and never cached, so the secret is stored nowhere.
 """
@@ -11,6 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -18,6 +20,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from loket.automation import canned
 from loket.connectors.base import InvalidConfig
 from loket.connectors.registry import REGISTRY, get_connector, webhook_url
 from loket.inbox.models import MessageTemplate
@@ -48,6 +51,7 @@ from loket.web.workspace_settings.forms import (
     AVAILABILITY_LABELS,
     ROLE_LABELS,
     ApiChannelForm,
+    CannedReplyForm,
     ChannelForm,
     ConnectorChannelForm,
     EmailChannelForm,
@@ -569,3 +573,125 @@ def token_revoke(request, token_id: int):
     revoke_api_token(token)
     messages.success(request, _("Token %(prefix)s… revoked.") % {"prefix": token.prefix})
     return redirect("wsettings:tokens", request.workspace.slug)
+
+
+# -- Canned replies (every member: the shared ones, and their own personal ones) -------------
+CANNED_LANGUAGES = ("en", "nl", "de", "fr", "es", "it", "pt")
+
+
+def _canned_page(request, *, form=None, status=200):
+    member = request.membership
+    query = request.GET.get("q", "").strip()
+    rows = [
+        {"reply": reply, "may_manage": canned.may_manage(member, reply)}
+        for reply in canned.visible(member, query=query)
+    ]
+    return _render(
+        request,
+        "canned_replies.html",
+        {
+            "rows": rows,
+            "query": query,
+            "form": form or CannedReplyForm(may_share=member.is_admin),
+            "layout": _canned_layout(member),
+            "languages": CANNED_LANGUAGES,
+        },
+        status=status,
+    )
+
+
+def _canned_layout(member) -> str:
+    """Admins see the page among the other settings; other members, whose only settings page
+    this is, without the admin pages' navigation."""
+    if member.is_admin:
+        return TEMPLATES + "base.html"
+    return TEMPLATES + "member_base.html"
+
+
+def _canned_form_error(form, exc: canned.InvalidCannedReply) -> None:
+    form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+
+
+@workspace_view
+@require_http_methods(["GET", "POST"])
+def canned_replies(request):
+    member = request.membership
+    if request.method != "POST":
+        return _canned_page(request)
+    form = CannedReplyForm(request.POST, may_share=member.is_admin)
+    if form.is_valid():
+        try:
+            reply = canned.create_canned_reply(member, **form.cleaned_data)
+        except canned.InvalidCannedReply as exc:
+            _canned_form_error(form, exc)
+        except NotAllowed as exc:
+            raise PermissionDenied(str(exc)) from exc
+        else:
+            messages.success(
+                request, _("Canned reply /%(shortcut)s created.") % {"shortcut": reply.shortcut}
+            )
+            return redirect("wsettings:canned-replies", request.workspace.slug)
+    return _canned_page(request, form=form, status=400)
+
+
+def _manageable_reply(request, reply_id: int):
+    """The reply when the member may change it: 404 when they may not even see it, 403 when
+    they see it but it is not theirs to change (a shared one, for a non-admin)."""
+    reply = canned.get_visible(request.membership, reply_id)
+    if not canned.may_manage(request.membership, reply):
+        raise PermissionDenied(_("Only owners and admins can manage shared canned replies."))
+    return reply
+
+
+@workspace_view
+@require_http_methods(["GET", "POST"])
+def canned_reply_edit(request, reply_id: int):
+    member = request.membership
+    reply = _manageable_reply(request, reply_id)
+    if request.method == "POST":
+        form = CannedReplyForm(request.POST, may_share=member.is_admin)
+        if form.is_valid():
+            try:
+                canned.update_canned_reply(reply, actor=member, **form.cleaned_data)
+            except canned.InvalidCannedReply as exc:
+                _canned_form_error(form, exc)
+            except NotAllowed as exc:
+                raise PermissionDenied(str(exc)) from exc
+            else:
+                messages.success(
+                    request,
+                    _("Canned reply /%(shortcut)s saved.") % {"shortcut": reply.shortcut},
+                )
+                return redirect("wsettings:canned-replies", request.workspace.slug)
+    else:
+        form = CannedReplyForm(
+            may_share=member.is_admin,
+            initial={
+                "shortcut": reply.shortcut,
+                "title": reply.title,
+                "language": reply.language,
+                "body": reply.body,
+                "shared": reply.owner_id is None,
+            },
+        )
+    return _render(
+        request,
+        "canned_reply_edit.html",
+        {
+            "reply": reply,
+            "form": form,
+            "layout": _canned_layout(member),
+            "languages": CANNED_LANGUAGES,
+        },
+        status=400 if form.is_bound else 200,
+    )
+
+
+@workspace_view
+@require_POST
+def canned_reply_delete(request, reply_id: int):
+    reply = _manageable_reply(request, reply_id)
+    shortcut = reply.shortcut
+    canned.delete_canned_reply(reply, actor=request.membership)
+    messages.success(request, _("Canned reply /%(shortcut)s deleted.") % {"shortcut": shortcut})
+    return redirect("wsettings:canned-replies", request.workspace.slug)

@@ -270,6 +270,13 @@
       fileNames: "",
       mentions: [],
       mentionIndex: 0,
+      // Canned replies: "/" at the start of a word in a reply; the list loads on first use.
+      canned: [],
+      cannedIndex: 0,
+      cannedAll: null,
+      cannedLoading: null,
+      cannedStart: -1,
+      cannedNote: "",
       members: [],
       seen: 0, // the newest message the agent had seen when they started writing
       typingSentAt: 0,
@@ -346,6 +353,7 @@
         this.status = "";
         this.saveDraft();
         this.findMention();
+        this.findCanned();
       },
       findMention() {
         const area = this.$refs.text;
@@ -367,7 +375,77 @@
         area.focus();
         this.saveDraft();
       },
+      findCanned() {
+        const area = this.$refs.text;
+        if (this.cannedNote && !area.value.includes("{{")) this.cannedNote = "";
+        const before = area.value.slice(0, area.selectionStart);
+        const match = this.mode === "reply" && before.match(/(?:^|\s)\/([A-Za-z0-9_-]{0,32})$/);
+        if (!match) { this.canned = []; return; }
+        if (this.cannedAll === null) { this.loadCanned().then(() => this.findCanned()); return; }
+        const query = match[1].toLowerCase();
+        this.cannedStart = before.length - match[1].length - 1;
+        // Shortcuts starting with what was typed first, then shortcuts and titles containing it;
+        // within each, the server's order (the conversation's language first).
+        const starts = [];
+        const contains = [];
+        for (const reply of this.cannedAll) {
+          if (reply.shortcut.startsWith(query)) starts.push(reply);
+          else if (reply.shortcut.includes(query) || reply.title.toLowerCase().includes(query)) contains.push(reply);
+        }
+        this.canned = starts.concat(contains).slice(0, 8);
+        this.cannedIndex = 0;
+      },
+      loadCanned() {
+        if (!this.cannedLoading) {
+          this.cannedLoading = fetch(this.$refs.cannedMenu.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+            .then((response) => (response.ok ? response.json() : { items: [] }))
+            .then((data) => { this.cannedAll = data.items || []; })
+            .catch(() => { this.cannedAll = []; }) // offline: no menu until the pane reloads
+            .finally(() => { this.cannedLoading = null; });
+        }
+        return this.cannedLoading;
+      },
+      async pickCanned(reply) {
+        const area = this.$refs.text;
+        const menu = this.$refs.cannedMenu;
+        const start = this.cannedStart;
+        const end = area.selectionStart;
+        const typed = area.value.slice(start, end);
+        this.canned = [];
+        let data;
+        try {
+          const response = await fetch(reply.url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+          if (!response.ok) throw new Error(String(response.status));
+          data = await response.json();
+        } catch (_) {
+          this.cannedNote = menu.dataset.textFailed;
+          return;
+        }
+        // Replace the "/shortcut" typed, unless the text changed meanwhile: then insert at the caret.
+        let from = start;
+        let to = end;
+        if (start < 0 || area.value.slice(start, end) !== typed || !typed.startsWith("/")) from = to = area.selectionStart;
+        // Set as text: whatever the reply or a contact's details contain stays plain text.
+        area.value = area.value.slice(0, from) + data.text + area.value.slice(to);
+        area.selectionStart = area.selectionEnd = from + data.text.length;
+        area.focus();
+        const unknown = data.unknown_variables || [];
+        this.cannedNote = unknown.length
+          ? menu.dataset.textUnknown.replace("%s", unknown.map((name) => `{{${name}}}`).join(", "))
+          : "";
+        this.changed();
+      },
       keydown(event) {
+        if (this.canned.length && this.mode === "reply") {
+          if (event.key === "ArrowDown") { event.preventDefault(); this.cannedIndex = (this.cannedIndex + 1) % this.canned.length; return; }
+          if (event.key === "ArrowUp") { event.preventDefault(); this.cannedIndex = (this.cannedIndex + this.canned.length - 1) % this.canned.length; return; }
+          if ((event.key === "Enter" && !event.ctrlKey && !event.metaKey) || event.key === "Tab") {
+            event.preventDefault();
+            this.pickCanned(this.canned[this.cannedIndex]);
+            return;
+          }
+          if (event.key === "Escape") { event.preventDefault(); this.canned = []; return; }
+        }
         if (this.mentions.length) {
           if (event.key === "ArrowDown") { event.preventDefault(); this.mentionIndex = (this.mentionIndex + 1) % this.mentions.length; return; }
           if (event.key === "ArrowUp") { event.preventDefault(); this.mentionIndex = (this.mentionIndex + this.mentions.length - 1) % this.mentions.length; return; }
@@ -411,6 +489,7 @@
           this.$refs.text.value = "";
           this.$refs.files.value = "";
           this.fileNames = "";
+          this.cannedNote = "";
           this.alert("");
           this.seen = lastId();
           this.status = this.mode === "note" ? text("Note added") : text("Sent");

@@ -1,0 +1,1 @@
+"""Automation: canned replies, auto-assignment, and (to come) rules, macros and SLA policies."""
