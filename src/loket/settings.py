@@ -185,6 +185,7 @@ LOKET_WORKER_STALE_SECONDS = env_float("LOKET_WORKER_STALE_SECONDS", 60.0)
 LOKET_EVENT_SUBSCRIBERS = [
     "loket.realtime.publish.on_event",
     "loket.connectors.livechat.delivery.on_event",  # e.g. the rating prompt after resolve
+    "loket.automation.assignment.on_event",  # auto-assignment of new and reopened conversations
 ]
 
 # --- Auth -------------------------------------------------------------------------------------

@@ -114,6 +114,12 @@ class Membership(WorkspaceScoped):
     )
     # How many open conversations the auto-assigner may give this member at once.
     capacity = models.PositiveIntegerField(default=10)
+    # Optional limits per kind of work within that total, e.g. {"chat": 5, "email": 10}
+    # (loket.automation.assignment says which channel kinds count as which).
+    capacities = models.JSONField(default=dict, blank=True)
+    # When the auto-assigner last gave this member a conversation (workload balancing: of
+    # members with equal free capacity, whoever waited longest goes first).
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
     # Added under this member's email replies (above the channel's signature).
     email_signature = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -135,9 +141,25 @@ class Membership(WorkspaceScoped):
         return self.user.get_full_name()
 
 
+class AutoAssign(models.TextChoices):
+    OFF = "off", _("Off")
+    ROUND_ROBIN = "round_robin", _("Round robin")
+    BALANCED = "balanced", _("Workload balancing")
+
+
 class Team(WorkspaceScoped):
     name = models.CharField(max_length=100)
     members = models.ManyToManyField(Membership, related_name="teams", blank=True)
+    # How the team's new conversations get an assignee (loket.automation.assignment).
+    auto_assign = models.CharField(
+        max_length=16, choices=AutoAssign.choices, default=AutoAssign.OFF
+    )
+    # Round robin: who got the last one.
+    last_assigned = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # When a member goes offline, their open conversations go back to the assigner.
+    reassign_when_offline = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -14,7 +14,7 @@ from django.utils.translation import pgettext_lazy
 from loket.connectors.email.connector import SECRET_KEYS as EMAIL_SECRET_KEYS
 from loket.inbox.services.labels import COLOR_PATTERN, NAME_MAX_LENGTH
 from loket.tenancy import hours
-from loket.tenancy.models import Availability, Membership, Role, Team, Workspace
+from loket.tenancy.models import AutoAssign, Availability, Membership, Role, Team, Workspace
 from loket.tenancy.services import (
     MAX_ATTACHMENT_MB,
     MAX_TWO_FACTOR_GRACE_DAYS,
@@ -144,6 +144,22 @@ class MemberForm(forms.Form):
         max_value=MAX_CAPACITY,
         help_text=_("How many open conversations automatic assignment may give this member."),
     )
+    # Optional limits per kind of work within the capacity (loket.automation.assignment).
+    capacity_chat = forms.IntegerField(
+        label=_("Chats at most"), min_value=0, max_value=MAX_CAPACITY, required=False
+    )
+    capacity_email = forms.IntegerField(
+        label=_("Emails at most"), min_value=0, max_value=MAX_CAPACITY, required=False
+    )
+
+    def pop_capacities(self) -> dict | None:
+        """The per-kind limits, taken out of ``cleaned_data`` (empty: no limit of its own);
+        None when the form did not carry them (they stay as they are)."""
+        keys = ("chat", "email")
+        values = {kind: self.cleaned_data.pop(f"capacity_{kind}", None) for kind in keys}
+        if not any(f"capacity_{kind}" in self.data for kind in keys):
+            return None
+        return {kind: value for kind, value in values.items() if value is not None}
 
 
 class MemberChoiceField(forms.ModelMultipleChoiceField):
@@ -160,6 +176,19 @@ class TeamForm(forms.Form):
         queryset=Membership.objects.none(),
         required=False,
         widget=forms.CheckboxSelectMultiple,
+    )
+    # Left out of a post: the team's mode stays as it is.
+    auto_assign = forms.ChoiceField(
+        label=_("Automatic assignment"),
+        choices=AutoAssign.choices,
+        required=False,
+        help_text=_(
+            "New and reopened conversations of this team go to an online member with room: in "
+            "turn (round robin) or to whoever has the most room (workload balancing)."
+        ),
+    )
+    reassign_when_offline = forms.BooleanField(
+        label=_("Reassign a member's open conversations when they go offline"), required=False
     )
 
     def __init__(self, workspace: Workspace, *args, team: Team | None = None, **kwargs):

@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from loket.automation import canned
+from loket.automation.assignment import configure_team, set_capacities
 from loket.connectors.base import InvalidConfig
 from loket.connectors.registry import REGISTRY, get_connector, webhook_url
 from loket.inbox.models import MessageTemplate
@@ -147,8 +148,11 @@ def member_update(request, member_id: int):
             % {"name": name, "errors": _form_errors(form)},
         )
         return redirect("wsettings:members", request.workspace.slug)
+    capacities = form.pop_capacities()
     try:
         change_member(member, actor=request.membership, **form.cleaned_data)
+        if capacities is not None:
+            set_capacities(member, capacities, actor=request.membership)
     except NotAllowed as exc:
         messages.error(
             request, _("%(name)s was not changed: %(reason)s") % {"name": name, "reason": exc}
@@ -189,6 +193,7 @@ def teams(request):
     form = TeamForm(workspace, request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         team = create_team(workspace, form.cleaned_data["name"], list(form.cleaned_data["members"]))
+        _configure_assignment(team, form)
         messages.success(request, _("Team “%(name)s” created.") % {"name": team.name})
         return redirect("wsettings:teams", workspace.slug)
     return _render(
@@ -208,11 +213,19 @@ def team_edit(request, team_id: int):
         form = TeamForm(workspace, request.POST, team=team)
         if form.is_valid():
             update_team(team, name=form.cleaned_data["name"], members=form.cleaned_data["members"])
+            _configure_assignment(team, form)
             messages.success(request, _("Team “%(name)s” saved.") % {"name": team.name})
             return redirect("wsettings:teams", workspace.slug)
     else:
         form = TeamForm(
-            workspace, team=team, initial={"name": team.name, "members": team.members.all()}
+            workspace,
+            team=team,
+            initial={
+                "name": team.name,
+                "members": team.members.all(),
+                "auto_assign": team.auto_assign,
+                "reassign_when_offline": team.reassign_when_offline,
+            },
         )
     return _render(
         request,
@@ -220,6 +233,16 @@ def team_edit(request, team_id: int):
         {"team": team, "form": form},
         status=400 if form.is_bound else 200,
     )
+
+
+def _configure_assignment(team, form) -> None:
+    # A post without the mode (an older form, a script) leaves the team's assignment as it is.
+    if form.cleaned_data.get("auto_assign"):
+        configure_team(
+            team,
+            auto_assign=form.cleaned_data["auto_assign"],
+            reassign_when_offline=form.cleaned_data["reassign_when_offline"],
+        )
 
 
 @workspace_view(admin=True)

@@ -1,0 +1,455 @@
+"""Auto-assignment: a team's unassigned open conversations go to its online members, by round
+robin or by workload balancing, never above a member's capacity.
+
+**Which conversations.** Open, unassigned conversations of a team whose ``auto_assign`` is not
+``off``: when one is created (``conversation.created``; the channel's default team is set at
+creation), reopened or moved to such a team (``conversation.updated``), and every 30 seconds the
+team's waiting ones, oldest first, while someone has room (agents coming online or finishing work).
+When a member goes offline (``set_availability``), their open conversations of teams with
+``reassign_when_offline`` are unassigned and handed out again.
+
+**Who.** Members of the team whose availability is *online* (away and offline are skipped) and
+who are under capacity. A member's load is the conversations assigned to them that are *open* or
+*pending*, in every channel and team of the workspace (snoozed, resolved and closed ones do not
+count). ``Membership.capacity`` caps the total; ``Membership.capacities`` optionally caps a kind
+of work: ``"email"`` counts conversations of email channels, ``"chat"`` those of every other
+channel kind (live chat, WhatsApp, Messenger, Instagram, Telegram, SMS, API); see ``work_kind``.
+So ``{"chat": 5, "email": 10}`` with capacity 12 allows 5 chats and 10 emails but 12 in all, and
+a member full on chats still gets emails.
+
+- *Round robin*: the next eligible member after ``team.last_assigned`` in membership id order,
+  wrapping around.
+- *Workload balancing*: the eligible member with the most free capacity (the smaller of total
+  room and room for the conversation's kind); on a tie the one who has waited longest since the
+  auto-assigner last gave them a conversation (never: first), then the lowest id.
+
+**Fair under concurrency.** Each decision and its assignment run in one transaction that locks the
+team row, then the team's online members (in id order, so two teams sharing members cannot
+deadlock), then the conversation, and counts the loads only after those locks: a concurrent
+assignment to any of these members has committed before the count or waits for this one. The
+team and member locks are ``FOR NO KEY UPDATE``, so ingest inserting conversations that point at
+the team (a key-share lock) never waits for an assignment. On SQLite write transactions are
+serialised anyway (``BEGIN IMMEDIATE`` and one writer per process).
+
+The assignment goes through ``update_conversation`` (activity line, ``conversation.updated``) with
+the system as the actor; the activity line's data carries ``"via": "auto_assign"`` so the timeline
+can say it was the auto-assigner.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from loket import events
+from loket.inbox.models import (
+    AuthorType,
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageKind,
+)
+from loket.inbox.services.conversations import update_conversation
+from loket.jobs.policy import job
+from loket.tenancy.models import AutoAssign, Availability, Membership, Team
+from loket.tenancy.services import ADMIN_ROLES, NotAllowed
+
+log = logging.getLogger(__name__)
+
+CHAT = "chat"
+EMAIL = "email"
+WORK_KINDS = (CHAT, EMAIL)
+# Conversations that occupy a member (a pending one may come back any moment).
+COUNTED_STATUSES = (ConversationStatus.OPEN, ConversationStatus.PENDING)
+VIA = "auto_assign"
+# Waiting conversations looked at per team and run of the periodic job.
+BATCH = 200
+
+
+def work_kind(channel_kind: str) -> str:
+    """The kind of work a channel's conversations count as: email channels are "email", every
+    other kind (live chat, messaging apps, SMS, API) is "chat"."""
+    return EMAIL if channel_kind == "email" else CHAT
+
+
+# -- Choosing ---------------------------------------------------------------------------------
+def _limit(member: Membership, kind: str) -> int | None:
+    value = (member.capacities or {}).get(kind)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None  # not set (or unreadable): only the total capacity applies
+    return max(value, 0)
+
+
+@dataclass(frozen=True)
+class Load:
+    member: Membership
+    kind: str
+    total: int
+    of_kind: int
+
+    @property
+    def free(self) -> int:
+        room = self.member.capacity - self.total
+        limit = _limit(self.member, self.kind)
+        return room if limit is None else min(room, limit - self.of_kind)
+
+
+def loads(workspace_id: int, member_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per member: open + pending conversations assigned to them, by kind of work."""
+    counted: dict[int, dict[str, int]] = {pk: defaultdict(int) for pk in member_ids}
+    rows = (
+        Conversation.objects.filter(
+            workspace_id=workspace_id,
+            assignee_id__in=member_ids,
+            status__in=COUNTED_STATUSES,
+        )
+        .values_list("assignee_id", "channel__kind")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for member_id, channel_kind, n in rows:
+        counted[member_id][work_kind(channel_kind)] += n
+    return counted
+
+
+def eligible(members: list[Membership], kind: str) -> list[Load]:
+    """The given (online) members with room for one more conversation of this kind, in id
+    order, with their loads."""
+    if not members:
+        return []
+    counted = loads(members[0].workspace_id, [m.pk for m in members])
+    found = []
+    for member in sorted(members, key=lambda m: m.pk):
+        by_kind = counted[member.pk]
+        load = Load(member, kind, sum(by_kind.values()), by_kind[kind])
+        if load.free > 0:
+            found.append(load)
+    return found
+
+
+def choose(team: Team, candidates: list[Load]) -> Membership | None:
+    """The member the team's policy picks among eligible candidates (in id order)."""
+    if not candidates:
+        return None
+    if team.auto_assign == AutoAssign.ROUND_ROBIN:
+        last = team.last_assigned_id or 0
+        after = [c for c in candidates if c.member.pk > last]
+        return (after or candidates)[0].member
+
+    def rank(candidate: Load):
+        waited_since = candidate.member.last_assigned_at
+        # Most free first; then never assigned, then assigned longest ago; then lowest id.
+        return (
+            -candidate.free,
+            waited_since is not None,
+            waited_since or timezone.now(),
+            candidate.member.pk,
+        )
+
+    return min(candidates, key=rank).member
+
+
+# -- Assigning --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outcome:
+    # assigned | full (no online member with room) | skipped (not a conversation to assign)
+    result: str
+    assignee: Membership | None = None
+
+
+_SKIPPED = Outcome("skipped")
+
+
+def _lock_team(team_id: int, workspace_id: int) -> Team | None:
+    return (
+        Team.objects.select_for_update(no_key=True)
+        .filter(pk=team_id, workspace_id=workspace_id)
+        .exclude(auto_assign=AutoAssign.OFF)
+        .first()
+    )
+
+
+def _lock_online_members(team: Team) -> list[Membership]:
+    return list(
+        Membership.objects.select_for_update(of=("self",), no_key=True)
+        .filter(workspace_id=team.workspace_id, teams=team, availability=Availability.ONLINE)
+        .select_related("user")
+        .order_by("pk")
+    )
+
+
+def auto_assign(conversation_id: int) -> Outcome:
+    """Assign this conversation if it is open, unassigned and in an auto-assigning team, to the
+    member the team's policy picks among those with room. One transaction (see the module)."""
+    with transaction.atomic():
+        head = (
+            Conversation.objects.filter(pk=conversation_id)
+            .values("workspace_id", "team_id")
+            .first()
+        )
+        if head is None or head["team_id"] is None:
+            return _SKIPPED
+        team = _lock_team(head["team_id"], head["workspace_id"])
+        if team is None:
+            return _SKIPPED
+        members = _lock_online_members(team)
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",))
+            .select_related("channel")
+            .filter(
+                pk=conversation_id,
+                team=team,
+                assignee__isnull=True,
+                status=ConversationStatus.OPEN,
+                merged_into__isnull=True,
+            )
+            .first()
+        )
+        if conversation is None:
+            return _SKIPPED
+        kind = work_kind(conversation.channel.kind)
+        chosen = choose(team, eligible(members, kind))
+        if chosen is None:
+            return Outcome("full")
+        _assign(conversation, team, chosen)
+        return Outcome("assigned", chosen)
+
+
+def _assign(conversation: Conversation, team: Team, member: Membership) -> None:
+    update_conversation(conversation, actor=None, assignee=member)
+    _mark_activity(conversation, "assigned", member)
+    Team.objects.filter(pk=team.pk).update(last_assigned=member)
+    team.last_assigned = member
+    now = timezone.now()
+    Membership.objects.filter(pk=member.pk).update(last_assigned_at=now)
+    member.last_assigned_at = now
+
+
+def _mark_activity(
+    conversation: Conversation, action: str, member: Membership, **extra: object
+) -> None:
+    """Mark the activity line update_conversation just wrote (system-authored, this action) as
+    the auto-assigner's, so the timeline can say so."""
+    data = {
+        "action": action,
+        "assignee_id": member.pk if action == "assigned" else None,
+        "assignee_name": member.display_name if action == "assigned" else "",
+        "via": VIA,
+        **extra,
+    }
+    latest = (
+        Message.objects.filter(
+            conversation_id=conversation.pk,
+            kind=MessageKind.ACTIVITY,
+            author_type=AuthorType.SYSTEM,
+            data__action=action,
+        )
+        .order_by("-created_at", "-pk")
+        .values("pk")[:1]
+    )
+    Message.objects.filter(pk__in=latest).update(data=data)
+
+
+def assign_waiting(*, team_ids: list[int] | None = None, batch: int = BATCH) -> int:
+    """Assign teams' unassigned open conversations, oldest first, while members have room
+    (the periodic job; also run when a member comes online). Returns how many were assigned."""
+    teams = Team.objects.exclude(auto_assign=AutoAssign.OFF).order_by("pk")
+    if team_ids is not None:
+        teams = teams.filter(pk__in=team_ids)
+    assigned = 0
+    for team in teams:
+        if not team.members.filter(availability=Availability.ONLINE).exists():
+            continue
+        waiting = (
+            Conversation.objects.filter(
+                workspace_id=team.workspace_id,
+                team=team,
+                status=ConversationStatus.OPEN,
+                assignee__isnull=True,
+                merged_into__isnull=True,
+            )
+            .order_by("created_at", "pk")
+            .values_list("pk", "channel__kind")[:batch]
+        )
+        full: set[str] = set()
+        for pk, channel_kind in list(waiting):
+            kind = work_kind(channel_kind)
+            if kind in full:
+                continue
+            outcome = auto_assign(pk)
+            if outcome.result == "assigned":
+                assigned += 1
+            elif outcome.result == "full":
+                full.add(kind)
+                if len(full) == len(WORK_KINDS):
+                    break
+    return assigned
+
+
+@job(every_seconds=30)
+def assign_waiting_conversations() -> int:
+    return assign_waiting()
+
+
+# -- Availability -----------------------------------------------------------------------------
+def set_availability(membership: Membership, availability: str) -> Membership:
+    """Set a member's availability (online / away / offline). Going offline hands their open
+    conversations of teams with ``reassign_when_offline`` back to the assigner; coming online
+    lets their teams' waiting conversations be assigned straight away."""
+    if availability not in Availability.values:
+        raise ValueError(f"unknown availability {availability!r}")
+    with transaction.atomic():
+        previous = (
+            Membership.objects.select_for_update()
+            .filter(pk=membership.pk)
+            .values_list("availability", flat=True)
+            .get()
+        )
+        if previous != availability:
+            Membership.objects.filter(pk=membership.pk).update(availability=availability)
+    membership.availability = availability
+    if previous == availability:
+        return membership
+    if availability == Availability.OFFLINE:
+        reassign_from(membership)
+    elif availability == Availability.ONLINE:
+        team_ids = list(
+            Team.objects.filter(workspace_id=membership.workspace_id, members=membership)
+            .exclude(auto_assign=AutoAssign.OFF)
+            .values_list("pk", flat=True)
+        )
+        if team_ids:
+            assign_waiting(team_ids=team_ids)
+    return membership
+
+
+def reassign_from(membership: Membership) -> int:
+    """Unassign an offline member's open conversations of teams that reassign when a member
+    goes offline, and assign each again (to someone with room, or later by the periodic job).
+    Returns how many were unassigned."""
+    teams = Team.objects.filter(
+        workspace_id=membership.workspace_id, members=membership, reassign_when_offline=True
+    ).exclude(auto_assign=AutoAssign.OFF)
+    pks = list(
+        Conversation.objects.filter(
+            workspace_id=membership.workspace_id,
+            assignee=membership,
+            team__in=teams,
+            status=ConversationStatus.OPEN,
+        )
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    released = 0
+    for pk in pks:
+        with transaction.atomic():
+            # Still theirs, still open, and they are still offline, once locked.
+            conversation = (
+                Conversation.objects.select_for_update(of=("self",))
+                .filter(
+                    pk=pk,
+                    assignee=membership,
+                    status=ConversationStatus.OPEN,
+                    assignee__availability=Availability.OFFLINE,
+                )
+                .first()
+            )
+            if conversation is None:
+                continue
+            update_conversation(conversation, actor=None, assignee=None)
+            _mark_activity(
+                conversation,
+                "unassigned",
+                membership,
+                reason="offline",
+                previous_id=membership.pk,
+                previous_name=membership.display_name,
+            )
+        released += 1
+        auto_assign(pk)
+    return released
+
+
+# -- Events -----------------------------------------------------------------------------------
+def on_event(event: events.Event) -> None:
+    """Subscriber (settings.LOKET_EVENT_SUBSCRIBERS), called after commit."""
+    if isinstance(event, events.ConversationCreated):
+        conversation_id = event.conversation_id
+    elif isinstance(event, events.ConversationUpdated):
+        changes = event.changes
+        reopened = changes.get("status") == ConversationStatus.OPEN
+        if not (reopened or changes.get("team_id")):
+            return
+        conversation_id = event.conversation_id
+    else:
+        return
+    # One cheap read decides for the many conversations that have nothing to do with it.
+    waiting = (
+        Conversation.objects.filter(
+            pk=conversation_id,
+            workspace_id=event.workspace_id,
+            status=ConversationStatus.OPEN,
+            assignee__isnull=True,
+            team__isnull=False,
+        )
+        .exclude(team__auto_assign=AutoAssign.OFF)
+        .exists()
+    )
+    if waiting:
+        auto_assign(conversation_id)
+
+
+# -- Settings ---------------------------------------------------------------------------------
+def configure_team(
+    team: Team, *, auto_assign: str | None = None, reassign_when_offline: bool | None = None
+) -> Team:
+    """Set how a team's conversations are assigned. Switching it on assigns its waiting
+    conversations straight away."""
+    fields = []
+    if auto_assign is not None:
+        if auto_assign not in AutoAssign.values:
+            raise ValueError(f"unknown auto-assign mode {auto_assign!r}")
+        if auto_assign != team.auto_assign:
+            team.auto_assign = auto_assign
+            fields.append("auto_assign")
+    if reassign_when_offline is not None and reassign_when_offline != team.reassign_when_offline:
+        team.reassign_when_offline = reassign_when_offline
+        fields.append("reassign_when_offline")
+    if fields:
+        team.save(update_fields=fields)
+        if "auto_assign" in fields and team.auto_assign != AutoAssign.OFF:
+            assign_waiting(team_ids=[team.pk])
+    return team
+
+
+def clean_capacities(capacities: dict) -> dict[str, int]:
+    """Only known kinds of work with whole, non-negative numbers; anything else is an error."""
+    cleaned = {}
+    for kind, value in (capacities or {}).items():
+        if kind not in WORK_KINDS:
+            raise ValueError(f"unknown kind of work {kind!r}")
+        if value is None:
+            continue  # no limit of its own
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"capacity for {kind} must be a whole number, 0 or more")
+        cleaned[kind] = value
+    return cleaned
+
+
+def set_capacities(membership: Membership, capacities: dict, *, actor: Membership) -> Membership:
+    """Set a member's limits per kind of work (e.g. ``{"chat": 5, "email": 10}``; a kind left
+    out or None: only the total capacity applies). Owners and admins only."""
+    if actor.workspace_id != membership.workspace_id:
+        raise NotAllowed(gettext("That member belongs to another workspace."))
+    if actor.role not in ADMIN_ROLES:
+        raise NotAllowed(gettext("Only owners and admins can manage members."))
+    cleaned = clean_capacities(capacities)
+    Membership.objects.filter(pk=membership.pk).update(capacities=cleaned)
+    membership.capacities = cleaned
+    return membership
