@@ -31,6 +31,8 @@ class ChannelOut(Schema):
     is_active: bool
     default_team_id: int | None
     capabilities: dict[str, Any]
+    # Hours of its own ({"hours", "holidays", "time_zone"}); null: the workspace's.
+    business_hours: dict[str, Any] | None = None
 
 
 class ChannelCreatedOut(ChannelOut):
@@ -68,6 +70,7 @@ def channel_out(channel: Channel) -> dict[str, Any]:
         "is_active": channel.is_active,
         "default_team_id": channel.default_team_id,
         "capabilities": caps.__dict__,
+        "business_hours": channel.business_hours,
     }
 
 
@@ -138,6 +141,7 @@ class ChannelPatch(Schema):
     name: str | None = None
     config: dict[str, Any] | None = None
     default_team_id: int | None = None
+    business_hours: dict[str, Any] | None = None
 
 
 class ConnectionCheckOut(Schema):
@@ -156,7 +160,7 @@ def _admin(request):
 def update_channel(request, channel_id: int, data: ChannelPatch):
     """Rename, set the default team, or change the provider settings (``config``: only the
     keys given change; a blank secret keeps the stored one)."""
-    from loket.inbox.services.channels import reconfigure_channel
+    from loket.inbox.services.channels import reconfigure_channel, set_channel_hours
     from loket.inbox.services.channels import update_channel as update
 
     member = _admin(request)
@@ -169,6 +173,8 @@ def update_channel(request, channel_id: int, data: ChannelPatch):
             update(channel, name=fields.get("name") or channel.name, default_team=team)
         if data.config is not None:
             reconfigure_channel(channel, REGISTRY[channel.kind], data.config)
+        if "business_hours" in fields:
+            set_channel_hours(channel, data.business_hours)
     except Http404 as exc:
         raise ApiError(400, "invalid", str(exc)) from exc
     except InvalidConfig as exc:

@@ -27,6 +27,9 @@ class Channel(WorkspaceScoped):
     # Credentials and signing secrets, encrypted at rest.
     secrets = EncryptedJSONField(purpose="channel-secrets", blank=True)
     default_team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL)
+    # Hours of its own ({"hours", "holidays", "time_zone"}, see loket.tenancy.hours); None: the
+    # workspace's.
+    business_hours = models.JSONField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -3,8 +3,15 @@
 ``Workspace.business_hours`` maps weekday keys (``mon`` … ``sun``) to lists of ``["HH:MM",
 "HH:MM"]`` ranges (an end of ``24:00`` means midnight); a weekday that is missing or empty is
 closed. An empty mapping means always open (the default: a team that never set hours is never
-"away"). ``Workspace.holidays`` lists ``YYYY-MM-DD`` dates that are closed all day. Used by the
-live-chat widget (online/away) and, later, by SLA clocks and rules.
+"away"). ``Workspace.holidays`` lists ``YYYY-MM-DD`` dates that are closed all day. A channel
+may have hours of its own (``Channel.business_hours``: ``{"hours": {...}, "holidays": [...],
+"time_zone": "..."}``, each key optional, missing ones taken from the workspace), e.g. a phone
+line open shorter than email.
+
+``Schedule`` answers "open at?", "when does it open next?", "what moment is N business minutes
+after this one?" and "how many business minutes lie between these two?", in real elapsed time:
+on a daylight-saving change day an open range from 00:00 to 24:00 lasts 23 or 25 hours. Used by
+the live-chat widget (online/away), SLA clocks and rules.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import datetime as dt
 import itertools
 import re
 import zoneinfo
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from django.utils import timezone
 
@@ -77,20 +86,123 @@ def clean_holidays(value) -> list[str]:
     return sorted(days)
 
 
-def is_open(workspace, at: dt.datetime | None = None) -> bool:
-    """Whether the workspace is within its business hours at ``at`` (now by default)."""
-    schedule = workspace.business_hours or {}
-    if not schedule:
-        return True
+def _zone(name: str) -> dt.tzinfo:
     try:
-        zone = zoneinfo.ZoneInfo(workspace.time_zone or "UTC")
+        return zoneinfo.ZoneInfo(name or "UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        zone = dt.UTC
-    local = (at or timezone.now()).astimezone(zone)
-    if local.date().isoformat() in (workspace.holidays or []):
-        return False
-    minute = local.hour * 60 + local.minute
-    for start, end in schedule.get(WEEKDAYS[local.weekday()]) or []:
-        if _minutes(start) <= minute < _minutes(end):
+        return dt.UTC
+
+
+def clean_channel_hours(value) -> dict | None:
+    """A channel's own hours (None: the workspace's), validated like the workspace's."""
+    if value in (None, {}):
+        return None
+    if not isinstance(value, dict) or set(value) - {"hours", "holidays", "time_zone"}:
+        raise InvalidHours("channel hours take 'hours', 'holidays' and 'time_zone'")
+    out: dict = {}
+    if "hours" in value:
+        out["hours"] = clean_schedule(value["hours"])
+    if "holidays" in value:
+        out["holidays"] = clean_holidays(value["holidays"])
+    if value.get("time_zone"):
+        zone = str(value["time_zone"])
+        if zone not in zoneinfo.available_timezones():
+            raise InvalidHours(f"{zone!r} is not a time zone like Europe/Amsterdam")
+        out["time_zone"] = zone
+    return out or None
+
+
+# How far ahead the arithmetic looks for open time before giving up (a schedule whose every
+# open day is a holiday would otherwise loop for ever).
+_HORIZON_DAYS = 800
+
+
+@dataclass(frozen=True)
+class Schedule:
+    zone: dt.tzinfo
+    week: dict[str, tuple[tuple[int, int], ...]]  # weekday → (start, end) in minutes
+    holidays: frozenset[dt.date]
+
+    @classmethod
+    def of(cls, workspace, channel=None) -> Schedule:
+        own = (getattr(channel, "business_hours", None) or {}) if channel is not None else {}
+        hours = own.get("hours", workspace.business_hours or {})
+        holidays = own.get("holidays", workspace.holidays or [])
+        zone = _zone(own.get("time_zone") or workspace.time_zone)
+        week = {
+            day: tuple((_minutes(start), _minutes(end)) for start, end in hours.get(day) or [])
+            for day in WEEKDAYS
+        }
+        return cls(
+            zone,
+            week if any(week.values()) else {},
+            frozenset(map(dt.date.fromisoformat, holidays)),
+        )
+
+    @property
+    def always_open(self) -> bool:
+        return not self.week
+
+    def _open_on(self, day: dt.date) -> Iterator[tuple[dt.datetime, dt.datetime]]:
+        """The open ranges of one local date, as aware UTC datetimes."""
+        if day in self.holidays:
+            return
+        midnight = dt.datetime.combine(day, dt.time(), tzinfo=self.zone)
+        for start, end in self.week.get(WEEKDAYS[day.weekday()], ()):
+            # Wall-clock arithmetic (what the schedule means), then real time.
+            opens = (midnight + dt.timedelta(minutes=start)).astimezone(dt.UTC)
+            closes = (midnight + dt.timedelta(minutes=end)).astimezone(dt.UTC)
+            if closes > opens:
+                yield opens, closes
+
+    def open_ranges(self, start: dt.datetime) -> Iterator[tuple[dt.datetime, dt.datetime]]:
+        """Open ranges from ``start`` on (the first clipped to it), in order."""
+        day = start.astimezone(self.zone).date() - dt.timedelta(days=1)
+        for offset in range(_HORIZON_DAYS):
+            for opens, closes in self._open_on(day + dt.timedelta(days=offset)):
+                if closes > start:
+                    yield max(opens, start), closes
+
+    def is_open(self, at: dt.datetime | None = None) -> bool:
+        at = at or timezone.now()
+        if self.always_open:
             return True
-    return False
+        first = next(self.open_ranges(at), None)
+        return first is not None and first[0] <= at
+
+    def next_open(self, at: dt.datetime) -> dt.datetime | None:
+        """``at`` itself when open, else when it opens next (None: never, within two years)."""
+        if self.always_open:
+            return at
+        first = next(self.open_ranges(at), None)
+        return first[0] if first else None
+
+    def add(self, start: dt.datetime, minutes: float) -> dt.datetime | None:
+        """The moment ``minutes`` of business time after ``start`` (e.g. an SLA's due time)."""
+        if self.always_open:
+            return start + dt.timedelta(minutes=minutes)
+        left = dt.timedelta(minutes=minutes)
+        for opens, closes in self.open_ranges(start):
+            if closes - opens >= left:
+                return opens + left
+            left -= closes - opens
+        return None
+
+    def minutes_between(self, start: dt.datetime, end: dt.datetime) -> float:
+        """Business minutes from ``start`` to ``end`` (0 when end is not later)."""
+        if end <= start:
+            return 0.0
+        if self.always_open:
+            return (end - start).total_seconds() / 60
+        total = dt.timedelta()
+        for opens, closes in self.open_ranges(start):
+            if opens >= end:
+                break
+            total += min(closes, end) - opens
+        return total.total_seconds() / 60
+
+
+def is_open(workspace, at: dt.datetime | None = None, channel=None) -> bool:
+    """Whether the workspace (or the channel, when it has hours of its own) is within its
+    business hours at ``at`` (now by default)."""
+    return Schedule.of(workspace, channel).is_open(at)

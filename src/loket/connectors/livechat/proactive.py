@@ -133,7 +133,7 @@ def rules_for_widget(channel, language: str) -> list[dict[str, Any]]:
             continue
         if rule.get("business_hours_only"):
             if open_now is None:
-                open_now = hours.is_open(channel.workspace)
+                open_now = hours.is_open(channel.workspace, channel=channel)
             if not open_now:
                 continue
         out.append(

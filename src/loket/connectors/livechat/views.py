@@ -144,7 +144,7 @@ def session(request, channel: Channel):
             "messages": delivery.history(channel, visitor.key),
             "csat": delivery.rating_prompt(channel, visitor.key),
             "status": {
-                "online": hours.is_open(channel.workspace),
+                "online": hours.is_open(channel.workspace, channel=channel),
                 "reply_time": channel.settings.get("reply_time", ""),
             },
         }

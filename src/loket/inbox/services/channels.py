@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from loket.inbox.models import Channel
+from loket.tenancy import hours
 from loket.tenancy.models import Team, Workspace
 
 
@@ -78,4 +79,12 @@ def set_channel_active(channel: Channel, active: bool) -> Channel:
     if channel.is_active != active:
         channel.is_active = active
         channel.save(update_fields=["is_active"])
+    return channel
+
+
+def set_channel_hours(channel: Channel, value: dict[str, Any] | None) -> Channel:
+    """Give the channel business hours of its own (None: the workspace's again). Raises
+    loket.tenancy.hours.InvalidHours saying what to fix."""
+    channel.business_hours = hours.clean_channel_hours(value)
+    channel.save(update_fields=["business_hours"])
     return channel
