@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pytest
 from django_tasks_db.models import DBTaskResult
 
+from loket.automation import canned
+from loket.automation.models import CannedReply
 from loket.connectors.registry import get_connector
 from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Message
 from loket.inbox.services import journal, outbound
@@ -61,6 +63,7 @@ class World:
     conversation: Conversation
     message: Message  # a failed reply, so a leaked retry would visibly change it
     event: InboundEvent  # a failed delivery, so a leaked replay would visibly change it
+    canned_reply: CannedReply  # shared, so every member of the workspace may read it
     marker: str  # text that appears in this workspace's data and nowhere else
 
 
@@ -88,6 +91,13 @@ def build_world(slug: str, marker: str) -> World:
     outbound.mark_failed(reply.pk, "provider said no")
     reply.refresh_from_db()
     outcome = journal.record(channel, b"{not json", {}, content_type="application/json")
+    canned_reply = canned.create_canned_reply(
+        owner,
+        shortcut=marker.lower(),
+        title=f"{marker} canned",
+        body=f"{marker} says hi {{{{contact.first_name}}}}",
+        shared=True,
+    )
     return World(
         workspace=ws,
         owner=owner,
@@ -98,6 +108,7 @@ def build_world(slug: str, marker: str) -> World:
         conversation=conversation,
         message=reply,
         event=InboundEvent.objects.get(pk=outcome.event_id),
+        canned_reply=canned_reply,
         marker=marker,
     )
 

@@ -16,6 +16,7 @@ from django.db.models import Count
 from django_tasks_db.models import DBTaskResult
 
 from loket.api.main import api
+from loket.automation.models import CannedReply
 from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Label, Message
 from loket.tenancy.models import Membership, Team
 from tests import factories
@@ -30,6 +31,7 @@ PATH_OBJECTS = {
     "message_id": "message",
     "channel_id": "channel",
     "event_id": "event",
+    "reply_id": "canned_reply",
 }
 
 # An id referenced in a query string or a JSON body -> the World attribute it points at.
@@ -182,6 +184,11 @@ def snapshot() -> dict:
         ),
         "members": list(Membership.objects.order_by("pk").values_list("pk", "role")),
         "teams": list(Team.objects.order_by("pk").values_list("pk", "workspace_id", "name")),
+        "canned_replies": list(
+            CannedReply.objects.order_by("pk").values_list(
+                "pk", "workspace_id", "owner_id", "shortcut", "title", "language", "body"
+            )
+        ),
         "tasks": DBTaskResult.objects.count(),
     }  # fmt: skip
 

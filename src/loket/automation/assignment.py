@@ -32,7 +32,7 @@ the team (a key-share lock) never waits for an assignment. On SQLite write trans
 serialised anyway (``BEGIN IMMEDIATE`` and one writer per process).
 
 The assignment goes through ``update_conversation`` (activity line, ``conversation.updated``) with
-the system as the actor; the activity line's data carries ``"via": "auto_assign"`` so the timeline
+the system as the actor and ``context={"via": "auto_assign"}`` on its activity line, so the timeline
 can say it was the auto-assigner.
 """
 
@@ -49,11 +49,8 @@ from django.utils.translation import gettext
 
 from loket import events
 from loket.inbox.models import (
-    AuthorType,
     Conversation,
     ConversationStatus,
-    Message,
-    MessageKind,
 )
 from loket.inbox.services.conversations import update_conversation
 from loket.jobs.policy import job
@@ -222,38 +219,12 @@ def auto_assign(conversation_id: int) -> Outcome:
 
 
 def _assign(conversation: Conversation, team: Team, member: Membership) -> None:
-    update_conversation(conversation, actor=None, assignee=member)
-    _mark_activity(conversation, "assigned", member)
+    update_conversation(conversation, actor=None, assignee=member, context={"via": VIA})
     Team.objects.filter(pk=team.pk).update(last_assigned=member)
     team.last_assigned = member
     now = timezone.now()
     Membership.objects.filter(pk=member.pk).update(last_assigned_at=now)
     member.last_assigned_at = now
-
-
-def _mark_activity(
-    conversation: Conversation, action: str, member: Membership, **extra: object
-) -> None:
-    """Mark the activity line update_conversation just wrote (system-authored, this action) as
-    the auto-assigner's, so the timeline can say so."""
-    data = {
-        "action": action,
-        "assignee_id": member.pk if action == "assigned" else None,
-        "assignee_name": member.display_name if action == "assigned" else "",
-        "via": VIA,
-        **extra,
-    }
-    latest = (
-        Message.objects.filter(
-            conversation_id=conversation.pk,
-            kind=MessageKind.ACTIVITY,
-            author_type=AuthorType.SYSTEM,
-            data__action=action,
-        )
-        .order_by("-created_at", "-pk")
-        .values("pk")[:1]
-    )
-    Message.objects.filter(pk__in=latest).update(data=data)
 
 
 def assign_waiting(*, team_ids: list[int] | None = None, batch: int = BATCH) -> int:
@@ -362,14 +333,16 @@ def reassign_from(membership: Membership) -> int:
             )
             if conversation is None:
                 continue
-            update_conversation(conversation, actor=None, assignee=None)
-            _mark_activity(
+            update_conversation(
                 conversation,
-                "unassigned",
-                membership,
-                reason="offline",
-                previous_id=membership.pk,
-                previous_name=membership.display_name,
+                actor=None,
+                assignee=None,
+                context={
+                    "via": VIA,
+                    "reason": "offline",
+                    "previous_id": membership.pk,
+                    "previous_name": membership.display_name,
+                },
             )
         released += 1
         auto_assign(pk)

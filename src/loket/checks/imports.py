@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent
-CORE = ["tenancy", "inbox", "jobs", "events.py", "crypto.py", "http.py", "env.py"]
+CORE = ["tenancy", "inbox", "automation", "jobs", "events.py", "crypto.py", "http.py", "env.py"]
 EDGES = ("api", "web", "realtime", "connectors")
 
 

@@ -120,7 +120,10 @@ def prechat(channel: Channel) -> dict:
     from loket.tenancy import hours
 
     form = channel.settings.get("prechat") or {"enabled": False, "fields": []}
-    if hours.is_open(channel.workspace, channel=channel) or continuity.email_channel(channel) is None:
+    if (
+        hours.is_open(channel.workspace, channel=channel)
+        or continuity.email_channel(channel) is None
+    ):
         return form
     fields = [dict(f) for f in form.get("fields", [])]
     names = {f["name"] for f in fields}

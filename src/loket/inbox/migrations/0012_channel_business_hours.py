@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('inbox', '0011_attachment_source_ref_message_template'),
+        ("inbox", "0011_attachment_source_ref_message_template"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='channel',
-            name='business_hours',
+            model_name="channel",
+            name="business_hours",
             field=models.JSONField(blank=True, null=True),
         ),
     ]

@@ -50,7 +50,9 @@ def _actor_for(member: Membership | None) -> Actor:
     return Actor(AuthorType.MEMBER, member.pk) if member else Actor.system()
 
 
-def _activity(conversation: Conversation, actor: Membership | None, action: str, **data) -> None:
+def _activity(
+    conversation: Conversation, actor: Membership | None, context: dict, action: str, **data
+) -> None:
     Message.objects.create(
         workspace_id=conversation.workspace_id,
         conversation=conversation,
@@ -60,7 +62,7 @@ def _activity(conversation: Conversation, actor: Membership | None, action: str,
         author_type=AuthorType.MEMBER if actor else AuthorType.SYSTEM,
         author_member=actor,
         text=action,
-        data={"action": action, **data},
+        data={"action": action, **data, **context},
     )
 
 
@@ -74,9 +76,12 @@ def update_conversation(
     priority: int = _UNSET,
     labels: list[Label] = _UNSET,
     snoozed_until: dt.datetime | None = _UNSET,
+    context: dict | None = None,
 ) -> Conversation:
     """Apply the given changes; arguments left out stay as they are. Related objects must belong
-    to the conversation's workspace (the caller resolved them through a selector)."""
+    to the conversation's workspace (the caller resolved them through a selector). ``context``
+    goes on the activity lines, e.g. ``{"via": "auto_assign"}`` for the timeline to say so."""
+    context = context or {}
     workspace_id = conversation.workspace_id
     for related in (assignee, team):
         if related not in (_UNSET, None) and related.workspace_id != workspace_id:
@@ -105,6 +110,7 @@ def update_conversation(
             _activity(
                 conversation,
                 actor,
+                context,
                 "status_changed",
                 status=status,
                 previous=conversation.status,
@@ -118,25 +124,31 @@ def update_conversation(
         ):
             fields["snoozed_until"] = snoozed_until
             changes["snoozed_until"] = snoozed_until.isoformat() if snoozed_until else None
-            _activity(conversation, actor, "snooze_changed", snoozed_until=changes["snoozed_until"])
+            _activity(
+                conversation,
+                actor,
+                context,
+                "snooze_changed",
+                snoozed_until=changes["snoozed_until"],
+            )
         if (
             assignee is not _UNSET
             and (assignee.pk if assignee else None) != conversation.assignee_id
         ):
             fields["assignee"] = assignee
             changes["assignee_id"] = assignee.pk if assignee else None
-            _activity(conversation, actor, "assigned" if assignee else "unassigned",
+            _activity(conversation, actor, context, "assigned" if assignee else "unassigned",
                       assignee_id=changes["assignee_id"],
                       assignee_name=assignee.display_name if assignee else "")  # fmt: skip
         if team is not _UNSET and (team.pk if team else None) != conversation.team_id:
             fields["team"] = team
             changes["team_id"] = team.pk if team else None
-            _activity(conversation, actor, "team_changed", team_id=changes["team_id"],
+            _activity(conversation, actor, context, "team_changed", team_id=changes["team_id"],
                       team_name=team.name if team else "")  # fmt: skip
         if priority is not _UNSET and priority != conversation.priority:
             fields["priority"] = priority
             changes["priority"] = priority
-            _activity(conversation, actor, "priority_changed", priority=priority)
+            _activity(conversation, actor, context, "priority_changed", priority=priority)
         if fields:
             for name, value in fields.items():
                 setattr(conversation, name, value)
@@ -147,7 +159,7 @@ def update_conversation(
             if current != wanted:
                 conversation.labels.set(labels)
                 changes["labels"] = sorted(label.name for label in labels)
-                _activity(conversation, actor, "labels_changed", labels=changes["labels"])
+                _activity(conversation, actor, context, "labels_changed", labels=changes["labels"])
         if changes:
             events.emit(
                 events.ConversationUpdated(

@@ -5,35 +5,48 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenancy', '0004_business_hours'),
+        ("tenancy", "0004_business_hours"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='membership',
-            name='capacities',
+            model_name="membership",
+            name="capacities",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='membership',
-            name='last_assigned_at',
+            model_name="membership",
+            name="last_assigned_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='team',
-            name='auto_assign',
-            field=models.CharField(choices=[('off', 'Off'), ('round_robin', 'Round robin'), ('balanced', 'Workload balancing')], default='off', max_length=16),
+            model_name="team",
+            name="auto_assign",
+            field=models.CharField(
+                choices=[
+                    ("off", "Off"),
+                    ("round_robin", "Round robin"),
+                    ("balanced", "Workload balancing"),
+                ],
+                default="off",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='team',
-            name='last_assigned',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='tenancy.membership'),
+            model_name="team",
+            name="last_assigned",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="tenancy.membership",
+            ),
         ),
         migrations.AddField(
-            model_name='team',
-            name='reassign_when_offline',
+            model_name="team",
+            name="reassign_when_offline",
             field=models.BooleanField(default=False),
         ),
     ]

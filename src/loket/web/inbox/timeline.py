@@ -104,6 +104,14 @@ def activity_sentence(message: Message, who: str) -> str:
         }
     if action == "snooze_changed":
         return _("%(who)s changed the snooze time") % {"who": who}
+    if action == "assigned" and data.get("via") == "auto_assign":
+        return _("Assigned to %(assignee)s (auto-assign)") % {
+            "assignee": data.get("assignee_name") or _("someone")
+        }
+    if action == "unassigned" and data.get("reason") == "offline":
+        return _("Unassigned: %(name)s went offline (auto-assign)") % {
+            "name": data.get("previous_name") or _("someone")
+        }
     if action == "assigned":
         return _("%(who)s assigned this to %(assignee)s") % {
             "who": who,

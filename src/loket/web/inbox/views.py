@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
-from loket.automation import canned
+from loket.automation import assignment, canned
 from loket.connectors.registry import REGISTRY
 from loket.inbox import listing, selectors
 from loket.inbox.models import (
@@ -906,12 +906,13 @@ def preferences(request):
             "browser_notifications": request.POST.get("browser_notifications") == "1",
         }
         user.save(update_fields=["locale", "preferences"])
-        availability = request.POST.get("availability")
-        if availability in Availability.values:
-            member.availability = availability
         if "email_signature" in request.POST:
             member.email_signature = request.POST["email_signature"].strip()[:2000]
-        member.save(update_fields=["availability", "email_signature"])
+            member.save(update_fields=["email_signature"])
+        availability = request.POST.get("availability")
+        if availability in Availability.values and availability != member.availability:
+            # Going offline may hand open conversations back to the auto-assigner.
+            assignment.set_availability(member, availability)
         upload = request.FILES.get("photo")
         if upload is not None or request.POST.get("remove_photo"):
             from loket.tenancy import photos
