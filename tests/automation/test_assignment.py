@@ -453,3 +453,35 @@ def test_configure_team_refuses_unknown_modes(workspace):
     with pytest.raises(ValueError):
         configure_team(team, auto_assign="random")
     assert Team.objects.get(pk=team.pk).auto_assign == AutoAssign.OFF
+
+
+def test_the_timeline_names_the_auto_assigner(workspace, chat, arrive, client, owner):
+    anna = member(workspace, "Anna")
+    routed(chat, team_of(workspace, [anna], reassign_when_offline=True))
+    conversation = arrive(chat)
+    client.force_login(owner.user)
+    pane = client.get(f"/w/{workspace.slug}/inbox/{conversation.number}/pane/").content.decode()
+    assert "Assigned to Anna (auto-assign)" in pane
+
+
+def test_going_offline_in_the_preferences_hands_conversations_on(
+    workspace, chat, arrive, client, django_capture_on_commit_callbacks
+):
+    anna, bram = member(workspace, "Anna"), member(workspace, "Bram")
+    routed(chat, team_of(workspace, [anna, bram], reassign_when_offline=True))
+    first = arrive(chat)
+    assert first.assignee == anna
+    client.force_login(anna.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(f"/w/{workspace.slug}/me/", {"availability": "offline"})
+    assert answer.status_code in (200, 302)
+    first.refresh_from_db()
+    assert first.assignee == bram
+    lines = list(
+        Message.objects.filter(conversation=first, kind=MessageKind.ACTIVITY)
+        .order_by("pk")
+        .values_list("data__action", "data__reason")
+    )
+    assert ("unassigned", "offline") in lines
+    owner_view = client.get(f"/w/{workspace.slug}/inbox/{first.number}/pane/").content.decode()
+    assert "Unassigned: Anna went offline (auto-assign)" in owner_view
