@@ -59,6 +59,22 @@ def owner(workspace):
 
 
 @pytest.fixture
+def admin(workspace):
+    from loket.tenancy.models import Role
+    from loket.tenancy.services import add_member
+
+    return add_member(workspace, factories.user("admin@acme.example", "Ada Admin"), role=Role.ADMIN)
+
+
+@pytest.fixture
+def agent(workspace):
+    from loket.tenancy.models import Role
+    from loket.tenancy.services import add_member
+
+    return add_member(workspace, factories.user("agent@acme.example", "Abe Agent"), role=Role.AGENT)
+
+
+@pytest.fixture
 def api_channel(workspace):
     return factories.api_channel(workspace)
 

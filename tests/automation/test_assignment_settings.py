@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-from django.test import Client
-from django.urls import reverse
-
 from loket.automation.assignment import set_availability
 from loket.inbox.models import Conversation
 from loket.inbox.services.channels import update_channel
-from loket.tenancy.models import AutoAssign, Availability, Membership, Role, Team
-from loket.tenancy.services import add_member, create_team
+from loket.tenancy.models import AutoAssign, Availability, Membership, Team
+from loket.tenancy.services import create_team
 from tests import factories
-
-
-def url(name: str, workspace, *args) -> str:
-    return reverse(f"wsettings:{name}", args=[workspace.slug, *args])
-
-
-def signed_in(membership: Membership) -> Client:
-    client = Client()
-    client.force_login(membership.user)
-    return client
-
-
-@pytest.fixture
-def admin(workspace) -> Membership:
-    return add_member(workspace, factories.user("admin@acme.example", "Ada Admin"), role=Role.ADMIN)
-
-
-@pytest.fixture
-def agent(workspace) -> Membership:
-    return add_member(workspace, factories.user("agent@acme.example", "Abe Agent"))
+from tests.workspace_settings.conftest import signed_in, url
 
 
 def test_admin_creates_a_team_with_balanced_assignment(workspace, admin, agent):

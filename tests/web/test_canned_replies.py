@@ -11,28 +11,11 @@ from django.urls import reverse
 from loket.automation import canned
 from loket.automation.models import CannedReply
 from loket.inbox.models import Conversation, Message
-from loket.tenancy.models import Membership, Role
-from loket.tenancy.services import add_member
 from tests import factories
 from tests.automation.canned.conftest import conversation_with
+from tests.workspace_settings.conftest import signed_in
 
 pytestmark = pytest.mark.django_db
-
-
-def _client(member: Membership) -> Client:
-    client = Client()
-    client.force_login(member.user)
-    return client
-
-
-@pytest.fixture
-def admin(workspace) -> Membership:
-    return add_member(workspace, factories.user("admin@acme.example", "Ada Admin"), role=Role.ADMIN)
-
-
-@pytest.fixture
-def agent(workspace) -> Membership:
-    return add_member(workspace, factories.user("agent@acme.example", "Abe Agent"), role=Role.AGENT)
 
 
 def _url(name, *args) -> str:
@@ -48,7 +31,7 @@ def _new(actor, shortcut, *, shared=False, language="", body="Hi {{contact.first
 
 # -- the settings page ------------------------------------------------------------------------
 def test_an_admin_creates_a_shared_reply_from_the_settings_page(admin):
-    client = _client(admin)
+    client = signed_in(admin)
     page = client.get(_url("canned-replies"))
     assert page.status_code == 200
     assert "shared" in page.context["form"].fields
@@ -70,7 +53,7 @@ def test_an_admin_creates_a_shared_reply_from_the_settings_page(admin):
 
 def test_an_agent_creates_a_personal_reply_and_sees_shared_ones_read_only(agent, admin):
     shared = _new(admin, "refund", shared=True)
-    client = _client(agent)
+    client = signed_in(agent)
     page = client.get(_url("canned-replies"))
     assert page.status_code == 200
     # No "shared" choice, and not the admin pages' navigation.
@@ -106,7 +89,7 @@ def test_an_agent_creates_a_personal_reply_and_sees_shared_ones_read_only(agent,
 
 def test_other_members_personal_replies_are_neither_listed_nor_reachable(agent, admin):
     personal = _new(agent, "agents-secret", body="Agent's own words")
-    client = _client(admin)
+    client = signed_in(admin)
     assert "agents-secret" not in client.get(_url("canned-replies")).content.decode()
     assert client.get(_url("canned-reply-edit", personal.pk)).status_code == 404
     assert client.post(_url("canned-reply-delete", personal.pk)).status_code == 404
@@ -115,7 +98,7 @@ def test_other_members_personal_replies_are_neither_listed_nor_reachable(agent, 
 
 def test_edit_and_delete_through_the_pages(agent):
     reply = _new(agent, "hi")
-    client = _client(agent)
+    client = signed_in(agent)
     form = client.get(_url("canned-reply-edit", reply.pk))
     assert form.status_code == 200
     assert form.context["form"].initial["shortcut"] == "hi"
@@ -137,7 +120,7 @@ def test_edit_and_delete_through_the_pages(agent):
 def test_invalid_input_shows_the_form_again_with_the_error(agent, admin):
     _new(admin, "taken", shared=True)
     _new(agent, "mine")
-    client = _client(agent)
+    client = signed_in(agent)
     response = client.post(
         _url("canned-replies"), {"shortcut": "two words", "title": "T", "body": "B"}
     )
@@ -164,14 +147,14 @@ def test_invalid_input_shows_the_form_again_with_the_error(agent, admin):
 def test_search_on_the_settings_page(admin):
     _new(admin, "refund", shared=True)
     _new(admin, "shipping", shared=True)
-    page = _client(admin).get(_url("canned-replies") + "?q=ship")
+    page = signed_in(admin).get(_url("canned-replies") + "?q=ship")
     assert [row["reply"].shortcut for row in page.context["rows"]] == ["shipping"]
 
 
 def test_another_workspaces_reply_is_a_404_on_the_pages(admin):
     other_owner = factories.owner_of(factories.workspace("bravo"))
     foreign = _new(other_owner, "foreign", shared=True)
-    client = _client(admin)
+    client = signed_in(admin)
     assert client.get(_url("canned-reply-edit", foreign.pk)).status_code == 404
     assert client.post(_url("canned-reply-delete", foreign.pk)).status_code == 404
     assert "foreign" not in client.get(_url("canned-replies")).content.decode()
@@ -195,7 +178,7 @@ def _composer_urls(conversation: Conversation, reply_id: int | None = None) -> s
 
 def test_the_composer_has_the_slash_menu(owner, api_channel):
     conversation = conversation_with(api_channel)
-    page = _client(owner).get(reverse("inbox:conversation", args=["acme", conversation.number]))
+    page = signed_in(owner).get(reverse("inbox:conversation", args=["acme", conversation.number]))
     html = page.content.decode()
     assert 'id="canned-menu"' in html
     assert f'data-url="{_composer_urls(conversation)}"' in html
@@ -207,7 +190,7 @@ def test_the_composer_lists_replies_in_the_conversations_language_first(agent, a
     _new(admin, "b-any", shared=True)
     _new(agent, "c-nl", language="nl")
     _new(admin, "d-admins-own")  # personal to the admin: not offered to the agent
-    response = _client(agent).get(_composer_urls(conversation))
+    response = signed_in(agent).get(_composer_urls(conversation))
     assert response.status_code == 200
     items = response.json()["items"]
     assert [i["shortcut"] for i in items] == ["c-nl", "b-any", "a-en"]
@@ -221,7 +204,7 @@ def test_without_a_conversation_language_the_contacts_locale_counts(agent, admin
     conversation = conversation_with(api_channel, locale="en-GB")
     _new(admin, "a-nl", language="nl", shared=True)
     _new(admin, "b-en", language="en", shared=True)
-    items = _client(agent).get(_composer_urls(conversation)).json()["items"]
+    items = signed_in(agent).get(_composer_urls(conversation)).json()["items"]
     assert [i["shortcut"] for i in items] == ["b-en", "a-nl"]
 
 
@@ -233,7 +216,7 @@ def test_choosing_a_reply_fills_it_in_for_this_conversation_and_member(agent, ad
         "#{{conversation.number}}. {{contact.shoe_size}}",
     )  # fmt: skip
     before = Message.objects.filter(conversation=conversation).count()
-    response = _client(agent).get(_composer_urls(conversation, reply.pk))
+    response = signed_in(agent).get(_composer_urls(conversation, reply.pk))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert response.json() == {
@@ -251,7 +234,7 @@ def test_the_composer_cannot_reach_other_members_or_workspaces_replies(agent, ad
     other = factories.workspace("bravo")
     foreign = _new(factories.owner_of(other), "foreign", shared=True)
     foreign_conversation = conversation_with(factories.api_channel(other), contact_id="b")
-    client = _client(agent)
+    client = signed_in(agent)
     assert client.get(_composer_urls(conversation, admins_own.pk)).status_code == 404
     assert client.get(_composer_urls(conversation, foreign.pk)).status_code == 404
     # Bravo's conversation number under acme's URL is acme's conversation or none at all;

@@ -7,8 +7,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from loket.tenancy.models import Membership, Role
-from loket.tenancy.services import add_member
+from loket.tenancy.models import Membership
 from tests import factories
 
 
@@ -20,16 +19,6 @@ def signed_in(membership: Membership) -> Client:
     client = Client()
     client.force_login(membership.user)
     return client
-
-
-@pytest.fixture
-def admin(workspace) -> Membership:
-    return add_member(workspace, factories.user("admin@acme.example", "Ada Admin"), role=Role.ADMIN)
-
-
-@pytest.fixture
-def agent(workspace) -> Membership:
-    return add_member(workspace, factories.user("agent@acme.example", "Abe Agent"), role=Role.AGENT)
 
 
 @pytest.fixture
