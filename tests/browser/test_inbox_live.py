@@ -71,7 +71,7 @@ def test_a_note_mentioning_b_notifies_b(agent_app, browser_pages):
     a.get_by_role("button", name="Internal note").click()
     box = a.locator("#composer-text")
     box.press_sequentially("@Bra", delay=20)
-    menu = a.locator(".mention-menu")
+    menu = a.get_by_role("listbox", name="Mention")
     expect(menu).to_contain_text("Bram Agent")
     box.press("Enter")  # picks the highlighted teammate
     box.press_sequentially("could you look at this refund?", delay=5)

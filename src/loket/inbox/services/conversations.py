@@ -50,9 +50,7 @@ def _actor_for(member: Membership | None) -> Actor:
     return Actor(AuthorType.MEMBER, member.pk) if member else Actor.system()
 
 
-def _activity(
-    conversation: Conversation, actor: Membership | None, context: dict, action: str, **data
-) -> None:
+def _activity(conversation: Conversation, actor: Membership | None, action: str, **data) -> None:
     Message.objects.create(
         workspace_id=conversation.workspace_id,
         conversation=conversation,
@@ -62,7 +60,7 @@ def _activity(
         author_type=AuthorType.MEMBER if actor else AuthorType.SYSTEM,
         author_member=actor,
         text=action,
-        data={"action": action, **data, **context},
+        data={"action": action, **data},
     )
 
 
@@ -82,6 +80,10 @@ def update_conversation(
     to the conversation's workspace (the caller resolved them through a selector). ``context``
     goes on the activity lines, e.g. ``{"via": "auto_assign"}`` for the timeline to say so."""
     context = context or {}
+
+    def note(action: str, **data) -> None:
+        _activity(conversation, actor, action, **data, **context)
+
     workspace_id = conversation.workspace_id
     for related in (assignee, team):
         if related not in (_UNSET, None) and related.workspace_id != workspace_id:
@@ -107,10 +109,7 @@ def update_conversation(
                 fields["snoozed_until"] = snoozed_until
             changes["status"] = status
             until = fields.get("snoozed_until")
-            _activity(
-                conversation,
-                actor,
-                context,
+            note(
                 "status_changed",
                 status=status,
                 previous=conversation.status,
@@ -124,31 +123,25 @@ def update_conversation(
         ):
             fields["snoozed_until"] = snoozed_until
             changes["snoozed_until"] = snoozed_until.isoformat() if snoozed_until else None
-            _activity(
-                conversation,
-                actor,
-                context,
-                "snooze_changed",
-                snoozed_until=changes["snoozed_until"],
-            )
+            note("snooze_changed", snoozed_until=changes["snoozed_until"])
         if (
             assignee is not _UNSET
             and (assignee.pk if assignee else None) != conversation.assignee_id
         ):
             fields["assignee"] = assignee
             changes["assignee_id"] = assignee.pk if assignee else None
-            _activity(conversation, actor, context, "assigned" if assignee else "unassigned",
-                      assignee_id=changes["assignee_id"],
-                      assignee_name=assignee.display_name if assignee else "")  # fmt: skip
+            note("assigned" if assignee else "unassigned",
+                 assignee_id=changes["assignee_id"],
+                 assignee_name=assignee.display_name if assignee else "")  # fmt: skip
         if team is not _UNSET and (team.pk if team else None) != conversation.team_id:
             fields["team"] = team
             changes["team_id"] = team.pk if team else None
-            _activity(conversation, actor, context, "team_changed", team_id=changes["team_id"],
-                      team_name=team.name if team else "")  # fmt: skip
+            note("team_changed", team_id=changes["team_id"],
+                 team_name=team.name if team else "")  # fmt: skip
         if priority is not _UNSET and priority != conversation.priority:
             fields["priority"] = priority
             changes["priority"] = priority
-            _activity(conversation, actor, context, "priority_changed", priority=priority)
+            note("priority_changed", priority=priority)
         if fields:
             for name, value in fields.items():
                 setattr(conversation, name, value)
@@ -159,7 +152,7 @@ def update_conversation(
             if current != wanted:
                 conversation.labels.set(labels)
                 changes["labels"] = sorted(label.name for label in labels)
-                _activity(conversation, actor, context, "labels_changed", labels=changes["labels"])
+                note("labels_changed", labels=changes["labels"])
         if changes:
             events.emit(
                 events.ConversationUpdated(
