@@ -97,3 +97,6 @@ class ApiClient:
 
     def patch(self, path: str, data):
         return self._call("patch", path, data)
+
+    def put(self, path: str, data):
+        return self._call("put", path, data)

@@ -186,6 +186,7 @@ LOKET_EVENT_SUBSCRIBERS = [
     "loket.realtime.publish.on_event",
     "loket.connectors.livechat.delivery.on_event",  # e.g. the rating prompt after resolve
     "loket.automation.assignment.on_event",  # auto-assignment of new and reopened conversations
+    "loket.automation.autoreplies.on_event",  # greetings and away messages
 ]
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -281,6 +282,8 @@ LOKET_REOPEN_WITHIN_DAYS = env_int("LOKET_REOPEN_WITHIN_DAYS", 7)
 LOKET_ATTACHMENT_MAX_BYTES = env_int("LOKET_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024)
 # A customer may change their satisfaction rating for this long after giving it.
 LOKET_CSAT_CHANGE_HOURS = env_int("LOKET_CSAT_CHANGE_HOURS", 24)
+# At most one automatic answer (greeting, away message) per contact within this many minutes.
+LOKET_AUTO_REPLY_PER_CONTACT_MINUTES = env_int("LOKET_AUTO_REPLY_PER_CONTACT_MINUTES", 240)
 
 # --- Live chat -------------------------------------------------------------------------------
 LOKET_WIDGET_TOKEN_DAYS = env_int("LOKET_WIDGET_TOKEN_DAYS", 365)  # a visitor session lasts

@@ -97,15 +97,21 @@ class ApiError(HttpError):
 
 
 def _routers() -> None:
-    from loket.api import channels, contacts, conversations, inbound_events
+    from loket.api import (
+        auto_replies,
+        canned_replies,
+        channels,
+        contacts,
+        conversations,
+        inbound_events,
+    )
 
     api.add_router("/channels", channels.router)
     api.add_router("/conversations", conversations.router)
     api.add_router("/contacts", contacts.router)
     api.add_router("/inbound-events", inbound_events.router)
-    from loket.api import canned_replies
-
     api.add_router("", canned_replies.router)  # /canned-replies, /conversations/…/render
+    api.add_router("/auto-replies", auto_replies.router)
 
 
 _routers()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from loket.tenancy.models import Membership, WorkspaceScoped, workspace_key_covered_by_indexes
 
@@ -59,3 +60,39 @@ class CannedReply(WorkspaceScoped):
     @property
     def is_shared(self) -> bool:
         return self.owner_id is None
+
+
+class AutoReplyKind(models.TextChoices):
+    GREETING = "greeting", _("Greeting on a new conversation")
+    AWAY = "away", _("Away message outside business hours")
+
+
+class AutoReply(WorkspaceScoped):
+    """An automatic answer to a customer's message (loket.automation.autoreplies): for every
+    channel of the workspace (``channel`` empty) or one channel, which then wins."""
+
+    kind = models.CharField(max_length=16, choices=AutoReplyKind.choices)
+    channel = models.ForeignKey(
+        "inbox.Channel", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    enabled = models.BooleanField(default=True)
+    # Plain text with the canned replies' {{variables}} (loket.automation.canned.render_text).
+    body = models.TextField()
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "kind"],
+                condition=Q(channel__isnull=True),
+                name="autoreply_unique_workspace_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "kind", "channel"],
+                condition=Q(channel__isnull=False),
+                name="autoreply_unique_channel_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} auto-reply"

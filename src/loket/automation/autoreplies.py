@@ -1,0 +1,186 @@
+"""Automatic answers to customers: a greeting on a new conversation, and an away message when a
+customer writes outside business hours (the channel's own hours, else the workspace's).
+
+When one goes out, decided for each new customer message after commit (``on_event``):
+
+- never to a message marked ``auto_submitted`` (an out-of-office, a bounce, a mailing: two
+  robots answering each other is how mail loops start), nor to a blocked contact;
+- at most one automatic answer per customer message, the away message first (it says more);
+- the away message once per conversation; the greeting only for the message that started it;
+- at most one automatic answer per contact within ``LOKET_AUTO_REPLY_PER_CONTACT_MINUTES``
+  across all their conversations, so a customer writing ten times at night gets one;
+- through the one outbound path as a system message (email sends it with
+  ``Auto-Submitted: auto-replied``), marked ``data["auto_reply"] = kind``.
+
+A channel-specific auto-reply wins over the workspace's; a disabled one switches that kind off for
+its channel (or everywhere).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from loket import events
+from loket.automation.canned import render_text
+from loket.automation.models import AutoReply, AutoReplyKind
+from loket.inbox.models import (
+    AuthorType,
+    Channel,
+    Contact,
+    Direction,
+    Message,
+    MessageKind,
+)
+from loket.inbox.services import outbound
+from loket.tenancy.hours import Schedule
+from loket.tenancy.models import Workspace
+
+log = logging.getLogger(__name__)
+MAX_BODY = 5000
+
+
+class InvalidAutoReply(ValueError):
+    """An auto-reply that cannot be saved; the message says why."""
+
+
+def configure(
+    workspace: Workspace,
+    kind: str,
+    *,
+    body: str,
+    enabled: bool = True,
+    channel: Channel | None = None,
+) -> AutoReply:
+    """Create or change the workspace's (or one channel's) auto-reply of this kind."""
+    if kind not in AutoReplyKind.values:
+        raise InvalidAutoReply(f"unknown kind {kind!r}; one of {', '.join(AutoReplyKind.values)}")
+    if channel is not None and channel.workspace_id != workspace.pk:
+        raise InvalidAutoReply("that channel belongs to another workspace")
+    body = (body or "").strip()
+    if enabled and not body:
+        raise InvalidAutoReply("an enabled auto-reply needs a text")
+    if len(body) > MAX_BODY:
+        raise InvalidAutoReply(f"the text is longer than {MAX_BODY} characters")
+    reply, _created = AutoReply.objects.update_or_create(
+        workspace=workspace,
+        kind=kind,
+        channel=channel,
+        defaults={"body": body, "enabled": enabled, "updated_at": timezone.now()},
+    )
+    _in_use.pop(workspace.pk, None)
+    return reply
+
+
+# Whether a workspace has any enabled auto-reply, kept briefly per process: the subscriber runs
+# for every inbound message, and most workspaces have none.
+IN_USE_SECONDS = 10.0
+_in_use: dict[int, tuple[float, bool]] = {}
+
+
+def in_use(workspace_id: int) -> bool:
+    now = time.monotonic()
+    cached = _in_use.get(workspace_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    found = AutoReply.objects.filter(workspace_id=workspace_id, enabled=True).exists()
+    if len(_in_use) >= 10_000:
+        _in_use.clear()
+    _in_use[workspace_id] = (now + IN_USE_SECONDS, found)
+    return found
+
+
+def policy(channel: Channel, kind: str) -> AutoReply | None:
+    """The auto-reply of this kind that applies on ``channel``, if one is enabled."""
+    found = list(
+        AutoReply.objects.filter(workspace_id=channel.workspace_id, kind=kind).filter(
+            Q(channel=channel) | Q(channel__isnull=True)
+        )
+    )
+    own = next((r for r in found if r.channel_id == channel.pk), None)
+    chosen = own or next((r for r in found if r.channel_id is None), None)
+    return chosen if chosen is not None and chosen.enabled else None
+
+
+def _answered_recently(contact_id: int, now: dt.datetime) -> bool:
+    since = now - dt.timedelta(minutes=settings.LOKET_AUTO_REPLY_PER_CONTACT_MINUTES)
+    return Message.objects.filter(
+        conversation__contact_id=contact_id,
+        direction=Direction.OUTBOUND,
+        data__has_key="auto_reply",
+        created_at__gte=since,
+    ).exists()
+
+
+def answer(message_id: int) -> Message | None:
+    """Send the automatic answer this customer message calls for, if any."""
+    message = (
+        Message.objects.select_related("conversation", "channel__workspace")
+        .filter(
+            pk=message_id,
+            direction=Direction.INBOUND,
+            kind=MessageKind.MESSAGE,
+            author_type=AuthorType.CONTACT,
+        )
+        .first()
+    )
+    if message is None or (message.data or {}).get("auto_submitted"):
+        return None
+    if (message.data or {}).get("blocked"):
+        return None
+    conversation, channel = message.conversation, message.channel
+    now = timezone.now()
+    earlier = Message.objects.filter(conversation=conversation, pk__lt=message.pk)
+    chosen = None
+    away = policy(channel, AutoReplyKind.AWAY)
+    if (
+        away is not None
+        and not Schedule.of(channel.workspace, channel).is_open(message.created_at)
+        and not earlier.filter(data__auto_reply=AutoReplyKind.AWAY).exists()
+    ):
+        chosen = away
+    if chosen is None:
+        greeting = policy(channel, AutoReplyKind.GREETING)
+        if greeting is not None and not earlier.filter(direction=Direction.INBOUND).exists():
+            chosen = greeting
+    if chosen is None:
+        return None
+    with transaction.atomic():
+        # Serialise per contact, so two messages at once get one answer between them.
+        Contact.objects.select_for_update().filter(pk=conversation.contact_id).first()
+        if _answered_recently(conversation.contact_id, now):
+            return None
+        text, _unknown = render_text(chosen.body, conversation)
+        if not text.strip():
+            return None
+        try:
+            return outbound.reply(
+                conversation,
+                author=None,
+                text=text,
+                author_type=AuthorType.SYSTEM,
+                data={"auto_reply": chosen.kind},
+            )
+        except ValueError as exc:  # e.g. a closed reply window: nothing to answer with
+            log.info("no %s auto-reply in conversation %s: %s", chosen.kind, conversation.pk, exc)
+            return None
+
+
+def on_event(event: events.Event) -> None:
+    """Subscriber (settings.LOKET_EVENT_SUBSCRIBERS), called after commit: a background job
+    answers, so the webhook that stored the message is not kept waiting."""
+    if (
+        isinstance(event, events.MessageCreated)
+        and event.direction == Direction.INBOUND
+        and event.kind == MessageKind.MESSAGE
+        and in_use(event.workspace_id)
+    ):
+        from loket.automation.tasks import answer_automatically
+
+        answer_automatically.enqueue(event.message_id)
