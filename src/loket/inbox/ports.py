@@ -56,6 +56,9 @@ class MediaSource:
     headers: dict[str, str] = field(default_factory=dict)
     filename: str = ""  # when the provider tells a better name than the message did
     content_type: str = ""
+    # What an answer with this HTTP status means, in the words the agent reads (e.g. 404: the
+    # provider deleted the file); other failures are reported by their status.
+    reasons: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

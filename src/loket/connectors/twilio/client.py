@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from django.conf import settings
@@ -145,26 +145,3 @@ class TwilioClient:
             content=urlencode(form).encode(),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
-
-    def media_location(self, url: str) -> tuple[str, bool]:
-        """Where a media URL's content is: Twilio answers a media resource with a redirect to
-        short-lived storage (which must not get our credentials) or with the content itself.
-        Returns (url, needs our credentials). Reads no body."""
-        try:
-            with (
-                http.client() as client,
-                client.stream("GET", url, headers=self.headers) as response,
-            ):
-                status = response.status_code
-                location = response.headers.get("location", "")
-                if status in (301, 302, 303, 307, 308) and location:
-                    target = urljoin(url, location)
-                    return target, on_api_host(target)
-                if 200 <= status < 300:
-                    return url, True
-                response.read()
-                raise _error(response)
-        except http.BlockedAddress as exc:
-            raise Unreachable(str(exc), blocked=True) from exc
-        except httpx.HTTPError as exc:
-            raise Unreachable(f"could not reach {urlsplit(url).hostname}: {exc}") from exc

@@ -448,26 +448,18 @@ class TwilioConnector(Connector):
             raise MediaUnavailable(gettext("not a media URL"))
         if not on_api_host(ref):
             return MediaSource(ref)  # the account's credentials go to Twilio's API host only
-        try:
-            url, with_credentials = self._client(channel).media_location(ref)
-        except Unreachable as exc:
-            raise MediaUnavailable(exc.reason, transient=not exc.blocked) from exc
-        except ApiError as exc:
-            if exc.transient:
-                raise MediaUnavailable(
-                    str(exc), transient=True, retry_after=exc.retry_after
-                ) from exc
-            if exc.status in (401, 403):
-                reason = gettext(
-                    "Twilio refused access to the file: check the channel's auth token."
-                )
-            elif exc.status == 404:
-                reason = gettext("Twilio no longer has this file (it was deleted).")
-            else:
-                reason = str(exc)
-            raise MediaUnavailable(reason) from exc
-        client = self._client(channel)
-        return MediaSource(url, headers=client.headers if with_credentials else {})
+        # Twilio answers with the file or a redirect to short-lived storage; the download
+        # follows it, and httpx drops the credentials on the way to another host.
+        refused = gettext("Twilio refused access to the file: check the channel's auth token.")
+        return MediaSource(
+            ref,
+            headers=self._client(channel).headers,
+            reasons={
+                401: refused,
+                403: refused,
+                404: gettext("Twilio no longer has this file (it was deleted)."),
+            },
+        )
 
     # -- outbound -------------------------------------------------------------------------------
     def outbound_form(self, channel: Channel, message: Message) -> list[tuple[str, str]]:

@@ -126,8 +126,9 @@ def download(attachment_id: int) -> None:
             if http.is_transient_status(response.status_code):
                 raise RetryLater(f"HTTP {response.status_code}", http.retry_after_seconds(response))
             if response.status_code != 200:
+                reason = source.reasons.get(response.status_code)
                 mark_download_failed(
-                    f"the source answered HTTP {response.status_code}", attachment_id
+                    reason or f"the source answered HTTP {response.status_code}", attachment_id
                 )
                 return
             served_as = response.headers.get("content-type", "").split(";")[0].strip().lower()
