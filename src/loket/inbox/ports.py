@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from loket.inbox.items import InboundItem
+    from loket.inbox.items import InboundContact, InboundItem
     from loket.inbox.models import Channel, Message
 
 
@@ -78,6 +78,10 @@ class CoreConnector(Protocol):
     def parse(self, channel: Channel, body: bytes, meta: dict[str, Any]) -> list[InboundItem]: ...
 
     def send(self, channel: Channel, message: Message) -> SendResult: ...
+
+    def contact_profile(self, channel: Channel, external_id: str) -> InboundContact | None: ...
+
+    def sync_templates(self, channel: Channel) -> list[dict[str, Any]]: ...
 
 
 _connectors: dict[str, CoreConnector] = {}
