@@ -80,7 +80,7 @@ def serve(request, token: str, filename: str):
     active = content_type in _ACTIVE_TYPES or not content_type
     try:
         handle = attachment.file.open("rb")
-    except (FileNotFoundError, OSError):
+    except OSError:
         raise Http404("no such file") from None
     response = FileResponse(
         handle,

@@ -60,9 +60,8 @@ def file_url(token: str, file_path: str) -> str:
 
 
 class BotApi:
-    def __init__(self, token: str, *, timeout: float | None = None) -> None:
+    def __init__(self, token: str) -> None:
         self.token = token
-        self.timeout = timeout
 
     def _scrub(self, text: str) -> str:
         return text.replace(self.token, "<token>") if self.token else text
@@ -78,7 +77,7 @@ class BotApi:
         its ``result``."""
         url = f"{api_url()}/bot{self.token}/{method}"
         try:
-            with http.client(timeout=self.timeout) as client:
+            with http.client() as client:
                 if upload is None:
                     response = client.post(url, json=payload or {})
                 else:

@@ -98,10 +98,7 @@ class TelegramConnector(Connector):
     capabilities = Capabilities(
         text=True,
         media=True,
-        typing=False,
-        read_receipts=False,
         delivery_statuses=False,  # the Bot API reports neither delivery nor reading
-        reply_window_hours=None,
     )
     setup_fields = (
         SetupField(
@@ -272,11 +269,12 @@ class TelegramConnector(Connector):
 
     # -- media ------------------------------------------------------------------------------------
     def resolve_media(self, channel: Channel, ref: str) -> MediaSource:
-        token = (channel.secrets or {}).get("bot_token", "")
-        if not token:
-            raise MediaUnavailable(gettext("This Telegram channel has no bot token."))
         try:
-            found = obj(BotApi(token).call("getFile", {"file_id": ref}))
+            api = self._api(channel)
+        except InvalidConfig as exc:
+            raise MediaUnavailable(str(exc)) from None
+        try:
+            found = obj(api.call("getFile", {"file_id": ref}))
         except TelegramUnreachable as exc:
             raise MediaUnavailable(str(exc), transient=True) from None
         except TelegramError as exc:
@@ -304,7 +302,7 @@ class TelegramConnector(Connector):
         path = text_of(found.get("file_path"), 1000)
         if not path:
             raise MediaUnavailable(gettext("Telegram has no downloadable copy of this file."))
-        return MediaSource(url=file_url(token, path))
+        return MediaSource(url=file_url(api.token, path))
 
     # -- outbound ---------------------------------------------------------------------------------
     def send(self, channel: Channel, message: Message) -> SendResult:

@@ -286,11 +286,7 @@ class TwilioConnector(Connector):
             account = self._client(channel).account()
         except ApiError as exc:
             if exc.status == 401 or exc.code == 20003:
-                raise InvalidConfig(
-                    gettext(
-                        "Twilio refused the credentials: the account SID or auth token is wrong."
-                    )
-                ) from exc
+                raise InvalidConfig(error_words(20003)) from exc
             if exc.status == 404:
                 raise InvalidConfig(
                     gettext("Twilio knows no account %(sid)s.")

@@ -56,7 +56,6 @@ class WhatsAppConnector(Connector):
         media=True,
         templates=True,
         reply_window_hours=24,
-        tagged_window_hours=None,
         delivery_statuses=True,
         read_receipts=True,
     )

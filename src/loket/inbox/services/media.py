@@ -126,7 +126,9 @@ def download(attachment_id: int) -> None:
             if http.is_transient_status(response.status_code):
                 raise RetryLater(f"HTTP {response.status_code}", http.retry_after_seconds(response))
             if response.status_code != 200:
-                reason = source.reasons.get(response.status_code)
+                # The provider's words are about its own answer, not its storage's after a
+                # redirect (an expired storage link is not a wrong token).
+                reason = None if response.history else source.reasons.get(response.status_code)
                 mark_download_failed(
                     reason or f"the source answered HTTP {response.status_code}", attachment_id
                 )
