@@ -16,6 +16,7 @@ from loket.inbox.ports import (  # re-exported: a connector needs only this modu
     MediaSource,
     MediaUnavailable,
     PermanentSendError,
+    ProviderUnavailable,
     SendResult,
     TransientSendError,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "MediaSource",
     "MediaUnavailable",
     "PermanentSendError",
+    "ProviderUnavailable",
     "SendResult",
     "SetupField",
     "TransientSendError",
@@ -193,7 +195,7 @@ class Connector(abc.ABC):
     def contact_profile(self, channel: Channel, external_id: str) -> InboundContact | None:
         """The sender's profile from the provider (name, locale...), for connectors with
         ``capabilities.profiles``; run by a background job after a new contact arrived without
-        a name. Raise MediaUnavailable(transient=True) to be asked again later."""
+        a name. Raise ProviderUnavailable(transient=True) to be asked again later."""
         return None
 
     def sync_templates(self, channel: Channel) -> list[dict[str, Any]]:

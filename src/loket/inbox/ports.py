@@ -36,15 +36,19 @@ class PermanentSendError(Exception):
         self.reason = reason
 
 
-class MediaUnavailable(Exception):
-    """A provider's media cannot be fetched (expired, deleted, not allowed); ``transient``: try
-    again later."""
+class ProviderUnavailable(Exception):
+    """A provider cannot give what was asked (a file, a profile): gone, not allowed, or
+    ``transient``: try again later (after ``retry_after`` seconds when it said so)."""
 
     def __init__(self, reason: str, *, transient: bool = False, retry_after: float | None = None):
         super().__init__(reason)
         self.reason = reason
         self.transient = transient
         self.retry_after = retry_after
+
+
+class MediaUnavailable(ProviderUnavailable):
+    """A provider's media cannot be fetched (expired, deleted, not allowed)."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from loket.inbox.models import (
     Attachment,
     AttachmentStatus,
     Channel,
+    Contact,
     Conversation,
     DeliveryStatus,
     Direction,
@@ -185,6 +186,27 @@ def test_a_new_senders_name_is_fetched_from_their_profile(messenger, graph):
     assert profile[0].query["fields"] == ["first_name,last_name,profile_pic"]
     assert profile[0].headers["authorization"] == f"Bearer {support.PAGE_TOKEN}"
     assert support.inbound().conversation.contact.name == "Joost Bakker"
+
+
+def test_a_name_an_agent_typed_meanwhile_is_kept(messenger, graph):
+    graph.route("GET", rf"/v21\.0/{PSID}", Answer(200, {"first_name": "Joost", "id": PSID}))
+    post(messenger, text_message())
+    Contact.objects.update(name="Joost from Utrecht")  # an agent, before the job ran
+    run_tasks()
+    assert support.inbound().conversation.contact.name == "Joost from Utrecht"
+
+
+def test_a_throttled_profile_lookup_is_asked_again(messenger, graph):
+    graph.route("GET", rf"/v21\.0/{PSID}", Answer(200, {"first_name": "Joost", "id": PSID}))
+    graph.then(
+        "GET",
+        rf"/v21\.0/{PSID}",
+        Answer(400, {"error": {"message": "Calls limit reached", "code": 613}}),
+    )
+    post(messenger, text_message())
+    run_tasks(retries_due=True)
+    assert len(graph.requests_to("GET", rf"/v21\.0/{PSID}")) == 2
+    assert support.inbound().conversation.contact.name == "Joost"
 
 
 def test_a_profile_meta_will_not_give_leaves_the_contact_as_it_is(messenger, graph):

@@ -35,6 +35,7 @@ from loket.connectors.base import (
     Connector,
     InvalidConfig,
     PermanentSendError,
+    ProviderUnavailable,
     SendResult,
     SetupField,
     WebhookRequest,
@@ -327,15 +328,17 @@ class MessengerConnector(Connector):
             )
 
     def fetch_profile(self, channel: Channel, user_id: str) -> dict[str, Any]:
-        """The customer's profile (name, picture) from Meta. Not called by parse(), which runs
-        in the storing transaction without network; for a follow-up that fills contacts' names
-        in the background. Raises InvalidConfig in plain words when Meta refuses."""
-        return graph.checking(lambda: self._graph(channel).get(user_id, fields=self.profile_fields))
+        """The customer's profile (name, picture) from Meta; MediaUnavailable (a
+        ProviderUnavailable, transient for throttling and outages) when Meta does not give it.
+        Never called by parse(), which runs in the storing transaction without network."""
+        return graph.fetching(lambda: self._graph(channel).get(user_id, fields=self.profile_fields))
 
     def contact_profile(self, channel: Channel, external_id: str) -> InboundContact | None:
         try:
             found = self.fetch_profile(channel, external_id)
-        except InvalidConfig:
+        except ProviderUnavailable as exc:
+            if exc.transient:
+                raise  # asked again later by the background job
             return None  # no permission for profiles, or the person is gone: keep the id only
         name = (
             " ".join(

@@ -174,8 +174,9 @@ def sending(call):
         raise TransientSendError(_("could not reach Meta: %(error)s") % {"error": exc}) from exc
 
 
-def fetching_media(call):
-    """Run a Graph call for a media download: errors become MediaUnavailable."""
+def fetching(call):
+    """Run a Graph call that fetches something (a media file's location, a profile): errors
+    become MediaUnavailable (a ProviderUnavailable), transient when worth asking again."""
     try:
         return call()
     except GraphError as exc:

@@ -190,7 +190,7 @@ class WhatsAppConnector(Connector):
         if not ref.isdigit():
             raise MediaUnavailable(f"not a WhatsApp media id: {ref[:40]!r}")
         client = self._graph(channel)
-        answer = graph.fetching_media(lambda: client.get(ref))
+        answer = graph.fetching(lambda: client.get(ref))
         url = str(answer.get("url") or "")
         if urlsplit(url).scheme not in ("http", "https"):
             raise MediaUnavailable(gettext("WhatsApp gave no download address for the file."))

@@ -72,7 +72,8 @@ def normalise_phone(phone: str) -> str:
 
 def fill_profile(contact_id: int, channel_id: int, external_id: str) -> None:
     """Ask the channel's connector for a new sender's profile (their webhooks carry no name)
-    and fill in what the contact still lacks; never overwrites what an agent entered."""
+    and fill in what the contact still lacks; never overwrites what an agent entered meanwhile
+    (each field is only written while it is still empty)."""
     from loket.inbox import ports
     from loket.jobs.policy import RetryLater
 
@@ -81,22 +82,17 @@ def fill_profile(contact_id: int, channel_id: int, external_id: str) -> None:
         return
     try:
         profile = ports.connector_for(channel.kind).contact_profile(channel, external_id)
-    except ports.MediaUnavailable as exc:
+    except ports.ProviderUnavailable as exc:
         if exc.transient:
             raise RetryLater(exc.reason, exc.retry_after) from exc
         return
     if profile is None:
         return
-    contact = Contact.objects.filter(pk=contact_id).first()
-    if contact is None:
-        return
-    changes = {
-        field: getattr(profile, field)[:limit]
-        for field, limit in (("name", 200), ("phone", 40), ("locale", 10))
-        if getattr(profile, field) and not getattr(contact, field)
-    }
-    if changes:
-        Contact.objects.filter(pk=contact_id).update(**changes)
+    contact = Contact.objects.filter(pk=contact_id, workspace_id=channel.workspace_id)
+    for name in ("name", "phone", "locale"):
+        value = getattr(profile, name)[: Contact._meta.get_field(name).max_length]
+        if value:
+            contact.filter(**{name: ""}).update(**{name: value})
 
 
 def update_contact(

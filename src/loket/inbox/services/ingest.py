@@ -390,20 +390,10 @@ _TOUCH_SET = """
     snoozed_until = CASE WHEN status = 'closed' THEN snoozed_until ELSE NULL END,
     resolved_at = CASE WHEN status = 'closed' THEN resolved_at ELSE NULL END
 """
-_TOUCH_SQL = "UPDATE inbox_conversation SET" + _TOUCH_SET + "WHERE id = %s"
-# PostgreSQL: the same, returning the status the row had under its lock (for the events).
-_TOUCH_RETURNING_SQL = (
-    "UPDATE inbox_conversation SET"  # noqa: S608 - fixed text, no input
-    + _TOUCH_SET
-    + "FROM (SELECT id, status AS previous FROM inbox_conversation WHERE id = %s FOR UPDATE)"
-    " AS locked WHERE inbox_conversation.id = locked.id RETURNING locked.previous"
-)
 # A blocked contact's message only moves the timestamps: no status change, no waiting clock.
-_TOUCH_BLOCKED_SQL = (
-    "UPDATE inbox_conversation SET last_message_at = %s, last_inbound_at = %s, updated_at = %s"
-    " WHERE id = %s"
-)
-
+_TOUCH_BLOCKED_SET = " last_message_at = %s, last_inbound_at = %s, updated_at = %s "
+_TOUCH_SQL = "UPDATE inbox_conversation SET" + _TOUCH_SET + "WHERE id = %s"
+_TOUCH_BLOCKED_SQL = "UPDATE inbox_conversation SET" + _TOUCH_BLOCKED_SET + "WHERE id = %s"
 
 # PostgreSQL: the message insert and the conversation update in one round trip (a third of the
 # statements every message runs); a duplicate inserts nothing and so touches nothing. Returns
@@ -416,13 +406,10 @@ _INSERT_AND_TOUCH_SQL = (
     " WHERE inbox_conversation.id = locked.id RETURNING locked.previous)"
     " SELECT (SELECT id FROM inserted), (SELECT previous FROM touched)"
 )
-
-
-# A blocked contact's message: only the timestamps move (see _TOUCH_BLOCKED_SQL).
 _INSERT_AND_TOUCH_BLOCKED_SQL = (
-    "WITH inserted AS ({insert}),"
-    " touched AS (UPDATE inbox_conversation SET last_message_at = %s, last_inbound_at = %s,"
-    " updated_at = %s WHERE id = %s AND EXISTS (SELECT 1 FROM inserted) RETURNING status)"
+    "WITH inserted AS ({insert}),"  # noqa: S608 - fixed text, no input
+    " touched AS (UPDATE inbox_conversation SET" + _TOUCH_BLOCKED_SET + "WHERE id = %s"
+    " AND EXISTS (SELECT 1 FROM inserted) RETURNING status)"
     " SELECT (SELECT id FROM inserted), (SELECT status FROM touched)"
 )
 
@@ -430,7 +417,7 @@ _INSERT_AND_TOUCH_BLOCKED_SQL = (
 def _insert_and_touch(
     cursor, values: dict, conversation_id: int, now: dt.datetime, *, blocked: bool
 ):
-    """(message id, previous status), or None for a duplicate."""
+    """PostgreSQL: (message id, previous status), or None for a duplicate."""
     insert, params = rows.insert_statement(Message, values, cursor.db, **_MESSAGE_CONFLICT)
     at = rows.db_value(Conversation, "last_message_at", now, cursor.db)
     if blocked:
@@ -446,17 +433,14 @@ def _insert_and_touch(
 def _touch_conversation(
     cursor, conversation_id: int, now: dt.datetime, read_status: str, *, blocked: bool = False
 ) -> str:
-    """Apply a customer message to its conversation; returns the status it had before."""
+    """SQLite: apply a customer message to its conversation; returns the status it had before.
+    This transaction began with the write lock (BEGIN IMMEDIATE), so the status read earlier in
+    it is still the row's."""
     at = rows.db_value(Conversation, "last_message_at", now, cursor.db)
     if blocked:
         cursor.execute(_TOUCH_BLOCKED_SQL, [at, at, at, conversation_id])
-        return read_status  # unchanged by this message, so no status event follows
-    if cursor.db.vendor == "postgresql":
-        cursor.execute(_TOUCH_RETURNING_SQL, [at, at, at, at, conversation_id])
-        return cursor.fetchone()[0]
-    # SQLite: this transaction began with the write lock (BEGIN IMMEDIATE), so the status read
-    # earlier in it is still the row's.
-    cursor.execute(_TOUCH_SQL, [at, at, at, at, conversation_id])
+    else:
+        cursor.execute(_TOUCH_SQL, [at, at, at, at, conversation_id])
     return read_status
 
 

@@ -94,7 +94,7 @@ def _source(attachment: Attachment) -> ports.MediaSource | None:
     channel = attachment.message.channel
     try:
         return ports.connector_for(channel.kind).resolve_media(channel, attachment.source_ref)
-    except ports.MediaUnavailable as exc:
+    except ports.ProviderUnavailable as exc:
         if exc.transient:
             raise RetryLater(exc.reason, exc.retry_after) from exc
         mark_download_failed(exc.reason, attachment.pk)
