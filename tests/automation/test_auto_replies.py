@@ -12,6 +12,7 @@ from loket.automation import autoreplies
 from loket.automation.models import AutoReplyKind
 from loket.inbox.models import Conversation, Message
 from loket.inbox.services import channels as channel_services
+from loket.tenancy.services import NotAllowed
 from tests import factories
 from tests.connectors.providers import run_tasks
 
@@ -144,3 +145,11 @@ def test_the_api_sets_and_lists_auto_replies(workspace, api, api_channel):
     refused = api.put("/auto-replies", {"kind": "greeting", "body": "Hi", "channel_id": foreign.pk})
     assert refused.status_code == 400
     assert api.put("/auto-replies", {"kind": "nonsense", "body": "Hi"}).status_code == 400
+
+
+def test_only_admins_change_auto_replies(workspace, agent):
+    with pytest.raises(NotAllowed):
+        autoreplies.configure(workspace, AutoReplyKind.GREETING, body="Hi", actor=agent)
+    client = factories.ApiClient(agent)
+    answer = client.put("/auto-replies", {"kind": "greeting", "body": "Hi"})
+    assert answer.status_code == 403

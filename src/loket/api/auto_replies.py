@@ -12,6 +12,7 @@ from loket.api.main import ApiError
 from loket.automation import autoreplies
 from loket.automation.models import AutoReply
 from loket.inbox import selectors
+from loket.tenancy.services import NotAllowed
 
 router = Router(tags=["auto-replies"])
 
@@ -56,16 +57,21 @@ def set_auto_reply(request, data: AutoReplyIn):
     """Create or replace the auto-reply of ``kind`` (``greeting`` or ``away``) for the workspace
     or, with ``channel_id``, that channel."""
     member = request.membership
-    if not member.is_admin:
-        raise ApiError(403, "forbidden", "only owners and admins can change auto-replies")
     try:
         channel = selectors.channel(member, data.channel_id) if data.channel_id else None
     except Http404 as exc:
         raise ApiError(400, "invalid", str(exc)) from exc
     try:
         reply = autoreplies.configure(
-            member.workspace, data.kind, body=data.body, enabled=data.enabled, channel=channel
+            member.workspace,
+            data.kind,
+            body=data.body,
+            enabled=data.enabled,
+            channel=channel,
+            actor=member,
         )
+    except NotAllowed as exc:
+        raise ApiError(403, "forbidden", str(exc)) from exc
     except autoreplies.InvalidAutoReply as exc:
         raise ApiError(400, "invalid", str(exc)) from exc
     return _out(reply)

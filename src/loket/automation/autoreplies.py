@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from loket import events
 from loket.automation.canned import render_text
@@ -40,7 +41,8 @@ from loket.inbox.models import (
 )
 from loket.inbox.services import outbound
 from loket.tenancy.hours import Schedule
-from loket.tenancy.models import Workspace
+from loket.tenancy.models import Membership, Workspace
+from loket.tenancy.services import NotAllowed
 
 log = logging.getLogger(__name__)
 MAX_BODY = 5000
@@ -57,8 +59,12 @@ def configure(
     body: str,
     enabled: bool = True,
     channel: Channel | None = None,
+    actor: Membership | None = None,
 ) -> AutoReply:
-    """Create or change the workspace's (or one channel's) auto-reply of this kind."""
+    """Create or change the workspace's (or one channel's) auto-reply of this kind. ``actor``:
+    the member doing it (owners and admins only); None for the system itself."""
+    if actor is not None and not actor.is_admin:
+        raise NotAllowed(gettext("Only owners and admins can change auto-replies."))
     if kind not in AutoReplyKind.values:
         raise InvalidAutoReply(f"unknown kind {kind!r}; one of {', '.join(AutoReplyKind.values)}")
     if channel is not None and channel.workspace_id != workspace.pk:
@@ -96,22 +102,24 @@ def in_use(workspace_id: int) -> bool:
     return found
 
 
-def policy(channel: Channel, kind: str) -> AutoReply | None:
-    """The auto-reply of this kind that applies on ``channel``, if one is enabled."""
-    found = list(
-        AutoReply.objects.filter(workspace_id=channel.workspace_id, kind=kind).filter(
-            Q(channel=channel) | Q(channel__isnull=True)
-        )
+def policies(channel: Channel) -> dict[str, AutoReply]:
+    """The enabled auto-replies that apply on ``channel``, by kind (one query): a channel's own
+    wins over the workspace's, and a disabled own one switches that kind off there."""
+    found = AutoReply.objects.filter(workspace_id=channel.workspace_id).filter(
+        Q(channel=channel) | Q(channel__isnull=True)
     )
-    own = next((r for r in found if r.channel_id == channel.pk), None)
-    chosen = own or next((r for r in found if r.channel_id is None), None)
-    return chosen if chosen is not None and chosen.enabled else None
+    chosen: dict[str, AutoReply] = {}
+    for reply in sorted(found, key=lambda r: r.channel_id is not None):  # own ones last: win
+        chosen[reply.kind] = reply
+    return {kind: reply for kind, reply in chosen.items() if reply.enabled}
 
 
-def _answered_recently(contact_id: int, now: dt.datetime) -> bool:
+def _answered_recently(workspace_id: int, contact_id: int, now: dt.datetime) -> bool:
     since = now - dt.timedelta(minutes=settings.LOKET_AUTO_REPLY_PER_CONTACT_MINUTES)
     return Message.objects.filter(
+        workspace_id=workspace_id,
         conversation__contact_id=contact_id,
+        author_type=AuthorType.SYSTEM,
         direction=Direction.OUTBOUND,
         data__has_key="auto_reply",
         created_at__gte=since,
@@ -121,7 +129,9 @@ def _answered_recently(contact_id: int, now: dt.datetime) -> bool:
 def answer(message_id: int) -> Message | None:
     """Send the automatic answer this customer message calls for, if any."""
     message = (
-        Message.objects.select_related("conversation", "channel__workspace")
+        Message.objects.select_related(
+            "conversation__contact", "conversation__workspace", "channel__workspace"
+        )
         .filter(
             pk=message_id,
             direction=Direction.INBOUND,
@@ -138,23 +148,23 @@ def answer(message_id: int) -> Message | None:
     now = timezone.now()
     earlier = Message.objects.filter(conversation=conversation, pk__lt=message.pk)
     chosen = None
-    away = policy(channel, AutoReplyKind.AWAY)
+    found = policies(channel)
+    away, greeting = found.get(AutoReplyKind.AWAY), found.get(AutoReplyKind.GREETING)
     if (
         away is not None
         and not Schedule.of(channel.workspace, channel).is_open(message.created_at)
         and not earlier.filter(data__auto_reply=AutoReplyKind.AWAY).exists()
     ):
         chosen = away
-    if chosen is None:
-        greeting = policy(channel, AutoReplyKind.GREETING)
-        if greeting is not None and not earlier.filter(direction=Direction.INBOUND).exists():
-            chosen = greeting
+    first_message = not earlier.filter(direction=Direction.INBOUND).exists()
+    if chosen is None and greeting is not None and first_message:
+        chosen = greeting
     if chosen is None:
         return None
     with transaction.atomic():
         # Serialise per contact, so two messages at once get one answer between them.
         Contact.objects.select_for_update().filter(pk=conversation.contact_id).first()
-        if _answered_recently(conversation.contact_id, now):
+        if _answered_recently(conversation.workspace_id, conversation.contact_id, now):
             return None
         text, _unknown = render_text(chosen.body, conversation)
         if not text.strip():

@@ -17,6 +17,7 @@ the live-chat widget (online/away), SLA clocks and rules.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import re
 import zoneinfo
@@ -86,6 +87,12 @@ def clean_holidays(value) -> list[str]:
     return sorted(days)
 
 
+@functools.cache
+def available_time_zones() -> frozenset[str]:
+    # Scans the tz database on disk; it does not change while the process runs.
+    return frozenset(zoneinfo.available_timezones())
+
+
 def _zone(name: str) -> dt.tzinfo:
     try:
         return zoneinfo.ZoneInfo(name or "UTC")
@@ -106,7 +113,7 @@ def clean_channel_hours(value) -> dict | None:
         out["holidays"] = clean_holidays(value["holidays"])
     if value.get("time_zone"):
         zone = str(value["time_zone"])
-        if zone not in zoneinfo.available_timezones():
+        if zone not in available_time_zones():
             raise InvalidHours(f"{zone!r} is not a time zone like Europe/Amsterdam")
         out["time_zone"] = zone
     return out or None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import zoneinfo
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -86,12 +84,6 @@ class NotAllowed(Exception):
     """A change the acting member may not make; ``str(exc)`` says why, for the person."""
 
 
-@functools.cache
-def available_time_zones() -> frozenset[str]:
-    # Scans the tz database on disk; it does not change while the process runs.
-    return frozenset(zoneinfo.available_timezones())
-
-
 MAX_ATTACHMENT_MB = 1000
 
 
@@ -112,7 +104,7 @@ def update_workspace_profile(
     name = (name or "").strip()
     if not name:
         raise ValueError("a workspace needs a name")
-    if time_zone not in available_time_zones():
+    if time_zone not in hours.available_time_zones():
         raise ValueError(f"unknown time zone {time_zone!r}")
     if locale not in {code for code, _ in settings.LANGUAGES}:
         raise ValueError(f"unsupported language {locale!r}")

@@ -18,7 +18,6 @@ from loket.tenancy.models import AutoAssign, Availability, Membership, Role, Tea
 from loket.tenancy.services import (
     MAX_ATTACHMENT_MB,
     MAX_TWO_FACTOR_GRACE_DAYS,
-    available_time_zones,
 )
 
 MAX_CAPACITY = 1000
@@ -84,7 +83,9 @@ class WorkspaceProfileForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["time_zone"].choices = [(zone, zone) for zone in sorted(available_time_zones())]
+        self.fields["time_zone"].choices = [
+            (zone, zone) for zone in sorted(hours.available_time_zones())
+        ]
         for day, label in zip(hours.WEEKDAYS, WEEKDAY_LABELS, strict=True):
             self.fields[f"hours_{day}"] = forms.CharField(
                 label=label,
