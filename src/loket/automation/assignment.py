@@ -43,7 +43,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -230,13 +230,18 @@ def _assign(conversation: Conversation, team: Team, member: Membership) -> None:
 def assign_waiting(*, team_ids: list[int] | None = None, batch: int = BATCH) -> int:
     """Assign teams' unassigned open conversations, oldest first, while members have room
     (the periodic job; also run when a member comes online). Returns how many were assigned."""
-    teams = Team.objects.exclude(auto_assign=AutoAssign.OFF).order_by("pk")
+    someone_online = Membership.objects.filter(
+        teams=OuterRef("pk"), availability=Availability.ONLINE
+    )
+    teams = (
+        Team.objects.exclude(auto_assign=AutoAssign.OFF)
+        .filter(Exists(someone_online))
+        .order_by("pk")
+    )
     if team_ids is not None:
         teams = teams.filter(pk__in=team_ids)
     assigned = 0
     for team in teams:
-        if not team.members.filter(availability=Availability.ONLINE).exists():
-            continue
         waiting = (
             Conversation.objects.filter(
                 workspace_id=team.workspace_id,

@@ -389,10 +389,3 @@ def render(
     ):
         raise ValueError("the canned reply, conversation and agent are of different workspaces")
     return render_text(reply.body, conversation, agent)
-
-
-VARIABLES = (
-    "contact.name", "contact.first_name", "contact.email", "contact.phone",
-    "agent.name", "agent.first_name", "conversation.number", "conversation.subject",
-    "workspace.name", "contact.attributes.<key>", "conversation.custom.<key>",
-)  # fmt: skip

@@ -290,6 +290,7 @@ def _conversation_context(request, conversation: Conversation, *, timeline_too=T
     member = request.membership
     workspace_id = member.workspace_id
     lists = _lists(request)
+    connector = _connector(conversation)
     contact = conversation.contact
     identities = list(
         ContactIdentity.objects.filter(workspace_id=workspace_id, contact=contact)
@@ -314,8 +315,8 @@ def _conversation_context(request, conversation: Conversation, *, timeline_too=T
         "conversation_label_ids": {label.pk for label in conversation.labels.all()},
         "priorities": Priority.choices,
         "snooze_options": _snooze_options(),
-        "visitor": _connector(conversation).sidebar(conversation),
-        "copies": _connector(conversation).capabilities.copies,
+        "visitor": connector.sidebar(conversation),
+        "copies": connector.capabilities.copies,
     }
     if not timeline_too:
         return context
@@ -336,13 +337,13 @@ def _conversation_context(request, conversation: Conversation, *, timeline_too=T
         ],
         "reply_to": next((i for i in identities if i.channel_id == conversation.channel_id), None),
         "reply_window": windows.reply_window(conversation),
-        "template_choices": _template_choices(conversation),
+        "template_choices": _template_choices(conversation, connector),
     }
 
 
-def _template_choices(conversation: Conversation) -> list[dict]:
+def _template_choices(conversation: Conversation, connector) -> list[dict]:
     """The channel's approved message templates, as the composer's picker needs them."""
-    if not _connector(conversation).capabilities.templates:
+    if not connector.capabilities.templates:
         return []
     return [
         {
