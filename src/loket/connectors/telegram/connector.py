@@ -47,6 +47,7 @@ from loket.connectors.telegram.client import (
     file_url,
 )
 from loket.connectors.telegram.updates import message_key, obj, person_name, text_of, timestamp
+from loket.connectors.text import split_text
 from loket.inbox.items import InboundItem
 from loket.inbox.models import AttachmentStatus, Channel, Direction, Message
 from loket.inbox.services import outbound
@@ -64,32 +65,6 @@ PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
-
-
-def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Text in pieces Telegram accepts (``limit`` UTF-16 code units each), cut at a paragraph,
-    line or word boundary where one is near."""
-    pieces: list[str] = []
-    rest = text
-    while _utf16_len(rest) > limit:
-        cut = 0
-        size = 0
-        for index, char in enumerate(rest):
-            size += _utf16_len(char)
-            if size > limit:
-                break
-            cut = index + 1
-        window = rest[:cut]
-        for separator in ("\n\n", "\n", " "):
-            at = window.rfind(separator)
-            if at > cut // 2:
-                cut = at + len(separator)
-                break
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip("\n ")
-    if rest.strip():
-        pieces.append(rest)
-    return pieces or [""]
 
 
 class TelegramConnector(Connector):
@@ -325,7 +300,8 @@ class TelegramConnector(Connector):
             if attachment.status == AttachmentStatus.STORED
         ]
         text = message.text or ""
-        texts = split_text(text) if text.strip() else []
+        fits = lambda piece: _utf16_len(piece) <= TEXT_LIMIT  # noqa: E731
+        texts = split_text(text, fits) if text.strip() else []
         caption = ""
         if files and texts and len(texts) == 1 and _utf16_len(texts[0]) <= CAPTION_LIMIT:
             caption, texts = texts[0], []

@@ -23,6 +23,7 @@ from loket.connectors.base import (
     attachment_bytes,
 )
 from loket.connectors.meta import graph
+from loket.connectors.text import split_text
 from loket.connectors.whatsapp.inbound import PARTS_KEY
 from loket.inbox.models import Attachment, AttachmentStatus, Channel, Message
 from loket.inbox.services import outbound
@@ -55,21 +56,6 @@ def media_kind(content_type: str, size: int) -> str:
     return "document"
 
 
-def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Text in pieces WhatsApp accepts, cut at a paragraph, a line or a space when it can."""
-    pieces = []
-    while len(text) > limit:
-        window = text[:limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut < limit // 2:
-            cut = limit
-        pieces.append(text[:cut].rstrip())
-        text = text[cut:].lstrip()
-    if text.strip():
-        pieces.append(text)
-    return pieces
-
-
 def plan(message: Message) -> list[Part]:
     if isinstance((message.data or {}).get("template"), dict):
         return [Part("template")]
@@ -80,7 +66,8 @@ def plan(message: Message) -> list[Part]:
     caption = ""
     if files and kinds[0] != "audio" and text and len(text) <= CAPTION_LIMIT:
         caption, text = text, ""
-    parts.extend(Part("text", piece) for piece in split_text(text))
+    pieces = split_text(text, lambda piece: len(piece) <= TEXT_LIMIT)
+    parts.extend(Part("text", piece) for piece in pieces)
     for index, (attachment, kind) in enumerate(zip(files, kinds, strict=True)):
         parts.append(Part("media", caption if index == 0 else "", attachment, kind))
     return parts
