@@ -651,15 +651,12 @@ class MessengerConnector(Connector):
         routing = self._routing(message)
         files = self._files(message)
         client = self._graph(channel)
-        data = dict(message.data or {})
-        done: dict[str, Any] = dict(data.get(SENT_PARTS) or {})
+        done: dict[str, Any] = dict((message.data or {}).get(SENT_PARTS) or {})
 
         def record(part: str, mid: str, started: dt.datetime) -> None:
             done[part] = mid
             done.setdefault("at", started.isoformat())
-            data[SENT_PARTS] = done
-            message.data = data
-            Message.objects.filter(pk=message.pk).update(data=data)
+            outbound.keep_on_message(message, SENT_PARTS, dict(done))
 
         for number, chunk in enumerate(split_text(message.text or "", self.text_fits)):
             part = "text" if number == 0 else f"text:{number + 1}"

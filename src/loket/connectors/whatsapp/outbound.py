@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
 from django.utils.translation import gettext as _
 
 from loket.connectors.base import (
@@ -158,7 +157,7 @@ class Sender:
             if len(parts) > 1:
                 # After every part, so a retry after any failure (or a crash) sends only what
                 # is still missing.
-                self._record(message, done)
+                outbound.keep_on_message(message, PARTS_KEY, list(done))
         return SendResult(external_id=done[0])
 
     def _body(self, message: Message, part: Part, to: str, *, caption: str) -> dict[str, Any]:
@@ -204,14 +203,3 @@ class Sender:
         raise PermanentSendError(
             _("WhatsApp answered without a message id; the message may not have been sent.")
         )
-
-    @staticmethod
-    def _record(message: Message, done: list[str]) -> None:
-        """Keep the ids of the parts sent so far: a retry continues after them, and their
-        statuses are recognised."""
-        with transaction.atomic():
-            row = Message.objects.select_for_update().only("data").get(pk=message.pk)
-            data = {**(row.data or {}), PARTS_KEY: list(done)}
-            row.data = data
-            row.save(update_fields=["data"])
-        message.data = data

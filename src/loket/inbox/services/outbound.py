@@ -195,6 +195,17 @@ def deliver(message_id: int) -> None:
     _record_sent(message_id, result)
 
 
+def keep_on_message(message: Message, key: str, value) -> None:
+    """Keep a connector's fact about a send in ``message.data[key]`` (e.g. the ids of the parts
+    already delivered, so a retry sends only the rest): merged into the row under its lock, so
+    nothing else written to ``data`` meanwhile is lost; ``message.data`` follows."""
+    with transaction.atomic():
+        row = Message.objects.select_for_update().only("data").get(pk=message.pk)
+        data = {**(row.data or {}), key: value}
+        Message.objects.filter(pk=message.pk).update(data=data)
+    message.data = data
+
+
 def recipient_id(message: Message) -> str | None:
     """The customer's id on the message's channel (what a connector addresses the reply to)."""
     return (
