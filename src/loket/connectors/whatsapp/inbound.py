@@ -126,8 +126,10 @@ def _change(channel: Channel, own: str, change: dict[str, Any]) -> list[InboundI
     items: list[InboundItem] = []
     for message in _list(value.get("messages")):
         items.append(_message(_dict(message), names))
-    for status in _list(value.get("statuses")):
-        items.append(_status(channel, _dict(status)))
+    statuses = [_dict(status) for status in _list(value.get("statuses"))]
+    known = _sent_ids(channel, [_str(status.get("id")) for status in statuses])
+    for status in statuses:
+        items.append(_status(channel, status, known))
     for error in _list(value.get("errors")):
         items.append(Ignored(f"WhatsApp reported an error: {error_words(_dict(error))}"))
     return items or [Ignored("a messages change with no messages or statuses")]
@@ -343,7 +345,19 @@ def _interactive(body: dict[str, Any]):
     return None
 
 
-def _status(channel: Channel, status: dict[str, Any]) -> InboundItem:
+def _sent_ids(channel: Channel, wamids: list[str]) -> set[str]:
+    """Which of these ids are replies Loket sent (one query for a notification's statuses)."""
+    wamids = [wamid for wamid in wamids if wamid]
+    if not wamids:
+        return set()
+    return set(
+        Message.objects.filter(
+            channel=channel, direction=Direction.OUTBOUND, external_id__in=wamids
+        ).values_list("external_id", flat=True)
+    )
+
+
+def _status(channel: Channel, status: dict[str, Any], known: set[str]) -> InboundItem:
     wamid = _str(status.get("id"))
     state = _str(status.get("status"), 40)
     if not wamid:
@@ -364,6 +378,8 @@ def _status(channel: Channel, status: dict[str, Any]) -> InboundItem:
         for key in ("recipient_id", "recipient_user_id")
         if _str(status.get(key), 160)
     ]
+    if update.external_id in known:
+        return update  # the plain case: a reply Loket sent
     return _for_part(channel, update, recipients)
 
 
@@ -379,13 +395,15 @@ def _for_part(channel: Channel, update: StatusUpdate, recipients: list[str]) -> 
       timed out and was sent again) is acknowledged and ignored, not retried for hours.
     """
     outbound = Message.objects.filter(channel=channel, direction=Direction.OUTBOUND)
-    if outbound.filter(external_id=update.external_id).exists():
-        return update
     if recipients and _sending_to(channel, recipients):
         return update  # perhaps this send's: the core retries it once the id is recorded
-    # Checked again: the send may have been recorded since the first look.
+    # Checked again: the send may have been recorded since the notification's first look.
     if outbound.filter(external_id=update.external_id).exists():
         return update
+    if recipients and update.status != DeliveryStatus.FAILED:
+        # Only a failure of a later part is reported on the reply; anything else is ignored
+        # whoever sent it, so the parts are not searched.
+        return Ignored(f"the {update.status} status of a message Loket did not send (or a part)")
     since = timezone.now() - dt.timedelta(days=PART_LOOKUP_DAYS)
     owner = (
         outbound.filter(
