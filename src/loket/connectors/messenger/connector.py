@@ -43,6 +43,8 @@ from loket.connectors.base import (
     attachment_bytes,
 )
 from loket.connectors.meta import graph, webhooks
+from loket.connectors.payload import as_dict as _dict
+from loket.connectors.payload import as_list as _list
 from loket.connectors.text import split_text
 from loket.inbox.items import (
     Ignored,
@@ -115,14 +117,6 @@ def _id(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return ""
     return str(value)[:255]
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _text(value: Any, limit: int = 65536) -> str:

@@ -38,6 +38,7 @@ from loket.connectors.base import (
     WebhookResponse,
     attachment_bytes,
 )
+from loket.connectors.payload import as_dict as obj
 from loket.connectors.telegram import updates
 from loket.connectors.telegram.client import (
     BotApi,
@@ -46,7 +47,7 @@ from loket.connectors.telegram.client import (
     Upload,
     file_url,
 )
-from loket.connectors.telegram.updates import message_key, obj, person_name, text_of, timestamp
+from loket.connectors.telegram.updates import message_key, person_name, text_of, timestamp
 from loket.connectors.text import split_text
 from loket.inbox.items import InboundItem
 from loket.inbox.models import AttachmentStatus, Channel, Direction, Message

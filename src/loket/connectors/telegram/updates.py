@@ -15,6 +15,7 @@ from typing import Any
 from django.utils.translation import gettext
 
 from loket.connectors.base import BadPayload
+from loket.connectors.payload import as_dict as obj
 from loket.inbox.items import (
     Ignored,
     InboundAttachment,
@@ -53,10 +54,6 @@ _SERVICE_FIELDS = frozenset(
     """.split()  # noqa: SIM905
 )
 _GROUP_TYPES = ("group", "supergroup")
-
-
-def obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _id(value: Any, what: str) -> int:

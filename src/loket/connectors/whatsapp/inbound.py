@@ -19,6 +19,8 @@ from django.utils.translation import gettext as _
 
 from loket.connectors.base import BadPayload
 from loket.connectors.meta import graph
+from loket.connectors.payload import as_dict as _dict
+from loket.connectors.payload import as_list as _list
 from loket.inbox.items import (
     Ignored,
     InboundAttachment,
@@ -49,14 +51,6 @@ def _str(value: Any, limit: int = 255) -> str:
     if value is None or isinstance(value, dict | list):
         return ""
     return str(value).strip()[:limit]
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _time(value: Any) -> dt.datetime | None:
