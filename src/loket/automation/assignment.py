@@ -184,14 +184,22 @@ def _lock_online_members(team: Team) -> list[Membership]:
 def auto_assign(conversation_id: int) -> Outcome:
     """Assign this conversation if it is open, unassigned and in an auto-assigning team, to the
     member the team's policy picks among those with room. One transaction (see the module)."""
-    with transaction.atomic():
-        head = (
-            Conversation.objects.filter(pk=conversation_id)
-            .values("workspace_id", "team_id")
-            .first()
+    # One cheap read, outside any transaction, settles the many conversations it has nothing to
+    # do with; what it found is checked again under the locks.
+    head = (
+        Conversation.objects.filter(
+            pk=conversation_id,
+            status=ConversationStatus.OPEN,
+            assignee__isnull=True,
+            team__isnull=False,
         )
-        if head is None or head["team_id"] is None:
-            return _SKIPPED
+        .exclude(team__auto_assign=AutoAssign.OFF)
+        .values("workspace_id", "team_id")
+        .first()
+    )
+    if head is None:
+        return _SKIPPED
+    with transaction.atomic():
         team = _lock_team(head["team_id"], head["workspace_id"])
         if team is None:
             return _SKIPPED
@@ -367,20 +375,7 @@ def on_event(event: events.Event) -> None:
         conversation_id = event.conversation_id
     else:
         return
-    # One cheap read decides for the many conversations that have nothing to do with it.
-    waiting = (
-        Conversation.objects.filter(
-            pk=conversation_id,
-            workspace_id=event.workspace_id,
-            status=ConversationStatus.OPEN,
-            assignee__isnull=True,
-            team__isnull=False,
-        )
-        .exclude(team__auto_assign=AutoAssign.OFF)
-        .exists()
-    )
-    if waiting:
-        auto_assign(conversation_id)
+    auto_assign(conversation_id)
 
 
 # -- Settings ---------------------------------------------------------------------------------
