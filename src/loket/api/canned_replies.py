@@ -60,7 +60,7 @@ def reply_out(reply: CannedReply) -> dict[str, Any]:
         "title": reply.title,
         "language": reply.language,
         "body": reply.body,
-        "shared": reply.owner_id is None,
+        "shared": reply.is_shared,
         "owner_id": reply.owner_id,
         "created_by_id": reply.created_by_id,
         "created_at": reply.created_at,
@@ -122,10 +122,10 @@ def update_canned_reply(request, reply_id: int, data: CannedReplyPatch):
         if value is None:
             raise ApiError(400, "invalid", f"{name} cannot be null")
     try:
-        canned.update_canned_reply(reply, actor=member, **given)
+        reply = canned.update_canned_reply(reply, actor=member, **given)
     except (canned.InvalidCannedReply, NotAllowed) as exc:
         raise _refused(exc) from exc
-    return reply_out(canned.get_visible(member, reply_id))
+    return reply_out(reply)
 
 
 @router.delete("/canned-replies/{int:reply_id}", response={204: None})

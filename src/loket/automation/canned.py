@@ -107,7 +107,7 @@ def for_composer(membership: Membership, language: str | None) -> list[CannedRep
     def rank(reply: CannedReply) -> tuple:
         own = _primary(reply.language)
         group = 1 if not own else (0 if own == primary and primary else 2)
-        return (group, reply.shortcut, reply.owner_id is None, reply.language, reply.pk)
+        return (group, reply.shortcut, reply.is_shared, reply.language, reply.pk)
 
     return sorted(visible(membership), key=rank)
 
@@ -115,7 +115,7 @@ def for_composer(membership: Membership, language: str | None) -> list[CannedRep
 def may_manage(membership: Membership, reply: CannedReply) -> bool:
     if reply.workspace_id != membership.workspace_id:
         return False
-    if reply.owner_id is None:
+    if reply.is_shared:
         return membership.is_admin
     return reply.owner_id == membership.pk
 
@@ -180,7 +180,7 @@ def _check_free(reply: CannedReply) -> None:
     clash = CannedReply.objects.filter(workspace_id=reply.workspace_id, shortcut=reply.shortcut)
     clash = (
         clash.filter(owner__isnull=True)
-        if reply.owner_id is None
+        if reply.is_shared
         else clash.filter(owner_id=reply.owner_id)
     )
     if reply.pk is not None:
@@ -243,7 +243,7 @@ def update_canned_reply(
     if not may_manage(actor, reply):
         raise NotAllowed(
             gettext("Only owners and admins can manage shared canned replies.")
-            if reply.owner_id is None
+            if reply.is_shared
             else gettext("Only its owner can change a personal canned reply.")
         )
     if shortcut is not None:
@@ -254,7 +254,7 @@ def update_canned_reply(
         reply.body = _clean_body(body)
     if language is not None:
         reply.language = _clean_language(language)
-    if shared is not None and shared != (reply.owner_id is None):
+    if shared is not None and shared != (reply.is_shared):
         _require_admin_for_shared(actor)
         reply.owner = None if shared else actor
     _save(reply)
@@ -265,7 +265,7 @@ def delete_canned_reply(reply: CannedReply, *, actor: Membership) -> None:
     if not may_manage(actor, reply):
         raise NotAllowed(
             gettext("Only owners and admins can manage shared canned replies.")
-            if reply.owner_id is None
+            if reply.is_shared
             else gettext("Only its owner can delete a personal canned reply.")
         )
     reply.delete()

@@ -951,7 +951,7 @@ def canned_replies(request, number: int):
             "shortcut": reply.shortcut,
             "title": reply.title,
             "language": reply.language,
-            "shared": reply.owner_id is None,
+            "shared": reply.is_shared,
             "preview": _preview(reply.body),
             "url": reverse(
                 "inbox:canned_reply", args=[request.workspace.slug, conversation.number, reply.pk]

@@ -694,7 +694,7 @@ def canned_reply_edit(request, reply_id: int):
                 "title": reply.title,
                 "language": reply.language,
                 "body": reply.body,
-                "shared": reply.owner_id is None,
+                "shared": reply.is_shared,
             },
         )
     return _render(
