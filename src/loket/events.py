@@ -85,6 +85,18 @@ class ConversationUpdated(Event):
     changes: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class SlaChanged(Event):
+    """A conversation's SLA target came close to its due time (``state="at_risk"``) or passed it
+    (``"breached"``); ``target`` is ``first_response``, ``next_response`` or ``resolution``."""
+
+    name: str = field(init=False, default="conversation.sla")
+    conversation_id: int
+    target: str
+    state: str
+    due_at: str  # ISO 8601
+
+
 @functools.cache
 def _subscribers() -> list:
     return [import_string(path) for path in settings.LOKET_EVENT_SUBSCRIBERS]
