@@ -96,3 +96,4 @@ class AutoReply(WorkspaceScoped):
 
     def __str__(self) -> str:
         return f"{self.kind} auto-reply"
+from loket.automation.models_sla import *  # noqa: E402,F403 - SLA rows live in their own module

@@ -1,0 +1,1 @@
+"""SLA policies' rows (loket.automation.sla); imported by loket.automation.models."""
