@@ -96,4 +96,99 @@ class AutoReply(WorkspaceScoped):
 
     def __str__(self) -> str:
         return f"{self.kind} auto-reply"
+
+
+class RuleTrigger(models.TextChoices):
+    CONVERSATION_CREATED = "conversation_created", _("Conversation created")
+    MESSAGE_RECEIVED = "message_received", _("Message received")
+    MESSAGE_SENT = "message_sent", _("Message sent")
+    CONVERSATION_UPDATED = "conversation_updated", _("Conversation updated")
+    # Time-based: checked by a periodic job against the database's clock, once per episode.
+    UNANSWERED_FOR = "unanswered_for", _("Open and unanswered for")
+    PENDING_FOR = "pending_for", _("Pending for")
+    NO_CUSTOMER_REPLY_FOR = "no_customer_reply_for", _("No customer reply for")
+    SLA_AT_RISK = "sla_at_risk", _("SLA about to breach")
+    SLA_BREACHED = "sla_breached", _("SLA breached")
+
+
+TIMED_TRIGGERS = (
+    RuleTrigger.UNANSWERED_FOR,
+    RuleTrigger.PENDING_FOR,
+    RuleTrigger.NO_CUSTOMER_REPLY_FOR,
+)
+
+
+class Rule(WorkspaceScoped):
+    """When ``trigger`` happens and ``conditions`` hold, do ``actions`` (loket.automation.rules).
+
+    ``conditions``: ``{"match": "all"|"any", "conditions": [condition or group]}``, a group
+    being the same shape one level down; ``actions``: a list of ``{"type": ..., ...}``. Both are
+    checked against allow-lists when saved (loket.automation.rules.config)."""
+
+    name = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0)  # run in this order, then by id
+    trigger = models.CharField(max_length=32, choices=RuleTrigger.choices)
+    # For the time-based triggers: how long, in minutes.
+    minutes = models.PositiveIntegerField(null=True, blank=True)
+    conditions = models.JSONField(default=dict, blank=True)
+    actions = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "trigger", "position"], name="rule_ws_trigger"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RuleRunOutcome(models.TextChoices):
+    DONE = "done", _("Done")
+    PARTLY = "partly", _("Partly done")
+    FAILED = "failed", _("Failed")
+    STOPPED = "stopped", _("Stopped by the loop guard")
+
+
+class RuleRun(WorkspaceScoped):
+    """One time a rule's conditions held and it acted (or the loop guard stopped it): the
+    rule's history and the conversation's record of what automation did."""
+
+    workspace = workspace_key_covered_by_indexes()
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="runs", db_index=False)
+    conversation = models.ForeignKey(
+        "inbox.Conversation", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    trigger = models.CharField(max_length=32)
+    # Why it ran: the conditions that held, as ``[{"field", "operator", "value", "actual"}]``.
+    matched = models.JSONField(default=list, blank=True)
+    # What it did: ``[{"type", "ok", "detail"}]`` per action, in order.
+    done = models.JSONField(default=list, blank=True)
+    outcome = models.CharField(max_length=8, choices=RuleRunOutcome.choices)
+    # Time-based rules: the moment the waiting began; a rule acts once per episode.
+    episode = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "conversation", "episode"],
+                condition=Q(episode__isnull=False),
+                name="rule_run_once_per_episode",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "rule", "-created_at"], name="rule_run_history"),
+            models.Index(fields=["conversation", "created_at"], name="rule_run_conversation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} on {self.conversation_id}: {self.outcome}"
+
+
 from loket.automation.models_sla import *  # noqa: E402,F403 - SLA rows live in their own module
