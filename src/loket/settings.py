@@ -187,6 +187,8 @@ LOKET_EVENT_SUBSCRIBERS = [
     "loket.connectors.livechat.delivery.on_event",  # e.g. the rating prompt after resolve
     "loket.automation.assignment.on_event",  # auto-assignment of new and reopened conversations
     "loket.automation.autoreplies.on_event",  # greetings and away messages
+    "loket.automation.sla.on_event",  # SLA due times
+    "loket.automation.rules.engine.on_event",  # rules triggered by events
 ]
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -284,6 +286,8 @@ LOKET_ATTACHMENT_MAX_BYTES = env_int("LOKET_ATTACHMENT_MAX_BYTES", 25 * 1024 * 1
 LOKET_CSAT_CHANGE_HOURS = env_int("LOKET_CSAT_CHANGE_HOURS", 24)
 # At most one automatic answer (greeting, away message) per contact within this many minutes.
 LOKET_AUTO_REPLY_PER_CONTACT_MINUTES = env_int("LOKET_AUTO_REPLY_PER_CONTACT_MINUTES", 240)
+# Loop guard: once rules acted this many times on one conversation within an hour, they stop there.
+LOKET_RULE_RUNS_PER_CONVERSATION = env_int("LOKET_RULE_RUNS_PER_CONVERSATION", 20)
 
 # --- Live chat -------------------------------------------------------------------------------
 LOKET_WIDGET_TOKEN_DAYS = env_int("LOKET_WIDGET_TOKEN_DAYS", 365)  # a visitor session lasts

@@ -46,8 +46,14 @@ def lock_in_order(model, *pks: int) -> dict:
     return {row.pk: row for row in locked}
 
 
-def _actor_for(member: Membership | None) -> Actor:
-    return Actor(AuthorType.MEMBER, member.pk) if member else Actor.system()
+def _actor_for(member: Membership | None, context: dict | None = None) -> Actor:
+    """Who the event says did it: the member, else the rule that acted (so it does not trigger
+    itself again), else the system."""
+    if member:
+        return Actor(AuthorType.MEMBER, member.pk)
+    if context and context.get("via") == "rule" and context.get("rule_id"):
+        return Actor("rule", context["rule_id"])
+    return Actor.system()
 
 
 def _activity(conversation: Conversation, actor: Membership | None, action: str, **data) -> None:
@@ -156,7 +162,7 @@ def update_conversation(
         if changes:
             events.emit(
                 events.ConversationUpdated(
-                    workspace_id, _actor_for(actor), conversation.pk, changes
+                    workspace_id, _actor_for(actor, context), conversation.pk, changes
                 )
             )
     return conversation

@@ -64,12 +64,14 @@ def reply(
     attachments: Sequence[OutgoingFile] = (),
     data: dict | None = None,
     template: templates.Filled | None = None,
+    event_actor: Actor | None = None,
 ) -> Message:
     """Store an agent's (or bot's) reply or internal note; a reply is queued for sending.
     ``data``: channel-specific details the connector reads when sending (e.g. an email's
     ``{"email": {"cc": [...], "bcc": [...]}}``). ``template``: a filled message template (its
-    text is the reply's). A reply the channel's reply window does not allow is refused with a
-    ValueError that says why, before anything is stored."""
+    text is the reply's). ``event_actor``: who the event names when it is not the author (a
+    rule, so it does not trigger itself). A reply the channel's reply window does not allow is
+    refused with a ValueError that says why, before anything is stored."""
     if template is not None:
         if template.template.channel_id != conversation.channel_id:
             raise ValueError(_("That template belongs to another channel."))
@@ -124,7 +126,7 @@ def reply(
         events.emit(
             events.MessageCreated(
                 conversation.workspace_id,
-                Actor(author_type, author.pk if author else None),
+                event_actor or Actor(author_type, author.pk if author else None),
                 conversation_id=conversation.pk,
                 message_id=message.pk,
                 kind=message.kind,

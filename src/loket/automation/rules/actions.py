@@ -1,0 +1,415 @@
+"""What a rule (or a macro) can do to a conversation: an allow-list of action types, each with
+its parameters checked when saved and carried out through the same services agents use, so
+every change leaves its activity line and event. An action is ``{"type": ..., ...params}``.
+
+Changes are made as the rule (``context={"via": "rule", ...}``): the timeline says which rule
+did it and the events name the rule as their actor, so a rule is never triggered by itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
+from loket import crypto
+from loket.automation import clock
+from loket.automation.canned import render_text
+from loket.automation.models import CannedReply
+from loket.events import Actor
+from loket.inbox.models import AuthorType, Conversation, ConversationStatus, MessageKind, Priority
+from loket.inbox.services import notifications, outbound
+from loket.inbox.services.conversations import ensure_labels, update_conversation
+from loket.tenancy.models import Membership, Team
+
+MAX_ACTIONS = 20
+MAX_TEXT = 5000
+MAX_SNOOZE_MINUTES = 60 * 24 * 365
+SETTABLE_STATUSES = (
+    ConversationStatus.OPEN,
+    ConversationStatus.PENDING,
+    ConversationStatus.RESOLVED,
+    ConversationStatus.CLOSED,
+)
+
+
+class InvalidAction(ValueError):
+    """An action that cannot be saved; the message says which and why."""
+
+
+class Skipped(Exception):
+    """An action with nothing to do any more (its team was deleted, say); the reason is logged."""
+
+
+@dataclass
+class Doer:
+    """Who acts and on what: a rule (``rule_id``) or an agent running a macro (``member``)."""
+
+    conversation: Conversation
+    rule_id: int | None = None
+    rule_name: str = ""
+    member: Membership | None = None
+    # Work to do after the transaction commits (the auto-assigner takes its own locks).
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def context(self) -> dict:
+        if self.rule_id is None:
+            return {}
+        return {"via": "rule", "rule_id": self.rule_id, "rule_name": self.rule_name}
+
+    @property
+    def event_actor(self) -> Actor | None:
+        return Actor("rule", self.rule_id) if self.rule_id is not None else None
+
+    def update(self, **changes) -> None:
+        self.conversation = update_conversation(
+            self.conversation, actor=self.member, context=self.context, **changes
+        )
+
+
+# -- parameter checks ---------------------------------------------------------------------------
+def _member_id(params: dict, workspace_id: int) -> dict:
+    value = params.get("member_id")
+    if not Membership.objects.filter(workspace_id=workspace_id, pk=_int(value)).exists():
+        raise InvalidAction(f"no member {value!r} in this workspace")
+    return {"member_id": int(value)}
+
+
+def _team_id(params: dict, workspace_id: int) -> dict:
+    value = params.get("team_id")
+    if not Team.objects.filter(workspace_id=workspace_id, pk=_int(value)).exists():
+        raise InvalidAction(f"no team {value!r} in this workspace")
+    return {"team_id": int(value)}
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        return -1
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _nothing(params: dict, workspace_id: int) -> dict:
+    return {}
+
+
+def _labels(params: dict, workspace_id: int) -> dict:
+    names = params.get("labels")
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, list) or not names:
+        raise InvalidAction("name at least one label")
+    cleaned = []
+    for name in names:
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 64:
+            raise InvalidAction("a label name is 1 to 64 characters")
+        cleaned.append(name.strip())
+    return {"labels": list(dict.fromkeys(cleaned))}
+
+
+def _priority(params: dict, workspace_id: int) -> dict:
+    value = params.get("priority")
+    if isinstance(value, bool) or value not in Priority.values:
+        raise InvalidAction(f"unknown priority {value!r}; one of {Priority.values}")
+    return {"priority": value}
+
+
+def _status(params: dict, workspace_id: int) -> dict:
+    value = params.get("status")
+    if value not in SETTABLE_STATUSES:
+        raise InvalidAction(
+            f"unknown status {value!r}; one of {', '.join(SETTABLE_STATUSES)} (snooze: 'snooze')"
+        )
+    return {"status": value}
+
+
+def _minutes(params: dict, workspace_id: int) -> dict:
+    value = params.get("minutes")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_SNOOZE_MINUTES
+    ):
+        raise InvalidAction("snooze for a whole number of minutes, at least 1")
+    return {"minutes": value}
+
+
+def _canned_reply(params: dict, workspace_id: int) -> dict:
+    value = params.get("canned_reply_id")
+    if not CannedReply.objects.filter(
+        workspace_id=workspace_id, owner__isnull=True, pk=_int(value)
+    ).exists():
+        raise InvalidAction(f"no shared canned reply {value!r} in this workspace")
+    return {"canned_reply_id": int(value)}
+
+
+def _text(params: dict, workspace_id: int) -> dict:
+    text = params.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidAction("write the text")
+    if len(text) > MAX_TEXT:
+        raise InvalidAction(f"the text is longer than {MAX_TEXT} characters")
+    return {"text": text.strip()}
+
+
+def _notify(params: dict, workspace_id: int) -> dict:
+    recipients = params.get("recipients")
+    if not isinstance(recipients, list) or not recipients:
+        raise InvalidAction("choose who to notify: 'assignee' or members")
+    members = {
+        pk
+        for pk in Membership.objects.filter(
+            workspace_id=workspace_id, pk__in=[_int(r) for r in recipients if r != "assignee"]
+        ).values_list("pk", flat=True)
+    }
+    cleaned: list = []
+    for recipient in recipients:
+        if recipient == "assignee":
+            cleaned.append("assignee")
+        elif _int(recipient) in members:
+            cleaned.append(int(recipient))
+        else:
+            raise InvalidAction(f"no member {recipient!r} in this workspace")
+    text = params.get("text") or ""
+    if not isinstance(text, str) or len(text) > MAX_TEXT:
+        raise InvalidAction(f"the text is at most {MAX_TEXT} characters")
+    return {"recipients": list(dict.fromkeys(cleaned)), "text": text.strip()}
+
+
+def _webhook(params: dict, workspace_id: int) -> dict:
+    url = params.get("url")
+    if not isinstance(url, str) or len(url) > 2000:
+        raise InvalidAction("give the webhook's URL")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidAction("the webhook URL must start with https:// (or http://)")
+    if parts.username or parts.password:
+        raise InvalidAction("put no user name or password in the webhook URL")
+    return {"url": url.strip()}
+
+
+# -- carrying out ---------------------------------------------------------------------------------
+def _do_assign_agent(doer: Doer, params: dict) -> str:
+    member = (
+        Membership.objects.select_related("user")
+        .filter(workspace_id=doer.conversation.workspace_id, pk=params["member_id"])
+        .first()
+    )
+    if member is None:
+        raise Skipped("that member has left the workspace")
+    doer.update(assignee=member)
+    return member.display_name
+
+
+def _do_assign_team(doer: Doer, params: dict) -> str:
+    team = Team.objects.filter(
+        workspace_id=doer.conversation.workspace_id, pk=params["team_id"]
+    ).first()
+    if team is None:
+        raise Skipped("that team was deleted")
+    doer.update(team=team)
+    return team.name
+
+
+def _do_auto_assign(doer: Doer, params: dict) -> str:
+    from loket.automation.assignment import auto_assign
+
+    if doer.conversation.assignee_id is not None:
+        doer.update(assignee=None)
+    pk = doer.conversation.pk
+    doer.after_commit.append(lambda: auto_assign(pk))
+    return ""
+
+
+def _do_unassign(doer: Doer, params: dict) -> str:
+    doer.update(assignee=None)
+    return ""
+
+
+def _current_labels(doer: Doer) -> list:
+    return list(doer.conversation.labels.all())
+
+
+def _do_add_labels(doer: Doer, params: dict) -> str:
+    current = _current_labels(doer)
+    added = ensure_labels(doer.conversation.workspace_id, params["labels"])
+    doer.update(labels=list({label.pk: label for label in [*current, *added]}.values()))
+    return ", ".join(params["labels"])
+
+
+def _do_remove_labels(doer: Doer, params: dict) -> str:
+    unwanted = {name.casefold() for name in params["labels"]}
+    kept = [label for label in _current_labels(doer) if label.name.casefold() not in unwanted]
+    doer.update(labels=kept)
+    return ", ".join(params["labels"])
+
+
+def _do_set_priority(doer: Doer, params: dict) -> str:
+    doer.update(priority=params["priority"])
+    return str(Priority(params["priority"]).label)
+
+
+def _do_set_status(doer: Doer, params: dict) -> str:
+    doer.update(status=params["status"])
+    return str(ConversationStatus(params["status"]).label)
+
+
+def _do_snooze(doer: Doer, params: dict) -> str:
+    until = clock.now() + dt.timedelta(minutes=params["minutes"])
+    doer.update(status=ConversationStatus.SNOOZED, snoozed_until=until)
+    return until.isoformat(timespec="minutes")
+
+
+def _post(doer: Doer, text: str, kind: str) -> Any:
+    return outbound.reply(
+        doer.conversation,
+        author=doer.member,
+        text=text,
+        kind=kind,
+        author_type=AuthorType.MEMBER if doer.member else AuthorType.SYSTEM,
+        data={"rule_id": doer.rule_id} if doer.rule_id is not None else None,
+        event_actor=doer.event_actor,
+    )
+
+
+def _do_send_canned_reply(doer: Doer, params: dict) -> str:
+    reply = CannedReply.objects.filter(
+        workspace_id=doer.conversation.workspace_id,
+        owner__isnull=True,
+        pk=params["canned_reply_id"],
+    ).first()
+    if reply is None:
+        raise Skipped("that canned reply was deleted")
+    text, unknown = render_text(reply.body, doer.conversation, doer.member)
+    if unknown:
+        raise Skipped(f"the canned reply uses unknown variables: {', '.join(unknown)}")
+    try:
+        _post(doer, text, MessageKind.MESSAGE)
+    except ValueError as exc:  # e.g. the channel's reply window has closed
+        raise Skipped(str(exc)) from None
+    return f"/{reply.shortcut}"
+
+
+def _do_add_note(doer: Doer, params: dict) -> str:
+    text, _unknown = render_text(params["text"], doer.conversation, doer.member)
+    note = _post(doer, text, MessageKind.NOTE)
+    notifications.notify_mentions(note, actor=doer.member)
+    return ""
+
+
+def _do_notify(doer: Doer, params: dict) -> str:
+    ids = [r for r in params["recipients"] if r != "assignee"]
+    if "assignee" in params["recipients"] and doer.conversation.assignee_id:
+        ids.append(doer.conversation.assignee_id)
+    members = list(
+        Membership.objects.select_related("user").filter(
+            workspace_id=doer.conversation.workspace_id, pk__in=ids
+        )
+    )
+    if not members:
+        raise Skipped("nobody to notify (no assignee)")
+    mentions = " ".join(notifications.mention_token(m) for m in members)
+    text, _unknown = render_text(params.get("text") or "", doer.conversation, doer.member)
+    note = _post(doer, f"{mentions} {text}".strip(), MessageKind.NOTE)
+    notifications.notify_mentions(note, actor=doer.member)
+    return ", ".join(m.display_name for m in members)
+
+
+def _do_webhook(doer: Doer, params: dict) -> str:
+    from loket.automation.tasks import post_rule_webhook
+
+    post_rule_webhook.enqueue(
+        params["url"], doer.conversation.pk, doer.rule_id, clock.now().isoformat()
+    )
+    return urlsplit(params["url"]).hostname or ""
+
+
+@dataclass(frozen=True)
+class ActionType:
+    label: Any
+    clean: Callable[[dict, int], dict]
+    do: Callable[[Doer, dict], str]
+
+
+ACTIONS: dict[str, ActionType] = {
+    "assign_agent": ActionType(_("Assign to agent"), _member_id, _do_assign_agent),
+    "assign_team": ActionType(_("Assign to team"), _team_id, _do_assign_team),
+    "auto_assign": ActionType(_("Hand to the auto-assigner"), _nothing, _do_auto_assign),
+    "unassign": ActionType(_("Unassign"), _nothing, _do_unassign),
+    "add_labels": ActionType(_("Add labels"), _labels, _do_add_labels),
+    "remove_labels": ActionType(_("Remove labels"), _labels, _do_remove_labels),
+    "set_priority": ActionType(_("Set priority"), _priority, _do_set_priority),
+    "set_status": ActionType(_("Set status"), _status, _do_set_status),
+    "snooze": ActionType(_("Snooze"), _minutes, _do_snooze),
+    "send_canned_reply": ActionType(_("Send a canned reply"), _canned_reply, _do_send_canned_reply),
+    "add_note": ActionType(_("Add an internal note"), _text, _do_add_note),
+    "notify": ActionType(_("Notify"), _notify, _do_notify),
+    "webhook": ActionType(_("Send a webhook"), _webhook, _do_webhook),
+}
+
+
+def clean(raw: Any, workspace_id: int) -> list[dict]:
+    """The actions as they will be stored, or InvalidAction saying which one is wrong."""
+    if not isinstance(raw, list) or not raw:
+        raise InvalidAction("a rule needs at least one action")
+    if len(raw) > MAX_ACTIONS:
+        raise InvalidAction(f"at most {MAX_ACTIONS} actions")
+    cleaned = []
+    for index, item in enumerate(raw, start=1):
+        kind = item.get("type") if isinstance(item, dict) else None
+        action = ACTIONS.get(kind) if isinstance(kind, str) else None
+        if action is None:
+            raise InvalidAction(
+                f"action {index}: unknown type {kind!r}; one of {', '.join(ACTIONS)}"
+            )
+        try:
+            cleaned.append({"type": kind, **action.clean(item, workspace_id)})
+        except InvalidAction as exc:
+            raise InvalidAction(f"action {index} ({kind}): {exc}") from None
+    return cleaned
+
+
+def perform(doer: Doer, actions: list[dict]) -> list[dict]:
+    """Carry out the actions in order, each in its own savepoint: one that fails is recorded
+    and undone, and the others still happen. Returns ``[{"type", "ok", "detail"}]``."""
+    done = []
+    for item in actions:
+        action = ACTIONS.get(item.get("type"))
+        if action is None:
+            done.append({"type": item.get("type"), "ok": False, "detail": "unknown action"})
+            continue
+        try:
+            with transaction.atomic():
+                detail = action.do(doer, item)
+            done.append({"type": item["type"], "ok": True, "detail": detail})
+        except Skipped as exc:
+            done.append({"type": item["type"], "ok": False, "detail": str(exc)})
+        except Exception as exc:  # a broken action must not stop the others or the next rule
+            done.append({"type": item["type"], "ok": False, "detail": f"failed: {exc}"})
+    return done
+
+
+# -- outbound webhooks ------------------------------------------------------------------------
+def webhook_secret(workspace_id: int) -> str:
+    """The key a workspace's rule webhooks are signed with, derived from LOKET_ENCRYPTION_KEY
+    (shown to admins on the rules page, so receivers can check the signature)."""
+    key = crypto.derived_key("rule-webhooks")
+    digest = hmac.new(key, f"workspace:{workspace_id}".encode(), hashlib.sha256).digest()
+    return "whsec_" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:
+    """``X-Loket-Signature``: ``t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">``."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
