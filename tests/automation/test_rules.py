@@ -66,14 +66,17 @@ def labels_of(conversation):
     return sorted(conversation.labels.values_list("name", flat=True))
 
 
-# -- the example from the issue ------------------------------------------------------------------
+# -- the example from the issue --
 def test_refund_message_goes_to_billing_with_high_priority_and_a_canned_reply(
     shop, workspace, owner, billing
 ):
     canned = create_canned_reply(
-        owner, shortcut="refund", title="Refunds", shared=True,
+        owner,
+        shortcut="refund",
+        title="Refunds",
+        shared=True,
         body="Hi {{contact.first_name}}, we will look at your refund today.",
-    )  # fmt: skip
+    )
     refunds = rule(
         workspace,
         name="Refunds",
@@ -92,8 +95,10 @@ def test_refund_message_goes_to_billing_with_high_priority_and_a_canned_reply(
     assert reply.kind == MessageKind.MESSAGE and reply.author_type == "system"
     [run] = RuleRun.objects.filter(rule=refunds)
     assert run.outcome == "done" and [d["type"] for d in run.done] == [
-        "assign_team", "set_priority", "send_canned_reply",
-    ]  # fmt: skip
+        "assign_team",
+        "set_priority",
+        "send_canned_reply",
+    ]
     assert run.matched[0]["field"] == "message.text" and "REFUND" in run.matched[0]["actual"]
     ran = Message.objects.get(conversation=conversation, data__action="rule_ran")
     assert ran.data["rule_name"] == "Refunds"
@@ -104,10 +109,13 @@ def test_refund_message_goes_to_billing_with_high_priority_and_a_canned_reply(
     assert other.team_id is None and not RuleRun.objects.filter(conversation=other).exists()
 
 
-# -- triggers ---------------------------------------------------------------------------------------
+# -- triggers --
 def test_conversation_created_runs_once_per_conversation(shop, workspace):
-    rule(workspace, RuleTrigger.CONVERSATION_CREATED,
-         actions=[{"type": "add_labels", "labels": ["new"]}])  # fmt: skip
+    rule(
+        workspace,
+        RuleTrigger.CONVERSATION_CREATED,
+        actions=[{"type": "add_labels", "labels": ["new"]}],
+    )
     conversation = customer_writes(shop, "one")
     customer_writes(shop, "two")
     assert labels_of(conversation) == ["new"]
@@ -115,8 +123,7 @@ def test_conversation_created_runs_once_per_conversation(shop, workspace):
 
 
 def test_message_sent_is_triggered_by_an_agent_reply_not_by_the_customer(shop, workspace, agent):
-    rule(workspace, RuleTrigger.MESSAGE_SENT,
-         actions=[{"type": "set_status", "status": "pending"}])  # fmt: skip
+    rule(workspace, RuleTrigger.MESSAGE_SENT, actions=[{"type": "set_status", "status": "pending"}])
     conversation = customer_writes(shop, "Hello")
     assert conversation.status == ConversationStatus.OPEN
     outbound.reply(conversation, author=agent, text="Can you send the order number?")
@@ -127,13 +134,14 @@ def test_message_sent_is_triggered_by_an_agent_reply_not_by_the_customer(shop, w
 
 def test_conversation_updated_with_what_changed(shop, workspace, agent):
     rule(
-        workspace, RuleTrigger.CONVERSATION_UPDATED,
-        conditions=when({"field": "update.changed", "operator": "includes_any",
-                         "value": ["priority"]},
-                        {"field": "conversation.priority", "operator": "at_least",
-                         "value": Priority.URGENT}),
+        workspace,
+        RuleTrigger.CONVERSATION_UPDATED,
+        conditions=when(
+            {"field": "update.changed", "operator": "includes_any", "value": ["priority"]},
+            {"field": "conversation.priority", "operator": "at_least", "value": Priority.URGENT},
+        ),
         actions=[{"type": "add_labels", "labels": ["escalated"]}],
-    )  # fmt: skip
+    )
     conversation = customer_writes(shop, "Hello")
     update_conversation(conversation, actor=agent, status=ConversationStatus.PENDING)
     run_tasks()
@@ -147,19 +155,38 @@ def test_conversation_updated_with_what_changed(shop, workspace, agent):
 def test_sla_events_trigger_their_rules(shop, workspace, agent, state):
     trigger = RuleTrigger.SLA_AT_RISK if state == "at_risk" else RuleTrigger.SLA_BREACHED
     rule(
-        workspace, trigger,
+        workspace,
+        trigger,
         conditions=when({"field": "sla.target", "operator": "is", "value": ["first_response"]}),
-        actions=[{"type": "set_priority", "priority": Priority.URGENT},
-                 {"type": "notify", "recipients": [agent.pk], "text": "SLA {{conversation.number}}"}],
-    )  # fmt: skip
+        actions=[
+            {"type": "set_priority", "priority": Priority.URGENT},
+            {"type": "notify", "recipients": [agent.pk], "text": "SLA {{conversation.number}}"},
+        ],
+    )
     conversation = customer_writes(shop, "Hello")
-    events._deliver(events.SlaChanged(workspace.pk, events.Actor.system(), conversation.pk,
-                                      "resolution", state, timezone.now().isoformat()))  # fmt: skip
+    events._deliver(
+        events.SlaChanged(
+            workspace.pk,
+            events.Actor.system(),
+            conversation.pk,
+            "resolution",
+            state,
+            timezone.now().isoformat(),
+        )
+    )
     run_tasks()
     conversation.refresh_from_db()
     assert conversation.priority == Priority.NONE  # another target: no match
-    events._deliver(events.SlaChanged(workspace.pk, events.Actor.system(), conversation.pk,
-                                      "first_response", state, timezone.now().isoformat()))  # fmt: skip
+    events._deliver(
+        events.SlaChanged(
+            workspace.pk,
+            events.Actor.system(),
+            conversation.pk,
+            "first_response",
+            state,
+            timezone.now().isoformat(),
+        )
+    )
     run_tasks()
     conversation.refresh_from_db()
     assert conversation.priority == Priority.URGENT
@@ -170,12 +197,16 @@ def test_sla_events_trigger_their_rules(shop, workspace, agent, state):
     assert Notification.objects.filter(recipient=agent, conversation=conversation).exists()
 
 
-# -- time-based triggers on the database clock ------------------------------------------------------
+# -- time-based triggers on the database clock --
 def test_unanswered_for_acts_once_per_wait_and_again_after_the_next_question(
     shop, workspace, agent
 ):
-    urgent = rule(workspace, RuleTrigger.UNANSWERED_FOR, minutes=30,
-                  actions=[{"type": "add_labels", "labels": ["waiting"]}])  # fmt: skip
+    urgent = rule(
+        workspace,
+        RuleTrigger.UNANSWERED_FOR,
+        minutes=30,
+        actions=[{"type": "add_labels", "labels": ["waiting"]}],
+    )
     start = timezone.now()
     with clock.frozen(start):
         conversation = customer_writes(shop, "Hello?")
@@ -196,10 +227,18 @@ def test_unanswered_for_acts_once_per_wait_and_again_after_the_next_question(
 
 
 def test_pending_for_and_no_customer_reply_for(shop, workspace, agent):
-    nudge = rule(workspace, RuleTrigger.NO_CUSTOMER_REPLY_FOR, minutes=60 * 24,
-                 actions=[{"type": "add_note", "text": "No answer for a day"}])  # fmt: skip
-    close = rule(workspace, RuleTrigger.PENDING_FOR, minutes=60 * 24 * 3,
-                 actions=[{"type": "set_status", "status": "resolved"}])  # fmt: skip
+    nudge = rule(
+        workspace,
+        RuleTrigger.NO_CUSTOMER_REPLY_FOR,
+        minutes=60 * 24,
+        actions=[{"type": "add_note", "text": "No answer for a day"}],
+    )
+    close = rule(
+        workspace,
+        RuleTrigger.PENDING_FOR,
+        minutes=60 * 24 * 3,
+        actions=[{"type": "set_status", "status": "resolved"}],
+    )
     conversation = customer_writes(shop, "Hello")
     outbound.reply(conversation, author=agent, text="Which order?")
     update_conversation(conversation, actor=agent, status=ConversationStatus.PENDING)
@@ -217,8 +256,12 @@ def test_pending_for_and_no_customer_reply_for(shop, workspace, agent):
 
 
 def test_a_customer_reply_ends_the_no_reply_wait(shop, workspace, agent):
-    rule(workspace, RuleTrigger.NO_CUSTOMER_REPLY_FOR, minutes=60,
-         actions=[{"type": "add_labels", "labels": ["chase"]}])  # fmt: skip
+    rule(
+        workspace,
+        RuleTrigger.NO_CUSTOMER_REPLY_FOR,
+        minutes=60,
+        actions=[{"type": "add_labels", "labels": ["chase"]}],
+    )
     conversation = customer_writes(shop, "Hello")
     outbound.reply(conversation, author=agent, text="Which order?")
     customer_writes(shop, "1042")
@@ -226,17 +269,24 @@ def test_a_customer_reply_ends_the_no_reply_wait(shop, workspace, agent):
         assert engine.run_timed() == 0
 
 
-# -- conditions -------------------------------------------------------------------------------------
+# -- conditions --
 @pytest.mark.parametrize(
     ("condition", "text", "expected"),
     [
         ({"field": "message.text", "operator": "contains", "value": "Refund"}, "a refund?", True),
         ({"field": "message.text", "operator": "not_contains", "value": "refund"}, "hi", True),
         ({"field": "message.text", "operator": "equals", "value": "hi"}, " Hi ", True),
-        ({"field": "message.text", "operator": "starts_with", "value": "urgent"}, "URGENT: x", True),
+        (
+            {"field": "message.text", "operator": "starts_with", "value": "urgent"},
+            "URGENT: x",
+            True,
+        ),
         ({"field": "message.text", "operator": "ends_with", "value": "?"}, "where?", True),
-        ({"field": "message.text", "operator": "matches", "value": r"order\s*#?\d{4}"},
-         "my Order #1042", True),
+        (
+            {"field": "message.text", "operator": "matches", "value": r"order\s*#?\d{4}"},
+            "my Order #1042",
+            True,
+        ),
         ({"field": "message.text", "operator": "matches", "value": r"^\d+$"}, "12a", False),
         ({"field": "message.is_first", "operator": "is_true"}, "x", True),
         ({"field": "message.has_attachments", "operator": "is_true"}, "x", False),
@@ -247,10 +297,14 @@ def test_a_customer_reply_ends_the_no_reply_wait(shop, workspace, agent):
         ({"field": "conversation.priority", "operator": "at_most", "value": 0}, "x", True),
         ({"field": "conversation.assignee", "operator": "is_empty"}, "x", True),
         ({"field": "conversation.team", "operator": "is_not_empty"}, "x", False),
-        ({"field": "conversation.labels", "operator": "includes_none", "value": ["vip"]}, "x", True),
+        (
+            {"field": "conversation.labels", "operator": "includes_none", "value": ["vip"]},
+            "x",
+            True,
+        ),
         ({"field": "business_hours.inside", "operator": "is_true"}, "x", True),
     ],
-)  # fmt: skip
+)
 def test_each_condition_kind(shop, workspace, condition, text, expected):
     rule(workspace, conditions=when(condition), actions=[{"type": "add_labels", "labels": ["hit"]}])
     conversation = customer_writes(shop, text)
@@ -264,14 +318,21 @@ def test_channel_attributes_labels_language_and_any_groups(shop, workspace):
         conditions=when(
             {"field": "channel", "operator": "is", "value": [shop.pk]},
             {"field": "channel.kind", "operator": "is", "value": ["api"]},
-            {"match": "any", "conditions": [
-                {"field": "contact.attribute", "key": "plan", "operator": "equals",
-                 "value": "gold"},
-                text_has("urgent"),
-            ]},
+            {
+                "match": "any",
+                "conditions": [
+                    {
+                        "field": "contact.attribute",
+                        "key": "plan",
+                        "operator": "equals",
+                        "value": "gold",
+                    },
+                    text_has("urgent"),
+                ],
+            },
         ),
         actions=[{"type": "add_labels", "labels": ["priority-queue"]}],
-    )  # fmt: skip
+    )
     assert labels_of(customer_writes(shop, "urgent please", contact_id="a")) == ["priority-queue"]
     assert labels_of(customer_writes(shop, "hello", contact_id="b")) == []
     assert labels_of(customer_writes(other, "urgent please", contact_id="c")) == []
@@ -285,11 +346,15 @@ def test_channel_attributes_labels_language_and_any_groups(shop, workspace):
 def test_returning_customers_and_outside_business_hours(shop, workspace):
     workspace.business_hours = {"mon": [["00:00", "00:01"]]}  # closed "now"
     workspace.save()
-    rule(workspace, RuleTrigger.CONVERSATION_CREATED,
-         conditions=when({"field": "contact.previous_conversations", "operator": "greater_than",
-                          "value": 0},
-                         {"field": "business_hours.inside", "operator": "is_false"}),
-         actions=[{"type": "add_labels", "labels": ["returning-after-hours"]}])  # fmt: skip
+    rule(
+        workspace,
+        RuleTrigger.CONVERSATION_CREATED,
+        conditions=when(
+            {"field": "contact.previous_conversations", "operator": "greater_than", "value": 0},
+            {"field": "business_hours.inside", "operator": "is_false"},
+        ),
+        actions=[{"type": "add_labels", "labels": ["returning-after-hours"]}],
+    )
     first = customer_writes(shop, "one")
     assert labels_of(first) == []
     update_conversation(first, actor=None, status=ConversationStatus.CLOSED)
@@ -297,13 +362,19 @@ def test_returning_customers_and_outside_business_hours(shop, workspace):
     assert second.pk != first.pk and labels_of(second) == ["returning-after-hours"]
 
 
-# -- actions ----------------------------------------------------------------------------------------
+# -- actions --
 def test_assign_agent_unassign_remove_labels_snooze(shop, workspace, agent):
-    rule(workspace, conditions=when(text_has("anna")),
-         actions=[{"type": "assign_agent", "member_id": agent.pk}])  # fmt: skip
+    rule(
+        workspace,
+        conditions=when(text_has("anna")),
+        actions=[{"type": "assign_agent", "member_id": agent.pk}],
+    )
     rule(workspace, conditions=when(text_has("nobody")), actions=[{"type": "unassign"}])
-    rule(workspace, conditions=when(text_has("tidy")),
-         actions=[{"type": "remove_labels", "labels": ["Old"]}])  # fmt: skip
+    rule(
+        workspace,
+        conditions=when(text_has("tidy")),
+        actions=[{"type": "remove_labels", "labels": ["Old"]}],
+    )
     rule(workspace, conditions=when(text_has("later")), actions=[{"type": "snooze", "minutes": 90}])
     conversation = customer_writes(shop, "for anna")
     assert conversation.assignee_id == agent.pk
@@ -328,8 +399,11 @@ def test_hand_to_the_auto_assigner(shop, workspace, billing, agent):
     agent.availability = Availability.ONLINE
     agent.save()
     configure_team(billing, auto_assign="balanced")
-    rule(workspace, RuleTrigger.CONVERSATION_CREATED,
-         actions=[{"type": "assign_team", "team_id": billing.pk}, {"type": "auto_assign"}])  # fmt: skip
+    rule(
+        workspace,
+        RuleTrigger.CONVERSATION_CREATED,
+        actions=[{"type": "assign_team", "team_id": billing.pk}, {"type": "auto_assign"}],
+    )
     conversation = customer_writes(shop, "hello")
     assert conversation.team_id == billing.pk
     assert conversation.assignee_id == agent.pk
@@ -338,9 +412,11 @@ def test_hand_to_the_auto_assigner(shop, workspace, billing, agent):
 def test_a_failing_action_is_recorded_and_the_others_still_happen(shop, workspace, billing):
     canned_team = rule(
         workspace,
-        actions=[{"type": "assign_team", "team_id": billing.pk},
-                 {"type": "add_labels", "labels": ["seen"]}],
-    )  # fmt: skip
+        actions=[
+            {"type": "assign_team", "team_id": billing.pk},
+            {"type": "add_labels", "labels": ["seen"]},
+        ],
+    )
     billing.delete()
     conversation = customer_writes(shop, "hello")
     [run] = RuleRun.objects.filter(rule=canned_team)
@@ -353,7 +429,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
     received: list = []
     status = 200
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append((dict(self.headers), body))
         self.send_response(type(self).status)
@@ -388,24 +464,29 @@ def test_webhook_is_signed_and_retried_on_a_server_error(shop, workspace, receiv
     assert payload["conversation"]["number"] == conversation.number
     assert payload["conversation"]["contact"]["name"] == "Sanne de Vries"
     stamp, mac = dict(p.split("=", 1) for p in headers["X-Loket-Signature"].split(",")).values()
-    expected = hmac.new(webhook_secret(workspace.pk).encode(), f"{stamp}.".encode() + body,
-                        hashlib.sha256).hexdigest()  # fmt: skip
+    expected = hmac.new(
+        webhook_secret(workspace.pk).encode(), f"{stamp}.".encode() + body, hashlib.sha256
+    ).hexdigest()
     assert mac == expected
 
 
 def test_webhook_to_a_private_address_is_refused_by_the_guard(shop, workspace, receiver, settings):
     settings.LOKET_HTTP_ALLOW_PRIVATE = False
-    rule(workspace, actions=[{"type": "webhook",
-                              "url": f"http://127.0.0.1:{receiver.server_port}/"}])  # fmt: skip
+    rule(
+        workspace, actions=[{"type": "webhook", "url": f"http://127.0.0.1:{receiver.server_port}/"}]
+    )
     customer_writes(shop, "hello")
     run_tasks(retries_due=True)
     assert _Receiver.received == []
 
 
-# -- loop guards ------------------------------------------------------------------------------------
+# -- loop guards --
 def test_a_rule_does_not_trigger_itself(shop, workspace):
-    rule(workspace, RuleTrigger.CONVERSATION_UPDATED,
-         actions=[{"type": "add_labels", "labels": ["touched"]}])  # fmt: skip
+    rule(
+        workspace,
+        RuleTrigger.CONVERSATION_UPDATED,
+        actions=[{"type": "add_labels", "labels": ["touched"]}],
+    )
     conversation = customer_writes(shop, "hello")
     update_conversation(conversation, actor=None, priority=Priority.LOW)
     run_tasks()
@@ -415,14 +496,24 @@ def test_a_rule_does_not_trigger_itself(shop, workspace):
 
 def test_two_rules_undoing_each_other_stop_at_the_guard_and_say_so(shop, workspace, settings):
     settings.LOKET_RULE_RUNS_PER_CONVERSATION = 6
-    rule(workspace, RuleTrigger.CONVERSATION_UPDATED, name="Add X",
-         conditions=when({"field": "conversation.labels", "operator": "includes_none",
-                          "value": ["x"]}),
-         actions=[{"type": "add_labels", "labels": ["x"]}])  # fmt: skip
-    rule(workspace, RuleTrigger.CONVERSATION_UPDATED, name="Remove X",
-         conditions=when({"field": "conversation.labels", "operator": "includes_any",
-                          "value": ["x"]}),
-         actions=[{"type": "remove_labels", "labels": ["x"]}])  # fmt: skip
+    rule(
+        workspace,
+        RuleTrigger.CONVERSATION_UPDATED,
+        name="Add X",
+        conditions=when(
+            {"field": "conversation.labels", "operator": "includes_none", "value": ["x"]}
+        ),
+        actions=[{"type": "add_labels", "labels": ["x"]}],
+    )
+    rule(
+        workspace,
+        RuleTrigger.CONVERSATION_UPDATED,
+        name="Remove X",
+        conditions=when(
+            {"field": "conversation.labels", "operator": "includes_any", "value": ["x"]}
+        ),
+        actions=[{"type": "remove_labels", "labels": ["x"]}],
+    )
     conversation = customer_writes(shop, "hello")
     update_conversation(conversation, actor=None, priority=Priority.LOW)
     run_tasks(rounds=50)
@@ -434,13 +525,16 @@ def test_two_rules_undoing_each_other_stop_at_the_guard_and_say_so(shop, workspa
     assert stopped.done[0]["detail"] == "6 runs within an hour"
 
 
-# -- trying and saving ------------------------------------------------------------------------------
+# -- trying and saving --
 def test_trying_a_rule_explains_every_condition_and_changes_nothing(shop, workspace, billing):
     conversation = customer_writes(shop, "refund please")
-    conditions = {"match": "all", "conditions": [
-        text_has("refund"), {"field": "conversation.team", "operator": "is_empty"}]}  # fmt: skip
-    trial = engine.try_rule(conditions, [{"type": "assign_team", "team_id": billing.pk}],
-                            conversation)  # fmt: skip
+    conditions = {
+        "match": "all",
+        "conditions": [text_has("refund"), {"field": "conversation.team", "operator": "is_empty"}],
+    }
+    trial = engine.try_rule(
+        conditions, [{"type": "assign_team", "team_id": billing.pk}], conversation
+    )
     assert trial.matched and [c["held"] for c in trial.checked] == [True, True]
     assert trial.would_do == [{"type": "assign_team", "team_id": billing.pk}]
     conversation.refresh_from_db()
@@ -459,23 +553,48 @@ def test_trying_a_rule_explains_every_condition_and_changes_nothing(shop, worksp
         ({"actions": [{"type": "set_priority", "priority": 9}]}, "unknown priority"),
         ({"actions": [{"type": "webhook", "url": "ftp://x"}]}, "https://"),
         ({"actions": [{"type": "webhook", "url": "https://u:p@x.example"}]}, "no user name"),
-        ({"conditions": when({"field": "contact.password", "operator": "equals",
-                              "value": "x"})}, "unknown field"),
-        ({"conditions": when({"field": "message.text", "operator": "__regex",
-                              "value": "x"})}, "no operator"),
-        ({"conditions": when({"field": "message.text", "operator": "matches",
-                              "value": "(unclosed"})}, "pattern is not valid"),
-        ({"conditions": when({"field": "contact.attribute", "operator": "equals",
-                              "value": "x"})}, "needs a key"),
-        ({"conditions": when({"match": "any", "conditions": [
-            {"match": "all", "conditions": []}]})}, "one level deep"),
+        (
+            {"conditions": when({"field": "contact.password", "operator": "equals", "value": "x"})},
+            "unknown field",
+        ),
+        (
+            {"conditions": when({"field": "message.text", "operator": "__regex", "value": "x"})},
+            "no operator",
+        ),
+        (
+            {
+                "conditions": when(
+                    {"field": "message.text", "operator": "matches", "value": "(unclosed"}
+                )
+            },
+            "pattern is not valid",
+        ),
+        (
+            {
+                "conditions": when(
+                    {"field": "contact.attribute", "operator": "equals", "value": "x"}
+                )
+            },
+            "needs a key",
+        ),
+        (
+            {
+                "conditions": when(
+                    {"match": "any", "conditions": [{"match": "all", "conditions": []}]}
+                )
+            },
+            "one level deep",
+        ),
         ({"trigger": "unanswered_for"}, "number of minutes"),
         ({"name": " "}, "needs a name"),
     ],
-)  # fmt: skip
+)
 def test_saving_refuses_what_it_cannot_run(workspace, fields, error):
-    base = {"name": "R", "trigger": "message_received",
-            "actions": [{"type": "add_labels", "labels": ["x"]}]}  # fmt: skip
+    base = {
+        "name": "R",
+        "trigger": "message_received",
+        "actions": [{"type": "add_labels", "labels": ["x"]}],
+    }
     with pytest.raises(service.InvalidRule, match=error):
         service.create_rule(workspace, **{**base, **fields})
     assert not Rule.objects.exists()
@@ -486,23 +605,43 @@ def test_another_workspaces_team_member_or_channel_cannot_be_used(workspace):
     team = create_team(other, "Theirs")
     channel = factories.api_channel(other)
     with pytest.raises(service.InvalidRule, match="no team"):
-        service.create_rule(workspace, name="R", trigger="message_received",
-                            actions=[{"type": "assign_team", "team_id": team.pk}])  # fmt: skip
+        service.create_rule(
+            workspace,
+            name="R",
+            trigger="message_received",
+            actions=[{"type": "assign_team", "team_id": team.pk}],
+        )
     with pytest.raises(service.InvalidRule, match="no value"):
-        service.create_rule(workspace, name="R", trigger="message_received",
-                            conditions=when({"field": "channel", "operator": "is",
-                                             "value": [channel.pk]}),
-                            actions=[{"type": "unassign"}])  # fmt: skip
+        service.create_rule(
+            workspace,
+            name="R",
+            trigger="message_received",
+            conditions=when({"field": "channel", "operator": "is", "value": [channel.pk]}),
+            actions=[{"type": "unassign"}],
+        )
 
 
 def test_only_admins_change_rules_and_the_order_is_kept(workspace, agent, owner):
     from loket.tenancy.services import NotAllowed
 
     with pytest.raises(NotAllowed):
-        service.create_rule(workspace, name="R", trigger="message_received",
-                            actions=[{"type": "unassign"}], actor=agent)  # fmt: skip
-    a, b, c = (service.create_rule(workspace, name=n, trigger="message_received",
-                                   actions=[{"type": "unassign"}], actor=owner) for n in "abc")  # fmt: skip
+        service.create_rule(
+            workspace,
+            name="R",
+            trigger="message_received",
+            actions=[{"type": "unassign"}],
+            actor=agent,
+        )
+    _a, b, c = (
+        service.create_rule(
+            workspace,
+            name=n,
+            trigger="message_received",
+            actions=[{"type": "unassign"}],
+            actor=owner,
+        )
+        for n in "abc"
+    )
     service.move_rule(c, -1, actor=owner)
     assert [r.name for r in service.rules_of(workspace.pk)] == ["a", "c", "b"]
     service.reorder_rules(workspace, [b.pk], actor=owner)
