@@ -41,6 +41,13 @@ class ConversationOut(Schema):
     waiting_since: dt.datetime | None
     first_response_at: dt.datetime | None
     resolved_at: dt.datetime | None
+    # SLA (loket.automation.sla): the policy and the running targets' due times; empty when
+    # met, not running or paused (``sla_paused_at``: pending since then).
+    sla_policy_id: int | None
+    first_response_due_at: dt.datetime | None
+    next_response_due_at: dt.datetime | None
+    resolution_due_at: dt.datetime | None
+    sla_paused_at: dt.datetime | None
 
 
 class ConversationPage(Schema):
@@ -70,6 +77,11 @@ def conversation_out(conversation: Conversation) -> dict[str, Any]:
         "waiting_since": conversation.waiting_since,
         "first_response_at": conversation.first_response_at,
         "resolved_at": conversation.resolved_at,
+        "sla_policy_id": conversation.sla_policy_id,
+        "first_response_due_at": conversation.first_response_due_at,
+        "next_response_due_at": conversation.next_response_due_at,
+        "resolution_due_at": conversation.resolution_due_at,
+        "sla_paused_at": conversation.sla_paused_at,
     }  # fmt: skip
 
 

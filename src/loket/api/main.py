@@ -104,6 +104,7 @@ def _routers() -> None:
         contacts,
         conversations,
         inbound_events,
+        sla,
     )
 
     api.add_router("/channels", channels.router)
@@ -112,6 +113,7 @@ def _routers() -> None:
     api.add_router("/inbound-events", inbound_events.router)
     api.add_router("", canned_replies.router)  # /canned-replies, /conversations/…/render
     api.add_router("/auto-replies", auto_replies.router)
+    api.add_router("/sla-policies", sla.router)
 
 
 _routers()

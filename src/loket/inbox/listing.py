@@ -67,6 +67,12 @@ SORTS = {
         Q(waiting_since__isnull=False),
     ),
     "priority": Sort(_("Priority"), (("priority", True), ("last_message_at", True), ("pk", True))),
+    # Nearest SLA due time first (loket.automation.sla); only conversations with one running.
+    "sla": Sort(
+        _("SLA due"),
+        (("sla_due_at", False), ("pk", False)),
+        Q(sla_due_at__isnull=False),
+    ),
 }
 
 

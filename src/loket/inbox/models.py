@@ -154,6 +154,26 @@ class Conversation(WorkspaceScoped):
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # SLA (loket.automation.sla): the policy, the due time of each running target (empty: not
+    # running, met, or paused), the nearest of them and the nearest "at risk" moment (the list's
+    # chip and sort), when the periodic check must look next, and when a pause (pending: the
+    # customer's turn) began. ``sla_clock`` holds each target's start and paused minutes.
+    sla_policy = models.ForeignKey(
+        "automation.SlaPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    next_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    sla_due_at = models.DateTimeField(null=True, blank=True)
+    sla_warn_at = models.DateTimeField(null=True, blank=True)
+    sla_check_at = models.DateTimeField(null=True, blank=True)
+    sla_paused_at = models.DateTimeField(null=True, blank=True)
+    sla_clock = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
@@ -179,6 +199,22 @@ class Conversation(WorkspaceScoped):
                 fields=["snoozed_until"],
                 name="conv_snoozed",
                 condition=Q(status="snoozed", snoozed_until__isnull=False),
+            ),
+            # The list sorted by "SLA due" (nearest first) and the periodic SLA check.
+            models.Index(
+                fields=["workspace", "status", "sla_due_at", "id"],
+                name="conv_ws_sla_due",
+                condition=Q(sla_due_at__isnull=False),
+            ),
+            models.Index(
+                fields=["sla_check_at"],
+                name="conv_sla_check",
+                condition=Q(sla_check_at__isnull=False),
+            ),
+            models.Index(
+                fields=["sla_policy"],
+                name="conv_sla_policy",
+                condition=Q(sla_policy__isnull=False),
             ),
         ]
 
@@ -396,6 +432,7 @@ class NotificationKind(models.TextChoices):
     MENTION = "mention", _("Mention")
     ASSIGNED = "assigned", _("Assigned")
     MESSAGE = "message", _("New message")
+    SLA = "sla", _("SLA")
 
 
 class Notification(WorkspaceScoped):

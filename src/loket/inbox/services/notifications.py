@@ -1,4 +1,5 @@
-"""Notifications for members: @mentions in internal notes, assignments, new messages.
+"""Notifications for members: @mentions in internal notes, assignments, new messages, SLA
+due times coming close or passing (loket.automation.sla).
 
 Mention syntax, in an internal note's text:
 
@@ -152,11 +153,19 @@ def conversation_url(slug: str, number: int, message_id: int | None = None) -> s
 
 
 def _title_and_text(
-    kind: str, conversation: Conversation, message: Message | None, actor: Membership | None
+    kind: str,
+    conversation: Conversation,
+    message: Message | None,
+    actor: Membership | None,
+    sla: str = "",
 ) -> tuple[str, str]:
     number = conversation.number
     who = actor.display_name if actor is not None else gettext("Loket")
-    if kind == NotificationKind.MENTION:
+    if kind == NotificationKind.SLA and sla == "breached":
+        title = gettext("#%(number)s is past its SLA due time") % {"number": number}
+    elif kind == NotificationKind.SLA:
+        title = gettext("#%(number)s is close to its SLA due time") % {"number": number}
+    elif kind == NotificationKind.MENTION:
         title = gettext("%(who)s mentioned you in #%(number)s") % {"who": who, "number": number}
     elif kind == NotificationKind.ASSIGNED:
         title = gettext("#%(number)s was assigned to you") % {"number": number}
@@ -179,9 +188,11 @@ def notify(
     conversation: Conversation,
     message: Message | None = None,
     actor: Membership | None = None,
+    sla: str = "",
 ) -> Notification | None:
     """Store a notification for ``recipient`` and, after commit, push it to their sockets.
-    None when nothing is notified: the recipient is the actor, or a blocked contact caused it."""
+    None when nothing is notified: the recipient is the actor, or a blocked contact caused it.
+    ``sla``: for an SLA notification, ``at_risk`` or ``breached`` (its title says which)."""
     if kind not in NotificationKind.values:
         raise InvalidChange(f"unknown notification kind {kind!r}")
     workspace_id = conversation.workspace_id
@@ -207,7 +218,7 @@ def notify(
     )
     language = (recipient.user.locale if Membership.user.is_cached(recipient) else "") or None
     with translation.override(language or translation.get_language()):
-        title, text = _title_and_text(kind, conversation, message, actor)
+        title, text = _title_and_text(kind, conversation, message, actor, sla)
     message_id = message.pk if message is not None else None
     payload = {
         "type": "notification.created",
