@@ -100,3 +100,6 @@ class ApiClient:
 
     def put(self, path: str, data):
         return self._call("put", path, data)
+
+    def delete(self, path: str):
+        return self._call("delete", path)

@@ -104,6 +104,7 @@ def _routers() -> None:
         contacts,
         conversations,
         inbound_events,
+        rules,
         sla,
     )
 
@@ -113,6 +114,7 @@ def _routers() -> None:
     api.add_router("/inbound-events", inbound_events.router)
     api.add_router("", canned_replies.router)  # /canned-replies, /conversations/…/render
     api.add_router("/auto-replies", auto_replies.router)
+    api.add_router("", rules.router)  # /rules, /conversations/…/rule-runs
     api.add_router("/sla-policies", sla.router)
 
 
