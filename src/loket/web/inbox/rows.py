@@ -6,18 +6,21 @@ escaped by ``format_html``."""
 from __future__ import annotations
 
 from django.contrib.humanize.templatetags.humanize import naturaltime
+from django.utils import timezone
 from django.utils.dateformat import format as format_date
 from django.utils.formats import get_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
+from loket.automation.sla import chip_state
 from loket.inbox.models import ConversationStatus
 
 
 def render_rows(conversations, *, base: str, query: str, current_pk: int | None) -> SafeString:
     datetime_format = get_format("DATETIME_FORMAT")
     status_labels = dict(ConversationStatus.choices)
+    now = timezone.now()
     rows = []
     for c in conversations:
         classes = "conv-item"
@@ -30,6 +33,15 @@ def render_rows(conversations, *, base: str, query: str, current_pk: int | None)
             meta.append(format_html("<span>· {}</span>", c.assignee.display_name))
         if c.status != ConversationStatus.OPEN:
             meta.append(format_html('<span class="chip">{}</span>', status_labels[c.status]))
+        if c.sla_due_at:
+            meta.append(
+                format_html(
+                    '<span class="chip sla-{}" title="{}">{}</span>',
+                    chip_state(c.sla_due_at, c.sla_warn_at, now),
+                    _("SLA due %(when)s") % {"when": format_date(c.sla_due_at, datetime_format)},
+                    _("SLA %(when)s") % {"when": naturaltime(c.sla_due_at)},
+                )
+            )
         if c.priority >= 2:
             meta.append(
                 format_html(

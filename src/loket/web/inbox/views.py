@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
-from loket.automation import assignment, canned
+from loket.automation import assignment, canned, sla
 from loket.connectors.registry import REGISTRY
 from loket.inbox import listing, selectors
 from loket.inbox.models import (
@@ -64,7 +64,7 @@ ROW_FIELDS = (
     "number", "subject", "status", "priority", "waiting_since", "last_message_at",
     "workspace_id", "assignee_id", "team_id", "channel__name", "contact__name",
     "contact__email", "contact__phone", "assignee__user__name", "assignee__user__email",
-    "team__name",
+    "team__name", "sla_due_at", "sla_warn_at",
 )  # fmt: skip
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
@@ -317,6 +317,7 @@ def _conversation_context(request, conversation: Conversation, *, timeline_too=T
         "snooze_options": _snooze_options(),
         "visitor": connector.sidebar(conversation),
         "copies": connector.capabilities.copies,
+        "sla": _sla_context(request, conversation),
     }
     if not timeline_too:
         return context
@@ -338,6 +339,20 @@ def _conversation_context(request, conversation: Conversation, *, timeline_too=T
         "reply_to": next((i for i in identities if i.channel_id == conversation.channel_id), None),
         "reply_window": windows.reply_window(conversation),
         "template_choices": _template_choices(conversation, connector),
+    }
+
+
+def _sla_context(request, conversation: Conversation) -> dict | None:
+    """The SLA chips of the header and the sidebar; no query without a policy."""
+    if conversation.sla_policy_id is None:
+        return None
+    if not Conversation.workspace.is_cached(conversation):
+        conversation.workspace = request.workspace
+    return {
+        "policy": conversation.sla_policy,
+        "due": sla.due_times(conversation, timezone.now()),
+        "paused_at": conversation.sla_paused_at,
+        "outcomes": sla.outcomes(conversation),
     }
 
 

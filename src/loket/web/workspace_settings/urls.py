@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from loket.web.workspace_settings import views
+from loket.web.workspace_settings import sla, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -33,4 +33,7 @@ urlpatterns = [
         views.canned_reply_delete,
         name="canned-reply-delete",
     ),
+    path("sla-policies/", sla.sla_policies, name="sla-policies"),
+    path("sla-policies/<int:policy_id>/", sla.sla_policy_edit, name="sla-policy-edit"),
+    path("sla-policies/<int:policy_id>/delete/", sla.sla_policy_delete, name="sla-policy-delete"),
 ]
