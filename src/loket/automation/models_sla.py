@@ -24,7 +24,7 @@ class SlaTarget(models.TextChoices):
 
 
 class SlaWarnUnit(models.TextChoices):
-    PERCENT = "percent", _("% of the target")
+    PERCENT = "percent", _("percent of the target")
     MINUTES = "minutes", _("minutes before the due time")
 
 

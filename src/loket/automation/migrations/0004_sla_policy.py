@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
                     "warn_unit",
                     models.CharField(
                         choices=[
-                            ("percent", "% of the target"),
+                            ("percent", "percent of the target"),
                             ("minutes", "minutes before the due time"),
                         ],
                         default="percent",

@@ -51,7 +51,7 @@ class SlaPolicyForm(forms.Form):
         min_value=0,
         max_value=sla.MAX_MINUTES,
         initial=80,
-        help_text=gettext_lazy("E.g. 80 % of the target, or 15 minutes before the due time."),
+        help_text=gettext_lazy("E.g. 80 percent of the target, or 15 minutes before the due time."),
     )
     channels = forms.ModelMultipleChoiceField(
         label=gettext_lazy("Channels"),
