@@ -340,22 +340,27 @@ class ActionType:
     label: Any
     clean: Callable[[dict, int], dict]
     do: Callable[[Doer, dict], str]
+    # What the editor asks for: "member", "team", "labels", "priority", "status", "minutes",
+    # "canned_reply", "text", "notify", "url", or "" for nothing.
+    param: str = ""
 
 
 ACTIONS: dict[str, ActionType] = {
-    "assign_agent": ActionType(_("Assign to agent"), _member_id, _do_assign_agent),
-    "assign_team": ActionType(_("Assign to team"), _team_id, _do_assign_team),
+    "assign_agent": ActionType(_("Assign to agent"), _member_id, _do_assign_agent, "member"),
+    "assign_team": ActionType(_("Assign to team"), _team_id, _do_assign_team, "team"),
     "auto_assign": ActionType(_("Hand to the auto-assigner"), _nothing, _do_auto_assign),
     "unassign": ActionType(_("Unassign"), _nothing, _do_unassign),
-    "add_labels": ActionType(_("Add labels"), _labels, _do_add_labels),
-    "remove_labels": ActionType(_("Remove labels"), _labels, _do_remove_labels),
-    "set_priority": ActionType(_("Set priority"), _priority, _do_set_priority),
-    "set_status": ActionType(_("Set status"), _status, _do_set_status),
-    "snooze": ActionType(_("Snooze"), _minutes, _do_snooze),
-    "send_canned_reply": ActionType(_("Send a canned reply"), _canned_reply, _do_send_canned_reply),
-    "add_note": ActionType(_("Add an internal note"), _text, _do_add_note),
-    "notify": ActionType(_("Notify"), _notify, _do_notify),
-    "webhook": ActionType(_("Send a webhook"), _webhook, _do_webhook),
+    "add_labels": ActionType(_("Add labels"), _labels, _do_add_labels, "labels"),
+    "remove_labels": ActionType(_("Remove labels"), _labels, _do_remove_labels, "labels"),
+    "set_priority": ActionType(_("Set priority"), _priority, _do_set_priority, "priority"),
+    "set_status": ActionType(_("Set status"), _status, _do_set_status, "status"),
+    "snooze": ActionType(_("Snooze"), _minutes, _do_snooze, "minutes"),
+    "send_canned_reply": ActionType(
+        _("Send a canned reply"), _canned_reply, _do_send_canned_reply, "canned_reply"
+    ),
+    "add_note": ActionType(_("Add an internal note"), _text, _do_add_note, "text"),
+    "notify": ActionType(_("Notify"), _notify, _do_notify, "notify"),
+    "webhook": ActionType(_("Send a webhook"), _webhook, _do_webhook, "url"),
 }
 
 

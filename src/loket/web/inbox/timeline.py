@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from loket.inbox.models import (
     AttachmentStatus,
@@ -69,6 +70,9 @@ class Entry:
 
 
 def _author(message: Message) -> str:
+    data = message.data or {}
+    if data.get("via") == "rule" and message.kind == MessageKind.ACTIVITY:
+        return _("Rule “%(name)s”") % {"name": data.get("rule_name") or ""}
     if message.author_type == AuthorType.MEMBER and message.author_member:
         return message.author_member.display_name
     if message.author_type == AuthorType.CONTACT and message.author_contact:
@@ -90,6 +94,39 @@ def _status_name(value: str | None) -> str:
 def activity_sentence(message: Message, who: str) -> str:
     data = message.data or {}
     action = data.get("action") or message.text
+    if action == "status_changed" and data.get("via") == "auto_resolve":
+        days = data.get("days") or 0
+        return ngettext(
+            "Resolved automatically after %(days)d day without an answer",
+            "Resolved automatically after %(days)d days without an answer",
+            days,
+        ) % {"days": days}
+    if action == "rule_ran":
+        matched = data.get("matched") or []
+        if matched:
+            return ngettext(
+                "%(who)s ran (%(count)d condition held)",
+                "%(who)s ran (%(count)d conditions held)",
+                len(matched),
+            ) % {"who": who, "count": len(matched)}
+        return _("%(who)s ran") % {"who": who}
+    if action == "rules_stopped":
+        return _(
+            "Rules stopped acting on this conversation: they acted %(limit)s times within an "
+            "hour, which looks like a loop (%(rules)s). Check these rules."
+        ) % {"limit": data.get("limit"), "rules": ", ".join(data.get("rules") or [])}
+    if action == "macro_ran":
+        failed = [item for item in data.get("done") or [] if not item.get("ok")]
+        if failed:
+            return ngettext(
+                "%(who)s ran macro “%(name)s” (%(count)d action failed)",
+                "%(who)s ran macro “%(name)s” (%(count)d actions failed)",
+                len(failed),
+            ) % {"who": who, "name": data.get("macro_name") or "", "count": len(failed)}
+        return _("%(who)s ran macro “%(name)s”") % {
+            "who": who,
+            "name": data.get("macro_name") or "",
+        }
     if action == "status_changed":
         if data.get("status") == ConversationStatus.SNOOZED:
             if data.get("snoozed_until"):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from loket.web.workspace_settings import sla, views
+from loket.web.workspace_settings import rules, sla, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -36,4 +36,11 @@ urlpatterns = [
     path("sla-policies/", sla.sla_policies, name="sla-policies"),
     path("sla-policies/<int:policy_id>/", sla.sla_policy_edit, name="sla-policy-edit"),
     path("sla-policies/<int:policy_id>/delete/", sla.sla_policy_delete, name="sla-policy-delete"),
+    path("rules/", rules.rules, name="rules"),
+    path("rules/new/", rules.rule_new, name="rule-new"),
+    path("rules/test/", rules.rule_test, name="rule-test"),
+    path("rules/<int:rule_id>/", rules.rule_edit, name="rule-edit"),
+    path("rules/<int:rule_id>/delete/", rules.rule_delete, name="rule-delete"),
+    path("rules/<int:rule_id>/move/", rules.rule_move, name="rule-move"),
+    path("rules/<int:rule_id>/enabled/", rules.rule_enabled, name="rule-enabled"),
 ]
