@@ -1,5 +1,6 @@
-"""Auto-replies over the API: the workspace's greeting and away message, and any channel's own
-(loket.automation.autoreplies has the rules). Reading is for every member, changing for admins."""
+"""Auto-replies over the API: the workspace's greeting, away and closing message, and any
+channel's own (loket.automation.autoreplies has the rules). Reading is for every member,
+changing for admins."""
 
 from __future__ import annotations
 
@@ -23,13 +24,16 @@ class AutoReplyOut(Schema):
     channel_id: int | None
     enabled: bool
     body: str
+    days: int | None
     updated_at: dt.datetime
 
 
 class AutoReplyIn(Schema):
-    kind: str  # greeting | away
+    kind: str  # greeting | away | closing
     body: str = ""
     enabled: bool = True
+    # closing only: resolve conversations pending on the customer this many days (1-90).
+    days: int | None = None
     # Empty: for every channel of the workspace; else that channel's own, which wins.
     channel_id: int | None = None
 
@@ -41,6 +45,7 @@ def _out(reply: AutoReply) -> dict:
         "channel_id": reply.channel_id,
         "enabled": reply.enabled,
         "body": reply.body,
+        "days": reply.days,
         "updated_at": reply.updated_at,
     }
 
@@ -54,8 +59,9 @@ def list_auto_replies(request):
 
 @router.put("", response=AutoReplyOut)
 def set_auto_reply(request, data: AutoReplyIn):
-    """Create or replace the auto-reply of ``kind`` (``greeting`` or ``away``) for the workspace
-    or, with ``channel_id``, that channel."""
+    """Create or replace the auto-reply of ``kind`` (``greeting``, ``away`` or ``closing``, the
+    last with ``days``: resolve what waited that long on the customer) for the workspace or, with
+    ``channel_id``, that channel."""
     member = request.membership
     try:
         channel = selectors.channel(member, data.channel_id) if data.channel_id else None
@@ -69,6 +75,7 @@ def set_auto_reply(request, data: AutoReplyIn):
             enabled=data.enabled,
             channel=channel,
             actor=member,
+            days=data.days,
         )
     except NotAllowed as exc:
         raise ApiError(403, "forbidden", str(exc)) from exc

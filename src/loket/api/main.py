@@ -104,6 +104,7 @@ def _routers() -> None:
         contacts,
         conversations,
         inbound_events,
+        macros,
         rules,
         sla,
     )
@@ -116,6 +117,7 @@ def _routers() -> None:
     api.add_router("/auto-replies", auto_replies.router)
     api.add_router("", rules.router)  # /rules, /conversations/…/rule-runs
     api.add_router("/sla-policies", sla.router)
+    api.add_router("", macros.router)  # /macros, /conversations/…/macros/…/run
 
 
 _routers()

@@ -46,6 +46,9 @@ from loket.tenancy.services import NotAllowed
 
 log = logging.getLogger(__name__)
 MAX_BODY = 5000
+MAX_DAYS = 90
+# The kinds that answer a customer's message (the closing one is sent by autoresolve instead).
+ANSWERING_KINDS = (AutoReplyKind.GREETING, AutoReplyKind.AWAY)
 
 
 class InvalidAutoReply(ValueError):
@@ -60,28 +63,56 @@ def configure(
     enabled: bool = True,
     channel: Channel | None = None,
     actor: Membership | None = None,
+    days: int | None = None,
 ) -> AutoReply:
     """Create or change the workspace's (or one channel's) auto-reply of this kind. ``actor``:
-    the member doing it (owners and admins only); None for the system itself."""
-    if actor is not None and not actor.is_admin:
-        raise NotAllowed(gettext("Only owners and admins can change auto-replies."))
+    the member doing it (owners and admins only); None for the system itself. ``days``: for the
+    closing message only, how long a conversation waits pending on the customer before it is
+    resolved automatically (loket.automation.autoresolve)."""
+    _check_actor(actor)
     if kind not in AutoReplyKind.values:
         raise InvalidAutoReply(f"unknown kind {kind!r}; one of {', '.join(AutoReplyKind.values)}")
     if channel is not None and channel.workspace_id != workspace.pk:
         raise InvalidAutoReply("that channel belongs to another workspace")
     body = (body or "").strip()
     if enabled and not body:
-        raise InvalidAutoReply("an enabled auto-reply needs a text")
+        raise InvalidAutoReply(gettext("An enabled auto-reply needs a text."))
     if len(body) > MAX_BODY:
-        raise InvalidAutoReply(f"the text is longer than {MAX_BODY} characters")
+        raise InvalidAutoReply(
+            gettext("The text has at most %(limit)d characters.") % {"limit": MAX_BODY}
+        )
+    if kind == AutoReplyKind.CLOSING:
+        if days is None and enabled:
+            raise InvalidAutoReply(gettext("Say after how many days to resolve (1 to 90)."))
+        if days is not None and (
+            isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS
+        ):
+            raise InvalidAutoReply(gettext("Resolve after 1 to 90 days."))
+    elif days is not None:
+        raise InvalidAutoReply("only the closing message takes days")
     reply, _created = AutoReply.objects.update_or_create(
         workspace=workspace,
         kind=kind,
         channel=channel,
-        defaults={"body": body, "enabled": enabled, "updated_at": timezone.now()},
+        defaults={"body": body, "enabled": enabled, "days": days, "updated_at": timezone.now()},
     )
     _in_use.pop(workspace.pk, None)
     return reply
+
+
+def _check_actor(actor: Membership | None) -> None:
+    if actor is not None and not actor.is_admin:
+        raise NotAllowed(gettext("Only owners and admins can change auto-replies."))
+
+
+def remove(
+    workspace: Workspace, kind: str, *, channel: Channel | None, actor: Membership | None = None
+) -> None:
+    """Forget the workspace's (or one channel's) auto-reply of this kind: a channel then follows
+    the workspace's again."""
+    _check_actor(actor)
+    AutoReply.objects.filter(workspace=workspace, kind=kind, channel=channel).delete()
+    _in_use.pop(workspace.pk, None)
 
 
 # Whether a workspace has any enabled auto-reply, kept briefly per process: the subscriber runs
@@ -95,7 +126,9 @@ def in_use(workspace_id: int) -> bool:
     cached = _in_use.get(workspace_id)
     if cached is not None and cached[0] > now:
         return cached[1]
-    found = AutoReply.objects.filter(workspace_id=workspace_id, enabled=True).exists()
+    found = AutoReply.objects.filter(
+        workspace_id=workspace_id, enabled=True, kind__in=ANSWERING_KINDS
+    ).exists()
     if len(_in_use) >= 10_000:
         _in_use.clear()
     _in_use[workspace_id] = (now + IN_USE_SECONDS, found)

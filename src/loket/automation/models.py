@@ -65,6 +65,8 @@ class CannedReply(WorkspaceScoped):
 class AutoReplyKind(models.TextChoices):
     GREETING = "greeting", _("Greeting on a new conversation")
     AWAY = "away", _("Away message outside business hours")
+    # Sent when a conversation pending on the customer is resolved automatically after ``days``.
+    CLOSING = "closing", _("Closing message when resolving automatically")
 
 
 class AutoReply(WorkspaceScoped):
@@ -78,6 +80,8 @@ class AutoReply(WorkspaceScoped):
     enabled = models.BooleanField(default=True)
     # Plain text with the canned replies' {{variables}} (loket.automation.canned.render_text).
     body = models.TextField()
+    # The closing kind only: resolve after this many days pending on the customer (1-90).
+    days = models.PositiveSmallIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -189,6 +193,40 @@ class RuleRun(WorkspaceScoped):
 
     def __str__(self) -> str:
         return f"{self.rule_id} on {self.conversation_id}: {self.outcome}"
+
+
+class Macro(WorkspaceScoped):
+    """A named bundle of actions an agent runs on a conversation with one click
+    (loket.automation.macros). ``actions`` is the rules' list of ``{"type": ..., ...}``, checked
+    by loket.automation.rules.actions.clean when saved.
+
+    ``owner`` empty: shared with the workspace (managed by admins); set: personal, seen and
+    managed by that member alone."""
+
+    workspace = workspace_key_covered_by_indexes()
+    owner = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    name = models.CharField(max_length=200)
+    actions = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # How often it was run, and when last: the most used ones are worth keeping tidy.
+    times_used = models.PositiveIntegerField(default=0)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "name"], name="macro_ws_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_shared(self) -> bool:
+        return self.owner_id is None
 
 
 from loket.automation.models_sla import *  # noqa: E402,F403 - SLA rows live in their own module

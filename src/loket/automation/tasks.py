@@ -44,3 +44,10 @@ def recompute_sla_policy(policy_id: int) -> int:
     from loket.automation import sla
 
     return sla.recompute_policy(policy_id)
+
+
+@job(every_seconds=300.0)
+def resolve_pending_conversations() -> int:
+    from loket.automation import autoresolve
+
+    return autoresolve.run()
