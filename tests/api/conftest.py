@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pytest
 from django_tasks_db.models import DBTaskResult
 
-from loket.automation import canned
-from loket.automation.models import CannedReply
+from loket.automation import canned, sla
+from loket.automation.models import CannedReply, SlaPolicy
 from loket.connectors.registry import get_connector
 from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Message
 from loket.inbox.services import journal, outbound
@@ -64,6 +64,7 @@ class World:
     message: Message  # a failed reply, so a leaked retry would visibly change it
     event: InboundEvent  # a failed delivery, so a leaked replay would visibly change it
     canned_reply: CannedReply  # shared, so every member of the workspace may read it
+    sla_policy: SlaPolicy
     marker: str  # text that appears in this workspace's data and nowhere else
 
 
@@ -98,6 +99,9 @@ def build_world(slug: str, marker: str) -> World:
         body=f"{marker} says hi {{{{contact.first_name}}}}",
         shared=True,
     )
+    sla_policy = sla.create_policy(
+        ws, name=f"{marker} SLA", targets={"0": {"first_response": 60}}, channels=[channel]
+    )
     return World(
         workspace=ws,
         owner=owner,
@@ -109,6 +113,7 @@ def build_world(slug: str, marker: str) -> World:
         message=reply,
         event=InboundEvent.objects.get(pk=outcome.event_id),
         canned_reply=canned_reply,
+        sla_policy=sla_policy,
         marker=marker,
     )
 

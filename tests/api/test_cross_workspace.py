@@ -16,7 +16,7 @@ from django.db.models import Count
 from django_tasks_db.models import DBTaskResult
 
 from loket.api.main import api
-from loket.automation.models import CannedReply
+from loket.automation.models import CannedReply, SlaPolicy
 from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Label, Message
 from loket.tenancy.models import Membership, Team
 from tests import factories
@@ -32,6 +32,7 @@ PATH_OBJECTS = {
     "channel_id": "channel",
     "event_id": "event",
     "reply_id": "canned_reply",
+    "policy_id": "sla_policy",
 }
 
 # An id referenced in a query string or a JSON body -> the World attribute it points at.
@@ -187,6 +188,11 @@ def snapshot() -> dict:
         "canned_replies": list(
             CannedReply.objects.order_by("pk").values_list(
                 "pk", "workspace_id", "owner_id", "shortcut", "title", "language", "body"
+            )
+        ),
+        "sla_policies": list(
+            SlaPolicy.objects.order_by("pk").values_list(
+                "pk", "workspace_id", "name", "enabled", "is_default", "targets", "warn_value"
             )
         ),
         "tasks": DBTaskResult.objects.count(),
