@@ -1,6 +1,6 @@
 from django.urls import path
 
-from loket.web.inbox import views
+from loket.web.inbox import macros, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -24,6 +24,8 @@ urlpatterns = [
         views.canned_reply,
         name="canned_reply",
     ),
+    path("inbox/<int:number>/macros/", macros.menu, name="macros"),
+    path("inbox/<int:number>/macros/<int:macro_id>/run/", macros.run, name="macro_run"),
     path("inbox/<int:number>/messages/<int:message_id>/", views.message_fragment, name="message"),
     path("inbox/<int:number>/messages/<int:message_id>/retry/", views.retry, name="retry"),
     path("inbox/<int:number>/messages/<int:message_id>/split/", views.split, name="split"),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from loket.web.workspace_settings import rules, sla, views
+from loket.web.workspace_settings import autoreplies, macros, rules, sla, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -24,6 +24,12 @@ urlpatterns = [
         views.channel_templates_sync,
         name="channel-templates-sync",
     ),
+    path("channels/<int:channel_id>/hours/", autoreplies.channel_hours, name="channel-hours"),
+    path("auto-replies/", autoreplies.auto_replies, name="auto-replies"),
+    path("macros/", macros.macro_list, name="macros"),
+    path("macros/new/", macros.macro_new, name="macro-new"),
+    path("macros/<int:macro_id>/", macros.macro_edit, name="macro-edit"),
+    path("macros/<int:macro_id>/delete/", macros.macro_delete, name="macro-delete"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke/", views.token_revoke, name="token-revoke"),
     path("canned-replies/", views.canned_replies, name="canned-replies"),
