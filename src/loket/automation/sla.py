@@ -486,9 +486,18 @@ def _resume(conversation: Conversation, policy: SlaPolicy, state: dict, now: dt.
     conversation.sla_paused_at = None
 
 
-def _change(conversation_id: int, change) -> None:
+def _change(conversation_id: int, change, wanted=None) -> None:
     """Run ``change(conversation, policy, state, now)`` on the locked conversation with an
-    enabled policy, then store the clock."""
+    enabled policy, then store the clock. One cheap read first, outside any transaction, settles
+    the many conversations without a policy (or, with ``wanted(head)``, with nothing to do) before
+    anything is locked: this runs after every message."""
+    head = (
+        Conversation.objects.filter(pk=conversation_id, sla_policy__enabled=True)
+        .values("sla_clock", "first_response_at", "waiting_since")
+        .first()
+    )
+    if head is None or (wanted is not None and not wanted(head)):
+        return
     now = clock.now()
     with transaction.atomic():
         conversation = _locked(conversation_id)
@@ -537,6 +546,19 @@ def _drop_or_breach(conversation, policy, state, target, now) -> None:
         state.pop(target)
 
 
+def _may_start_next_response(head: dict) -> bool:
+    return (
+        head["first_response_at"] is not None
+        and head["waiting_since"] is not None
+        and SlaTarget.NEXT_RESPONSE not in (head["sla_clock"] or {})
+    )
+
+
+def _responses_running(head: dict) -> bool:
+    state = head["sla_clock"] or {}
+    return SlaTarget.FIRST_RESPONSE in state or SlaTarget.NEXT_RESPONSE in state
+
+
 def _customer_wrote(conversation, policy, state, now) -> None:
     if (
         conversation.first_response_at is not None
@@ -577,9 +599,9 @@ def on_event(event: events.Event) -> None:
             _change(event.conversation_id, _priority_changed)
     elif isinstance(event, events.MessageCreated) and event.kind == MessageKind.MESSAGE:
         if event.direction == Direction.INBOUND:
-            _change(event.conversation_id, _customer_wrote)
+            _change(event.conversation_id, _customer_wrote, _may_start_next_response)
         elif event.actor.type == "member":
-            _change(event.conversation_id, _agent_replied)
+            _change(event.conversation_id, _agent_replied, _responses_running)
 
 
 # -- The periodic check -----------------------------------------------------------------------
