@@ -18,7 +18,10 @@ from loket.inbox import listing
 from loket.inbox.models import Conversation, Notification, Priority
 from loket.inbox.services.conversations import update_conversation
 from loket.inbox.services.outbound import reply
+from loket.jobs.policy import periodic_jobs
+from loket.tenancy.services import NotAllowed
 from tests import factories
+from tests.connectors.providers import run_tasks
 
 AMS = zoneinfo.ZoneInfo("Europe/Amsterdam")
 OFFICE = {day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
@@ -373,3 +376,59 @@ def test_the_list_sorts_by_the_nearest_due_time(office, channel, agent):
     second = listing.page(queryset, "sla", first.next_cursor, limit=2)
     assert [c.pk for c in second.items] == [late.pk]
     assert second.next_cursor is None
+
+
+# -- Policy changes and the job ---------------------------------------------------------------
+def test_changing_the_targets_recomputes_running_clocks_and_deleting_clears_them(office, channel):
+    standard = policy(office)
+    conversation = customer_writes(channel, monday("10:00"))
+    with clock.frozen(monday("10:05")):
+        sla.update_policy(standard, targets={"0": {"first_response": 30}})
+        run_tasks()
+    conversation = fresh(conversation)
+    assert conversation.first_response_due_at == monday("10:30")
+    assert conversation.resolution_due_at is None
+    with clock.frozen(monday("10:06")):
+        sla.update_policy(standard, enabled=False)
+        run_tasks()
+    assert fresh(conversation).sla_due_at is None
+    with clock.frozen(monday("10:07")):
+        sla.update_policy(standard, enabled=True)
+        run_tasks()
+    assert fresh(conversation).first_response_due_at == monday("10:30")
+    sla.delete_policy(standard)
+    conversation = fresh(conversation)
+    assert conversation.sla_policy_id is None and conversation.sla_due_at is None
+    assert conversation.sla_clock == {}
+
+
+def test_apply_policy_puts_a_conversation_under_another_policy(office, channel):
+    policy(office)
+    vip = policy(office, name="VIP", is_default=False, targets={"0": {"first_response": 5}})
+    conversation = customer_writes(channel, monday("10:00"))
+    with clock.frozen(monday("10:02")):
+        sla.apply_policy(fresh(conversation), vip)
+    conversation = fresh(conversation)
+    assert conversation.sla_policy_id == vip.pk
+    assert conversation.first_response_due_at == monday("10:07")
+    other = factories.workspace("bravo")
+    theirs = policy(other, name="Theirs")
+    with pytest.raises(NotAllowed):
+        sla.apply_policy(conversation, theirs)
+
+
+def test_snoozed_keeps_running_and_calendar_pauses_count_the_night(office, channel, agent):
+    policy(office, business_hours=False)
+    conversation = customer_writes(channel, monday("16:00"))
+    conversation = agent_replies(conversation, agent, monday("16:05"))
+    assert conversation.resolution_due_at == at(MONDAY + dt.timedelta(days=1), "00:00")
+    conversation = set_status(conversation, "snoozed", monday("16:10"), snoozed_until=None)
+    assert conversation.resolution_due_at == at(MONDAY + dt.timedelta(days=1), "00:00")
+    conversation = set_status(conversation, "pending", monday("17:00"))
+    conversation = set_status(conversation, "open", monday("19:00"))
+    assert conversation.resolution_due_at == at(MONDAY + dt.timedelta(days=1), "02:00")
+
+
+def test_the_check_is_a_periodic_job_every_30_seconds():
+    [job] = [p for p in periodic_jobs() if p.name.endswith("check_sla_due_times")]
+    assert job.every_seconds == 30
