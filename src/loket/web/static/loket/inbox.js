@@ -164,6 +164,10 @@
         refreshList();
         refreshCounts();
         return;
+      case "conversation.sla":  // an SLA due time came close or passed: recolour the chips
+        if (mine) await refreshHead();
+        refreshList();
+        return;
       default:
     }
   });
