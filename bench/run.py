@@ -31,6 +31,8 @@ SCENARIOS: dict[str, list[str]] = {
     "inbox.sqlite": ["inbox.py", "--backend", "sqlite", "--no-machine"],
     "email.pg": ["mail.py", "--backend", "pg", "--no-machine"],
     "email.sqlite": ["mail.py", "--backend", "sqlite", "--no-machine"],
+    "rules.pg": ["rules.py", "--backend", "pg", "--no-machine"],
+    "rules.sqlite": ["rules.py", "--backend", "sqlite", "--no-machine"],
     "widget": ["widget.py", "--no-machine"],
 }
 

@@ -356,15 +356,35 @@ class Verdict:
         return [item for item in self.checked if item["held"]]
 
 
+# Fields whose value costs a database query; a group looks at the others first, so a rule that
+# fails on its text never asks for labels. (Conditions have no side effects: order is free.)
+COSTLY = frozenset(
+    {
+        "conversation.labels",
+        "message.is_first",
+        "message.has_attachments",
+        "contact.previous_conversations",
+    }
+)
+
+
+def _cost(item: dict) -> int:
+    if "conditions" in item:
+        return 1
+    return 2 if item.get("field") in COSTLY else 0
+
+
 def evaluate(conditions: dict, facts: Facts, *, explain_all: bool = False) -> Verdict:
     """Whether the conditions hold. Stops at the first answer unless ``explain_all`` (the "test
-    this rule" panel shows every condition)."""
+    this rule" panel shows every condition, in the rule's order)."""
     checked: list[dict] = []
 
     def group(value: dict) -> bool:
         items = value.get("conditions") or []
         if not items:
             return True
+        if not explain_all:
+            items = sorted(items, key=_cost)
         want_all = value.get("match", "all") == "all"
         result = want_all
         for item in items:

@@ -124,30 +124,32 @@ def occasions_of(event: events.Event) -> list[Occasion]:
     return []
 
 
-# Which triggers each workspace has enabled rules for, kept briefly per process: the subscriber
-# runs for every message, and most workspaces have few rules.
+# Each workspace's enabled rules by trigger, kept briefly per process: the subscriber asks for
+# every message, and every rules job would otherwise load and decode all of them. A change made
+# in this process is seen at once (``forget_rules``); one made in another, within IN_USE_SECONDS.
 IN_USE_SECONDS = 10.0
-_in_use: dict[int, tuple[float, frozenset[str]]] = {}
+_enabled: dict[int, tuple[float, dict[str, tuple[Rule, ...]]]] = {}
 
 
-def triggers_in_use(workspace_id: int) -> frozenset[str]:
+def enabled_rules(workspace_id: int) -> dict[str, tuple[Rule, ...]]:
     now = time.monotonic()
-    cached = _in_use.get(workspace_id)
+    cached = _enabled.get(workspace_id)
     if cached is not None and cached[0] > now:
         return cached[1]
-    found = frozenset(
-        Rule.objects.filter(workspace_id=workspace_id, enabled=True)
-        .values_list("trigger", flat=True)
-        .distinct()
-    )
-    if len(_in_use) >= 10_000:
-        _in_use.clear()
-    _in_use[workspace_id] = (now + IN_USE_SECONDS, found)
-    return found
+    found: dict[str, list[Rule]] = {}
+    for rule in Rule.objects.filter(workspace_id=workspace_id, enabled=True).order_by(
+        "position", "pk"
+    ):
+        found.setdefault(rule.trigger, []).append(rule)
+    by_trigger = {trigger: tuple(rules) for trigger, rules in found.items()}
+    if len(_enabled) >= 10_000:
+        _enabled.clear()
+    _enabled[workspace_id] = (now + IN_USE_SECONDS, by_trigger)
+    return by_trigger
 
 
-def forget_triggers(workspace_id: int) -> None:
-    _in_use.pop(workspace_id, None)
+def forget_rules(workspace_id: int) -> None:
+    _enabled.pop(workspace_id, None)
 
 
 def on_event(event: events.Event) -> None:
@@ -155,7 +157,7 @@ def on_event(event: events.Event) -> None:
     found = occasions_of(event)
     if not found:
         return
-    in_use = triggers_in_use(event.workspace_id)
+    in_use = enabled_rules(event.workspace_id)
     for occasion in found:
         if occasion.trigger in in_use:
             from loket.automation.tasks import run_rules
@@ -164,12 +166,8 @@ def on_event(event: events.Event) -> None:
 
 
 # -- running ------------------------------------------------------------------------------------
-def rules_for(workspace_id: int, trigger: str) -> list[Rule]:
-    return list(
-        Rule.objects.filter(workspace_id=workspace_id, trigger=trigger, enabled=True).order_by(
-            "position", "pk"
-        )
-    )
+def rules_for(workspace_id: int, trigger: str) -> tuple[Rule, ...]:
+    return enabled_rules(workspace_id).get(trigger, ())
 
 
 def _guard_tripped(conversation: Conversation, now: dt.datetime) -> bool:
@@ -278,19 +276,12 @@ def run(occasion: Occasion) -> list[RuleRun]:
     rules = rules_for(occasion.workspace_id, occasion.trigger)
     if not rules:
         return []
-    message = None
-    if occasion.message_id is not None:
-        message = Message.objects.filter(
-            pk=occasion.message_id, workspace_id=occasion.workspace_id
-        ).first()
-    now = clock.now()
     facts = Facts.load(
         occasion.conversation_id,
         occasion.workspace_id,
-        message=message,
+        message_id=occasion.message_id,
         changes=occasion.changes,
         sla_target=occasion.sla_target,
-        now=now,
     )
     if facts is None or facts.conversation.merged_into_id is not None:
         return []
@@ -301,6 +292,7 @@ def run(occasion: Occasion) -> list[RuleRun]:
         verdict = rule_conditions.evaluate(rule.conditions, facts)
         if not verdict.matched:
             continue
+        now = facts.now
         if _guard_tripped(facts.conversation, now):
             _stop(rule, facts.conversation, occasion.trigger, now)
             break
@@ -395,6 +387,6 @@ class Trial:
 def try_rule(conditions: dict, actions: list[dict], conversation: Conversation) -> Trial:
     """What a rule would do to ``conversation`` now, without doing anything: every condition
     with the value it saw and whether it held, and the actions that would run."""
-    facts = Facts.load(conversation.pk, conversation.workspace_id, now=clock.now())
+    facts = Facts.load(conversation.pk, conversation.workspace_id)
     verdict = rule_conditions.evaluate(conditions, facts, explain_all=True)
     return Trial(verdict.matched, verdict.checked, list(actions) if verdict.matched else [])

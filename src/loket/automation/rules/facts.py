@@ -35,16 +35,39 @@ class Facts:
         self._message = message
         self.changes = changes or {}
         self.sla_target = sla_target
-        self.now = now
+        self._now = now
 
     @classmethod
-    def load(cls, conversation_id: int, workspace_id: int, **kwargs) -> Facts | None:
+    def load(
+        cls, conversation_id: int, workspace_id: int, *, message_id: int | None = None, **kwargs
+    ) -> Facts | None:
+        """The facts about a conversation (and the message that triggered the rules), in one
+        query."""
+        if message_id is not None:
+            message = (
+                Message.objects.select_related(
+                    "conversation__contact", "conversation__channel", "conversation__workspace"
+                )
+                .filter(pk=message_id, workspace_id=workspace_id, conversation_id=conversation_id)
+                .first()
+            )
+            if message is not None:
+                return cls(message.conversation, message=message, **kwargs)
         conversation = (
             Conversation.objects.select_related("contact", "channel", "workspace")
             .filter(pk=conversation_id, workspace_id=workspace_id)
             .first()
         )
         return cls(conversation, **kwargs) if conversation is not None else None
+
+    @property
+    def now(self) -> dt.datetime:
+        """The database's time, asked once and only when a rule needs it."""
+        if self._now is None:
+            from loket.automation import clock
+
+            self._now = clock.now()
+        return self._now
 
     def refresh(self) -> None:
         """After a rule acted: later rules see the conversation as it is now."""

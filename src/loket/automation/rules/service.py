@@ -13,7 +13,7 @@ from django.utils.translation import gettext
 from loket.automation.models import TIMED_TRIGGERS, Rule, RuleRun, RuleTrigger
 from loket.automation.rules import actions as rule_actions
 from loket.automation.rules import conditions as rule_conditions
-from loket.automation.rules.engine import forget_triggers
+from loket.automation.rules.engine import forget_rules
 from loket.tenancy.models import Membership, Workspace
 from loket.tenancy.services import NotAllowed
 
@@ -98,7 +98,7 @@ def create_rule(
         last = Rule.objects.filter(workspace=workspace).aggregate(at=Max("position"))["at"]
         rule.position = (last or 0) + 1
         rule.save()
-    forget_triggers(workspace.pk)
+    forget_rules(workspace.pk)
     return rule
 
 
@@ -114,14 +114,14 @@ def update_rule(rule: Rule, *, actor: Membership | None = None, **changes: Any) 
     _check_timing(rule)
     rule.updated_at = timezone.now()
     rule.save()
-    forget_triggers(rule.workspace_id)
+    forget_rules(rule.workspace_id)
     return rule
 
 
 def delete_rule(rule: Rule, *, actor: Membership | None = None) -> None:
     _check_admin(actor, rule.workspace_id)
     rule.delete()
-    forget_triggers(rule.workspace_id)
+    forget_rules(rule.workspace_id)
 
 
 def reorder_rules(workspace: Workspace, ids: list[int], *, actor: Membership | None = None) -> None:

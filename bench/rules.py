@@ -1,0 +1,250 @@
+"""Rules benchmark: what 50 active rules cost per inbound message.
+
+    python bench/rules.py                  # both backends, each in its own subprocess
+    python bench/rules.py --backend pg     # one backend in this process
+
+Per backend, on a throw-away database (PostgreSQL ``loket_bench_<pid>`` in production mode, or
+SQLite in a temp dir), after ``loket migrate`` and ``loket createadmin``: one workspace with an
+API channel, 5 teams, 20 labels, a shared canned reply and 50 enabled "message received" rules
+of the kinds support teams write (text contains / matches a pattern, channel, contact fields
+and attributes, labels, priority, team, business hours, first message, AND/OR groups). About
+one message in ten asks for a refund and meets one rule, which labels it and raises priority.
+
+Measured, one message at a time (p50/p99 over ``MESSAGES`` messages each):
+
+1. ``ingest`` without rules: ``receive()`` through the one ingest path, rules switched off;
+2. ``ingest`` with the 50 rules on: the same, now also enqueueing the rules job after commit;
+3. ``evaluate``: the rules job itself (``engine.run``: load the facts, evaluate all 50 rules) for
+   messages no rule acts on, and ``act`` for those where one rule acts (its changes, activity
+   lines and run log in one transaction).
+
+Rules run in a background job, so what they add to the ingest request is (2) minus (1); the
+evaluation cost per message is (3). Target (PostgreSQL): evaluation adds under 5 ms p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _common as c
+from ingest import Backend, loket, setup_django
+
+BACKENDS = ("pg", "sqlite")
+RULES = 50
+MESSAGES = 600
+WARMUP = 100
+TARGET_MS = 5.0  # p99 of rule evaluation per message, PostgreSQL
+ADMIN_EMAIL = "bench@example.com"
+WORKSPACE = "bench"
+WORDS = """
+order parcel delivery invoice address change cancel size colour return exchange tracking
+bestelling pakket bezorging factuur adres wijzigen annuleren maat kleur retour ruilen
+hello thanks please when where how why today tomorrow week weekend shop store
+""".split()  # noqa: SIM905 - a word list reads better as text
+
+
+def make_world():
+    from loket.automation.canned import create_canned_reply
+    from loket.connectors.registry import get_connector
+    from loket.inbox.services.channels import create_channel
+    from loket.inbox.services.conversations import ensure_labels
+    from loket.tenancy.models import Membership, Workspace
+    from loket.tenancy.services import create_team
+
+    workspace = Workspace.objects.get(slug=WORKSPACE)
+    owner = Membership.objects.get(workspace=workspace)
+    channel, _ = create_channel(
+        workspace, get_connector("api"), name="bench rules", config={"outbound_url": ""}
+    )
+    teams = [create_team(workspace, f"Team {n}") for n in range(5)]
+    labels = [label.name for label in ensure_labels(workspace.pk, [f"l{n}" for n in range(20)])]
+    canned = create_canned_reply(
+        owner, shortcut="thanks", title="Thanks", body="Thanks {{contact.first_name}}!",
+        shared=True,
+    )  # fmt: skip
+    return workspace, channel, teams, labels, canned
+
+
+def rule_set(channel, teams, labels) -> list[dict]:
+    """50 rules: one that refund questions meet, 49 that realistic traffic mostly does not."""
+    rng = random.Random(7)
+    text = lambda op, value: {"field": "message.text", "operator": op, "value": value}  # noqa: E731
+    kinds = [
+        lambda n: [text("contains", f"zzword{n}")],
+        lambda n: [text("matches", rf"\b(ticket|case)\s*#?{n}\d{{3}}\b")],
+        lambda n: [text("contains", "urgent"),
+                   {"field": "channel", "operator": "is", "value": [channel.pk]}],
+        lambda n: [{"field": "contact.attribute", "key": "plan", "operator": "equals",
+                    "value": f"tier{n}"}],
+        lambda n: [{"field": "contact.email", "operator": "ends_with",
+                    "value": f"@corp{n}.example"}],
+        lambda n: [{"field": "conversation.labels", "operator": "includes_any",
+                    "value": [rng.choice(labels)]}, text("contains", "invoice")],
+        lambda n: [{"field": "conversation.priority", "operator": "at_least", "value": 4},
+                   {"field": "conversation.team", "operator": "is",
+                    "value": [rng.choice(teams).pk]}],
+        lambda n: [{"field": "message.is_first", "operator": "is_true"},
+                   text("starts_with", f"case-{n}")],
+        lambda n: [{"field": "business_hours.inside", "operator": "is_false"},
+                   text("contains", f"night{n}")],
+        lambda n: [{"match": "any", "conditions": [text("contains", f"foo{n}"),
+                                                   text("contains", f"bar{n}")]},
+                   {"field": "contact.name", "operator": "contains", "value": "zz"}],
+    ]  # fmt: skip
+    rules = [
+        {
+            "name": "Refunds to Team 0",
+            "conditions": {"match": "all", "conditions": [text("contains", "refund")]},
+            "actions": [
+                {"type": "add_labels", "labels": ["refund"]},
+                {"type": "set_priority", "priority": 3},
+            ],
+        }
+    ]
+    for n in range(1, RULES):
+        rules.append(
+            {
+                "name": f"Rule {n}",
+                "conditions": {"match": "all", "conditions": kinds[n % len(kinds)](n)},
+                "actions": [{"type": "assign_team", "team_id": teams[n % len(teams)].pk}],
+            }
+        )
+    return rules
+
+
+def message(rng, n: int, phase: str) -> tuple:
+    from loket.inbox.items import InboundContact, InboundMessage
+
+    words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 30)))
+    refund = rng.random() < 0.1
+    if refund:
+        words += " I would like a refund please"
+    contact = f"{phase}-c{rng.randint(0, 200)}"
+    item = InboundMessage(
+        external_id=f"{phase}-{n}",
+        contact=InboundContact(contact, name=f"Customer {contact}"),
+        text=words,
+    )
+    return item, refund
+
+
+def ingest_times(channel, phase: str, count: int, seed: int) -> list[float]:
+    from loket.inbox.services.ingest import receive
+
+    rng = random.Random(seed)
+    times = []
+    for n in range(count):
+        item, _refund = message(rng, n, phase)
+        started = time.perf_counter()
+        receive(channel, item)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def report(name: str, times: list[float]) -> tuple[float, float]:
+    p50 = c.percentile(times, 50) * 1000
+    p99 = c.percentile(times, 99) * 1000
+    c.figure(f"{name}.p50_ms", p50, "ms")
+    c.figure(f"{name}.p99_ms", p99, "ms")
+    return p50, p99
+
+
+def measure(backend: Backend) -> bool:
+    from django_tasks_db.models import DBTaskResult
+
+    from loket.automation.models import Rule
+    from loket.automation.rules import engine, service
+
+    prefix = f"rules.{backend.name}"
+    workspace, channel, teams, labels, _canned = make_world()
+    for spec in rule_set(channel, teams, labels):
+        service.create_rule(workspace, trigger="message_received", **spec)
+    assert Rule.objects.filter(workspace=workspace, enabled=True).count() == RULES
+
+    # 1. ingest with the rules switched off (and warm-up)
+    Rule.objects.update(enabled=False)
+    engine.forget_rules(workspace.pk)
+    ingest_times(channel, "warm", WARMUP, 1)
+    off = ingest_times(channel, "off", MESSAGES, 2)
+    _p50_off, p99_off = report(f"{prefix}.ingest.rules_off", off)
+
+    # 2. ingest with the 50 rules on: the job is enqueued after each commit
+    Rule.objects.update(enabled=True)
+    engine.forget_rules(workspace.pk)
+    DBTaskResult.objects.all().delete()
+    on = ingest_times(channel, "on", MESSAGES, 3)
+    _p50_on, p99_on = report(f"{prefix}.ingest.rules_on", on)
+    c.figure(f"{prefix}.ingest.added_p99_ms", p99_on - p99_off, "ms")
+
+    # 3. the rules jobs themselves, one per message, in arrival order
+    queued = list(
+        DBTaskResult.objects.filter(task_path__endswith="run_rules").order_by("enqueued_at")
+    )
+    ok = c.verdict("check", len(queued) == MESSAGES, f"{prefix}.jobs",
+                   f"{len(queued)} rules jobs queued for {MESSAGES} messages")  # fmt: skip
+    quiet, acting = [], []
+    for row in queued:
+        occasion = engine.Occasion.from_job_arguments(dict(row.args_kwargs["args"][0]))
+        started = time.perf_counter()
+        runs = engine.run(occasion)
+        elapsed = time.perf_counter() - started
+        (acting if runs else quiet).append(elapsed)
+    _p50, p99 = report(f"{prefix}.evaluate.no_rule_acts", quiet)
+    report(f"{prefix}.evaluate.one_rule_acts", acting)
+    c.figure(f"{prefix}.messages_acted_on", len(acting), "msg")
+    if backend.name == "pg":
+        ok &= c.verdict(
+            "target", p99 < TARGET_MS, f"{prefix}.evaluate.no_rule_acts.p99_ms",
+            f"{p99:.2f} ms with {RULES} rules (target: under {TARGET_MS:g} ms)",
+        )  # fmt: skip
+    return ok
+
+
+def run_backend(name: str) -> bool:
+    tmp = Path(tempfile.mkdtemp(prefix=f"loket-bench-rules-{name}-"))
+    backend = Backend(name, tmp)
+    started = time.monotonic()
+    c.note(f"{backend.label}: throw-away database, load average {c.load_average()}")
+    try:
+        backend.create()
+        loket(backend, "migrate", "--noinput")
+        loket(backend, "createadmin", "--email", ADMIN_EMAIL, "--workspace", WORKSPACE,
+              "--password", "bench-password-not-used")  # fmt: skip
+        setup_django(backend)
+        return measure(backend)
+    except Exception as exc:
+        c.verdict("check", False, f"rules.{name}", f"benchmark error: {exc!r}")
+        raise
+    finally:
+        from inbox import close_django
+
+        close_django()
+        backend.drop()
+        c.note(f"{backend.label}: done in {time.monotonic() - started:.0f}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=BACKENDS, help="one backend (default: all)")
+    parser.add_argument("--no-machine", action="store_true", help="skip the machine facts")
+    args = parser.parse_args(argv)
+    if not args.no_machine:
+        c.print_machine()
+    if args.backend:
+        return 0 if run_backend(args.backend) else 1
+    worst = 0
+    for backend in BACKENDS:
+        done = subprocess.run([c.python(), __file__, "--backend", backend, "--no-machine"],
+                              check=False)  # fmt: skip
+        worst = max(worst, done.returncode)
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())
