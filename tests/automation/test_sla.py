@@ -432,3 +432,21 @@ def test_snoozed_keeps_running_and_calendar_pauses_count_the_night(office, chann
 def test_the_check_is_a_periodic_job_every_30_seconds():
     [job] = [p for p in periodic_jobs() if p.name.endswith("check_sla_due_times")]
     assert job.every_seconds == 30
+
+
+def test_a_conversation_resolved_while_its_policy_was_disabled_does_not_come_back_late(
+    office, channel
+):
+    standard = policy(office)
+    conversation = customer_writes(channel, monday("10:00"))
+    with clock.frozen(monday("10:05")):
+        sla.update_policy(standard, enabled=False)
+        run_tasks()
+    set_status(conversation, "resolved", monday("10:10"))
+    with clock.frozen(monday("10:15")):
+        sla.update_policy(standard, enabled=True)
+        run_tasks()
+    conversation = customer_writes(channel, monday("15:00"), "Me again")
+    assert conversation.resolution_due_at == at(MONDAY + dt.timedelta(days=1), "15:00")
+    assert conversation.first_response_due_at == monday("16:00")
+    assert check(monday("15:01")) == 0

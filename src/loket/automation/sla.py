@@ -660,7 +660,11 @@ def check_due(*, batch: int = BATCH) -> int:
 
 
 def recompute_policy(policy_id: int, *, batch: int = BATCH) -> int:
-    """Recompute the clocks of a policy's unresolved conversations after it changed."""
+    """Recompute the clocks of a policy's unresolved conversations after it changed. Those
+    resolved or closed while it was disabled (no event reached them) lose their running clocks."""
+    Conversation.objects.filter(
+        sla_policy_id=policy_id, status__in=_STOPPED, sla_clock__has_any_keys=list(TARGETS)
+    ).update(sla_clock={}, sla_paused_at=None, **_CLEARED)
     pks = list(
         Conversation.objects.filter(sla_policy_id=policy_id)
         .exclude(status__in=_STOPPED)
