@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pytest
 from django_tasks_db.models import DBTaskResult
 
-from loket.automation import canned, sla
-from loket.automation.models import CannedReply, SlaPolicy
+from loket.automation import canned, macros, sla
+from loket.automation.models import CannedReply, Macro, SlaPolicy
 from loket.connectors.registry import get_connector
 from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Message
 from loket.inbox.services import journal, outbound
@@ -65,6 +65,7 @@ class World:
     event: InboundEvent  # a failed delivery, so a leaked replay would visibly change it
     canned_reply: CannedReply  # shared, so every member of the workspace may read it
     sla_policy: SlaPolicy
+    macro: Macro  # shared, so every member of the workspace may run it
     marker: str  # text that appears in this workspace's data and nowhere else
 
 
@@ -102,6 +103,12 @@ def build_world(slug: str, marker: str) -> World:
     sla_policy = sla.create_policy(
         ws, name=f"{marker} SLA", targets={"0": {"first_response": 60}}, channels=[channel]
     )
+    macro = macros.create_macro(
+        owner,
+        name=f"{marker} macro",
+        shared=True,
+        actions=[{"type": "add_labels", "labels": [f"{marker}-macro"]}],
+    )
     return World(
         workspace=ws,
         owner=owner,
@@ -114,6 +121,7 @@ def build_world(slug: str, marker: str) -> World:
         event=InboundEvent.objects.get(pk=outcome.event_id),
         canned_reply=canned_reply,
         sla_policy=sla_policy,
+        macro=macro,
         marker=marker,
     )
 

@@ -16,7 +16,7 @@ from django.db.models import Count
 from django_tasks_db.models import DBTaskResult
 
 from loket.api.main import api
-from loket.automation.models import CannedReply, SlaPolicy
+from loket.automation.models import CannedReply, Macro, SlaPolicy
 from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Label, Message
 from loket.tenancy.models import Membership, Team
 from tests import factories
@@ -33,6 +33,7 @@ PATH_OBJECTS = {
     "event_id": "event",
     "reply_id": "canned_reply",
     "policy_id": "sla_policy",
+    "macro_id": "macro",
 }
 
 # An id referenced in a query string or a JSON body -> the World attribute it points at.
@@ -193,6 +194,11 @@ def snapshot() -> dict:
         "sla_policies": list(
             SlaPolicy.objects.order_by("pk").values_list(
                 "pk", "workspace_id", "name", "enabled", "is_default", "targets", "warn_value"
+            )
+        ),
+        "macros": list(
+            Macro.objects.order_by("pk").values_list(
+                "pk", "workspace_id", "owner_id", "name", "actions", "times_used"
             )
         ),
         "tasks": DBTaskResult.objects.count(),
