@@ -480,6 +480,39 @@ def test_webhook_to_a_private_address_is_refused_by_the_guard(shop, workspace, r
     assert _Receiver.received == []
 
 
+def test_a_failed_action_is_told_on_the_conversation(shop, workspace, billing):
+    rule(workspace, name="Route", actions=[{"type": "assign_team", "team_id": billing.pk}])
+    billing.delete()
+    conversation = customer_writes(shop, "hello")
+    line = Message.objects.get(conversation=conversation, data__action="rule_ran")
+    assert line.data["failed"] == [
+        {"type": "assign_team", "ok": False, "detail": "that team was deleted"}
+    ]
+
+
+def test_a_rule_applies_an_sla_policy_by_label(shop, workspace):
+    from loket.automation import sla
+
+    vip = sla.create_policy(
+        workspace, name="VIP", business_hours=False, targets={"0": {"first_response": 15}}
+    )
+    rule(
+        workspace,
+        RuleTrigger.CONVERSATION_UPDATED,
+        conditions=when(
+            {"field": "conversation.labels", "operator": "includes_any", "value": ["vip"]}
+        ),
+        actions=[{"type": "apply_sla_policy", "policy_id": vip.pk}],
+    )
+    conversation = customer_writes(shop, "hello")
+    assert conversation.sla_policy_id != vip.pk
+    update_conversation(conversation, actor=None, labels=ensure_labels(workspace.pk, ["VIP"]))
+    run_tasks()
+    conversation.refresh_from_db()
+    assert conversation.sla_policy_id == vip.pk
+    assert conversation.first_response_due_at is not None
+
+
 # -- loop guards --
 def test_a_rule_does_not_trigger_itself(shop, workspace):
     rule(

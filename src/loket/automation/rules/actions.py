@@ -154,6 +154,15 @@ def _canned_reply(params: dict, workspace_id: int) -> dict:
     return {"canned_reply_id": int(value)}
 
 
+def _sla_policy(params: dict, workspace_id: int) -> dict:
+    from loket.automation.models import SlaPolicy
+
+    value = params.get("policy_id")
+    if not SlaPolicy.objects.filter(workspace_id=workspace_id, pk=_int(value)).exists():
+        raise InvalidAction(f"no SLA policy {value!r} in this workspace")
+    return {"policy_id": int(value)}
+
+
 def _text(params: dict, workspace_id: int) -> dict:
     text = params.get("text")
     if not isinstance(text, str) or not text.strip():
@@ -278,7 +287,9 @@ def _post(doer: Doer, text: str, kind: str) -> Any:
         text=text,
         kind=kind,
         author_type=AuthorType.MEMBER if doer.member else AuthorType.SYSTEM,
-        data={"rule_id": doer.rule_id} if doer.rule_id is not None else None,
+        data={"rule_id": doer.rule_id, "rule_name": doer.rule_name}
+        if doer.rule_id is not None
+        else None,
         event_actor=doer.event_actor,
     )
 
@@ -326,6 +337,19 @@ def _do_notify(doer: Doer, params: dict) -> str:
     return ", ".join(m.display_name for m in members)
 
 
+def _do_apply_sla_policy(doer: Doer, params: dict) -> str:
+    from loket.automation import sla
+    from loket.automation.models import SlaPolicy
+
+    policy = SlaPolicy.objects.filter(
+        workspace_id=doer.conversation.workspace_id, pk=params["policy_id"]
+    ).first()
+    if policy is None:
+        raise Skipped("that SLA policy was deleted")
+    doer.conversation = sla.apply_policy(doer.conversation, policy, actor=doer.member)
+    return policy.name
+
+
 def _do_webhook(doer: Doer, params: dict) -> str:
     from loket.automation.tasks import post_rule_webhook
 
@@ -341,7 +365,7 @@ class ActionType:
     clean: Callable[[dict, int], dict]
     do: Callable[[Doer, dict], str]
     # What the editor asks for: "member", "team", "labels", "priority", "status", "minutes",
-    # "canned_reply", "text", "notify", "url", or "" for nothing.
+    # "canned_reply", "sla_policy", "text", "notify", "url", or "" for nothing.
     param: str = ""
 
 
@@ -360,6 +384,9 @@ ACTIONS: dict[str, ActionType] = {
     ),
     "add_note": ActionType(_("Add an internal note"), _text, _do_add_note, "text"),
     "notify": ActionType(_("Notify"), _notify, _do_notify, "notify"),
+    "apply_sla_policy": ActionType(
+        _("Apply an SLA policy"), _sla_policy, _do_apply_sla_policy, "sla_policy"
+    ),
     "webhook": ActionType(_("Send a webhook"), _webhook, _do_webhook, "url"),
 }
 

@@ -211,8 +211,8 @@ def _stop(rule: Rule, conversation: Conversation, trigger: str, now: dt.datetime
     )  # fmt: skip
 
 
-def _activity(conversation: Conversation, action: str, rule: Rule, **data: Any) -> None:
-    Message.objects.create(
+def _activity(conversation: Conversation, action: str, rule: Rule, **data: Any) -> Message:
+    return Message.objects.create(
         workspace_id=conversation.workspace_id,
         conversation=conversation,
         channel_id=conversation.channel_id,
@@ -257,11 +257,14 @@ def _act(
                 episode=episode,
                 created_at=now,
             )
-            _activity(conversation, "rule_ran", rule, run_id=run.pk, matched=reasons)
+            line = _activity(conversation, "rule_ran", rule, run_id=run.pk, matched=reasons)
             done = rule_actions.perform(doer, rule.actions)
             run.done = done
             run.outcome = _outcome(done)
             run.save(update_fields=["done", "outcome"])
+            if run.outcome != RuleRunOutcome.DONE:  # the timeline says what failed, and why
+                line.data["failed"] = [item for item in done if not item["ok"]]
+                line.save(update_fields=["data"])
     except IntegrityError:  # another worker ran this episode first
         return None
     for work in doer.after_commit:

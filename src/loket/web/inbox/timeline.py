@@ -71,7 +71,9 @@ class Entry:
 
 def _author(message: Message) -> str:
     data = message.data or {}
-    if data.get("via") == "rule" and message.kind == MessageKind.ACTIVITY:
+    if (data.get("via") == "rule" and message.kind == MessageKind.ACTIVITY) or (
+        data.get("rule_name") and message.author_type == AuthorType.SYSTEM
+    ):
         return _("Rule “%(name)s”") % {"name": data.get("rule_name") or ""}
     if message.author_type == AuthorType.MEMBER and message.author_member:
         return message.author_member.display_name
@@ -103,6 +105,14 @@ def activity_sentence(message: Message, who: str) -> str:
         ) % {"days": days}
     if action == "rule_ran":
         matched = data.get("matched") or []
+        failed = data.get("failed") or []
+        if failed:
+            reasons = "; ".join(str(item.get("detail") or "") for item in failed)
+            return ngettext(
+                "%(who)s ran; %(count)d action failed: %(reasons)s",
+                "%(who)s ran; %(count)d actions failed: %(reasons)s",
+                len(failed),
+            ) % {"who": who, "count": len(failed), "reasons": reasons}
         if matched:
             return ngettext(
                 "%(who)s ran (%(count)d condition held)",

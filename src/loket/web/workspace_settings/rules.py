@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
-from loket.automation.models import TIMED_TRIGGERS, CannedReply, Rule, RuleTrigger
+from loket.automation.models import TIMED_TRIGGERS, CannedReply, Rule, RuleTrigger, SlaPolicy
 from loket.automation.rules import actions as rule_actions
 from loket.automation.rules import conditions as rule_conditions
 from loket.automation.rules import engine, service
@@ -80,6 +80,10 @@ def _options(workspace_id: int) -> dict[str, list[dict]]:
             for r in CannedReply.objects.filter(
                 workspace_id=workspace_id, owner__isnull=True
             ).order_by("shortcut")
+        ],
+        "sla_policy": [
+            {"value": p.pk, "label": p.name}
+            for p in SlaPolicy.objects.filter(workspace_id=workspace_id).order_by("name")
         ],
         "sla_target": [{"value": k, "label": str(v)} for k, v in SLA_TARGET_LABELS.items()],
         "change": [{"value": k, "label": str(v)} for k, v in CHANGE_LABELS.items()],
