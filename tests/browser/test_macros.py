@@ -1,0 +1,50 @@
+"""An agent builds a personal macro in Settings → Macros (the rules' action editor) and runs it
+from the conversation header's "Macros" menu: the header shows the changes at once and the
+timeline names the macro."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from loket.automation.models import Macro
+from loket.inbox.models import Conversation, ConversationStatus, Message
+
+
+def test_an_agent_builds_a_macro_and_runs_it_on_a_conversation(
+    agent_app, browser_pages, screenshot
+):
+    message = agent_app.ingest("Cheap watches, click here")
+    conversation = Conversation.objects.get(pk=message.conversation_id)
+    [anna] = browser_pages("agent-a")
+
+    anna.goto(agent_app.url("/w/acme/settings/macros/"))
+    anna.get_by_role("link", name="New macro").click()
+    anna.wait_for_function("() => !!document.querySelector('form[x-data]')?._x_dataStack")
+    anna.get_by_label("Name").fill("Close as spam")
+    for _ in range(2):
+        anna.get_by_role("button", name="Add action").click()
+    actions = anna.get_by_test_id("action")
+    actions.nth(0).get_by_label("Action", exact=True).select_option("add_labels")
+    actions.nth(0).get_by_label("Labels").fill("spam")
+    actions.nth(1).get_by_label("Action", exact=True).select_option("set_status")
+    actions.nth(1).get_by_label("Action value").select_option("resolved")
+    anna.get_by_role("button", name="Create macro").click()
+    expect(anna.locator("#macros")).to_contain_text("Close as spam")
+    macro = Macro.objects.get(name="Close as spam")
+    assert macro.actions == [
+        {"type": "add_labels", "labels": ["spam"]},
+        {"type": "set_status", "status": "resolved"},
+    ]
+    assert macro.owner_id == agent_app.person("agent-a").membership.pk
+
+    anna.goto(agent_app.url(f"/w/acme/inbox/{conversation.number}/"))
+    anna.locator("#macro-menu summary").click()
+    menu_item = anna.locator("#macro-menu").get_by_role("button", name="Close as spam")
+    expect(menu_item).to_be_visible()
+    screenshot(anna, "macros-menu")
+    menu_item.click()
+    expect(anna.locator("#conv-status")).to_have_attribute("data-status", "resolved")
+    expect(anna.locator("#conv-labels")).to_contain_text("spam")
+    conversation.refresh_from_db()
+    assert conversation.status == ConversationStatus.RESOLVED
+    assert Message.objects.filter(conversation=conversation, data__action="macro_ran").exists()
