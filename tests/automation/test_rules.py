@@ -311,6 +311,51 @@ def test_each_condition_kind(shop, workspace, condition, text, expected):
     assert (labels_of(conversation) == ["hit"]) is expected
 
 
+def test_subject_language_phone_and_conversation_fields(shop, workspace):
+    rule(
+        workspace,
+        RuleTrigger.CONVERSATION_UPDATED,
+        conditions=when(
+            {"field": "conversation.subject", "operator": "contains", "value": "invoice"},
+            {"field": "conversation.language", "operator": "equals", "value": "nl"},
+            {"field": "contact.phone", "operator": "starts_with", "value": "+31"},
+            {
+                "field": "conversation.custom",
+                "key": "order",
+                "operator": "matches",
+                "value": r"^\d{4}$",
+            },
+        ),
+        actions=[{"type": "add_labels", "labels": ["dutch-invoice"]}],
+    )
+    conversation = customer_writes(shop, "Hallo")
+    contact = conversation.contact
+    contact.phone = "+31612345678"
+    contact.save()
+    Conversation.objects.filter(pk=conversation.pk).update(
+        subject="Invoice 2024-118", language="nl", custom_attributes={"order": "4411"}
+    )
+    update_conversation(conversation, actor=None, priority=Priority.LOW)
+    run_tasks()
+    assert labels_of(conversation) == ["dutch-invoice"]
+    Conversation.objects.filter(pk=conversation.pk).update(custom_attributes={"order": "x1"})
+    update_conversation(conversation, actor=None, labels=[])
+    run_tasks()
+    assert labels_of(conversation) == []
+
+
+def test_a_catastrophic_pattern_times_out_instead_of_hanging(shop, workspace):
+    rule(
+        workspace,
+        conditions=when({"field": "message.text", "operator": "matches", "value": r"^(a|aa)+$"}),
+        actions=[{"type": "add_labels", "labels": ["hit"]}],
+    )
+    # Without the time limit this pattern backtracks for ages over 5,000 characters.
+    conversation = customer_writes(shop, "a" * 5000 + "!")
+    assert labels_of(conversation) == []
+    assert not RuleRun.objects.filter(conversation=conversation).exists()
+
+
 def test_channel_attributes_labels_language_and_any_groups(shop, workspace):
     other = factories.api_channel(workspace, name="Other")
     rule(
