@@ -410,7 +410,18 @@ def test_apply_policy_puts_a_conversation_under_another_policy(office, channel):
         sla.apply_policy(fresh(conversation), vip)
     conversation = fresh(conversation)
     assert conversation.sla_policy_id == vip.pk
-    assert conversation.first_response_due_at == monday("10:07")
+    # The clock that was running keeps its start: only the target changed.
+    assert conversation.first_response_due_at == monday("10:05")
+    assert conversation.resolution_due_at is None
+    with clock.frozen(monday("10:03")):
+        sla.apply_policy(fresh(conversation), vip)  # again: nothing changes
+    assert fresh(conversation).first_response_due_at == monday("10:05")
+    with clock.frozen(monday("10:04")):
+        sla.apply_policy(fresh(conversation), None)
+    assert fresh(conversation).sla_due_at is None and fresh(conversation).sla_clock == {}
+    with clock.frozen(monday("10:06")):
+        sla.apply_policy(fresh(conversation), vip)  # without a policy before: starts now
+    assert fresh(conversation).first_response_due_at == monday("10:11")
     other = factories.workspace("bravo")
     theirs = policy(other, name="Theirs")
     with pytest.raises(NotAllowed):

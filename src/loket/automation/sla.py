@@ -373,8 +373,10 @@ def _fresh_state(conversation: Conversation, now: dt.datetime) -> dict:
 def apply_policy(
     conversation: Conversation, policy: SlaPolicy | None, actor: Membership | None = None
 ) -> Conversation:
-    """Put the conversation under ``policy`` (None: no SLA), its clocks starting now (rules
-    apply a policy by channel or label; a new conversation gets :func:`policy_for`'s)."""
+    """Put the conversation under ``policy`` (None: no SLA). Rules apply a policy by channel or
+    label; a new conversation gets :func:`policy_for`'s. Clocks already running (under another
+    policy, or the same one applied again) keep their starts and pauses, so only the targets
+    change; otherwise they start now."""
     workspace_id = conversation.workspace_id
     if policy is not None and policy.workspace_id != workspace_id:
         raise NotAllowed(_("that policy belongs to another workspace"))
@@ -385,9 +387,13 @@ def apply_policy(
         locked = _locked(conversation.pk)
         if locked is None:
             return conversation
-        state = _fresh_state(locked, now) if policy is not None else {}
-        paused = policy is not None and locked.status == ConversationStatus.PENDING
-        locked.sla_paused_at = now if paused else None
+        state = dict(locked.sla_clock or {})
+        if policy is None:
+            state, locked.sla_paused_at = {}, None
+        elif locked.sla_policy_id is None or not _running(state):
+            state = _fresh_state(locked, now)
+            paused = locked.status == ConversationStatus.PENDING
+            locked.sla_paused_at = now if paused else None
         _store(locked, policy, state)
     return locked
 
