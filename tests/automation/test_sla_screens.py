@@ -234,3 +234,16 @@ def test_the_conversation_api_shows_the_due_times(running, owner):
     assert body["sla_policy_id"] is not None
     assert body["first_response_due_at"] is not None
     assert body["next_response_due_at"] is None and body["sla_paused_at"] is None
+
+
+def test_the_sla_chips_cost_no_query_per_row(running, workspace, django_assert_max_num_queries):
+    client = signed_in(factories.owner_of(workspace))
+    with django_assert_max_num_queries(12) as few:
+        client.get("/w/acme/inbox/list/?view=all&sort=sla")
+    baseline = len(few.captured_queries)
+    channel = running["relaxed"].channel
+    for i in range(6):
+        factories.inbound(channel, "More", contact_id=f"more-{i}", name=f"More {i}")
+    with django_assert_max_num_queries(baseline):
+        page = client.get("/w/acme/inbox/list/?view=all&sort=sla").content.decode()
+    assert page.count("chip sla-") == 9
