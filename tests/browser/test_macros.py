@@ -48,3 +48,57 @@ def test_an_agent_builds_a_macro_and_runs_it_on_a_conversation(
     conversation.refresh_from_db()
     assert conversation.status == ConversationStatus.RESOLVED
     assert Message.objects.filter(conversation=conversation, data__action="macro_ran").exists()
+
+
+def test_the_timeline_names_the_macro(agent_app, browser_pages):
+    message = agent_app.ingest("Please call me back")
+    conversation = Conversation.objects.get(pk=message.conversation_id)
+    from loket.automation import macros
+
+    macros.create_macro(
+        agent_app.owner.membership,
+        name="Call back",
+        shared=True,
+        actions=[{"type": "add_note", "text": "Call {{contact.first_name}} back today"}],
+    )
+    [anna] = browser_pages("agent-a")
+    anna.goto(agent_app.url(f"/w/acme/inbox/{conversation.number}/"))
+    anna.locator("#macro-menu summary").click()
+    anna.locator("#macro-menu").get_by_role("button", name="Call back").click()
+    expect(anna.get_by_text("Anna Agent ran macro “Call back”")).to_be_visible()
+    expect(anna.get_by_text("back today")).to_be_visible()
+
+
+def test_an_admin_sets_the_closing_message_and_a_channels_hours(
+    agent_app, browser_pages, screenshot
+):
+    from loket.automation.models import AutoReply
+    from loket.inbox.models import Channel
+
+    [olga] = browser_pages("owner")
+    olga.goto(agent_app.url("/w/acme/settings/auto-replies/"))
+    closing = olga.locator("#auto-reply-closing")
+    closing.get_by_label("On", exact=True).check()
+    closing.get_by_label("Text").fill("We are closing this; just reply to reopen it.")
+    closing.get_by_label("Resolve after (days pending)").fill("7")
+    screenshot(olga, "auto-replies")
+    closing.get_by_role("button", name="Save").click()
+    expect(olga.get_by_text("saved.")).to_be_visible()
+    row = AutoReply.objects.get(kind="closing", channel__isnull=True)
+    assert row.days == 7 and row.enabled
+
+    channel = Channel.objects.get(name="Webshop")
+    olga.goto(agent_app.url(f"/w/acme/settings/channels/{channel.pk}/"))
+    hours = olga.locator("#channel-hours")
+    expect(hours).to_be_visible()
+    hours.get_by_label("Hours of its own").check()
+    hours.get_by_label("Monday").fill("09:00-17:00")
+    hours.get_by_label("Time zone").select_option("Europe/Amsterdam")
+    screenshot(olga, "channel-hours")
+    hours.get_by_role("button", name="Save business hours").click()
+    expect(olga.get_by_text("Business hours of “Webshop” saved.")).to_be_visible()
+    channel.refresh_from_db()
+    assert channel.business_hours == {
+        "hours": {"mon": [["09:00", "17:00"]]},
+        "time_zone": "Europe/Amsterdam",
+    }

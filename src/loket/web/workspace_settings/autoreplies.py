@@ -78,6 +78,11 @@ class AutoReplyForm(forms.Form):
         self.fields["mode"].choices = choices
 
 
+def _auto_id(kind) -> str:
+    """Element ids of their own per kind: the three forms share one page."""
+    return f"id_{kind if kind in AutoReplyKind.values else 'x'}_%s"
+
+
 def _initial(reply: AutoReply | None, kind: str, for_channel: bool) -> dict:
     if reply is None:
         return {"kind": kind, "mode": "inherit" if for_channel else "off", "body": ""}
@@ -101,7 +106,9 @@ def _sections(workspace, channel, bound: AutoReplyForm | None = None) -> list[di
             form = bound
         else:
             form = AutoReplyForm(
-                initial=_initial(own, kind, channel is not None), for_channel=channel is not None
+                initial=_initial(own, kind, channel is not None),
+                for_channel=channel is not None,
+                auto_id=_auto_id(kind),
             )
         sections.append(
             {
@@ -162,7 +169,9 @@ def auto_replies(request):
     channel = queries.channel(workspace, int(raw)) if raw.isdigit() else None
     if request.method != "POST":
         return _page(request, channel)
-    form = AutoReplyForm(request.POST, for_channel=channel is not None)
+    form = AutoReplyForm(
+        request.POST, for_channel=channel is not None, auto_id=_auto_id(request.POST.get("kind"))
+    )
     if form.is_valid() and _save(request, channel, form):
         messages.success(
             request, _("%(kind)s saved.") % {"kind": KIND_TITLES[form.cleaned_data["kind"]]}
