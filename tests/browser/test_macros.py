@@ -102,3 +102,25 @@ def test_an_admin_sets_the_closing_message_and_a_channels_hours(
         "hours": {"mon": [["09:00", "17:00"]]},
         "time_zone": "Europe/Amsterdam",
     }
+
+
+def test_a_macro_that_could_do_nothing_says_so(agent_app, browser_pages):
+    from loket.automation import macros
+    from loket.tenancy.services import create_team
+
+    message = agent_app.ingest("Hello?")
+    conversation = Conversation.objects.get(pk=message.conversation_id)
+    gone = create_team(agent_app.workspace, "Gone")
+    macros.create_macro(
+        agent_app.owner.membership,
+        name="To Gone",
+        shared=True,
+        actions=[{"type": "assign_team", "team_id": gone.pk}],
+    )
+    gone.delete()
+    [anna] = browser_pages("agent-a")
+    anna.goto(agent_app.url(f"/w/acme/inbox/{conversation.number}/"))
+    anna.locator("#macro-menu summary").click()
+    anna.locator("#macro-menu").get_by_role("button", name="To Gone").click()
+    expect(anna.get_by_text("Assign to team: that team was deleted")).to_be_visible()
+    expect(anna.get_by_text("Anna Agent ran macro “To Gone” (1 action failed)")).to_be_visible()

@@ -3,6 +3,8 @@ opens) and running one, which re-renders the header and says what was done or wh
 
 from __future__ import annotations
 
+import json
+
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -34,5 +36,9 @@ def run(request, number: int, macro_id: int):
     macro = macros.get_visible(request.membership, macro_id)
     ran = macros.run_macro(macro, conversation, actor=request.membership)
     response = _head_response(request, number)
-    response.headers["HX-Trigger"] = _toast(ran.summary)
+    # The toast says what was done; a resync brings the timeline up to date even when nothing
+    # changed that would announce itself (every action failed: only the macro's line is new).
+    response.headers["HX-Trigger"] = json.dumps(
+        {**json.loads(_toast(ran.summary)), "loket:resync": True}
+    )
     return response
