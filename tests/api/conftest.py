@@ -9,7 +9,8 @@ import pytest
 from django_tasks_db.models import DBTaskResult
 
 from loket.automation import canned, macros, sla
-from loket.automation.models import CannedReply, Macro, SlaPolicy
+from loket.automation.models import CannedReply, Macro, Rule, SlaPolicy
+from loket.automation.rules import service as rule_service
 from loket.connectors.registry import get_connector
 from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Message
 from loket.inbox.services import journal, outbound
@@ -66,6 +67,7 @@ class World:
     canned_reply: CannedReply  # shared, so every member of the workspace may read it
     sla_policy: SlaPolicy
     macro: Macro  # shared, so every member of the workspace may run it
+    rule: Rule
     marker: str  # text that appears in this workspace's data and nowhere else
 
 
@@ -109,6 +111,12 @@ def build_world(slug: str, marker: str) -> World:
         shared=True,
         actions=[{"type": "add_labels", "labels": [f"{marker}-macro"]}],
     )
+    rule = rule_service.create_rule(
+        ws,
+        name=f"{marker} rule",
+        trigger="conversation_updated",
+        actions=[{"type": "add_labels", "labels": [f"{marker}-rule"]}],
+    )
     return World(
         workspace=ws,
         owner=owner,
@@ -122,6 +130,7 @@ def build_world(slug: str, marker: str) -> World:
         canned_reply=canned_reply,
         sla_policy=sla_policy,
         macro=macro,
+        rule=rule,
         marker=marker,
     )
 

@@ -34,6 +34,7 @@ PATH_OBJECTS = {
     "reply_id": "canned_reply",
     "policy_id": "sla_policy",
     "macro_id": "macro",
+    "rule_id": "rule",
 }
 
 # An id referenced in a query string or a JSON body -> the World attribute it points at.

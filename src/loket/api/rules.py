@@ -156,7 +156,10 @@ def reorder_rules(request, data: OrderIn):
 def test_rule(request, data: TrialIn):
     """What these conditions and actions would do to the conversation now; nothing is done."""
     member = request.membership
-    conversation = selectors.conversation(member, data.conversation_id)
+    try:
+        conversation = selectors.conversation(member, data.conversation_id)
+    except Http404 as exc:
+        raise ApiError(400, "invalid", f"conversation_id: {exc}") from exc
     try:
         conditions = rule_conditions.clean(data.conditions, member.workspace_id)
         actions = rule_actions.clean(data.actions, member.workspace_id) if data.actions else []
@@ -164,6 +167,15 @@ def test_rule(request, data: TrialIn):
         raise ApiError(400, "invalid", str(exc)) from exc
     trial = engine.try_rule(conditions, actions, conversation)
     return {"matched": trial.matched, "conditions": trial.checked, "would_do": trial.would_do}
+
+
+# Declared before the /rules/{rule_id} routes, so a walk over the routes in order reads a
+# rule's history before it deletes the rule.
+@router.get("/rules/{int:rule_id}/runs", response=list[RunOut])
+def rule_history(request, rule_id: int):
+    """The rule's latest 100 runs, newest first."""
+    rule = _rule(request, rule_id)
+    return [run_out(run) for run in service.history(rule).select_related("rule")]
 
 
 @router.get("/rules/{int:rule_id}", response=RuleOut)
@@ -190,13 +202,6 @@ def delete_rule(request, rule_id: int):
     except NotAllowed as exc:
         raise _refused(exc) from exc
     return Status(204, None)
-
-
-@router.get("/rules/{int:rule_id}/runs", response=list[RunOut])
-def rule_history(request, rule_id: int):
-    """The rule's latest 100 runs, newest first."""
-    rule = _rule(request, rule_id)
-    return [run_out(run) for run in service.history(rule).select_related("rule")]
 
 
 @router.get("/conversations/{int:conversation_id}/rule-runs", response=list[RunOut])
