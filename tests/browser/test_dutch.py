@@ -225,6 +225,11 @@ def test_an_owner_with_a_dutch_browser_sees_the_settings_in_dutch(agent_app, bro
             edit = page.locator("main table a.btn", has_text="Bewerken").first
             edit_href = edit.get_attribute("href")
             visit(page, url(edit_href), f"settings {edit_href}")
+    # The rule editor builds its field, operator and action lists in the browser.
+    visit(page, url("/w/acme/settings/rules/new/"), "new rule")
+    page.get_by_role("button", name="Voorwaarde toevoegen").click()
+    page.get_by_role("button", name="Actie toevoegen").click()
+    assert_dutch(page, "new rule with a condition and an action")
     visit(page, url("/w/acme/settings/invitations/"), "invitations")
     expect(page.locator("main")).to_contain_text("nieuw@acme.example")
     visit(page, url("/w/acme/"), "the owner's inbox")
