@@ -8,14 +8,21 @@ team's waiting ones, oldest first, while someone has room (agents coming online 
 When a member goes offline (``set_availability``), their open conversations of teams with
 ``reassign_when_offline`` are unassigned and handed out again.
 
-**Who.** Members of the team whose availability is *online* (away and offline are skipped) and
-who are under capacity. A member's load is the conversations assigned to them that are *open* or
-*pending*, in every channel and team of the workspace (snoozed, resolved and closed ones do not
-count). ``Membership.capacity`` caps the total; ``Membership.capacities`` optionally caps a kind
-of work: ``"email"`` counts conversations of email channels, ``"chat"`` those of every other
-channel kind (live chat, WhatsApp, Messenger, Instagram, Telegram, SMS, API); see ``work_kind``.
-So ``{"chat": 5, "email": 10}`` with capacity 12 allows 5 chats and 10 emails but 12 in all, and
-a member full on chats still gets emails.
+**Who.** Members of the team whose availability is *online* (away and offline are skipped), who
+are inside their working hours and who are under capacity. ``Membership.working_hours`` (None:
+any time they are online) has the shape of the workspace's business hours and is read in the
+workspace's time zone, closed on its holidays (``hours.Schedule.of_member``), at the database's
+"now" (``clock.now``). Hours only decide who gets *new* work: a member whose hours end keeps
+their conversations, and when their hours begin the periodic job below hands them waiting ones
+(setting hours that have already begun does so straight away).
+
+A member's load is the conversations assigned to them that are *open* or *pending*, in every
+channel and team of the workspace (snoozed, resolved and closed ones do not count).
+``Membership.capacity`` caps the total; ``Membership.capacities`` optionally caps a kind of work:
+``"email"`` counts conversations of email channels, ``"chat"`` those of every other channel kind
+(live chat, WhatsApp, Messenger, Instagram, Telegram, SMS, API); see ``work_kind``. So
+``{"chat": 5, "email": 10}`` with capacity 12 allows 5 chats and 10 emails but 12 in all, and a
+member full on chats still gets emails.
 
 - *Round robin*: the next eligible member after ``team.last_assigned`` in membership id order,
   wrapping around.
@@ -26,10 +33,12 @@ a member full on chats still gets emails.
 **Fair under concurrency.** Each decision and its assignment run in one transaction that locks the
 team row, then the team's online members (in id order, so two teams sharing members cannot
 deadlock), then the conversation, and counts the loads only after those locks: a concurrent
-assignment to any of these members has committed before the count or waits for this one. The
-team and member locks are ``FOR NO KEY UPDATE``, so ingest inserting conversations that point at
-the team (a key-share lock) never waits for an assignment. On SQLite write transactions are
-serialised anyway (``BEGIN IMMEDIATE`` and one writer per process).
+assignment to any of these members has committed before the count or waits for this one. Working
+hours are no database filter: every online member is locked as before, and those outside their
+hours are left out afterwards, in Python (so the clock never changes which rows are locked in
+which order). The team and member locks are ``FOR NO KEY UPDATE``, so ingest inserting
+conversations that point at the team (a key-share lock) never waits for an assignment. On SQLite
+write transactions are serialised anyway (``BEGIN IMMEDIATE`` and one writer per process).
 
 The assignment goes through ``update_conversation`` (activity line, ``conversation.updated``) with
 the system as the actor and ``context={"via": "auto_assign"}`` on its activity line, so the timeline
@@ -48,13 +57,15 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from loket import events
+from loket.automation import clock
 from loket.inbox.models import (
     Conversation,
     ConversationStatus,
 )
 from loket.inbox.services.conversations import update_conversation
 from loket.jobs.policy import job
-from loket.tenancy.models import AutoAssign, Availability, Membership, Team
+from loket.tenancy import hours
+from loket.tenancy.models import AutoAssign, Availability, Membership, Team, Workspace
 from loket.tenancy.services import ADMIN_ROLES, NotAllowed
 
 log = logging.getLogger(__name__)
@@ -155,7 +166,8 @@ def choose(team: Team, candidates: list[Load]) -> Membership | None:
 # -- Assigning --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Outcome:
-    # assigned | full (no online member with room) | skipped (not a conversation to assign)
+    # assigned | full (no online member in their hours with room) | skipped (not a
+    # conversation to assign)
     result: str
     assignee: Membership | None = None
 
@@ -181,6 +193,29 @@ def _lock_online_members(team: Team) -> list[Membership]:
     )
 
 
+def in_working_hours(members: list[Membership], workspace_id: int) -> list[Membership]:
+    """Those of the members who are inside their working hours now (order kept). Costs nothing
+    when none of them has hours of their own; else one read of the workspace's time zone and
+    holidays and, on PostgreSQL, of the database's clock."""
+    if not any(m.working_hours for m in members):
+        return members
+    workspace = Workspace.objects.only("time_zone", "holidays").get(pk=workspace_id)
+    now = clock.now()
+    return [m for m in members if _working(m, workspace, now)]
+
+
+def _working(member: Membership, workspace: Workspace, now) -> bool:
+    if not member.working_hours:
+        return True
+    try:
+        return hours.Schedule.of_member(member, workspace).is_open(now)
+    except (ValueError, TypeError, AttributeError):
+        # Unreadable hours (never written by set_working_hours): as if none were set, like an
+        # unreadable capacity per kind.
+        log.warning("member %s has unreadable working hours; ignoring them", member.pk)
+        return True
+
+
 def auto_assign(conversation_id: int) -> Outcome:
     """Assign this conversation if it is open, unassigned and in an auto-assigning team, to the
     member the team's policy picks among those with room. One transaction (see the module)."""
@@ -203,7 +238,7 @@ def auto_assign(conversation_id: int) -> Outcome:
         team = _lock_team(head["team_id"], head["workspace_id"])
         if team is None:
             return _SKIPPED
-        members = _lock_online_members(team)
+        members = in_working_hours(_lock_online_members(team), team.workspace_id)
         conversation = (
             Conversation.objects.select_for_update(of=("self",))
             .select_related("channel")
@@ -303,14 +338,18 @@ def set_availability(membership: Membership, availability: str) -> Membership:
     if availability == Availability.OFFLINE:
         reassign_from(membership)
     elif availability == Availability.ONLINE:
-        team_ids = list(
-            Team.objects.filter(workspace_id=membership.workspace_id, members=membership)
-            .exclude(auto_assign=AutoAssign.OFF)
-            .values_list("pk", flat=True)
-        )
-        if team_ids:
-            assign_waiting(team_ids=team_ids)
+        _assign_waiting_for(membership)
     return membership
+
+
+def _assign_waiting_for(membership: Membership) -> int:
+    """Assign the waiting conversations of the member's auto-assigning teams."""
+    team_ids = list(
+        Team.objects.filter(workspace_id=membership.workspace_id, members=membership)
+        .exclude(auto_assign=AutoAssign.OFF)
+        .values_list("pk", flat=True)
+    )
+    return assign_waiting(team_ids=team_ids) if team_ids else 0
 
 
 def reassign_from(membership: Membership) -> int:
@@ -425,4 +464,26 @@ def set_capacities(membership: Membership, capacities: dict, *, actor: Membershi
     cleaned = clean_capacities(capacities)
     Membership.objects.filter(pk=membership.pk).update(capacities=cleaned)
     membership.capacities = cleaned
+    return membership
+
+
+def set_working_hours(
+    membership: Membership, working_hours: dict | None, *, actor: Membership
+) -> Membership:
+    """Set when the auto-assigner may give a member conversations: weekday ranges like the
+    workspace's business hours (``{"mon": [["09:00", "12:00"], ["13:00", "17:30"]], ...}``), in
+    the workspace's time zone; None or empty: no hours of their own. The member themself, or an
+    owner or admin. Raises ``hours.InvalidHours`` for hours that cannot be used. When the member
+    is online and their hours have begun, their teams' waiting conversations are assigned
+    straight away; conversations they already have stay theirs either way."""
+    if actor.workspace_id != membership.workspace_id:
+        raise NotAllowed(gettext("That member belongs to another workspace."))
+    if actor.pk != membership.pk and actor.role not in ADMIN_ROLES:
+        raise NotAllowed(gettext("Only owners and admins can change another member's hours."))
+    cleaned = hours.clean_schedule(working_hours) or None
+    Membership.objects.filter(pk=membership.pk).update(working_hours=cleaned)
+    membership.working_hours = cleaned
+    online = Membership.objects.filter(pk=membership.pk, availability=Availability.ONLINE)
+    if online.exists() and in_working_hours([membership], membership.workspace_id):
+        _assign_waiting_for(membership)
     return membership

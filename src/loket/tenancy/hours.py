@@ -6,7 +6,9 @@ closed. An empty mapping means always open (the default: a team that never set h
 "away"). ``Workspace.holidays`` lists ``YYYY-MM-DD`` dates that are closed all day. A channel
 may have hours of its own (``Channel.business_hours``: ``{"hours": {...}, "holidays": [...],
 "time_zone": "..."}``, each key optional, missing ones taken from the workspace), e.g. a phone
-line open shorter than email.
+line open shorter than email. A member may have working hours of their own
+(``Membership.working_hours``, same shape, in the workspace's time zone and skipping its
+holidays): the auto-assigner only gives them conversations inside those hours.
 
 ``Schedule`` answers "open at?", "when does it open next?", "what moment is N business minutes
 after this one?" and "how many business minutes lie between these two?", in real elapsed time:
@@ -133,15 +135,28 @@ class Schedule:
     @classmethod
     def of(cls, workspace, channel=None) -> Schedule:
         own = (getattr(channel, "business_hours", None) or {}) if channel is not None else {}
-        hours = own.get("hours", workspace.business_hours or {})
-        holidays = own.get("holidays", workspace.holidays or [])
-        zone = _zone(own.get("time_zone") or workspace.time_zone)
+        return cls._build(
+            own.get("hours", workspace.business_hours or {}),
+            own.get("holidays", workspace.holidays or []),
+            own.get("time_zone") or workspace.time_zone,
+        )
+
+    @classmethod
+    def of_member(cls, membership, workspace) -> Schedule:
+        """A member's working hours (``Membership.working_hours``) in the workspace's time zone,
+        closed on the workspace's holidays; always open when they have no hours of their own."""
+        return cls._build(
+            membership.working_hours or {}, workspace.holidays or [], workspace.time_zone
+        )
+
+    @classmethod
+    def _build(cls, hours: dict, holidays: list, time_zone: str) -> Schedule:
         week = {
             day: tuple((_minutes(start), _minutes(end)) for start, end in hours.get(day) or [])
             for day in WEEKDAYS
         }
         return cls(
-            zone,
+            _zone(time_zone),
             week if any(week.values()) else {},
             frozenset(map(dt.date.fromisoformat, holidays)),
         )

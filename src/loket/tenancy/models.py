@@ -120,6 +120,10 @@ class Membership(WorkspaceScoped):
     # When the auto-assigner last gave this member a conversation (workload balancing: of
     # members with equal free capacity, whoever waited longest goes first).
     last_assigned_at = models.DateTimeField(null=True, blank=True)
+    # When the auto-assigner may give this member conversations (besides being online): weekday
+    # ranges like Workspace.business_hours, in the workspace's time zone, skipping its holidays
+    # (loket.tenancy.hours). None: no hours of their own, any time they are online.
+    working_hours = models.JSONField(null=True, blank=True)
     # Added under this member's email replies (above the channel's signature).
     email_signature = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
