@@ -8,7 +8,7 @@ at the database's clock (loket.automation.clock) and, for each conversation pend
 least N days:
 
 - pending since: the latest activity line that set it to pending (the rules engine's reading,
-  ``loket.automation.rules.engine._pending_since``);
+  ``loket.automation.rules.engine.pending_since``);
 - never when the customer wrote last (their question is waiting for an answer, whatever the
   status says);
 - sends the closing message (the canned replies' variables, as the system, marked
@@ -31,7 +31,7 @@ from django.db.models import OuterRef, Subquery
 from loket.automation import clock
 from loket.automation.canned import render_text
 from loket.automation.models import AutoReply, AutoReplyKind
-from loket.automation.rules.engine import _pending_since
+from loket.automation.rules.engine import pending_since
 from loket.inbox.models import (
     AuthorType,
     Conversation,
@@ -72,7 +72,7 @@ def due(policy: AutoReply, now: dt.datetime, *, own_channels: set[int] = frozens
     elif own_channels:
         found = found.exclude(channel_id__in=own_channels)
     return (
-        found.annotate(episode=_pending_since(), last_direction=_last_direction())
+        found.annotate(episode=pending_since(), last_direction=_last_direction())
         .filter(episode__isnull=False, episode__lte=cutoff)
         .exclude(last_direction=Direction.INBOUND)
     )
@@ -122,7 +122,7 @@ def resolve_one(pk: int, policy: AutoReply, episode: dt.datetime) -> bool:
             return False
         still = (
             Conversation.objects.filter(pk=pk)
-            .annotate(episode=_pending_since(), last_direction=_last_direction())
+            .annotate(episode=pending_since(), last_direction=_last_direction())
             .values("episode", "last_direction")
             .first()
         )

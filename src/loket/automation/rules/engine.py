@@ -306,7 +306,7 @@ def run(occasion: Occasion) -> list[RuleRun]:
 
 
 # -- time-based triggers -------------------------------------------------------------------------
-def _pending_since():
+def pending_since():
     """When the conversation last became pending (its latest activity line saying so)."""
     return Subquery(
         Message.objects.filter(
@@ -332,7 +332,7 @@ def waiting_conversations(rule: Rule, now: dt.datetime):
     elif rule.trigger == RuleTrigger.PENDING_FOR:
         found = (
             found.filter(status=ConversationStatus.PENDING)
-            .annotate(episode=_pending_since())
+            .annotate(episode=pending_since())
             .filter(episode__isnull=False, episode__lte=cutoff)
         )
     elif rule.trigger == RuleTrigger.NO_CUSTOMER_REPLY_FOR:
