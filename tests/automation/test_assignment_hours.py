@@ -7,10 +7,12 @@ workspace is in Europe/Amsterdam: UTC+1 in winter, UTC+2 in summer."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import itertools
 import zoneinfo
 
 import pytest
+from django.urls import reverse
 
 from loket.automation import assignment, clock
 from loket.automation.assignment import (
@@ -25,6 +27,7 @@ from loket.tenancy.models import AutoAssign, Availability, Membership, Role, Tea
 from loket.tenancy.services import NotAllowed, add_member, create_team
 from tests import factories
 from tests.automation.test_assignment_concurrency import agents, arrive_concurrently, loads
+from tests.workspace_settings.conftest import signed_in, url
 
 AMSTERDAM = zoneinfo.ZoneInfo("Europe/Amsterdam")
 _contacts = itertools.count(1)
@@ -333,3 +336,108 @@ def test_concurrent_arrivals_fill_only_the_members_inside_their_hours(transactio
     with clock.frozen(at(MONDAY, "13:00")):
         assert assignment.assign_waiting_conversations.call() == 40
     assert loads(members) == [20, 20, 20, 20, 20]
+
+
+# -- The pages --------------------------------------------------------------------------------
+def test_an_admin_edits_a_members_hours_in_settings(workspace, admin, agent):
+    client = signed_in(admin)
+    page = client.get(url("members", workspace)).content.decode()
+    row = page[page.index(f'id="member-{agent.pk}"') :]
+    row = row[: row.index("</tr>")]
+    assert "Whenever online" in row and url("member-hours", workspace, agent.pk) in row
+
+    form = client.get(url("member-hours", workspace, agent.pk)).content.decode()
+    assert 'name="hours_mon"' in form and 'name="hours_sun"' in form
+    response = client.post(
+        url("member-hours", workspace, agent.pk),
+        {"hours_mon": "9:00-12:00, 13:00 - 17:30", "hours_fri": "08:00-12:00", "hours_tue": ""},
+    )
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.working_hours == {
+        "mon": [["09:00", "12:00"], ["13:00", "17:30"]],
+        "fri": [["08:00", "12:00"]],
+    }
+    form = client.get(url("member-hours", workspace, agent.pk)).content.decode()
+    assert 'value="09:00-12:00, 13:00-17:30"' in form and 'value="08:00-12:00"' in form
+    page = client.get(url("members", workspace)).content.decode()
+    row = page[page.index(f'id="member-{agent.pk}"') :]
+    assert "Mon 09:00-12:00, 13:00-17:30" in row[: row.index("</tr>")]
+
+    # Every day empty: no hours of their own.
+    client.post(url("member-hours", workspace, agent.pk), {f"hours_{d}": "" for d in OFFICE})
+    agent.refresh_from_db()
+    assert agent.working_hours is None
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("25:00-26:00", "“25:00” is not a time from 00:00 to 24:00, like 09:00."),
+        ("09:00", "“09:00” is not a range like 09:00-17:30."),
+        ("17:00-09:00", "17:00 is not before 09:00."),
+        ("09:00-12:00, 11:00-13:00", "09:00-12:00 overlaps 11:00-13:00."),
+    ],
+)
+def test_the_settings_page_says_what_is_wrong(workspace, admin, agent, text, error):
+    set_working_hours(agent, OFFICE, actor=admin)
+    response = signed_in(admin).post(
+        url("member-hours", workspace, agent.pk), {"hours_mon": "09:00-17:00", "hours_wed": text}
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert html.escape(error) in page
+    # Said under Wednesday, and what was typed is kept.
+    wednesday = page[page.index('id="id_hours_wed"') :]
+    assert html.escape(error) in wednesday[: wednesday.index('id="id_hours_thu"')]
+    assert f'value="{html.escape(text)}"' in page
+    agent.refresh_from_db()
+    assert agent.working_hours == OFFICE
+
+
+def test_the_settings_page_is_for_admins_and_this_workspace_only(workspace, admin, agent):
+    other = factories.workspace("other")
+    stranger = factories.agent(other)
+    for client, target, expected in (
+        (signed_in(agent), admin, 403),
+        (signed_in(admin), stranger, 404),
+    ):
+        response = client.post(url("member-hours", workspace, target.pk), {"hours_mon": "9-17"})
+        assert response.status_code == expected
+    stranger.refresh_from_db()
+    admin.refresh_from_db()
+    assert (stranger.working_hours, admin.working_hours) == (None, None)
+
+
+def test_a_member_sets_their_own_hours_on_their_preferences_page(workspace, agent):
+    client = signed_in(agent)
+    me = reverse("inbox:preferences", args=[workspace.slug])
+    hours_url = reverse("inbox:working_hours", args=[workspace.slug])
+    page = client.get(me).content.decode()
+    assert f'action="{hours_url}"' in page and 'name="hours_mon"' in page
+
+    response = client.post(hours_url, {"hours_tue": "25:00-26:00", "hours_wed": "10:00-14:00"})
+    assert response.status_code == 400
+    assert html.escape("“25:00” is not a time from 00:00 to 24:00, like 09:00.") in (
+        response.content.decode()
+    )
+    agent.refresh_from_db()
+    assert agent.working_hours is None
+
+    response = client.post(hours_url, {"hours_tue": "08:00-16:00", "hours_wed": "10:00-14:00"})
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.working_hours == {"tue": [["08:00", "16:00"]], "wed": [["10:00", "14:00"]]}
+    assert 'value="08:00-16:00"' in client.get(me).content.decode()
+
+
+def test_the_preferences_page_speaks_dutch(workspace, agent):
+    agent.user.locale = "nl"
+    agent.user.save(update_fields=["locale"])
+    client = signed_in(agent)
+    response = client.post(
+        reverse("inbox:working_hours", args=[workspace.slug]), {"hours_mon": "25:00-26:00"}
+    )
+    page = response.content.decode()
+    assert "Je werktijden" in page and "Maandag" in page
+    assert html.escape("“25:00” is geen tijd van 00:00 tot 24:00, zoals 09:00.") in page

@@ -33,4 +33,5 @@ urlpatterns = [
     path("attachments/<int:attachment_id>/", views.attachment, name="attachment"),
     path("notifications/", views.notifications, name="notifications"),
     path("me/", views.preferences, name="preferences"),
+    path("me/hours/", views.working_hours, name="working_hours"),
 ]

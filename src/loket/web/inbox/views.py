@@ -54,8 +54,10 @@ from loket.inbox.services import conversations as conversation_service
 from loket.inbox.services import notifications as notifications_service
 from loket.inbox.services import outbound, templates, windows
 from loket.inbox.services.conversations import InvalidChange
+from loket.tenancy import hours
 from loket.tenancy.models import Availability, Membership, Team
 from loket.web.inbox import timeline
+from loket.web.working_hours import WorkingHoursForm
 from loket.web.workspace import workspace_view
 
 TIMELINE_LIMIT = 200
@@ -940,11 +942,37 @@ def preferences(request):
                 return redirect(reverse("inbox:preferences", args=[request.workspace.slug]))
         flash.success(request, _("Your preferences are saved."))
         return redirect(reverse("inbox:preferences", args=[request.workspace.slug]))
+    return _preferences_page(request, WorkingHoursForm.for_member(member))
+
+
+def _preferences_page(request, hours_form: WorkingHoursForm, status: int = 200):
     return render(
         request,
         "web/inbox/preferences.html",
-        {"availabilities": Availability.choices, "prefs": user.preferences or {}},
+        {
+            "availabilities": Availability.choices,
+            "prefs": request.user.preferences or {},
+            "hours_form": hours_form,
+        },
+        status=status,
     )
+
+
+@require_POST
+@workspace_view
+def working_hours(request):
+    """The member's own working hours (a form of its own on the preferences page)."""
+    member = request.membership
+    form = WorkingHoursForm.for_member(member, request.POST)
+    if form.is_valid():
+        try:
+            assignment.set_working_hours(member, form.value(), actor=member)
+        except hours.InvalidHours as exc:
+            form.add_error(None, str(exc))
+        else:
+            flash.success(request, _("Your working hours are saved."))
+            return redirect(reverse("inbox:preferences", args=[request.workspace.slug]))
+    return _preferences_page(request, form, status=400)
 
 
 # -- canned replies in the composer -----------------------------------------------------------

@@ -9,6 +9,7 @@ urlpatterns = [
     path("members/", views.members, name="members"),
     path("members/<int:member_id>/", views.member_update, name="member-update"),
     path("members/<int:member_id>/remove/", views.member_remove, name="member-remove"),
+    path("members/<int:member_id>/hours/", views.member_hours, name="member-hours"),
     path("teams/", views.teams, name="teams"),
     path("teams/<int:team_id>/", views.team_edit, name="team-edit"),
     path("teams/<int:team_id>/delete/", views.team_delete, name="team-delete"),

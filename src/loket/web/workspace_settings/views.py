@@ -21,7 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from loket.automation import canned
-from loket.automation.assignment import configure_team, set_capacities
+from loket.automation.assignment import configure_team, set_capacities, set_working_hours
 from loket.connectors.base import InvalidConfig
 from loket.connectors.registry import REGISTRY, get_connector, webhook_url
 from loket.inbox.models import MessageTemplate
@@ -33,6 +33,7 @@ from loket.inbox.services.channels import (
     update_channel,
 )
 from loket.inbox.services.labels import InvalidLabel, create_label, delete_label, update_label
+from loket.tenancy import hours
 from loket.tenancy.models import Role
 from loket.tenancy.services import (
     ADMIN_ROLES,
@@ -46,6 +47,7 @@ from loket.tenancy.services import (
     update_team,
     update_workspace_profile,
 )
+from loket.web import working_hours
 from loket.web.workspace import workspace_view
 from loket.web.workspace_settings import queries
 from loket.web.workspace_settings.forms import (
@@ -121,6 +123,7 @@ def members(request):
             # capacity.
             "may_change_role": is_owner or member.role not in ADMIN_ROLES,
             "may_remove": member.pk == actor.pk or is_owner or member.role not in ADMIN_ROLES,
+            "working_hours": working_hours.summary(member.working_hours),
         }
         for member in queries.members(request.workspace)
     ]
@@ -160,6 +163,33 @@ def member_update(request, member_id: int):
     else:
         messages.success(request, _("%(name)s was updated.") % {"name": name})
     return redirect("wsettings:members", request.workspace.slug)
+
+
+@workspace_view(admin=True)
+@require_http_methods(["GET", "POST"])
+def member_hours(request, member_id: int):
+    """A member's working hours: when the auto-assigner may give them conversations."""
+    member = queries.member(request.workspace, member_id)
+    form = working_hours.WorkingHoursForm.for_member(
+        member, request.POST if request.method == "POST" else None
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            set_working_hours(member, form.value(), actor=request.membership)
+        except (NotAllowed, hours.InvalidHours) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request,
+                _("Working hours of %(name)s saved.") % {"name": member.display_name},
+            )
+            return redirect("wsettings:members", request.workspace.slug)
+    return _render(
+        request,
+        "member_hours.html",
+        {"member": member, "form": form},
+        status=400 if form.is_bound else 200,
+    )
 
 
 @workspace_view(admin=True)
