@@ -12,14 +12,16 @@ one message in ten asks for a refund and meets one rule, which labels it and rai
 
 Measured, one message at a time (p50/p99 over ``MESSAGES`` messages each):
 
-1. ``ingest`` without rules: ``receive()`` through the one ingest path, rules switched off;
-2. ``ingest`` with the 50 rules on: the same, now also enqueueing the rules job after commit;
-3. ``evaluate``: the rules job itself (``engine.run``: load the facts, evaluate all 50 rules) for
-   messages no rule acts on, and ``act`` for those where one rule acts (its changes, activity
-   lines and run log in one transaction).
+1. ``ingest.rules_off``: ``receive()`` through the one ingest path with the rules switched off;
+2. ``ingest.rules_on``: the same with the 50 rules on, which also enqueues the rules job in the
+   ingest's transaction (1 and 2 alternate in blocks, so drift of the machine weighs on both);
+3. ``evaluate.no_rule_acts``: the rules job itself (``engine.run``: load the facts, evaluate all
+   50 rules) for messages no rule acts on, and ``evaluate.one_rule_acts`` for those where one
+   rule acts (its changes, activity lines and run log in one transaction).
 
-Rules run in a background job, so what they add to the ingest request is (2) minus (1); the
-evaluation cost per message is (3). Target (PostgreSQL): evaluation adds under 5 ms p99.
+Rules run in a background job, so what they add to the ingest request is (2) minus (1): the
+target (PostgreSQL) is that this stays under 5 ms at p99. The evaluation itself (3) runs in the
+worker, off the request; its p99 is checked against the same 5 ms as a second target.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ from ingest import Backend, loket, setup_django
 
 BACKENDS = ("pg", "sqlite")
 RULES = 50
-MESSAGES = 600
-WARMUP = 100
-TARGET_MS = 5.0  # p99 of rule evaluation per message, PostgreSQL
+MESSAGES = 1200
+WARMUP = 400
+BLOCKS = 6
+TARGET_MS = 5.0  # p99, PostgreSQL: added to ingest; and evaluating in the worker
 ADMIN_EMAIL = "bench@example.com"
 WORKSPACE = "bench"
 WORDS = """
@@ -65,9 +68,12 @@ def make_world():
     teams = [create_team(workspace, f"Team {n}") for n in range(5)]
     labels = [label.name for label in ensure_labels(workspace.pk, [f"l{n}" for n in range(20)])]
     canned = create_canned_reply(
-        owner, shortcut="thanks", title="Thanks", body="Thanks {{contact.first_name}}!",
+        owner,
+        shortcut="thanks",
+        title="Thanks",
+        body="Thanks {{contact.first_name}}!",
         shared=True,
-    )  # fmt: skip
+    )
     return workspace, channel, teams, labels, canned
 
 
@@ -78,25 +84,44 @@ def rule_set(channel, teams, labels) -> list[dict]:
     kinds = [
         lambda n: [text("contains", f"zzword{n}")],
         lambda n: [text("matches", rf"\b(ticket|case)\s*#?{n}\d{{3}}\b")],
-        lambda n: [text("contains", "urgent"),
-                   {"field": "channel", "operator": "is", "value": [channel.pk]}],
-        lambda n: [{"field": "contact.attribute", "key": "plan", "operator": "equals",
-                    "value": f"tier{n}"}],
-        lambda n: [{"field": "contact.email", "operator": "ends_with",
-                    "value": f"@corp{n}.example"}],
-        lambda n: [{"field": "conversation.labels", "operator": "includes_any",
-                    "value": [rng.choice(labels)]}, text("contains", "invoice")],
-        lambda n: [{"field": "conversation.priority", "operator": "at_least", "value": 4},
-                   {"field": "conversation.team", "operator": "is",
-                    "value": [rng.choice(teams).pk]}],
-        lambda n: [{"field": "message.is_first", "operator": "is_true"},
-                   text("starts_with", f"case-{n}")],
-        lambda n: [{"field": "business_hours.inside", "operator": "is_false"},
-                   text("contains", f"night{n}")],
-        lambda n: [{"match": "any", "conditions": [text("contains", f"foo{n}"),
-                                                   text("contains", f"bar{n}")]},
-                   {"field": "contact.name", "operator": "contains", "value": "zz"}],
-    ]  # fmt: skip
+        lambda n: [
+            text("contains", "urgent"),
+            {"field": "channel", "operator": "is", "value": [channel.pk]},
+        ],
+        lambda n: [
+            {"field": "contact.attribute", "key": "plan", "operator": "equals", "value": f"tier{n}"}
+        ],
+        lambda n: [
+            {"field": "contact.email", "operator": "ends_with", "value": f"@corp{n}.example"}
+        ],
+        lambda n: [
+            {
+                "field": "conversation.labels",
+                "operator": "includes_any",
+                "value": [rng.choice(labels)],
+            },
+            text("contains", "invoice"),
+        ],
+        lambda n: [
+            {"field": "conversation.priority", "operator": "at_least", "value": 4},
+            {"field": "conversation.team", "operator": "is", "value": [rng.choice(teams).pk]},
+        ],
+        lambda n: [
+            {"field": "message.is_first", "operator": "is_true"},
+            text("starts_with", f"case-{n}"),
+        ],
+        lambda n: [
+            {"field": "business_hours.inside", "operator": "is_false"},
+            text("contains", f"night{n}"),
+        ],
+        lambda n: [
+            {
+                "match": "any",
+                "conditions": [text("contains", f"foo{n}"), text("contains", f"bar{n}")],
+            },
+            {"field": "contact.name", "operator": "contains", "value": "zz"},
+        ],
+    ]
     rules = [
         {
             "name": "Refunds to Team 0",
@@ -125,7 +150,7 @@ def message(rng, n: int, phase: str) -> tuple:
     refund = rng.random() < 0.1
     if refund:
         words += " I would like a refund please"
-    contact = f"{phase}-c{rng.randint(0, 200)}"
+    contact = f"c{rng.randint(0, 200)}"  # mostly returning customers, as after the warm-up
     item = InboundMessage(
         external_id=f"{phase}-{n}",
         contact=InboundContact(contact, name=f"Customer {contact}"),
@@ -167,27 +192,42 @@ def measure(backend: Backend) -> bool:
         service.create_rule(workspace, trigger="message_received", **spec)
     assert Rule.objects.filter(workspace=workspace, enabled=True).count() == RULES
 
-    # 1. ingest with the rules switched off (and warm-up)
-    Rule.objects.update(enabled=False)
-    engine.forget_rules(workspace.pk)
-    ingest_times(channel, "warm", WARMUP, 1)
-    off = ingest_times(channel, "off", MESSAGES, 2)
-    _p50_off, p99_off = report(f"{prefix}.ingest.rules_off", off)
+    # 1. and 2.: ingest with the rules off and on, in alternating blocks so that drift of the
+    # machine and the growing tables weigh on both alike; the jobs queue up for step 3.
+    def switch(enabled: bool) -> None:
+        Rule.objects.update(enabled=enabled)
+        engine.forget_rules(workspace.pk)
 
-    # 2. ingest with the 50 rules on: the job is enqueued after each commit
-    Rule.objects.update(enabled=True)
-    engine.forget_rules(workspace.pk)
+    switch(False)
+    ingest_times(channel, "warm", WARMUP, 1)
     DBTaskResult.objects.all().delete()
-    on = ingest_times(channel, "on", MESSAGES, 3)
+    off: list[float] = []
+    on: list[float] = []
+    for block in range(BLOCKS):
+        for enabled, times in ((False, off), (True, on)):
+            switch(enabled)
+            times += ingest_times(
+                channel,
+                f"{'on' if enabled else 'off'}{block}",
+                MESSAGES // BLOCKS,
+                10 * block + enabled,
+            )
+    switch(True)
+    _p50_off, p99_off = report(f"{prefix}.ingest.rules_off", off)
     _p50_on, p99_on = report(f"{prefix}.ingest.rules_on", on)
+    c.figure(f"{prefix}.ingest.added_p50_ms", (_p50_on - _p50_off), "ms")
     c.figure(f"{prefix}.ingest.added_p99_ms", p99_on - p99_off, "ms")
 
     # 3. the rules jobs themselves, one per message, in arrival order
     queued = list(
         DBTaskResult.objects.filter(task_path__endswith="run_rules").order_by("enqueued_at")
     )
-    ok = c.verdict("check", len(queued) == MESSAGES, f"{prefix}.jobs",
-                   f"{len(queued)} rules jobs queued for {MESSAGES} messages")  # fmt: skip
+    ok = c.verdict(
+        "check",
+        len(queued) == MESSAGES,
+        f"{prefix}.jobs",
+        f"{len(queued)} rules jobs queued for {MESSAGES} messages",
+    )
     quiet, acting = [], []
     for row in queued:
         occasion = engine.Occasion.from_job_arguments(dict(row.args_kwargs["args"][0]))
@@ -199,10 +239,19 @@ def measure(backend: Backend) -> bool:
     report(f"{prefix}.evaluate.one_rule_acts", acting)
     c.figure(f"{prefix}.messages_acted_on", len(acting), "msg")
     if backend.name == "pg":
+        added = p99_on - p99_off
         ok &= c.verdict(
-            "target", p99 < TARGET_MS, f"{prefix}.evaluate.no_rule_acts.p99_ms",
-            f"{p99:.2f} ms with {RULES} rules (target: under {TARGET_MS:g} ms)",
-        )  # fmt: skip
+            "target",
+            added < TARGET_MS,
+            f"{prefix}.ingest.added_p99_ms",
+            f"{added:.2f} ms added to ingest p99 by {RULES} rules (target: under {TARGET_MS:g} ms)",
+        )
+        ok &= c.verdict(
+            "target",
+            p99 < TARGET_MS,
+            f"{prefix}.evaluate.no_rule_acts.p99_ms",
+            f"{p99:.2f} ms, {RULES} rules, in the worker (target: under {TARGET_MS:g} ms)",
+        )
     return ok
 
 
@@ -214,8 +263,16 @@ def run_backend(name: str) -> bool:
     try:
         backend.create()
         loket(backend, "migrate", "--noinput")
-        loket(backend, "createadmin", "--email", ADMIN_EMAIL, "--workspace", WORKSPACE,
-              "--password", "bench-password-not-used")  # fmt: skip
+        loket(
+            backend,
+            "createadmin",
+            "--email",
+            ADMIN_EMAIL,
+            "--workspace",
+            WORKSPACE,
+            "--password",
+            "bench-password-not-used",
+        )
         setup_django(backend)
         return measure(backend)
     except Exception as exc:
@@ -240,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if run_backend(args.backend) else 1
     worst = 0
     for backend in BACKENDS:
-        done = subprocess.run([c.python(), __file__, "--backend", backend, "--no-machine"],
-                              check=False)  # fmt: skip
+        done = subprocess.run(
+            [c.python(), __file__, "--backend", backend, "--no-machine"], check=False
+        )
         worst = max(worst, done.returncode)
     return worst
 

@@ -4,6 +4,11 @@ Services call ``emit(event)`` inside their transaction; after a successful commi
 in ``settings.LOKET_EVENT_SUBSCRIBERS`` (the one list of them) is called with the event. A rolled
 back transaction emits nothing. Every event carries its actor so automation can ignore what it
 caused itself.
+
+Follow-up work that must not be lost (automation's background jobs) is enqueued instead by the
+functions in ``settings.LOKET_EVENT_ENQUEUERS``, called by ``emit`` itself, inside the caller's
+transaction: the jobs commit with the data they act on, or not at all, and cost no commit of
+their own. They only decide and enqueue; anything slow belongs in the job.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils.module_loading import import_string
 
 log = logging.getLogger(__name__)
@@ -110,5 +115,17 @@ def _deliver(event: Event) -> None:
             log.exception("event subscriber %r failed for %s", subscriber, event.name)
 
 
+@functools.cache
+def _enqueuers() -> list:
+    return [import_string(path) for path in settings.LOKET_EVENT_ENQUEUERS]
+
+
 def emit(event: Event) -> None:
+    for enqueue in _enqueuers():
+        try:
+            enqueue(event)
+        except DatabaseError:
+            raise  # the transaction is broken: the caller's work fails with it, as it must
+        except Exception:  # a bug in one enqueuer must not stop the data from being stored
+            log.exception("event enqueuer %r failed for %s", enqueue, event.name)
     transaction.on_commit(lambda: _deliver(event))

@@ -186,9 +186,13 @@ LOKET_EVENT_SUBSCRIBERS = [
     "loket.realtime.publish.on_event",
     "loket.connectors.livechat.delivery.on_event",  # e.g. the rating prompt after resolve
     "loket.automation.assignment.on_event",  # auto-assignment of new and reopened conversations
-    "loket.automation.autoreplies.on_event",  # greetings and away messages
     "loket.automation.sla.on_event",  # SLA due times
-    "loket.automation.rules.engine.on_event",  # rules triggered by events
+]
+# Functions that enqueue follow-up jobs for an event inside the transaction that emits it (see
+# loket/events.py): the jobs are stored with the data or not at all.
+LOKET_EVENT_ENQUEUERS = [
+    "loket.automation.autoreplies.enqueue_jobs",  # greetings and away messages
+    "loket.automation.rules.engine.enqueue_jobs",  # rules triggered by events
 ]
 
 # --- Auth -------------------------------------------------------------------------------------

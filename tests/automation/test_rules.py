@@ -11,6 +11,7 @@ import json
 import threading
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from loket import events
@@ -164,7 +165,7 @@ def test_sla_events_trigger_their_rules(shop, workspace, agent, state):
         ],
     )
     conversation = customer_writes(shop, "Hello")
-    events._deliver(
+    _emit(
         events.SlaChanged(
             workspace.pk,
             events.Actor.system(),
@@ -177,7 +178,7 @@ def test_sla_events_trigger_their_rules(shop, workspace, agent, state):
     run_tasks()
     conversation.refresh_from_db()
     assert conversation.priority == Priority.NONE  # another target: no match
-    events._deliver(
+    _emit(
         events.SlaChanged(
             workspace.pk,
             events.Actor.system(),
@@ -195,6 +196,11 @@ def test_sla_events_trigger_their_rules(shop, workspace, agent, state):
     from loket.inbox.models import Notification
 
     assert Notification.objects.filter(recipient=agent, conversation=conversation).exists()
+
+
+def _emit(event):
+    with transaction.atomic():
+        events.emit(event)
 
 
 # -- time-based triggers on the database clock --
@@ -386,6 +392,29 @@ def test_channel_attributes_labels_language_and_any_groups(shop, workspace):
     gold.contact.save()
     update_conversation(gold, actor=None, status=ConversationStatus.RESOLVED)
     assert labels_of(customer_writes(shop, "hello again", contact_id="d")) == ["priority-queue"]
+
+
+def test_first_message_labels_and_earlier_conversations_on_a_later_message(shop, workspace):
+    rule(
+        workspace,
+        conditions=when(
+            {"field": "message.is_first", "operator": "is_false"},
+            {"field": "conversation.labels", "operator": "includes_all", "value": ["a", "b"]},
+            {"field": "contact.previous_conversations", "operator": "equals", "value": 1},
+        ),
+        actions=[{"type": "add_labels", "labels": ["hit"]}],
+    )
+    first = customer_writes(shop, "one")
+    update_conversation(first, actor=None, status=ConversationStatus.CLOSED)
+    second = customer_writes(shop, "two")
+    assert second.pk != first.pk
+    update_conversation(second, actor=None, labels=ensure_labels(workspace.pk, ["a", "b"]))
+    customer_writes(shop, "three")  # not the first message; labels a and b; one earlier
+    assert labels_of(second) == ["a", "b", "hit"]
+    assert labels_of(first) == []
+    update_conversation(second, actor=None, labels=ensure_labels(workspace.pk, ["a"]))
+    customer_writes(shop, "four")
+    assert labels_of(second) == ["a"]
 
 
 def test_returning_customers_and_outside_business_hours(shop, workspace):

@@ -215,9 +215,9 @@ def answer(message_id: int) -> Message | None:
             return None
 
 
-def on_event(event: events.Event) -> None:
-    """Subscriber (settings.LOKET_EVENT_SUBSCRIBERS), called after commit: a background job
-    answers, so the webhook that stored the message is not kept waiting."""
+def enqueue_jobs(event: events.Event) -> None:
+    """Enqueuer (settings.LOKET_EVENT_ENQUEUERS), called inside the transaction that stored the
+    message: a background job answers, so the webhook that stored it is not kept waiting."""
     if (
         isinstance(event, events.MessageCreated)
         and event.direction == Direction.INBOUND

@@ -107,7 +107,7 @@ FIELDS: dict[str, Field] = {
         values="channel",
     ),
     "channel.kind": Field(
-        _("Kind of channel"), "choice", lambda f, k: f.conversation.channel.kind,
+        _("Kind of channel"), "choice", lambda f, k: f.channel.kind,
         CHOICE_OPERATORS, values="channel_kind",
     ),
     "conversation.subject": Field(
@@ -356,22 +356,40 @@ class Verdict:
         return [item for item in self.checked if item["held"]]
 
 
-# Fields whose value costs a database query; a group looks at the others first, so a rule that
-# fails on its text never asks for labels. (Conditions have no side effects: order is free.)
+# What reading a field costs: 0, nothing beyond the triggering message (or the event); 1, the
+# conversation and contact (one query, once); 2, a query of its own. A group looks at cheap
+# conditions first, so a rule that fails on the message's text reads nothing else.
+# (Conditions have no side effects: their order does not change the answer.)
+FREE = frozenset({"message.text", "update.changed", "sla.target"})
 COSTLY = frozenset(
     {
         "conversation.labels",
         "message.is_first",
         "message.has_attachments",
         "contact.previous_conversations",
+        "channel.kind",
+        "business_hours.inside",
     }
 )
+
+
+def reads_conversation(conditions: dict) -> bool:
+    """Whether evaluating these conditions may read more than the message: then loading the
+    conversation with the message, in one query, is cheaper than a second query later."""
+    for item in conditions.get("conditions") or ():
+        if "conditions" in item:
+            if reads_conversation(item):
+                return True
+        elif item.get("field") not in FREE:
+            return True
+    return False
 
 
 def _cost(item: dict) -> int:
     if "conditions" in item:
         return 1
-    return 2 if item.get("field") in COSTLY else 0
+    field = item.get("field")
+    return 0 if field in FREE else 2 if field in COSTLY else 1
 
 
 def evaluate(conditions: dict, facts: Facts, *, explain_all: bool = False) -> Verdict:

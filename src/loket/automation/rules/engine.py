@@ -1,9 +1,9 @@
 """Running rules: which event is which trigger, the rules a trigger has, evaluating them in
 order against one set of facts, acting, and keeping a record.
 
-- **Events** (``on_event``, a subscriber after commit) become a background job per event that
-  has rules in its workspace (kept briefly per process, like the auto-replies' check), so the
-  webhook that stored a message never waits for automation.
+- **Events** (``enqueue_jobs``, called inside the transaction that emits them) become a
+  background job per event that has rules in its workspace, committed with the change itself,
+  so the webhook that stored a message never waits for automation and no rule run is lost.
 - **Time-based triggers** (``run_timed``, a periodic job) ask the database which conversations
   have waited long enough by ``clock.now()`` (the database's clock); a rule acts once per
   conversation per episode (the moment the waiting began), enforced by a unique constraint.
@@ -152,8 +152,9 @@ def forget_rules(workspace_id: int) -> None:
     _enabled.pop(workspace_id, None)
 
 
-def on_event(event: events.Event) -> None:
-    """Subscriber (settings.LOKET_EVENT_SUBSCRIBERS), called after commit."""
+def enqueue_jobs(event: events.Event) -> None:
+    """Enqueuer (settings.LOKET_EVENT_ENQUEUERS), called inside the transaction that emits the
+    event: the rules job is stored with the change that triggered it, or not at all."""
     found = occasions_of(event)
     if not found:
         return
@@ -239,7 +240,10 @@ def _act(
     now: dt.datetime,
     episode: dt.datetime | None = None,
 ) -> RuleRun | None:
-    conversation = facts.conversation
+    # The facts hold only the columns conditions read; actions get the whole row.
+    conversation = Conversation.objects.select_related("contact").get(pk=facts.conversation_id)
+    if conversation.merged_into_id is not None:
+        return None  # merged into another since: that one is where work happens
     doer = rule_actions.Doer(conversation, rule_id=rule.pk, rule_name=rule.name)
     reasons = [
         {k: item.get(k) for k in ("field", "key", "operator", "value", "actual") if k in item}
@@ -283,10 +287,13 @@ def run(occasion: Occasion) -> list[RuleRun]:
         occasion.conversation_id,
         occasion.workspace_id,
         message_id=occasion.message_id,
+        with_conversation=any(
+            rule_conditions.reads_conversation(rule.conditions) for rule in rules
+        ),
         changes=occasion.changes,
         sla_target=occasion.sla_target,
     )
-    if facts is None or facts.conversation.merged_into_id is not None:
+    if facts is None:
         return []
     runs = []
     for rule in rules:

@@ -1,5 +1,6 @@
 """What a rule's conditions look at, read lazily and once per evaluation: fifty rules about one
-message load the conversation once and the labels only if a rule asks about labels."""
+message read the message once, its conversation only if a rule gets past the message's text,
+and the labels only if a rule asks about labels."""
 
 from __future__ import annotations
 
@@ -9,29 +10,60 @@ from typing import Any
 
 from loket.inbox.models import (
     AuthorType,
+    Channel,
     Conversation,
     Direction,
     Message,
     MessageKind,
 )
 from loket.tenancy.hours import Schedule
+from loket.tenancy.models import Workspace
 
 # Message text rules look at: long enough for any real question, short enough that a pattern
 # over a pasted log stays cheap.
 TEXT_LIMIT = 20_000
 
 
+# What conditions read, and no more: message, conversation and contact rows hold much else
+# (HTML, SLA state, timestamps) that would only cost decoding. Acting reloads in full.
+_MESSAGE_COLUMNS = (
+    *("id", "workspace_id", "conversation_id", "channel_id", "direction", "kind"),
+    *("author_type", "text", "created_at"),
+)
+_CONVERSATION_COLUMNS = (
+    *("id", "workspace_id", "channel_id", "contact_id", "number", "subject", "status"),
+    *("priority", "assignee_id", "team_id", "language", "custom_attributes"),
+    *("created_at", "merged_into_id"),
+    *(
+        f"contact__{name}"
+        for name in ("id", "workspace_id", "name", "email", "phone", "attributes")
+    ),
+)
+
+
+def _conversations():
+    return Conversation.objects.select_related("contact").only(*_CONVERSATION_COLUMNS)
+
+
 class Facts:
+    """Most rules fail on the message's text, so for a message the conversation and its contact
+    are loaded only when a condition asks about them (conditions ask cheap questions first)."""
+
     def __init__(
         self,
-        conversation: Conversation,
+        conversation: Conversation | None,
         *,
         message: Message | None = None,
         changes: dict[str, Any] | None = None,
         sla_target: str = "",
         now: dt.datetime | None = None,
     ) -> None:
-        self.conversation = conversation
+        if conversation is None and message is None:
+            raise ValueError("facts are about a conversation or a message")
+        self._conversation = conversation
+        self.conversation_id = (
+            conversation.pk if conversation is not None else message.conversation_id
+        )
         self._message = message
         self.changes = changes or {}
         self.sla_target = sla_target
@@ -39,26 +71,43 @@ class Facts:
 
     @classmethod
     def load(
-        cls, conversation_id: int, workspace_id: int, *, message_id: int | None = None, **kwargs
+        cls,
+        conversation_id: int,
+        workspace_id: int,
+        *,
+        message_id: int | None = None,
+        with_conversation: bool = True,
+        **kwargs,
     ) -> Facts | None:
-        """The facts about a conversation (and the message that triggered the rules), in one
-        query."""
+        """The facts about a conversation, or about the message that triggered the rules: with
+        its conversation and contact in the same query when ``with_conversation`` (some rule
+        will surely ask), else read when first asked for."""
         if message_id is not None:
-            message = (
-                Message.objects.select_related(
-                    "conversation__contact", "conversation__channel", "conversation__workspace"
-                )
-                .filter(pk=message_id, workspace_id=workspace_id, conversation_id=conversation_id)
-                .first()
+            messages = Message.objects.filter(
+                pk=message_id, workspace_id=workspace_id, conversation_id=conversation_id
             )
+            if with_conversation:
+                columns = [
+                    *_MESSAGE_COLUMNS,
+                    *(f"conversation__{c}" for c in _CONVERSATION_COLUMNS),
+                ]
+                messages = messages.select_related("conversation__contact").only(*columns)
+            else:
+                messages = messages.only(*_MESSAGE_COLUMNS)
+            message = messages.first()
             if message is not None:
-                return cls(message.conversation, message=message, **kwargs)
+                conversation = message.conversation if with_conversation else None
+                return cls(conversation, message=message, **kwargs)
         conversation = (
-            Conversation.objects.select_related("contact", "channel", "workspace")
-            .filter(pk=conversation_id, workspace_id=workspace_id)
-            .first()
+            _conversations().filter(pk=conversation_id, workspace_id=workspace_id).first()
         )
         return cls(conversation, **kwargs) if conversation is not None else None
+
+    @property
+    def conversation(self) -> Conversation:
+        if self._conversation is None:
+            self._conversation = _conversations().get(pk=self.conversation_id)
+        return self._conversation
 
     @property
     def now(self) -> dt.datetime:
@@ -71,14 +120,26 @@ class Facts:
 
     def refresh(self) -> None:
         """After a rule acted: later rules see the conversation as it is now."""
-        self.conversation.refresh_from_db(
-            fields=["status", "priority", "assignee", "team", "snoozed_until", "custom_attributes"]
-        )
+        self._conversation = None  # read again when a later rule asks
         self.__dict__.pop("label_names", None)
 
     @property
     def contact(self):
         return self.conversation.contact
+
+    # The channel and workspace only when a condition needs them, and only the columns rules
+    # read (a channel row carries encrypted credentials, decrypted whenever it is loaded).
+    @cached_property
+    def channel(self) -> Channel:
+        return Channel.objects.only("kind", "name", "business_hours", "workspace_id").get(
+            pk=self.conversation.channel_id
+        )
+
+    @cached_property
+    def workspace(self) -> Workspace:
+        return Workspace.objects.only("name", "business_hours", "holidays", "time_zone").get(
+            pk=self.conversation.workspace_id
+        )
 
     @cached_property
     def message(self) -> Message | None:
@@ -137,7 +198,7 @@ class Facts:
     def inside_business_hours(self) -> bool:
         message = self.message
         at = message.created_at if message is not None and self._message is not None else self.now
-        schedule = Schedule.of(self.conversation.workspace, self.conversation.channel)
+        schedule = Schedule.of(self.workspace, self.channel)
         return schedule.is_open(at)
 
     @property
