@@ -58,6 +58,11 @@ class Capabilities:
     copies: bool = False  # replies can be copied to more people (email Cc/Bcc)
     # Webhooks carry no sender name; the connector can look the profile up (contact_profile).
     profiles: bool = False
+    # Choices (buttons, quick replies, lists; see loket.inbox.services.choices): how many
+    # options the channel shows natively (0: none, they go out as numbered text) and the
+    # longest option title it shows (0: no limit).
+    choices: int = 0
+    choice_title_max: int = 0
 
 
 @dataclass(frozen=True)

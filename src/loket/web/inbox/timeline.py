@@ -58,6 +58,8 @@ class Entry:
     map_url: str = ""
     contacts: list = field(default_factory=list)
     choice: str = ""
+    offered: list = field(default_factory=list)  # an outbound message's choices (titles)
+    offered_numbered: bool = False  # ... sent as numbered text (the channel has no buttons)
     template: str = ""
     unsupported: str = ""
     edited: bool = False
@@ -271,6 +273,14 @@ def _chat_details(result: Entry, data: dict) -> None:
     choice = data.get("choice")
     if isinstance(choice, dict):
         result.choice = str(choice.get("title") or choice.get("id") or "")
+    offered = data.get("choices")
+    if isinstance(offered, dict) and isinstance(offered.get("items"), list):
+        result.offered = [
+            str(item.get("title") or item.get("id") or "")
+            for item in offered["items"][:100]
+            if isinstance(item, dict)
+        ]
+        result.offered_numbered = offered.get("rendered") == "numbered"
     template = data.get("template")
     if isinstance(template, dict):
         result.template = f"{template.get('name', '')} ({template.get('language', '')})"
@@ -287,8 +297,8 @@ def _chat_details(result: Entry, data: dict) -> None:
 
 
 _CHAT_KEYS = frozenset(
-    {"reply_to", "reactions", "location", "contacts", "choice", "template", "unsupported",
-     "edited", "deleted_at"}
+    {"reply_to", "reactions", "location", "contacts", "choice", "choices", "template",
+     "unsupported", "edited", "deleted_at"}
 )  # fmt: skip
 
 
