@@ -43,7 +43,7 @@ from loket.inbox.items import (
     StatusUpdate,
 )
 from loket.inbox.models import Channel, DeliveryStatus, Message
-from loket.inbox.services import outbound
+from loket.inbox.services import choices, outbound
 
 OUTBOUND_ID_PREFIX = "out_"
 
@@ -74,7 +74,13 @@ def _timestamp(value: Any) -> dt.datetime | None:
 class ApiConnector(Connector):
     key = "api"
     label = _("API channel")
-    capabilities = Capabilities(text=True, media=True, delivery_statuses=True, read_receipts=True)
+    capabilities = Capabilities(
+        text=True,
+        media=True,
+        delivery_statuses=True,
+        read_receipts=True,
+        choices=100,  # passed through in the outbound JSON: the receiver shows them
+    )
 
     # -- setup ----------------------------------------------------------------------------------
     def setup(self, config: dict[str, Any], *, existing: Channel | None = None) -> ChannelSetup:
@@ -150,6 +156,15 @@ class ApiConnector(Connector):
                 )
             )
         text = _text(payload.get("text"), "text", limit=65536)
+        data: dict[str, Any] = {}
+        choice = payload.get("choice")
+        if choice is not None:
+            if not isinstance(choice, dict) or not (choice.get("id") or choice.get("title")):
+                raise BadPayload("'choice' must be an object with an 'id'")
+            ident = _text(choice.get("id"), "choice.id", limit=256)
+            title = _text(choice.get("title"), "choice.title", limit=256)
+            data["choice"] = {"id": ident or title, "title": title or ident}
+            text = text or data["choice"]["title"]
         if not text and not files:
             raise BadPayload("a message needs 'text' or 'attachments'")
         return InboundMessage(
@@ -164,6 +179,7 @@ class ApiConnector(Connector):
             text=text,
             sent_at=_timestamp(payload.get("sent_at")),
             attachments=tuple(files),
+            data=data,
         )
 
     def _status(self, payload: dict[str, Any]) -> InboundItem:
@@ -181,18 +197,19 @@ class ApiConnector(Connector):
     def outbound_body(self, channel: Channel, message: Message) -> bytes:
         identity = outbound.recipient_id(message)
         author = message.author_member.display_name if message.author_member_id else ""
-        return json.dumps(
-            {
-                "type": "message",
-                "id": f"{OUTBOUND_ID_PREFIX}{message.pk}",
-                "conversation_id": message.conversation_id,
-                "contact": {"id": identity},
-                "text": message.text,
-                "author": {"name": author},
-                "created_at": message.created_at.isoformat(),
-            },
-            separators=(",", ":"),
-        ).encode()
+        body: dict[str, Any] = {
+            "type": "message",
+            "id": f"{OUTBOUND_ID_PREFIX}{message.pk}",
+            "conversation_id": message.conversation_id,
+            "contact": {"id": identity},
+            "text": message.text,
+            "author": {"name": author},
+            "created_at": message.created_at.isoformat(),
+        }
+        items = choices.native_choices(message)
+        if items:
+            body["choices"] = {"items": items, "prompt": choices.prompt_of(message)}
+        return json.dumps(body, separators=(",", ":")).encode()
 
     def send(self, channel: Channel, message: Message) -> SendResult:
         url = channel.settings.get("outbound_url")
