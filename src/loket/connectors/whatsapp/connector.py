@@ -58,6 +58,8 @@ class WhatsAppConnector(Connector):
         reply_window_hours=24,
         delivery_statuses=True,
         read_receipts=True,
+        choices=10,  # up to 3 reply buttons, else a list of up to 10 rows
+        choice_title_max=20,  # a button title (a list row shows 24)
     )
     setup_fields = (
         SetupField(

@@ -25,7 +25,7 @@ from loket.connectors.meta import graph
 from loket.connectors.text import split_text
 from loket.connectors.whatsapp.inbound import PARTS_KEY
 from loket.inbox.models import Attachment, AttachmentStatus, Channel, Message
-from loket.inbox.services import outbound
+from loket.inbox.services import choices, outbound
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -37,11 +37,21 @@ INLINE_TYPES = {
     "audio": ({"audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"}, 16 * MB),
 }
 DOCUMENT_LIMIT = 100 * MB
+# Interactive messages (Cloud API): up to 3 reply buttons (title 20, id 256 characters) or a
+# list of up to 10 rows (title 24, description 72; its button text 20); body text 1024.
+INTERACTIVE_BODY_LIMIT = 1024
+BUTTONS_MAX = 3
+BUTTON_TITLE_MAX = 20
+ROWS_MAX = 10
+ROW_TITLE_MAX = 24
+ROW_DESCRIPTION_MAX = 72
+LIST_BUTTON_MAX = 20
+CHOICE_ID_MAX = 256
 
 
 @dataclass(frozen=True)
 class Part:
-    kind: str  # text | media | template
+    kind: str  # text | media | template | choices
     text: str = ""
     attachment: Attachment | None = None
     media_kind: str = ""
@@ -62,6 +72,18 @@ def plan(message: Message) -> list[Part]:
     text = (message.text or "").strip()
     kinds = [media_kind(f.content_type, f.size) for f in files]
     parts: list[Part] = []
+    if choices.native_choices(message):
+        # Buttons or a list last, with the text as their body when it fits (else the text
+        # goes before them and the list's button text is the body); files first, uncaptioned.
+        body = text if len(text) <= INTERACTIVE_BODY_LIMIT else ""
+        for attachment, kind in zip(files, kinds, strict=True):
+            parts.append(Part("media", "", attachment, kind))
+        if text and not body:
+            parts.extend(
+                Part("text", piece)
+                for piece in split_text(text, lambda piece: len(piece) <= TEXT_LIMIT)
+            )
+        return [*parts, Part("choices", body)]
     caption = ""
     if files and kinds[0] != "audio" and text and len(text) <= CAPTION_LIMIT:
         caption, text = text, ""
@@ -103,6 +125,45 @@ def template_body(to: str, spec: dict[str, Any]) -> dict[str, Any]:
     if components:
         content["components"] = components
     return _envelope(to, "template", content)
+
+
+def interactive_body(to: str, message: Message, body: str) -> dict[str, Any]:
+    """Reply buttons for up to 3 options without descriptions, else a list (one section)."""
+    items = choices.native_choices(message)
+    if len(items) > ROWS_MAX:
+        raise PermanentSendError(
+            _("WhatsApp shows at most %(count)d options; this message has %(given)d.")
+            % {"count": ROWS_MAX, "given": len(items)}
+        )
+    if any(len(item["id"]) > CHOICE_ID_MAX for item in items):
+        raise PermanentSendError(_("An option's id is longer than WhatsApp allows (256)."))
+    prompt = choices.shorten(choices.prompt_of(message), LIST_BUTTON_MAX)
+    text = body or prompt
+    if len(items) <= BUTTONS_MAX and not any(item["description"] for item in items):
+        buttons = [
+            {
+                "type": "reply",
+                "reply": {
+                    "id": item["id"],
+                    "title": choices.shorten(item["title"], BUTTON_TITLE_MAX),
+                },
+            }
+            for item in items
+        ]
+        content = {"type": "button", "body": {"text": text}, "action": {"buttons": buttons}}
+    else:
+        rows = []
+        for item in items:
+            row = {"id": item["id"], "title": choices.shorten(item["title"], ROW_TITLE_MAX)}
+            if item["description"]:
+                row["description"] = choices.shorten(item["description"], ROW_DESCRIPTION_MAX)
+            rows.append(row)
+        content = {
+            "type": "list",
+            "body": {"text": text},
+            "action": {"button": prompt, "sections": [{"rows": rows}]},
+        }
+    return _envelope(to, "interactive", content)
 
 
 def _reply_context(channel: Channel, message: Message) -> str:
@@ -165,6 +226,8 @@ class Sender:
             return template_body(to, message.data["template"])
         if part.kind == "text":
             return text_body(to, part.text)
+        if part.kind == "choices":
+            return interactive_body(to, message, part.text)
         attachment = part.attachment
         media_id = self._upload(attachment, part.media_kind)
         content: dict[str, Any] = {"id": media_id}
