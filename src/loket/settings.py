@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "loket.tenancy",
     "loket.inbox",
     "loket.automation",
+    "loket.bots",
     "loket.connectors",
     "loket.connectors.livechat",
     "loket.realtime",
@@ -187,12 +188,14 @@ LOKET_EVENT_SUBSCRIBERS = [
     "loket.connectors.livechat.delivery.on_event",  # e.g. the rating prompt after resolve
     "loket.automation.assignment.on_event",  # auto-assignment of new and reopened conversations
     "loket.automation.sla.on_event",  # SLA due times
+    "loket.bots.engine.on_event",  # an agent's reply takes over from the bot
 ]
 # Functions that enqueue follow-up jobs for an event inside the transaction that emits it (see
 # loket/events.py): the jobs are stored with the data or not at all.
 LOKET_EVENT_ENQUEUERS = [
     "loket.automation.autoreplies.enqueue_jobs",  # greetings and away messages
     "loket.automation.rules.engine.enqueue_jobs",  # rules triggered by events
+    "loket.bots.engine.enqueue_jobs",  # the flow bot's turn on a customer's message
 ]
 
 # --- Auth -------------------------------------------------------------------------------------
@@ -292,6 +295,11 @@ LOKET_CSAT_CHANGE_HOURS = env_int("LOKET_CSAT_CHANGE_HOURS", 24)
 LOKET_AUTO_REPLY_PER_CONTACT_MINUTES = env_int("LOKET_AUTO_REPLY_PER_CONTACT_MINUTES", 240)
 # Loop guard: once rules acted this many times on one conversation within an hour, they stop there.
 LOKET_RULE_RUNS_PER_CONVERSATION = env_int("LOKET_RULE_RUNS_PER_CONVERSATION", 20)
+# A bot waiting for an answer this long (when its flow sets no timeout of its own) gives up.
+LOKET_BOT_IDLE_MINUTES = env_int("LOKET_BOT_IDLE_MINUTES", 1440)
+# Optional: "module.function(conversation, text, languages) -> str | None", the knowledge base
+# the bot's FAQ step asks first (the knowledge issue fills it).
+LOKET_BOT_KNOWLEDGE_ANSWERER = env_str("LOKET_BOT_KNOWLEDGE_ANSWERER", "")
 
 # --- Live chat -------------------------------------------------------------------------------
 LOKET_WIDGET_TOKEN_DAYS = env_int("LOKET_WIDGET_TOKEN_DAYS", 365)  # a visitor session lasts

@@ -229,6 +229,7 @@ def auto_assign(conversation_id: int) -> Outcome:
             team__isnull=False,
         )
         .exclude(team__auto_assign=AutoAssign.OFF)
+        .exclude(bot_sessions__state="active")  # the bot is talking; a hand-off assigns
         .values("workspace_id", "team_id")
         .first()
     )
@@ -293,6 +294,7 @@ def assign_waiting(*, team_ids: list[int] | None = None, batch: int = BATCH) -> 
                 assignee__isnull=True,
                 merged_into__isnull=True,
             )
+            .exclude(bot_sessions__state="active")
             .order_by("created_at", "pk")
             .values_list("pk", "channel__kind")[:batch]
         )

@@ -80,6 +80,7 @@ class Field:
     # "channel_kind", "label", "sla_target", "change", "language").
     values: str = ""
     keyed: bool = False
+    bot_only: bool = False  # offered in the flow editor, not the rules editor
 
 
 def _attribute(data: Any, key: str) -> str:
@@ -160,6 +161,12 @@ FIELDS: dict[str, Field] = {
     ),
     "update.changed": Field(
         _("What changed"), "set", lambda f, k: set(f.changes), SET_OPERATORS, values="change"
+    ),
+    # What a bot flow collected (loket.bots); empty everywhere else.
+    "variable": Field(
+        _("Bot variable"), "text",
+        lambda f, k: _attribute(getattr(f, "variables", None) or {}, k), TEXT_OPERATORS,
+        keyed=True, bot_only=True,
     ),
     "sla.target": Field(
         _("SLA target"), "choice", lambda f, k: f.sla_target, CHOICE_OPERATORS,
@@ -360,7 +367,7 @@ class Verdict:
 # conversation and contact (one query, once); 2, a query of its own. A group looks at cheap
 # conditions first, so a rule that fails on the message's text reads nothing else.
 # (Conditions have no side effects: their order does not change the answer.)
-FREE = frozenset({"message.text", "update.changed", "sla.target"})
+FREE = frozenset({"message.text", "update.changed", "sla.target", "variable"})
 COSTLY = frozenset(
     {
         "conversation.labels",

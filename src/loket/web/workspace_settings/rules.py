@@ -111,6 +111,7 @@ def editor_catalog(workspace_id: int) -> dict:
                 ],
             }
             for name, field in rule_conditions.FIELDS.items()
+            if not field.bot_only
         ],
         "actions": [
             {"type": kind, "label": str(action.label), "param": action.param}

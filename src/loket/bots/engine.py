@@ -1,0 +1,726 @@
+"""Running flows: starting a bot session, answering the customer's messages step by step, handing
+off to a person, timeouts, and an agent taking over.
+
+- A customer message in a workspace with enabled flows enqueues ``bot_turn`` in the ingest's own
+  transaction (``enqueue_jobs``); the job locks the conversation's active session (or starts one
+  when a flow's trigger matches), handles the message, and runs steps until one waits for the
+  customer or the flow ends — one transaction, so a restart resumes where the last turn left
+  off, and a message is handled once, in order (``last_message_id``).
+- Every bot message goes through the one outbound path (statuses, retries, reply windows);
+  choices are rendered per channel by ``loket.inbox.services.choices``.
+- "agent" / "medewerker" (the flow's ``handoff_words``) reach a person from any step; an agent's
+  reply stops the bot (``on_event``); a customer who goes quiet follows the flow's timeout path,
+  or the session is dropped (``run_timeouts``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import regex
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from loket import events, http
+from loket.automation import clock
+from loket.automation.canned import render_text
+from loket.bots import definition as flow_definition
+from loket.bots.models import BotSession, Flow, FlowTrigger, SessionState
+from loket.inbox.models import (
+    AuthorType,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    MessageKind,
+)
+from loket.inbox.services import choices as choice_service
+from loket.inbox.services import outbound
+from loket.inbox.services.conversations import ensure_labels, update_conversation
+from loket.tenancy.hours import Schedule
+from loket.tenancy.models import Team
+
+log = logging.getLogger(__name__)
+MAX_STEPS_PER_TURN = 50  # a flow that loops without asking anything is handed off
+DEFAULT_HANDOFF_WORDS = ("agent", "medewerker", "human", "mens", "person")
+_VARIABLE = re.compile(r"\{\{\s*([a-z][a-z0-9_]{0,63})\s*\}\}")
+
+
+# -- which workspaces have flows (kept briefly per process, like the rules) ---------------------
+IN_USE_SECONDS = 10.0
+_enabled: dict[int, tuple[float, tuple[Flow, ...]]] = {}
+
+
+def enabled_flows(workspace_id: int) -> tuple[Flow, ...]:
+    now = time.monotonic()
+    cached = _enabled.get(workspace_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    flows = tuple(
+        Flow.objects.filter(workspace_id=workspace_id, enabled=True, published__isnull=False)
+        .select_related("published")
+        .prefetch_related("channels")
+        .order_by("pk")
+    )
+    for flow in flows:
+        flow.channel_ids = {channel.pk for channel in flow.channels.all()}
+    if len(_enabled) >= 10_000:
+        _enabled.clear()
+    _enabled[workspace_id] = (now + IN_USE_SECONDS, flows)
+    return flows
+
+
+def forget_flows(workspace_id: int) -> None:
+    _enabled.pop(workspace_id, None)
+
+
+def enqueue_jobs(event: events.Event) -> None:
+    """Enqueuer (settings.LOKET_EVENT_ENQUEUERS): a customer's message in a workspace with
+    flows gets a bot turn, stored with the message."""
+    if (
+        isinstance(event, events.MessageCreated)
+        and event.direction == Direction.INBOUND
+        and event.kind == MessageKind.MESSAGE
+        and event.actor.type == AuthorType.CONTACT
+        and enabled_flows(event.workspace_id)
+    ):
+        from loket.bots.tasks import bot_turn
+
+        bot_turn.enqueue(event.message_id)
+
+
+def on_event(event: events.Event) -> None:
+    """Subscriber (settings.LOKET_EVENT_SUBSCRIBERS): an agent who replies in a conversation, or
+    takes it, takes over from the bot."""
+    if event.actor.type != AuthorType.MEMBER or not enabled_flows(event.workspace_id):
+        return
+    took_over = (
+        isinstance(event, events.MessageCreated)
+        and event.kind == MessageKind.MESSAGE
+        and event.direction == Direction.OUTBOUND
+    ) or (isinstance(event, events.ConversationUpdated) and event.changes.get("assignee_id"))
+    if took_over:
+        BotSession.objects.filter(
+            workspace_id=event.workspace_id,
+            conversation_id=event.conversation_id,
+            state=SessionState.ACTIVE,
+        ).update(state=SessionState.STOPPED, ended_at=timezone.now(), updated_at=timezone.now())
+
+
+# -- a turn -----------------------------------------------------------------------------------
+@dataclass
+class Turn:
+    session: BotSession
+    conversation: Conversation
+    flow: Flow
+    definition: dict
+    languages: list[str]
+    answer: Message | None = None  # the customer's message this turn handles, until used
+    sent: list[int] = field(default_factory=list)
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        return self.session.variables
+
+
+def _languages(conversation: Conversation, definition: dict) -> list[str]:
+    return [
+        conversation.language or "",
+        getattr(conversation.contact, "locale", "") or "",
+        definition.get("language") or "en",
+    ]
+
+
+def _fill(turn: Turn, text: Any) -> str:
+    """A step's text in the customer's language with the flow's variables and the canned
+    replies' names filled in."""
+    raw = flow_definition.localized(text, turn.languages)
+
+    def variable(match: re.Match) -> str:
+        value = turn.variables.get(match.group(1))
+        return match.group(0) if value is None else str(value)
+
+    raw = _VARIABLE.sub(variable, raw)
+    return render_text(raw, turn.conversation).text
+
+
+def _shown_options(turn: Turn, options: list[dict]) -> list[dict]:
+    """A choice's options as the customer sees them: titles in their language, filled in."""
+    return [{"id": option["id"], "title": _fill(turn, option["title"])} for option in options]
+
+
+def _say(turn: Turn, text: Any, *, options: list[dict] | None = None) -> None:
+    body = _fill(turn, text)
+    data: dict[str, Any] = {"bot": {"flow_id": turn.flow.pk, "step": turn.session.step}}
+    if options:
+        body, extra = choice_service.prepare(turn.conversation, body, _shown_options(turn, options))
+        data.update(extra)
+    if not body.strip():
+        return
+    try:
+        message = outbound.reply(
+            turn.conversation, author=None, author_type=AuthorType.BOT, text=body, data=data
+        )
+    except ValueError as exc:  # e.g. the channel's reply window has closed
+        log.info("bot could not answer in conversation %s: %s", turn.conversation.pk, exc)
+        return
+    turn.sent.append(message.pk)
+
+
+def _is_handoff_word(turn: Turn, text: str) -> bool:
+    words = turn.flow.handoff_words or DEFAULT_HANDOFF_WORDS
+    folded = _fold(text)
+    tokens = re.findall(r"\w+", folded)
+    wanted = {_fold(word) for word in words}
+    return bool(tokens) and len(tokens) <= 4 and any(token in wanted for token in tokens)
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
+
+
+# -- validating answers -----------------------------------------------------------------------
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DATE_FORMATS = ("%Y-%m-%d", "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%y", "%d/%m/%y")
+
+
+def validated(step: dict, text: str) -> str | None:
+    """The customer's answer as it is kept, or None when it does not pass the step's check."""
+    text = (text or "").strip()
+    if not text or len(text) > 1000:
+        return None
+    kind = step.get("validate", "text")
+    if kind == "text":
+        return text
+    if kind == "number":
+        candidate = text.replace(" ", "").replace(",", ".")
+        try:
+            float(candidate)
+        except ValueError:
+            return None
+        return candidate
+    if kind == "email":
+        return text.lower() if _EMAIL.match(text) else None
+    if kind == "phone":
+        digits = re.sub(r"[\s().-]", "", text)
+        if not re.fullmatch(r"\+?\d{6,15}", digits):
+            return None
+        return digits
+    if kind == "date":
+        for fmt in _DATE_FORMATS:
+            try:
+                return dt.datetime.strptime(text, fmt).date().isoformat()
+            except ValueError:
+                continue
+        return None
+    if kind == "regex":
+        # As typed; then without inner spaces and in capitals ("ab 123456" for AB123456).
+        for candidate in dict.fromkeys(
+            (text, text.replace(" ", ""), text.replace(" ", "").upper())
+        ):
+            try:
+                if regex.fullmatch(step["pattern"], candidate, timeout=0.05):
+                    return candidate
+            except TimeoutError:
+                return None
+        return None
+    return None
+
+
+# -- steps ------------------------------------------------------------------------------------
+WAIT = object()  # the step asked and waits for the customer
+
+
+def _ask(turn: Turn, step: dict) -> object:
+    _say(turn, step["text"], options=step.get("options") if step["type"] == "choice" else None)
+    return WAIT
+
+
+def _handle_answer(turn: Turn, step: dict) -> str | object | None:
+    """The customer answered a choice or input step: where to go next, or WAIT (asked again)."""
+    message, turn.answer = turn.answer, None
+    accepted: Any = None
+    if step["type"] == "choice":
+        item = choice_service.match(message, _shown_options(turn, step["options"]))
+        if item is not None:
+            option = next(o for o in step["options"] if o["id"] == item["id"])
+            if step.get("save_as"):
+                turn.variables[step["save_as"]] = option["id"]
+                turn.variables[f"{step['save_as']}_title"] = _fill(turn, option["title"])
+            return option.get("next")
+    elif step["type"] == "faq":
+        return _answer_faq(turn, step, message.text)
+    else:
+        accepted = validated(step, message.text)
+        if accepted is not None:
+            turn.variables[step["save_as"]] = accepted
+            return step.get("next")
+    turn.session.attempts += 1
+    if turn.session.attempts >= step.get("max_attempts", 3):
+        turn.session.attempts = 0
+        return step.get("fail", "__handoff__")
+    _say(turn, step.get("retry_text") or step["text"], options=step.get("options"))
+    return WAIT
+
+
+def _step_message(turn: Turn, step: dict):
+    _say(turn, step["text"])
+    return step.get("next")
+
+
+def _step_condition(turn: Turn, step: dict):
+    from loket.automation.rules import conditions as rule_conditions
+    from loket.automation.rules.facts import Facts
+
+    facts = Facts(turn.conversation, message=turn.answer, now=clock.now())
+    facts.variables = turn.variables
+    for branch in step["branches"]:
+        if rule_conditions.evaluate(branch["if"], facts).matched:
+            return branch.get("next")
+    return step.get("else")
+
+
+def _step_set(turn: Turn, step: dict):
+    conversation = turn.conversation
+    contact_values = {k: _fill(turn, v) for k, v in (step.get("contact") or {}).items()}
+    if contact_values:
+        from loket.inbox.services.contacts import update_contact
+
+        contact = conversation.contact
+        update_contact(
+            contact, actor=None, attributes={**(contact.attributes or {}), **contact_values}
+        )
+    custom = {k: _fill(turn, v) for k, v in (step.get("conversation") or {}).items()}
+    if custom:
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        locked.custom_attributes = {**(locked.custom_attributes or {}), **custom}
+        locked.save(update_fields=["custom_attributes", "updated_at"])
+        conversation.custom_attributes = locked.custom_attributes
+    changes: dict[str, Any] = {}
+    if step.get("labels"):
+        current = list(conversation.labels.all())
+        added = ensure_labels(conversation.workspace_id, step["labels"])
+        changes["labels"] = list({label.pk: label for label in [*current, *added]}.values())
+    if "priority" in step:
+        changes["priority"] = step["priority"]
+    if changes:
+        turn.conversation = update_conversation(
+            conversation, actor=None, context=_context(turn), **changes
+        )
+    return step.get("next")
+
+
+def _json_path(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            raise KeyError(path)
+    return data
+
+
+def _rendered_json(turn: Turn, value: Any) -> Any:
+    if isinstance(value, str):
+        return _fill(turn, value)
+    if isinstance(value, list):
+        return [_rendered_json(turn, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rendered_json(turn, v) for k, v in value.items()}
+    return value
+
+
+def _step_http(turn: Turn, step: dict):
+    def encoded(match: re.Match) -> str:
+        value = turn.variables.get(match.group(1))
+        return match.group(0) if value is None else quote(str(value), safe="")
+
+    url = _VARIABLE.sub(encoded, step["url"])
+    headers = {k: _fill(turn, v) for k, v in (step.get("headers") or {}).items()}
+    method = step.get("method", "GET")
+    try:
+        with http.client(timeout=float(step.get("timeout", 5))) as client:
+            if method == "POST":
+                response = client.post(
+                    url, json=_rendered_json(turn, step.get("body") or {}), headers=headers
+                )
+            else:
+                response = client.get(url, headers=headers)
+        turn.variables["http_status"] = response.status_code
+        if not 200 <= response.status_code < 300:
+            raise ValueError(f"HTTP {response.status_code}")
+        answer = response.json()
+        for variable, path in (step.get("map") or {}).items():
+            value = _json_path(answer, path)
+            turn.variables[variable] = (
+                value if isinstance(value, str | int | float | bool) else json.dumps(value)
+            )
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        log.info("bot lookup %s failed in conversation %s: %s", url, turn.conversation.pk, exc)
+        turn.variables["http_error"] = str(exc)[:200]
+        return step.get("fail", "__handoff__")
+    return step.get("next")
+
+
+def _faq_score(item: dict, text: str, languages: list[str]) -> float:
+    folded = _fold(text)
+    words = set(re.findall(r"\w+", folded))
+    best = 0.0
+    for keyword in item.get("keywords") or []:
+        keyword = _fold(keyword)
+        if keyword and (keyword in words or (" " in keyword and keyword in folded)):
+            best = max(best, 1.0)
+    question = _fold(flow_definition.localized(item.get("question"), languages))
+    if question:
+        import difflib
+
+        best = max(best, difflib.SequenceMatcher(None, folded, question).ratio())
+    return best
+
+
+def _answer_faq(turn: Turn, step: dict, text: str):
+    """The knowledge base first (a hook the knowledge issue fills), then the step's own list."""
+    hook = getattr(settings, "LOKET_BOT_KNOWLEDGE_ANSWERER", "")
+    if hook:
+        from django.utils.module_loading import import_string
+
+        found = import_string(hook)(turn.conversation, text, turn.languages)
+        if found:
+            _say(turn, found)
+            return step.get("next")
+    scored = [(_faq_score(item, text, turn.languages), item) for item in step["items"]]
+    score, best = max(scored, key=lambda pair: pair[0])
+    if score >= 0.6:
+        _say(turn, best["answer"])
+        return step.get("next")
+    return step.get("miss", "__handoff__")
+
+
+def _step_faq(turn: Turn, step: dict):
+    if step.get("text"):
+        _say(turn, step["text"])
+        return WAIT
+    answer, turn.answer = turn.answer, None
+    return _answer_faq(turn, step, answer.text if answer else "")
+
+
+def _context(turn: Turn) -> dict:
+    return {"via": "bot", "flow_id": turn.flow.pk, "flow_name": turn.flow.name}
+
+
+def _summary(turn: Turn) -> str:
+    lines = [f"Bot “{turn.flow.name}” handed this conversation over."]
+    collected = {k: v for k, v in turn.variables.items() if not k.startswith("http_")}
+    if collected:
+        lines.append("Collected:")
+        lines += [f"- {key}: {value}" for key, value in collected.items()]
+    if turn.variables.get("http_error"):
+        lines.append(f"Lookup failed: {turn.variables['http_error']}")
+    lines.append("Steps: " + " → ".join(turn.session.path[-20:]))
+    return "\n".join(lines)
+
+
+def handoff(turn: Turn, step: dict) -> None:
+    if step.get("text"):
+        _say(turn, step["text"])
+    if step.get("note", True):
+        outbound.reply(
+            turn.conversation,
+            author=None,
+            author_type=AuthorType.BOT,
+            text=_summary(turn),
+            kind=MessageKind.NOTE,
+            data={"bot": {"flow_id": turn.flow.pk, "handoff": True}},
+        )
+    team = None
+    if step.get("team_id"):
+        team = Team.objects.filter(
+            workspace_id=turn.conversation.workspace_id, pk=step["team_id"]
+        ).first()
+    if team is not None and team.pk != turn.conversation.team_id:
+        turn.conversation = update_conversation(
+            turn.conversation, actor=None, team=team, context=_context(turn)
+        )
+    turn.session.state = SessionState.HANDED_OFF
+    pk = turn.conversation.pk
+
+    def assign() -> None:
+        from loket.automation.assignment import auto_assign
+
+        auto_assign(pk)
+
+    transaction.on_commit(assign)
+
+
+def _step_close(turn: Turn, step: dict):
+    if step.get("text"):
+        _say(turn, step["text"])
+    turn.conversation = update_conversation(
+        turn.conversation, actor=None, status=ConversationStatus.RESOLVED, context=_context(turn)
+    )
+    turn.session.state = SessionState.COMPLETED
+    return None
+
+
+STEPS = {
+    "message": _step_message,
+    "choice": _ask,
+    "input": _ask,
+    "condition": _step_condition,
+    "set": _step_set,
+    "http": _step_http,
+    "faq": _step_faq,
+}
+
+
+def _advance(turn: Turn) -> None:
+    """Run steps from where the session is until one waits for the customer or the flow ends."""
+    session, steps = turn.session, turn.definition["steps"]
+    for _ in range(MAX_STEPS_PER_TURN):
+        if session.state != SessionState.ACTIVE:
+            return
+        step_id = session.step
+        step = steps.get(step_id) if step_id != "__handoff__" else {"type": "handoff"}
+        if step is None:  # the end of the flow
+            session.state = SessionState.COMPLETED
+            return
+        if session.waiting:
+            if turn.answer is None:
+                return
+            session.waiting = False
+            target = _handle_answer(turn, step)
+        elif step["type"] == "handoff":
+            handoff(turn, step)
+            return
+        elif step["type"] == "close":
+            _step_close(turn, step)
+            return
+        else:
+            target = STEPS[step["type"]](turn, step)
+        if target is WAIT:
+            session.waiting = True
+            return
+        session.attempts = 0
+        if target is None:
+            session.state = SessionState.COMPLETED
+            return
+        session.step = target
+        session.path.append(target)
+    log.warning(
+        "flow %s looped in conversation %s; handing off", turn.flow.pk, turn.conversation.pk
+    )
+    handoff(turn, {"type": "handoff"})
+
+
+def _timeout_at(definition: dict, now: dt.datetime) -> dt.datetime:
+    minutes = (definition.get("timeout") or {}).get("minutes") or settings.LOKET_BOT_IDLE_MINUTES
+    return now + dt.timedelta(minutes=minutes)
+
+
+def _finish(turn: Turn, now: dt.datetime) -> None:
+    session = turn.session
+    session.updated_at = now
+    if session.state != SessionState.ACTIVE:
+        session.ended_at = now
+        session.timeout_at = None
+    else:
+        session.timeout_at = _timeout_at(turn.definition, now) if session.waiting else None
+    session.save()
+
+
+def _new_session(conversation: Conversation, flow: Flow) -> BotSession:
+    start = flow.published.definition["start"]
+    session = BotSession.objects.create(
+        workspace_id=conversation.workspace_id,
+        conversation=conversation,
+        flow=flow,
+        version=flow.published,
+        step=start,
+        path=[start],
+    )
+    if (
+        conversation.assignee_id is not None
+        and not Message.objects.filter(
+            conversation=conversation, author_type=AuthorType.MEMBER, kind=MessageKind.MESSAGE
+        ).exists()
+    ):
+        # Auto-assigned the moment it arrived: the bot talks first; a hand-off assigns again.
+        update_conversation(
+            conversation,
+            actor=None,
+            assignee=None,
+            context={"via": "bot", "flow_id": flow.pk, "flow_name": flow.name},
+        )
+    return session
+
+
+def _flow_to_start(conversation: Conversation, message: Message) -> Flow | None:
+    flows = enabled_flows(conversation.workspace_id)
+    if not flows:
+        return None
+    first = not Message.objects.filter(
+        conversation=conversation,
+        direction=Direction.INBOUND,
+        kind=MessageKind.MESSAGE,
+        pk__lt=message.pk,
+    ).exists()
+    human = Message.objects.filter(
+        conversation=conversation, author_type=AuthorType.MEMBER, kind=MessageKind.MESSAGE
+    ).exists()
+    if human:
+        return None  # a person is already talking with this customer
+    text = _fold(message.text)
+    for flow in flows:
+        if flow.channel_ids and conversation.channel_id not in flow.channel_ids:
+            continue
+        if flow.trigger == FlowTrigger.NEW_CONVERSATION and first:
+            return flow
+        if flow.trigger == FlowTrigger.OUTSIDE_HOURS and first:
+            schedule = Schedule.of(conversation.workspace, conversation.channel)
+            if not schedule.is_open(message.created_at):
+                return flow
+        if flow.trigger == FlowTrigger.KEYWORD and any(
+            re.search(rf"(?<!\w){re.escape(_fold(k))}(?!\w)", text) for k in flow.keywords or []
+        ):
+            return flow
+    return None
+
+
+def turn(message_id: int) -> BotSession | None:
+    """Handle one customer message (the ``bot_turn`` job)."""
+    message = (
+        Message.objects.select_related(
+            "conversation__contact", "conversation__workspace", "conversation__channel"
+        )
+        .filter(pk=message_id, direction=Direction.INBOUND, kind=MessageKind.MESSAGE)
+        .first()
+    )
+    if message is None or (message.data or {}).get("blocked"):
+        return None
+    conversation = message.conversation
+    now = clock.now()
+    with transaction.atomic():
+        session = (
+            BotSession.objects.select_for_update()
+            .select_related("flow", "version")
+            .filter(conversation=conversation, state=SessionState.ACTIVE)
+            .first()
+        )
+        if session is None:
+            flow = _flow_to_start(conversation, message)
+            if flow is None:
+                return None
+            try:
+                with transaction.atomic():
+                    session = _new_session(conversation, flow)
+            except IntegrityError:  # another turn started one just now: handle it there
+                return None
+            current = Turn(
+                session,
+                conversation,
+                flow,
+                session.version.definition,
+                _languages(conversation, session.version.definition),
+            )
+            current.answer = None  # the message that started the flow is not an answer
+        else:
+            if session.last_message_id is not None and message.pk <= session.last_message_id:
+                return session  # handled already (a retried job)
+            current = Turn(
+                session,
+                conversation,
+                session.flow,
+                session.version.definition,
+                _languages(conversation, session.version.definition),
+                answer=message,
+            )
+            if _is_handoff_word(current, message.text):
+                handoff(current, {"type": "handoff", "team_id": None})
+                session.last_message_id = message.pk
+                _finish(current, now)
+                return session
+        _advance(current)
+        session.last_message_id = message.pk
+        _finish(current, now)
+    return session
+
+
+def start(conversation: Conversation, flow: Flow) -> BotSession | None:
+    """Start ``flow`` in a conversation now (a rule's or macro's action); None when a bot is
+    already talking there or the flow is not published."""
+    if flow.published_id is None or flow.workspace_id != conversation.workspace_id:
+        return None
+    now = clock.now()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                session = _new_session(conversation, flow)
+        except IntegrityError:
+            return None
+        current = Turn(
+            session,
+            conversation,
+            flow,
+            session.version.definition,
+            _languages(conversation, session.version.definition),
+        )
+        _advance(current)
+        _finish(current, now)
+    return session
+
+
+def run_timeouts(limit: int = 200) -> int:
+    """Sessions whose customer went quiet: follow the flow's timeout path, or drop them."""
+    now = clock.now()
+    due = list(
+        BotSession.objects.filter(state=SessionState.ACTIVE, timeout_at__lte=now)
+        .order_by("timeout_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    handled = 0
+    for pk in due:
+        with transaction.atomic():
+            session = (
+                BotSession.objects.select_for_update(skip_locked=True)
+                .select_related(
+                    "flow",
+                    "version",
+                    "conversation__contact",
+                    "conversation__workspace",
+                    "conversation__channel",
+                )
+                .filter(pk=pk, state=SessionState.ACTIVE, timeout_at__lte=now)
+                .first()
+            )
+            if session is None:
+                continue
+            definition = session.version.definition
+            current = Turn(
+                session,
+                session.conversation,
+                session.flow,
+                definition,
+                _languages(session.conversation, definition),
+            )
+            target = (definition.get("timeout") or {}).get("next")
+            if target and session.path.count(target) < 3:
+                session.step, session.waiting, session.attempts = target, False, 0
+                session.path.append(target)
+                _advance(current)
+            else:
+                session.state = SessionState.DROPPED
+            _finish(current, now)
+            handled += 1
+    return handled

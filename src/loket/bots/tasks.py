@@ -1,0 +1,17 @@
+"""Background jobs of the flow bot (loket.jobs discovers ``tasks`` modules of installed apps)."""
+
+from loket.jobs.policy import job
+
+
+@job(retries=3, backoff_base=5.0)
+def bot_turn(message_id: int) -> None:
+    from loket.bots import engine
+
+    engine.turn(message_id)
+
+
+@job(every_seconds=30.0)
+def bot_timeouts() -> None:
+    from loket.bots import engine
+
+    engine.run_timeouts()

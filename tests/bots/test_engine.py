@@ -1,0 +1,506 @@
+"""The flow bot's engine on every step kind: messages, choices (answered by tap, number or
+title), validated input with retries and a max-attempts path, conditions, setting fields, HTTP
+lookups (success, failure, timeout) against a local server, FAQ, hand-off with its note, close,
+hand-off words, an agent taking over, timeouts on a controllable clock, a restart in the middle,
+a retried job, versions, and what starts a flow."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import threading
+import time
+
+import pytest
+from django.utils import timezone
+
+from loket.automation import clock
+from loket.bots import definition as flow_definition
+from loket.bots import engine, services
+from loket.bots.models import BotSession, SessionState
+from loket.inbox.models import Conversation, Message, MessageKind
+from loket.inbox.services import outbound
+from loket.tenancy.services import create_team
+from tests import factories
+from tests.connectors.providers import run_tasks
+
+
+class Bookings(http.server.BaseHTTPRequestHandler):
+    """The business's own API: GET /bookings/<code>."""
+
+    delay = 0.0
+    seen: list = []
+
+    def do_GET(self):
+        type(self).seen.append((self.path, dict(self.headers)))
+        time.sleep(type(self).delay)
+        code = self.path.rsplit("/", 1)[-1]
+        if code == "AB123456":
+            body = json.dumps({"booking": {"departure": "14:30", "ship": "MS Texel"}}).encode()
+            self.send_response(200)
+        else:
+            body = b'{"error": "not found"}'
+            self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def bookings():
+    Bookings.delay, Bookings.seen = 0.0, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bookings)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def ferry_flow(api: str, team_id: int | None = None) -> dict:
+    return {
+        "start": "welcome",
+        "language": "en",
+        "timeout": {"minutes": 30, "next": "still_there"},
+        "steps": {
+            "welcome": {
+                "type": "message",
+                "next": "need",
+                "text": {
+                    "en": "Hi {{contact.first_name|there}}! I am the ferry helper.",
+                    "nl": "Hoi {{contact.first_name|daar}}! Ik ben de veerhulp.",
+                },
+            },
+            "need": {
+                "type": "choice",
+                "save_as": "need",
+                "fail": "human",
+                "text": {"en": "What do you need?", "nl": "Waarmee kan ik helpen?"},
+                "retry_text": "Please pick one of the options.",
+                "options": [
+                    {
+                        "id": "change",
+                        "title": {"en": "Change booking", "nl": "Boeking wijzigen"},
+                        "next": "code",
+                    },
+                    {
+                        "id": "refund",
+                        "title": {"en": "Refund", "nl": "Terugbetaling"},
+                        "next": "code",
+                    },
+                    {
+                        "id": "other",
+                        "title": {"en": "Something else", "nl": "Iets anders"},
+                        "next": "human",
+                    },
+                ],
+            },
+            "code": {
+                "type": "input",
+                "validate": "regex",
+                "pattern": r"^[A-Z]{2}\d{6}$",
+                "save_as": "booking_code",
+                "max_attempts": 3,
+                "next": "lookup",
+                "fail": "human",
+                "text": "What is your booking code? (two letters, six digits)",
+                "retry_text": "That is not a booking code, like AB123456. Try again?",
+            },
+            "lookup": {
+                "type": "http",
+                "url": api + "/bookings/{{booking_code}}",
+                "timeout": 2,
+                "headers": {"X-Asked-By": "{{contact.first_name}}"},
+                "map": {"departure": "booking.departure", "ship": "booking.ship"},
+                "next": "answer",
+                "fail": "not_found",
+            },
+            "answer": {
+                "type": "message",
+                "next": "more",
+                "text": "Booking {{booking_code}}: the {{ship}} leaves at {{departure}}.",
+            },
+            "not_found": {
+                "type": "message",
+                "next": "human",
+                "text": "I could not find booking {{booking_code}}.",
+            },
+            "more": {
+                "type": "choice",
+                "save_as": "more",
+                "text": "Anything else?",
+                "options": [
+                    {"id": "no", "title": "No, thanks", "next": "bye"},
+                    {"id": "yes", "title": "Talk to a person", "next": "human"},
+                ],
+            },
+            "bye": {"type": "close", "text": "Have a good crossing!"},
+            "human": {
+                "type": "handoff",
+                "team_id": team_id,
+                "text": "I will get a colleague for you.",
+            },
+            "still_there": {"type": "message", "text": "Are you still there?", "next": "human"},
+        },
+    }
+
+
+@pytest.fixture
+def shop(transactional_db, workspace):
+    return factories.api_channel(workspace, name="Shop")
+
+
+def published(workspace, draft, **settings):
+    flow = services.create_flow(
+        workspace, name=settings.pop("name", "Ferry helper"), draft=draft, **settings
+    )
+    services.publish(flow)
+    services.update_flow(flow, enabled=True)
+    return flow
+
+
+def says(channel, text, *, contact_id="cust-1", name="Sanne de Vries", **kw):
+    result = factories.inbound(channel, text, contact_id=contact_id, name=name, **kw)
+    run_tasks()
+    return Conversation.objects.get(pk=result.conversation_id)
+
+
+def bot_lines(conversation) -> list[str]:
+    return list(
+        Message.objects.filter(conversation=conversation, author_type="bot", kind="message")
+        .order_by("created_at", "pk")
+        .values_list("text", flat=True)
+    )
+
+
+def session_of(conversation) -> BotSession:
+    return BotSession.objects.filter(conversation=conversation).latest("started_at")
+
+
+def test_the_ferry_helper_from_greeting_to_closing(shop, workspace, bookings):
+    published(workspace, ferry_flow(bookings))
+    conversation = says(shop, "Hello")
+    assert bot_lines(conversation) == [
+        "Hi Sanne! I am the ferry helper.",
+        "What do you need?",
+    ]
+    ask = Message.objects.filter(conversation=conversation, author_type="bot").last()
+    assert [i["id"] for i in ask.data["choices"]["items"]] == ["change", "refund", "other"]
+
+    says(shop, "2")  # by number
+    assert session_of(conversation).variables["need"] == "refund"
+    says(shop, "my code is abc")  # wrong: asked again
+    says(shop, "ab 123456")  # spaces and small letters are forgiven
+    lines = bot_lines(conversation)
+    assert lines[-4:] == [
+        "What is your booking code? (two letters, six digits)",
+        "That is not a booking code, like AB123456. Try again?",
+        "Booking AB123456: the MS Texel leaves at 14:30.",
+        "Anything else?",
+    ]
+    assert Bookings.seen[0][0] == "/bookings/AB123456"
+    assert Bookings.seen[0][1]["X-Asked-By"] == "Sanne"
+    says(shop, "no, thanks")  # by title, any case
+    conversation.refresh_from_db()
+    assert bot_lines(conversation)[-1] == "Have a good crossing!"
+    assert conversation.status == "resolved"
+    session = session_of(conversation)
+    assert session.state == SessionState.COMPLETED
+    assert session.path == ["welcome", "need", "code", "lookup", "answer", "more", "bye"]
+
+
+def test_dutch_customers_get_the_dutch_texts(shop, workspace, bookings):
+    published(workspace, ferry_flow(bookings))
+    first = factories.inbound(shop, "Hallo", contact_id="nl-1", name="Daan Jansen")
+    Conversation.objects.filter(pk=first.conversation_id).update(language="nl")
+    run_tasks()
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+    assert bot_lines(conversation)[:2] == [
+        "Hoi Daan! Ik ben de veerhulp.",
+        "Waarmee kan ik helpen?",
+    ]
+    says(shop, "boeking wijzigen", contact_id="nl-1")
+    assert session_of(conversation).variables["need_title"] == "Boeking wijzigen"
+
+
+def test_a_lookup_that_finds_nothing_fails_over_and_hands_off_with_a_note(
+    shop, workspace, bookings
+):
+    team = create_team(workspace, "Ferry desk")
+    published(workspace, ferry_flow(bookings, team.pk))
+    conversation = says(shop, "Hello")
+    says(shop, "change booking")
+    says(shop, "ZZ999999")
+    conversation.refresh_from_db()
+    assert bot_lines(conversation)[-2:] == [
+        "I could not find booking ZZ999999.",
+        "I will get a colleague for you.",
+    ]
+    assert conversation.team_id == team.pk
+    note = Message.objects.get(conversation=conversation, kind=MessageKind.NOTE)
+    assert "Bot “Ferry helper” handed this conversation over." in note.text
+    assert "- need: change" in note.text and "- booking_code: ZZ999999" in note.text
+    assert "Lookup failed: HTTP 404" in note.text
+    assert "welcome → need → code → lookup → not_found → human" in note.text
+    assert session_of(conversation).state == SessionState.HANDED_OFF
+    says(shop, "hello?")  # the bot has handed off: it stays quiet
+    assert bot_lines(conversation)[-1] == "I will get a colleague for you."
+
+
+def test_a_lookup_that_times_out_takes_the_failure_path(shop, workspace, bookings):
+    Bookings.delay = 3.0  # the step allows 2 seconds
+    published(workspace, ferry_flow(bookings))
+    conversation = says(shop, "Hello")
+    says(shop, "refund")
+    says(shop, "AB123456")
+    assert "timed out" in session_of(conversation).variables["http_error"].lower()
+    assert bot_lines(conversation)[-2] == "I could not find booking AB123456."
+
+
+def test_three_wrong_answers_take_the_max_attempts_path(shop, workspace, bookings):
+    published(workspace, ferry_flow(bookings))
+    conversation = says(shop, "Hello")
+    for answer in ("banana", "7", "what?"):
+        says(shop, answer)
+    lines = bot_lines(conversation)
+    assert lines.count("Please pick one of the options.") == 2
+    assert lines[-1] == "I will get a colleague for you."
+    assert session_of(conversation).state == SessionState.HANDED_OFF
+
+
+@pytest.mark.parametrize("word", ["agent", "Medewerker please", "HUMAN!"])
+def test_the_customer_can_always_ask_for_a_person(shop, workspace, bookings, word):
+    published(workspace, ferry_flow(bookings))
+    conversation = says(shop, "Hello")
+    says(shop, word)
+    assert session_of(conversation).state == SessionState.HANDED_OFF
+    assert Message.objects.filter(conversation=conversation, kind=MessageKind.NOTE).exists()
+
+
+def test_an_agent_reply_takes_over(shop, workspace, bookings, agent):
+    published(workspace, ferry_flow(bookings))
+    conversation = says(shop, "Hello")
+    outbound.reply(conversation, author=agent, text="Hi, Anna here, I can help.")
+    run_tasks()
+    assert session_of(conversation).state == SessionState.STOPPED
+    says(shop, "refund")
+    assert bot_lines(conversation)[-1] == "What do you need?"  # the bot said nothing more
+
+
+def test_a_quiet_customer_follows_the_timeout_path_then_is_dropped(shop, workspace, bookings):
+    flow = ferry_flow(bookings)
+    published(workspace, flow)
+    conversation = says(shop, "Hello")
+    session = session_of(conversation)
+    later = session.timeout_at + dt.timedelta(seconds=1)
+    with clock.frozen(later - dt.timedelta(minutes=1)):
+        assert engine.run_timeouts() == 0
+    with clock.frozen(later):
+        assert engine.run_timeouts() == 1
+    # "Are you still there?" then the hand-off step
+    assert bot_lines(conversation)[-2:] == [
+        "Are you still there?",
+        "I will get a colleague for you.",
+    ]
+
+
+def test_without_a_timeout_path_a_quiet_customer_is_dropped(shop, workspace, bookings, settings):
+    flow = ferry_flow(bookings)
+    del flow["timeout"]
+    published(workspace, flow)
+    conversation = says(shop, "Hello")
+    session = session_of(conversation)
+    assert session.timeout_at is not None
+    with clock.frozen(session.timeout_at + dt.timedelta(seconds=1)):
+        engine.run_timeouts()
+    session.refresh_from_db()
+    assert session.state == SessionState.DROPPED and session.step == "need"
+    numbers = services.metrics(session.flow)
+    assert numbers["started"] == 1 and numbers["dropped"] == 1
+    assert numbers["steps"]["need"] == {"reached": 1, "dropped": 1}
+
+
+def test_a_restart_in_the_middle_resumes_and_a_retried_job_does_not_answer_twice(
+    shop, workspace, bookings
+):
+    published(workspace, ferry_flow(bookings))
+    conversation = says(shop, "Hello")
+    says(shop, "change booking")
+    engine._enabled.clear()  # a new process: nothing in memory but the database
+    message = factories.inbound(shop, "AB123456", contact_id="cust-1", name="Sanne de Vries")
+    engine.turn(message.message_id)  # the job, run by a fresh worker
+    count = len(bot_lines(conversation))
+    run_tasks()  # the queued job for the same message: already handled
+    assert len(bot_lines(conversation)) == count
+    assert bot_lines(conversation)[-1] == "Anything else?"
+
+
+def test_a_new_version_leaves_running_conversations_on_theirs(shop, workspace, bookings):
+    draft = ferry_flow(bookings)
+    flow = published(workspace, draft)
+    first = says(shop, "Hello")
+    draft["steps"]["need"]["text"] = "How can I help?"
+    services.update_flow(flow, draft=draft)
+    services.publish(flow)
+    second = says(shop, "Hello", contact_id="cust-2")
+    assert bot_lines(second)[-1] == "How can I help?"
+    says(shop, "3")  # first customer: "Something else" on version 1
+    assert session_of(first).version.number == 1
+    assert session_of(first).state == SessionState.HANDED_OFF
+
+
+def test_conditions_set_and_faq(shop, workspace):
+    draft = {
+        "start": "route",
+        "steps": {
+            "route": {
+                "type": "condition",
+                "else": "faq",
+                "branches": [
+                    {
+                        "if": {
+                            "match": "all",
+                            "conditions": [
+                                {"field": "message.text", "operator": "contains", "value": "vip"}
+                            ],
+                        },
+                        "next": "mark",
+                    }
+                ],
+            },
+            "mark": {
+                "type": "set",
+                "contact": {"tier": "gold"},
+                "conversation": {"via": "bot"},
+                "labels": ["vip"],
+                "priority": 3,
+                "next": "faq",
+            },
+            "faq": {
+                "type": "faq",
+                "text": "Ask me anything.",
+                "next": "done",
+                "miss": "sorry",
+                "items": [
+                    {
+                        "question": "How much luggage can I take?",
+                        "keywords": ["luggage", "bagage"],
+                        "answer": "Two bags of up to 20 kg each.",
+                    },
+                    {"question": "Can I bring my dog?", "answer": "Dogs travel free on a lead."},
+                ],
+            },
+            "sorry": {"type": "message", "text": "I do not know that one."},
+            "done": {
+                "type": "condition",
+                "else": None,
+                "branches": [
+                    {
+                        "if": {
+                            "match": "all",
+                            "conditions": [
+                                {"field": "variable", "key": "asked", "operator": "is_empty"}
+                            ],
+                        },
+                        "next": None,
+                    }
+                ],
+            },
+        },
+    }
+    published(workspace, draft)
+    vip = says(shop, "Hello, VIP here")
+    assert vip.priority == 3
+    assert sorted(vip.labels.values_list("name", flat=True)) == ["vip"]
+    assert vip.contact.attributes["tier"] == "gold" and vip.custom_attributes["via"] == "bot"
+    says(shop, "what about my bagage?")
+    assert bot_lines(vip)[-1] == "Two bags of up to 20 kg each."
+    other = says(shop, "hi", contact_id="cust-2")
+    assert other.priority == 0
+    says(shop, "can i bring my dog", contact_id="cust-2")
+    assert bot_lines(other)[-1] == "Dogs travel free on a lead."
+    third = says(shop, "hi", contact_id="cust-3")
+    says(shop, "opening hours of the harbour office?", contact_id="cust-3")
+    assert bot_lines(third)[-1] == "I do not know that one."
+
+
+def test_what_starts_a_flow(shop, workspace, bookings, agent):
+    other_channel = factories.api_channel(workspace, name="Other")
+    published(
+        workspace,
+        ferry_flow(bookings),
+        trigger="keyword",
+        keywords=["ferry", "veerboot"],
+        channel_ids=[shop.pk],
+    )
+    quiet = says(shop, "Hello")
+    assert bot_lines(quiet) == []
+    says(shop, "about my ferry")
+    assert bot_lines(quiet)[-1] == "What do you need?"
+    elsewhere = says(other_channel, "ferry question", contact_id="cust-9")
+    assert bot_lines(elsewhere) == []
+    human = says(shop, "Hi", contact_id="cust-7")
+    outbound.reply(human, author=agent, text="Hello!")
+    says(shop, "ferry?", contact_id="cust-7")
+    assert bot_lines(human) == []  # a person is already talking with this customer
+
+
+def test_an_auto_assigned_conversation_waits_for_the_bot_then_is_assigned(
+    shop, workspace, bookings, agent
+):
+    from loket.automation.assignment import configure_team
+    from loket.tenancy.models import Availability
+
+    team = create_team(workspace, "Ferry desk", [agent])
+    shop.default_team = team
+    shop.save()
+    agent.availability = Availability.ONLINE
+    agent.save()
+    configure_team(team, auto_assign="balanced")
+    published(workspace, ferry_flow(bookings, team.pk))
+    conversation = says(shop, "Hello")
+    conversation.refresh_from_db()
+    assert conversation.assignee_id is None  # the bot talks first
+    says(shop, "something else")  # → hand-off
+    conversation.refresh_from_db()
+    assert conversation.assignee_id == agent.pk
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (lambda d: d.update(start="nowhere"), "start 'nowhere' is not a step"),
+        (lambda d: d["steps"]["need"].update(type="teleport"), "unknown type 'teleport'"),
+        (lambda d: d["steps"]["code"].update(pattern="(["), "pattern is not valid"),
+        (lambda d: d["steps"]["answer"].update(next="void"), "goes to 'void'"),
+        (lambda d: d["steps"]["need"]["options"].pop(), None),
+        (lambda d: d["steps"]["lookup"].update(url="ftp://x"), "url starts with https://"),
+        (lambda d: d["steps"]["need"].update(colour="red"), "choice has no 'colour'"),
+    ],
+)
+def test_a_definition_that_cannot_run_is_refused(change, error):
+    draft = ferry_flow("https://api.example")
+    change(draft)
+    if error is None:  # two options are enough
+        flow_definition.clean(draft)
+        return
+    with pytest.raises(flow_definition.InvalidFlow, match=error):
+        flow_definition.clean(draft)
+
+
+def test_unreachable_steps_are_warned_about():
+    draft = ferry_flow("https://api.example")
+    draft["steps"]["orphan"] = {"type": "message", "text": "nobody sees me"}
+    _clean, warnings = flow_definition.clean(draft)
+    assert warnings == ["step 'orphan' is never reached"]
+
+
+def test_timeouts_use_the_database_clock(shop, workspace, bookings):
+    published(workspace, ferry_flow(bookings))
+    moment = timezone.now() + dt.timedelta(days=1)
+    with clock.frozen(moment):
+        conversation = says(shop, "Hello")
+    assert session_of(conversation).timeout_at == moment + dt.timedelta(minutes=30)
