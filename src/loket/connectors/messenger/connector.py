@@ -67,7 +67,7 @@ from loket.inbox.models import (
     Message,
     MessageKind,
 )
-from loket.inbox.services import outbound, windows
+from loket.inbox.services import choices, outbound, windows
 from loket.jobs.policy import RetryLater, job
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,10 @@ SEEN_WINDOW = dt.timedelta(hours=24)
 # Where send() keeps the ids of the parts of a message already accepted by Meta (text, each
 # file), so a retry after a failure half-way does not send the first parts again.
 SENT_PARTS = "sent_parts"
+# Quick replies (Send API): at most 13, title 20 characters, payload 1000.
+QUICK_REPLIES_MAX = 13
+QUICK_REPLY_TITLE_MAX = 20
+QUICK_REPLY_PAYLOAD_MAX = 1000
 
 _DIGITS = re.compile(r"^[0-9]{5,32}$")
 _TOKEN = re.compile(r"^[\x21-\x7e]{1,512}$")
@@ -186,6 +190,8 @@ class MessengerConnector(Connector):
         delivery_statuses=True,
         read_receipts=True,
         profiles=True,
+        choices=13,  # quick replies
+        choice_title_max=20,
     )
     shows_webhook_url = True
     setup_fields = (
@@ -652,27 +658,63 @@ class MessengerConnector(Connector):
             done.setdefault("at", started.isoformat())
             outbound.keep_on_message(message, SENT_PARTS, dict(done))
 
-        for number, chunk in enumerate(split_text(message.text or "", self.text_fits)):
+        quick_replies = self._quick_replies(message)
+
+        def send_files() -> None:
+            for attachment in files:
+                part = f"file:{attachment.pk}"
+                if part in done:
+                    continue
+                started = timezone.now()
+                answer = graph.sending(
+                    lambda a=attachment: self._send_file(client, recipient, routing, a)
+                )
+                record(part, self._message_id(answer), started)
+
+        if quick_replies:
+            send_files()  # quick replies show under the last message: the files go first
+        chunks = split_text(message.text or "", self.text_fits)
+        if quick_replies and not chunks:
+            chunks = [choices.prompt_of(message)]
+        for number, chunk in enumerate(chunks):
             part = "text" if number == 0 else f"text:{number + 1}"
             if part in done:
                 continue
             started = timezone.now()
-            body = {"recipient": {"id": recipient}, **routing, "message": {"text": chunk}}
+            content: dict[str, Any] = {"text": chunk}
+            if quick_replies and number == len(chunks) - 1:
+                content["quick_replies"] = quick_replies
+            body = {"recipient": {"id": recipient}, **routing, "message": content}
             answer = graph.sending(lambda body=body: client.post("me/messages", body))
             record(part, self._message_id(answer), started)
-        for attachment in files:
-            part = f"file:{attachment.pk}"
-            if part in done:
-                continue
-            started = timezone.now()
-            answer = graph.sending(
-                lambda a=attachment: self._send_file(client, recipient, routing, a)
-            )
-            record(part, self._message_id(answer), started)
+        if not quick_replies:
+            send_files()
         first = done.get("text") or next((v for k, v in done.items() if k.startswith("file:")), "")
         if not first:
             raise PermanentSendError(gettext("The message has no text or file to send."))
         return SendResult(external_id=first, sent_at=dt.datetime.fromisoformat(done["at"]))
+
+    def _quick_replies(self, message: Message) -> list[dict[str, str]]:
+        """The choices as quick replies (up to 13; title 20 characters, payload 1000)."""
+        items = choices.native_choices(message)
+        if len(items) > QUICK_REPLIES_MAX:
+            raise PermanentSendError(
+                gettext("%(channel)s shows at most %(count)d options; this message has %(given)d.")
+                % {"channel": self.label, "count": QUICK_REPLIES_MAX, "given": len(items)}
+            )
+        if any(len(item["id"]) > QUICK_REPLY_PAYLOAD_MAX for item in items):
+            raise PermanentSendError(
+                gettext("An option's id is longer than %(channel)s allows (1000).")
+                % {"channel": self.label}
+            )
+        return [
+            {
+                "content_type": "text",
+                "title": choices.shorten(item["title"], QUICK_REPLY_TITLE_MAX),
+                "payload": item["id"],
+            }
+            for item in items
+        ]
 
     @staticmethod
     def _message_id(answer: dict[str, Any]) -> str:
