@@ -504,3 +504,28 @@ def test_timeouts_use_the_database_clock(shop, workspace, bookings):
     with clock.frozen(moment):
         conversation = says(shop, "Hello")
     assert session_of(conversation).timeout_at == moment + dt.timedelta(minutes=30)
+
+
+def test_the_test_panel_talks_with_a_draft_and_leaves_no_trace(
+    workspace, bookings, transactional_db
+):
+    draft = ferry_flow(bookings)
+    counts = (Conversation.objects.count(), Message.objects.count(), BotSession.objects.count())
+    first = engine.simulate(workspace, draft)
+    assert [r["text"] for r in first["replies"]] == [
+        "Hi Test! I am the ferry helper.",
+        "What do you need?",
+    ]
+    assert [c["id"] for c in first["replies"][1]["choices"]] == ["change", "refund", "other"]
+    assert first["done"] == "" and first["state"]["step"] == "need"
+    second = engine.simulate(workspace, draft, state=first["state"], choice_id="refund")
+    assert [r["text"] for r in second["replies"]][-1].startswith("What is your booking code?")
+    third = engine.simulate(workspace, draft, state=second["state"], text="AB123456")
+    assert "the MS Texel leaves at 14:30" in " ".join(r["text"] for r in third["replies"])
+    fourth = engine.simulate(workspace, draft, state=third["state"], text="medewerker")
+    assert fourth["done"] == "handed_off"
+    assert any(r["note"] and "booking_code: AB123456" in r["text"] for r in fourth["replies"])
+    dutch = engine.simulate(workspace, draft, language="nl", contact_name="Daan Jansen")
+    assert dutch["replies"][0]["text"] == "Hoi Daan! Ik ben de veerhulp."
+    after = (Conversation.objects.count(), Message.objects.count(), BotSession.objects.count())
+    assert after == counts

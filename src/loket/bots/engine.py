@@ -724,3 +724,112 @@ def run_timeouts(limit: int = 200) -> int:
             _finish(current, now)
             handled += 1
     return handled
+
+
+# -- trying a draft ---------------------------------------------------------------------------
+class _Rollback(Exception):
+    pass
+
+
+SIMULATED_STATE_KEYS = ("step", "waiting", "attempts", "variables", "path")
+
+
+def simulate(
+    workspace,
+    draft: dict,
+    *,
+    state: dict | None = None,
+    text: str | None = None,
+    choice_id: str | None = None,
+    language: str = "",
+    contact_name: str = "Test customer",
+) -> dict[str, Any]:
+    """One turn of a draft flow for the editor's test panel, leaving no trace: a throw-away
+    channel, contact, conversation and flow are made, the turn runs as it would (HTTP lookups
+    included), and everything is rolled back. ``state``: what the previous call returned (None:
+    start the flow); ``text`` / ``choice_id``: the tester's message. Returns ``{"replies":
+    [{"text", "choices", "note"}], "state", "done"}``: ``done`` is how the session ended
+    (completed, handed_off, ...), or "" while it still talks. An invalid draft raises
+    definition.InvalidFlow."""
+    import copy
+    import secrets
+
+    from loket.bots.models import FlowVersion
+    from loket.inbox.models import Channel, Contact
+
+    definition, _warnings = flow_definition.clean(copy.deepcopy(draft), workspace.pk)
+    outcome: dict[str, Any] = {}
+    try:
+        with transaction.atomic():
+            channel = Channel.objects.create(workspace=workspace, kind="api", name="Flow test")
+            contact = Contact.objects.create(
+                workspace=workspace, name=contact_name, locale=language[:10]
+            )
+            conversation = Conversation.objects.create(
+                workspace=workspace,
+                channel=channel,
+                contact=contact,
+                number=2**62 + secrets.randbelow(2**60),  # never seen: rolled back
+                language=language[:10],
+            )
+            flow = Flow.objects.create(workspace=workspace, name="Test", draft=definition)
+            version = FlowVersion.objects.create(
+                workspace=workspace, flow=flow, number=1, definition=definition
+            )
+            flow.published = version
+            session = BotSession.objects.create(
+                workspace=workspace,
+                conversation=conversation,
+                flow=flow,
+                version=version,
+                step=definition["start"],
+                path=[definition["start"]],
+            )
+            if state:
+                for key in SIMULATED_STATE_KEYS:
+                    if key in state:
+                        setattr(session, key, state[key])
+            current = Turn(
+                session, conversation, flow, definition, _languages(conversation, definition)
+            )
+            if state and (text or choice_id):
+                data = (
+                    {"choice": {"id": choice_id, "title": text or choice_id}} if choice_id else {}
+                )
+                current.answer = Message.objects.create(
+                    workspace=workspace,
+                    conversation=conversation,
+                    channel=channel,
+                    direction=Direction.INBOUND,
+                    kind=MessageKind.MESSAGE,
+                    author_type=AuthorType.CONTACT,
+                    author_contact=contact,
+                    text=text or "",
+                    data=data,
+                )
+                if _is_handoff_word(current, current.answer.text):
+                    handoff(current, {"type": "handoff"})
+            if session.state == SessionState.ACTIVE:
+                _advance(current)
+            said = Message.objects.filter(
+                conversation=conversation, author_type=AuthorType.BOT
+            ).order_by("pk")
+            outcome = {
+                "replies": [
+                    {
+                        "text": message.text,
+                        "note": message.kind == MessageKind.NOTE,
+                        "choices": [
+                            {"id": item["id"], "title": item["title"]}
+                            for item in ((message.data or {}).get("choices") or {}).get("items", [])
+                        ],
+                    }
+                    for message in said
+                ],
+                "state": {key: getattr(session, key) for key in SIMULATED_STATE_KEYS},
+                "done": "" if session.state == SessionState.ACTIVE else session.state,
+            }
+            raise _Rollback
+    except _Rollback:
+        pass
+    return outcome
