@@ -51,13 +51,19 @@ from loket.connectors.telegram.updates import message_key, person_name, text_of,
 from loket.connectors.text import split_text
 from loket.inbox.items import InboundItem
 from loket.inbox.models import AttachmentStatus, Channel, Direction, Message
-from loket.inbox.services import outbound
+from loket.inbox.services import choices, outbound
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 - a header name
 ALLOWED_UPDATES = ("message", "edited_message", "message_reaction", "callback_query")
 TOKEN_RE = re.compile(r"^(\d{3,20}):[A-Za-z0-9_-]{30,64}$")
 
 TEXT_LIMIT = 4096  # sendMessage, in UTF-16 code units
+# Choices: an inline keyboard, one button a row. callback_data takes 1-64 bytes: a longer id goes
+# as a token ("loket:<n>") recorded on the reply (data[KEYBOARD_KEY]) and resolved on the tap.
+CALLBACK_DATA_MAX = 64
+BUTTON_TEXT_MAX = 64
+STAND_IN_PREFIX = "loket:"
+KEYBOARD_KEY = "telegram_keyboard"
 CAPTION_LIMIT = 1024
 PHOTO_LIMIT = 10 * 1024 * 1024  # sendPhoto
 UPLOAD_LIMIT = 50 * 1024 * 1024  # sendDocument
@@ -75,6 +81,8 @@ class TelegramConnector(Connector):
         text=True,
         media=True,
         delivery_statuses=False,  # the Bot API reports neither delivery nor reading
+        choices=20,  # an inline keyboard, one button a row
+        choice_title_max=64,
     )
     setup_fields = (
         SetupField(
@@ -241,7 +249,7 @@ class TelegramConnector(Connector):
         return super().acknowledge(channel, request)
 
     def parse(self, channel: Channel, body: bytes, meta: dict[str, Any]) -> list[InboundItem]:
-        return updates.parse_update(body)
+        return self._resolve_tokens(channel, updates.parse_update(body))
 
     # -- media ------------------------------------------------------------------------------------
     def resolve_media(self, channel: Channel, ref: str) -> MediaSource:
@@ -303,8 +311,17 @@ class TelegramConnector(Connector):
         text = message.text or ""
         fits = lambda piece: _utf16_len(piece) <= TEXT_LIMIT  # noqa: E731
         texts = split_text(text, fits) if text.strip() else []
+        keyboard, tokens = self._keyboard(message)
+        if keyboard and not texts:
+            texts = [choices.prompt_of(message)]
         caption = ""
-        if files and texts and len(texts) == 1 and _utf16_len(texts[0]) <= CAPTION_LIMIT:
+        if (
+            files
+            and not keyboard
+            and texts
+            and len(texts) == 1
+            and _utf16_len(texts[0]) <= CAPTION_LIMIT
+        ):
             caption, texts = texts[0], []
         if not texts and not files:
             raise PermanentSendError(gettext("There is nothing to send: the reply has no text."))
@@ -342,8 +359,22 @@ class TelegramConnector(Connector):
                 sent.append(result["message_id"])
             return True
 
-        for piece in texts:
-            attempt("sendMessage", {"text": piece})
+        def send_texts() -> None:
+            for number, piece in enumerate(texts, start=1):
+                if keyboard and number == len(texts):
+                    # The buttons go under the last text; long ids were sent as tokens,
+                    # resolved from this record when the customer taps (see parse).
+                    if attempt("sendMessage", {"text": piece, "reply_markup": keyboard}) and tokens:
+                        outbound.keep_on_message(
+                            message,
+                            KEYBOARD_KEY,
+                            {"message": message_key(chat_id, sent[-1]), "tokens": tokens},
+                        )
+                else:
+                    attempt("sendMessage", {"text": piece})
+
+        if not keyboard:
+            send_texts()
         for attachment in files:
             if attachment.size > UPLOAD_LIMIT:
                 error = PermanentSendError(
@@ -374,6 +405,8 @@ class TelegramConnector(Connector):
                     content,
                 ),
             )
+        if keyboard:
+            send_texts()  # the files go first: the buttons belong under the last message
         if not sent:
             raise PermanentSendError(gettext("Telegram did not return the sent message's id."))
         warning = ""
@@ -382,6 +415,48 @@ class TelegramConnector(Connector):
                 "problems": "; ".join(problems)
             }
         return SendResult(external_id=message_key(chat_id, sent[0]), warning=warning)
+
+    @staticmethod
+    def _keyboard(message: Message) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """The choices as an inline keyboard, one button a row, and the tokens that stand in
+        for ids longer than the 64 bytes of ``callback_data``."""
+        items = choices.native_choices(message)
+        if not items:
+            return None, {}
+        rows = []
+        tokens: dict[str, str] = {}
+        for index, item in enumerate(items, start=1):
+            data = item["id"]
+            if len(data.encode()) > CALLBACK_DATA_MAX or data.startswith(STAND_IN_PREFIX):
+                data = f"{STAND_IN_PREFIX}{index}"
+                tokens[data] = item["id"]
+            title = choices.shorten(item["title"], BUTTON_TEXT_MAX)
+            rows.append([{"text": title, "callback_data": data}])
+        return {"inline_keyboard": rows}, tokens
+
+    def _resolve_tokens(self, channel: Channel, items: list[InboundItem]) -> list[InboundItem]:
+        """A tapped button whose callback_data stands for a long id: the id it stands for, from
+        the reply that showed the keyboard."""
+        for item in items:
+            choice = obj(getattr(item, "data", None) or {}).get("choice")
+            if not isinstance(choice, dict) or not str(choice.get("id")).startswith(
+                STAND_IN_PREFIX
+            ):
+                continue
+            shown = (
+                Message.objects.filter(
+                    channel=channel,
+                    direction=Direction.OUTBOUND,
+                    **{f"data__{KEYBOARD_KEY}__message": getattr(item, "reply_to", "")},
+                )
+                .values_list("data", flat=True)
+                .first()
+            )
+            tokens = obj(obj(shown).get(KEYBOARD_KEY)).get("tokens")
+            if isinstance(tokens, dict) and choice["id"] in tokens:
+                choice["token"] = choice["id"]
+                choice["id"] = str(tokens[choice["id"]])
+        return items
 
     def _reply_parameters(
         self, message: Message, chat_id: int | str, *, group: bool
