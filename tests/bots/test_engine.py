@@ -529,3 +529,31 @@ def test_the_test_panel_talks_with_a_draft_and_leaves_no_trace(
     assert dutch["replies"][0]["text"] == "Hoi Daan! Ik ben de veerhulp."
     after = (Conversation.objects.count(), Message.objects.count(), BotSession.objects.count())
     assert after == counts
+
+
+def test_a_rule_starts_a_manual_flow_and_the_timeline_names_the_bot(shop, workspace, bookings):
+    from django.test import Client
+    from django.urls import reverse
+
+    from loket.automation.rules import service as rule_service
+    from tests.factories import owner_of
+
+    flow = published(workspace, ferry_flow(bookings), trigger="manual")
+    conversation = says(shop, "Hello")
+    assert bot_lines(conversation) == []  # manual: nothing starts it on its own
+    rule_service.create_rule(
+        workspace,
+        name="Ferry questions to the bot",
+        trigger="message_received",
+        conditions={
+            "match": "all",
+            "conditions": [{"field": "message.text", "operator": "contains", "value": "ferry"}],
+        },
+        actions=[{"type": "start_bot", "flow_id": flow.pk}],
+    )
+    says(shop, "A ferry question")
+    assert bot_lines(conversation)[-1] == "What do you need?"
+    client = Client()
+    client.force_login(owner_of(workspace).user)
+    html = client.get(reverse("inbox:pane", args=[workspace.slug, conversation.number])).content
+    assert "Bot “Ferry helper”".encode() in html

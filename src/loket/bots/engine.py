@@ -161,7 +161,9 @@ def _shown_options(turn: Turn, options: list[dict]) -> list[dict]:
 
 def _say(turn: Turn, text: Any, *, options: list[dict] | None = None) -> None:
     body = _fill(turn, text)
-    data: dict[str, Any] = {"bot": {"flow_id": turn.flow.pk, "step": turn.session.step}}
+    data: dict[str, Any] = {
+        "bot": {"flow_id": turn.flow.pk, "flow_name": turn.flow.name, "step": turn.session.step}
+    }
     if options:
         body, extra = choice_service.prepare(turn.conversation, body, _shown_options(turn, options))
         data.update(extra)
@@ -442,7 +444,7 @@ def handoff(turn: Turn, step: dict) -> None:
             author_type=AuthorType.BOT,
             text=_summary(turn),
             kind=MessageKind.NOTE,
-            data={"bot": {"flow_id": turn.flow.pk, "handoff": True}},
+            data={"bot": {"flow_id": turn.flow.pk, "flow_name": turn.flow.name, "handoff": True}},
         )
     team = None
     if step.get("team_id"):
@@ -669,6 +671,16 @@ def start(conversation: Conversation, flow: Flow) -> BotSession | None:
                 session = _new_session(conversation, flow)
         except IntegrityError:
             return None
+        # What the customer said before the start is not an answer to the bot's first question
+        # (the rule that started it may have reacted to that very message).
+        session.last_message_id = (
+            Message.objects.filter(
+                conversation=conversation, direction=Direction.INBOUND, kind=MessageKind.MESSAGE
+            )
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
         current = Turn(
             session,
             conversation,

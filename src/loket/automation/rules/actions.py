@@ -163,6 +163,15 @@ def _sla_policy(params: dict, workspace_id: int) -> dict:
     return {"policy_id": int(value)}
 
 
+def _flow(params: dict, workspace_id: int) -> dict:
+    from loket.bots.models import Flow
+
+    value = params.get("flow_id")
+    if not Flow.objects.filter(workspace_id=workspace_id, pk=_int(value)).exists():
+        raise InvalidAction(f"no bot flow {value!r} in this workspace")
+    return {"flow_id": int(value)}
+
+
 def _text(params: dict, workspace_id: int) -> dict:
     text = params.get("text")
     if not isinstance(text, str) or not text.strip():
@@ -350,6 +359,24 @@ def _do_apply_sla_policy(doer: Doer, params: dict) -> str:
     return policy.name
 
 
+def _do_start_bot(doer: Doer, params: dict) -> str:
+    from loket.bots import engine
+    from loket.bots.models import Flow
+
+    flow = (
+        Flow.objects.select_related("published")
+        .filter(workspace_id=doer.conversation.workspace_id, pk=params["flow_id"])
+        .first()
+    )
+    if flow is None:
+        raise Skipped("that bot flow was deleted")
+    if flow.published_id is None:
+        raise Skipped("that bot flow is not published")
+    if engine.start(doer.conversation, flow) is None:
+        raise Skipped("a bot is already talking in this conversation")
+    return flow.name
+
+
 def _do_webhook(doer: Doer, params: dict) -> str:
     from loket.automation.tasks import post_rule_webhook
 
@@ -365,7 +392,7 @@ class ActionType:
     clean: Callable[[dict, int], dict]
     do: Callable[[Doer, dict], str]
     # What the editor asks for: "member", "team", "labels", "priority", "status", "minutes",
-    # "canned_reply", "sla_policy", "text", "notify", "url", or "" for nothing.
+    # "canned_reply", "sla_policy", "flow", "text", "notify", "url", or "" for nothing.
     param: str = ""
 
 
@@ -387,6 +414,7 @@ ACTIONS: dict[str, ActionType] = {
     "apply_sla_policy": ActionType(
         _("Apply an SLA policy"), _sla_policy, _do_apply_sla_policy, "sla_policy"
     ),
+    "start_bot": ActionType(_("Start a bot flow"), _flow, _do_start_bot, "flow"),
     "webhook": ActionType(_("Send a webhook"), _webhook, _do_webhook, "url"),
 }
 

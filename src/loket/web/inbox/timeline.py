@@ -81,8 +81,11 @@ def _author(message: Message) -> str:
         return message.author_member.display_name
     if message.author_type == AuthorType.CONTACT and message.author_contact:
         return message.author_contact.display_name
+    if data.get("via") == "bot" and message.kind == MessageKind.ACTIVITY:
+        return _("Bot “%(name)s”") % {"name": data.get("flow_name") or ""}
     if message.author_type == AuthorType.BOT:
-        return _("Bot")
+        flow = (data.get("bot") or {}).get("flow_name") if isinstance(data.get("bot"), dict) else ""
+        return _("Bot “%(name)s”") % {"name": flow} if flow else _("Bot")
     if message.direction == Direction.INBOUND:
         return _("Customer")
     return _("System")

@@ -20,6 +20,7 @@ from loket.automation.models import TIMED_TRIGGERS, CannedReply, Rule, RuleTrigg
 from loket.automation.rules import actions as rule_actions
 from loket.automation.rules import conditions as rule_conditions
 from loket.automation.rules import engine, service
+from loket.bots.models import Flow
 from loket.inbox.models import Channel, Conversation, ConversationStatus, Label, Priority
 from loket.tenancy.models import Membership, Team
 from loket.tenancy.services import NotAllowed
@@ -80,6 +81,10 @@ def _options(workspace_id: int) -> dict[str, list[dict]]:
             for r in CannedReply.objects.filter(
                 workspace_id=workspace_id, owner__isnull=True
             ).order_by("shortcut")
+        ],
+        "flow": [
+            {"value": f.pk, "label": f.name}
+            for f in Flow.objects.filter(workspace_id=workspace_id).order_by("name")
         ],
         "sla_policy": [
             {"value": p.pk, "label": p.name}

@@ -117,6 +117,7 @@
         if (param === "minutes") out.value = String(a.minutes ?? "");
         if (param === "canned_reply") out.value = String(a.canned_reply_id ?? "");
         if (param === "sla_policy") out.value = String(a.policy_id ?? "");
+        if (param === "flow") out.value = String(a.flow_id ?? "");
         if (param === "url") out.value = a.url || "";
         if (param === "notify") out.values = (a.recipients || []).map(String);
         return out;
@@ -134,6 +135,7 @@
         if (param === "minutes") out.minutes = number(a.value);
         if (param === "canned_reply") out.canned_reply_id = number(a.value);
         if (param === "sla_policy") out.policy_id = number(a.value);
+        if (param === "flow") out.flow_id = number(a.value);
         if (param === "url") out.url = a.value;
         if (param === "text") out.text = a.text;
         if (param === "notify") {
