@@ -127,7 +127,13 @@ class LiveChatConnector(Connector):
     key = "livechat"
     label = _("Live chat")
     capabilities = Capabilities(
-        text=True, media=True, typing=True, read_receipts=True, delivery_statuses=True
+        text=True,
+        media=True,
+        typing=True,
+        read_receipts=True,
+        delivery_statuses=True,
+        choices=10,  # buttons under the message in the widget
+        choice_title_max=40,
     )
 
     # -- setup ----------------------------------------------------------------------------------
@@ -198,7 +204,7 @@ class LiveChatConnector(Connector):
     def parse(self, channel: Channel, body: bytes, meta: dict[str, Any]) -> list[InboundItem]:
         """A visitor's message as the widget endpoints journal it:
         ``{"visitor": key, "client_id", "text", "contact": {name, email, phone, locale},
-        "page": {url, title}}``."""
+        "page": {url, title}}``, and ``"choice": {id, title}`` for a tapped button."""
         try:
             frame = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -222,6 +228,19 @@ class LiveChatConnector(Connector):
         if not text and not files:
             raise BadPayload("a widget message needs text or a file")
         contact = frame.get("contact") or {}
+        data: dict[str, Any] = {
+            "livechat": {
+                "page": frame.get("page") or {},
+                **(frame.get("client") if isinstance(frame.get("client"), dict) else {}),
+            }
+        }
+        choice = frame.get("choice")
+        if isinstance(choice, dict) and choice.get("id"):
+            # A tapped button under a bot's or agent's question (see delivery.as_widget_message).
+            data["choice"] = {
+                "id": str(choice["id"])[:256],
+                "title": str(choice.get("title") or text)[:256],
+            }
         return [
             InboundMessage(
                 external_id=f"{frame['visitor']}:{str(frame['client_id'])[:100]}"[:255],
@@ -234,12 +253,7 @@ class LiveChatConnector(Connector):
                 ),
                 text=text[:MAX_TEXT],
                 attachments=tuple(files),
-                data={
-                    "livechat": {
-                        "page": frame.get("page") or {},
-                        **(frame.get("client") if isinstance(frame.get("client"), dict) else {}),
-                    }
-                },
+                data=data,
             )
         ]
 

@@ -100,6 +100,7 @@ class WidgetConsumer(AsyncWebsocketConsumer):
                     ip=self.ip,
                     user_agent=header(self.scope, b"user-agent")[:500],
                     locale=header(self.scope, b"accept-language").split(",")[0],
+                    choice=frame.get("choice"),
                 )  # the echo reaches this socket through the visitor's group
             elif kind == "typing":
                 await self._typing(bool(frame.get("typing")))

@@ -10,6 +10,7 @@ from loket.inbox.models import (
     Message,
     MessageKind,
 )
+from loket.inbox.services import choices
 from loket.realtime.publish import publish_to_groups
 
 HISTORY = 50
@@ -46,6 +47,12 @@ def as_widget_message(message: Message) -> dict:
             for item in message.attachments.all()
             if item.status == "stored" and not item.inline
         ],
+        # Buttons under a question (the widget shows them while it is the latest message).
+        "choices": [
+            {"id": item["id"], "title": item["title"]} for item in choices.native_choices(message)
+        ]
+        if message.direction == Direction.OUTBOUND
+        else [],
     }
 
 

@@ -170,6 +170,7 @@ def messages(request, channel: Channel):
             ip=_ip(request),
             user_agent=request.headers.get("User-Agent", ""),
             locale=request.headers.get("Accept-Language", "").split(",")[0],
+            choice=data.get("choice"),
         )
         return JsonResponse({"message": shown}, status=201)
     if request.method != "GET":

@@ -241,10 +241,18 @@ def post_message(
     ip: str,
     user_agent: str = "",
     locale: str = "",
+    choice: dict | None = None,
 ) -> dict:
-    """Store a visitor's message through the journal; returns it as the widget shows it."""
+    """Store a visitor's message through the journal; returns it as the widget shows it.
+    ``choice``: ``{"id", "title"}`` of the button the visitor tapped (its title is the text)."""
     text = (text or "").strip()
     client_id = str(client_id or "").strip()[:100]
+    picked = None
+    if choice is not None:
+        if not isinstance(choice, dict) or not isinstance(choice.get("id"), str):
+            raise WidgetError(400, "invalid", "a choice needs an id")
+        picked = {"id": choice["id"][:256], "title": str(choice.get("title") or "")[:256]}
+        text = text or picked["title"]
     if not text or not client_id:
         raise WidgetError(400, "invalid", "a message needs text and a client_id")
     if len(text) > MAX_TEXT:
@@ -259,6 +267,7 @@ def post_message(
             "contact": {k: visitor.profile.get(k, "") for k in ("name", "email", "phone")},
             "page": _page(page),
             "client": {"browser": browser(user_agent), "locale": locale[:20]},
+            **({"choice": picked} if picked else {}),
         }
     ).encode()
     outcome = journal.record(channel, body, {"source": "widget"}, content_type="application/json")

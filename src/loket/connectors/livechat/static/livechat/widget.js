@@ -723,6 +723,7 @@
       }
     }
     if (live) emit("message", publicMessage(m));
+    updateChoices();
     updateSeen();
     if (near || m.direction === "in") scrollToEnd();
     markRead();
@@ -742,20 +743,39 @@
     updateSeen();
   }
 
-  function sendText(text) {
+  function sendText(text, choice) {
     const m = {
       client_id: uuid(), direction: "in", text: text, created_at: new Date().toISOString(),
-      author: { name: t("you") }, _state: "sending", _page: page || undefined,
+      author: { name: t("you") }, _state: "sending", _page: page || undefined, _choice: choice,
     };
     messages.push(m);
     renderMessage(m, messages[messages.length - 2], null);
+    updateChoices();
     scrollToEnd();
     deliver(m);
   }
 
+  // Buttons under a question (bot or agent): only while it is the latest message; a tap
+  // answers with the option's title as the text and its id as the choice.
+  function choiceButtons(m) {
+    const items = (Array.isArray(m.choices) ? m.choices : []).filter((c) => c && c.id);
+    if (m.direction !== "out" || !items.length) return null;
+    return h("div", { class: "lk-choices", role: "group" }, items.map((c) =>
+      h("button", { type: "button", class: "lk-choice", text: String(c.title || c.id), onclick: () => {
+        m._answered = true;
+        updateChoices();
+        sendText(String(c.title || c.id), { id: String(c.id), title: String(c.title || "") });
+      } })));
+  }
+
+  function updateChoices() {
+    const last = messages[messages.length - 1];
+    for (const m of messages) if (m._choices) m._choices.hidden = m !== last || !!m._answered;
+  }
+
   // The page the visitor was on when they wrote (the backend keeps it with the message).
   function messageFrame(m) {
-    return { type: "message", client_id: m.client_id, text: m.text, page: m._page };
+    return { type: "message", client_id: m.client_id, text: m.text, page: m._page, choice: m._choice };
   }
 
   function deliver(m) {
@@ -771,7 +791,7 @@
 
   async function postMessageHttp(m) {
     try {
-      const res = await api("POST", "messages", { token: token, client_id: m.client_id, text: m.text, page: m._page });
+      const res = await api("POST", "messages", { token: token, client_id: m.client_id, text: m.text, page: m._page, choice: m._choice });
       receive(res.message, true);
     } catch (e) {
       failed(m);
@@ -1021,6 +1041,8 @@
     richText(bubble, String(m.text || ""));
     col.appendChild(bubble);
     m._files = col.appendChild(h("div", { class: "lk-files" }));
+    m._choices = choiceButtons(m);
+    if (m._choices) col.appendChild(m._choices);
     m._meta = h("div", { class: "lk-meta" });
     col.appendChild(m._meta);
     row.appendChild(col);
