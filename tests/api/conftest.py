@@ -11,6 +11,8 @@ from django_tasks_db.models import DBTaskResult
 from loket.automation import canned, macros, sla
 from loket.automation.models import CannedReply, Macro, Rule, SlaPolicy
 from loket.automation.rules import service as rule_service
+from loket.bots import services as flow_services
+from loket.bots.models import Flow
 from loket.connectors.registry import get_connector
 from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Message
 from loket.inbox.services import journal, outbound
@@ -68,6 +70,7 @@ class World:
     sla_policy: SlaPolicy
     macro: Macro  # shared, so every member of the workspace may run it
     rule: Rule
+    flow: Flow  # published, with a draft the test panel can run
     marker: str  # text that appears in this workspace's data and nowhere else
 
 
@@ -117,6 +120,16 @@ def build_world(slug: str, marker: str) -> World:
         trigger="conversation_updated",
         actions=[{"type": "add_labels", "labels": [f"{marker}-rule"]}],
     )
+    flow = flow_services.create_flow(
+        ws,
+        name=f"{marker} flow",
+        draft={
+            "start": "hi",
+            "steps": {"hi": {"type": "message", "text": f"{marker} bot says hi"}},
+        },
+        channel_ids=[channel.pk],
+    )
+    flow_services.publish(flow)
     return World(
         workspace=ws,
         owner=owner,
@@ -131,6 +144,7 @@ def build_world(slug: str, marker: str) -> World:
         sla_policy=sla_policy,
         macro=macro,
         rule=rule,
+        flow=flow,
         marker=marker,
     )
 

@@ -17,6 +17,7 @@ from django_tasks_db.models import DBTaskResult
 
 from loket.api.main import api
 from loket.automation.models import CannedReply, Macro, SlaPolicy
+from loket.bots.models import Flow
 from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Label, Message
 from loket.tenancy.models import Membership, Team
 from tests import factories
@@ -35,6 +36,7 @@ PATH_OBJECTS = {
     "policy_id": "sla_policy",
     "macro_id": "macro",
     "rule_id": "rule",
+    "flow_id": "flow",
 }
 
 # An id referenced in a query string or a JSON body -> the World attribute it points at.
@@ -45,6 +47,9 @@ REFERENCE_OBJECTS = {
     "team_id": "team",
     "default_team_id": "team",
 }
+
+# Body fields named *_id that address no row (the option a tester picks in a flow's choice step).
+NOT_OBJECTS = {"choice_id"}
 
 # Bodies that would visibly change B's data if a route leaked; any other operation with a body
 # gets a minimal valid one generated from its OpenAPI schema.
@@ -202,6 +207,11 @@ def snapshot() -> dict:
                 "pk", "workspace_id", "owner_id", "name", "actions", "times_used"
             )
         ),
+        "flows": list(
+            Flow.objects.order_by("pk").values_list(
+                "pk", "workspace_id", "name", "enabled", "draft", "published_id"
+            )
+        ),
         "tasks": DBTaskResult.objects.count(),
     }  # fmt: skip
 
@@ -306,7 +316,9 @@ def test_ids_of_workspace_b_in_a_body_are_refused(world_a, world_b, api_a):
         if "requestBody" not in operation:
             continue
         fields = [
-            name for name in body_schema(operation).get("properties", {}) if name.endswith("_id")
+            name
+            for name in body_schema(operation).get("properties", {})
+            if name.endswith("_id") and name not in NOT_OBJECTS
         ]
         where = f"{method} /api/v1{template}"
         own = {n: object_for(world_a, n, PATH_OBJECTS, where).pk for n in path_params(template)}

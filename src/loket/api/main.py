@@ -103,6 +103,7 @@ def _routers() -> None:
         channels,
         contacts,
         conversations,
+        flows,
         inbound_events,
         macros,
         rules,
@@ -118,6 +119,7 @@ def _routers() -> None:
     api.add_router("", rules.router)  # /rules, /conversations/…/rule-runs
     api.add_router("/sla-policies", sla.router)
     api.add_router("", macros.router)  # /macros, /conversations/…/macros/…/run
+    api.add_router("", flows.router)  # /flows
 
 
 _routers()
