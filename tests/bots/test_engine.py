@@ -557,3 +557,19 @@ def test_a_rule_starts_a_manual_flow_and_the_timeline_names_the_bot(shop, worksp
     client.force_login(owner_of(workspace).user)
     html = client.get(reverse("inbox:pane", args=[workspace.slug, conversation.number])).content
     assert "Bot “Ferry helper”".encode() in html
+
+
+def test_two_quick_messages_are_answered_in_order_whichever_job_runs_first(
+    shop, workspace, bookings
+):
+    published(workspace, ferry_flow(bookings))
+    conversation = says(shop, "Hello")
+    first = factories.inbound(shop, "refund", contact_id="cust-1", name="Sanne de Vries")
+    second = factories.inbound(shop, "AB123456", contact_id="cust-1", name="Sanne de Vries")
+    engine.turn(second.message_id)  # the later message's job first
+    engine.turn(first.message_id)  # then the earlier one's: already handled with it
+    run_tasks()
+    session = session_of(conversation)
+    assert session.variables["need"] == "refund"
+    assert session.variables["booking_code"] == "AB123456"
+    assert bot_lines(conversation)[-1] == "Anything else?"

@@ -639,20 +639,36 @@ def turn(message_id: int) -> BotSession | None:
             current.answer = None  # the message that started the flow is not an answer
         else:
             if session.last_message_id is not None and message.pk <= session.last_message_id:
-                return session  # handled already (a retried job)
+                return session  # handled already (a retried job, or with an earlier one)
+            # Every customer message since the last one handled, in order, up to this one: two
+            # quick messages may have their jobs run the other way round.
+            pending = Message.objects.filter(
+                conversation=conversation,
+                direction=Direction.INBOUND,
+                kind=MessageKind.MESSAGE,
+                author_type=AuthorType.CONTACT,
+                pk__gt=session.last_message_id or 0,
+                pk__lte=message.pk,
+            ).order_by("pk")
             current = Turn(
                 session,
                 conversation,
                 session.flow,
                 session.version.definition,
                 _languages(conversation, session.version.definition),
-                answer=message,
             )
-            if _is_handoff_word(current, message.text):
-                handoff(current, {"type": "handoff", "team_id": None})
-                session.last_message_id = message.pk
-                _finish(current, now)
-                return session
+            for answer in pending:
+                if session.state != SessionState.ACTIVE:
+                    break
+                current.answer = answer
+                if _is_handoff_word(current, answer.text):
+                    handoff(current, {"type": "handoff", "team_id": None})
+                else:
+                    _advance(current)
+                session.last_message_id = answer.pk
+            session.last_message_id = message.pk
+            _finish(current, now)
+            return session
         _advance(current)
         session.last_message_id = message.pk
         _finish(current, now)
