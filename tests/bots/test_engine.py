@@ -464,6 +464,7 @@ def test_an_auto_assigned_conversation_waits_for_the_bot_then_is_assigned(
     conversation = says(shop, "Hello")
     conversation.refresh_from_db()
     assert conversation.assignee_id is None  # the bot talks first
+    assert not Message.objects.filter(conversation=conversation, data__action="assigned").exists()
     says(shop, "something else")  # → hand-off
     conversation.refresh_from_db()
     assert conversation.assignee_id == agent.pk

@@ -403,11 +403,25 @@ def reassign_from(membership: Membership) -> int:
     return released
 
 
+def _bot_greets(workspace_id: int, conversation_id: int) -> bool:
+    """A bot flow may start on this new conversation: it talks first (loket.bots)."""
+    from loket.bots import engine as bots
+
+    if not bots.enabled_flows(workspace_id):
+        return False
+    channel_id = (
+        Conversation.objects.filter(pk=conversation_id).values_list("channel_id", flat=True).first()
+    )
+    return channel_id is not None and bots.may_start_on_arrival(workspace_id, channel_id)
+
+
 # -- Events -----------------------------------------------------------------------------------
 def on_event(event: events.Event) -> None:
     """Subscriber (settings.LOKET_EVENT_SUBSCRIBERS), called after commit."""
     if isinstance(event, events.ConversationCreated):
         conversation_id = event.conversation_id
+        if _bot_greets(event.workspace_id, conversation_id):
+            return
     elif isinstance(event, events.ConversationUpdated):
         changes = event.changes
         reopened = changes.get("status") == ConversationStatus.OPEN

@@ -80,6 +80,16 @@ def enabled_flows(workspace_id: int) -> tuple[Flow, ...]:
     return flows
 
 
+def may_start_on_arrival(workspace_id: int, channel_id: int) -> bool:
+    """Whether a flow may greet a new conversation on this channel (the auto-assigner then
+    leaves it to the bot; a hand-off, or its periodic pass, assigns it)."""
+    return any(
+        flow.trigger in (FlowTrigger.NEW_CONVERSATION, FlowTrigger.OUTSIDE_HOURS)
+        and (not flow.channel_ids or channel_id in flow.channel_ids)
+        for flow in enabled_flows(workspace_id)
+    )
+
+
 def forget_flows(workspace_id: int) -> None:
     _enabled.pop(workspace_id, None)
 
