@@ -3,6 +3,8 @@
 The guard runs where the socket is opened (a custom httpcore network backend), on every address
 the host name resolves to, so DNS tricks and redirects cannot reach loopback, private, link-local
 or cloud-metadata addresses. ``LOKET_HTTP_ALLOW_PRIVATE=1`` lifts it for tests and on-premise use.
+With ``LOKET_DEMO_ENDPOINTS`` on, Loket's own origin (``LOKET_PUBLIC_URL``, that host and port
+only) is let through too, so the demo workspace's bot can call the demo look-up on the server.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import ipaddress
 import socket
 import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -62,10 +65,13 @@ def address_allowed(ip: str, *, allow_private: bool) -> bool:
 
 
 class _GuardedBackend(httpcore.SyncBackend):
-    def __init__(self, allow_private: bool) -> None:
+    def __init__(self, allow_private: bool, allow_origins: frozenset = frozenset()) -> None:
         self.allow_private = allow_private
+        self.allow_origins = allow_origins  # {(host, port)} let through whatever they resolve to
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        if (str(host).lower(), port) in self.allow_origins:
+            return super().connect_tcp(host, port, timeout, local_address, socket_options)
         # getaddrinfo takes no timeout: a slow resolver can hold this thread past the client's
         # timeout (bounded only by the system resolver's own timeouts/attempts in resolv.conf).
         try:
@@ -91,7 +97,13 @@ class _GuardedBackend(httpcore.SyncBackend):
 
 
 class GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, *, allow_private: bool, verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        verify: ssl.SSLContext | bool = True,
+        allow_origins: frozenset = frozenset(),
+    ) -> None:
         super().__init__(verify=verify, trust_env=False)
         ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
         self._pool = httpcore.ConnectionPool(
@@ -99,14 +111,27 @@ class GuardedTransport(httpx.HTTPTransport):
             max_connections=50,
             max_keepalive_connections=10,
             keepalive_expiry=30.0,
-            network_backend=_GuardedBackend(allow_private),
+            network_backend=_GuardedBackend(allow_private, allow_origins),
         )
+
+
+def own_origins() -> frozenset:
+    """{(host, port)} of Loket's own public URL while the demo endpoints are on, else empty."""
+    if not getattr(settings, "LOKET_DEMO_ENDPOINTS", False):
+        return frozenset()
+    parts = urlsplit(settings.LOKET_PUBLIC_URL)
+    if not parts.hostname:
+        return frozenset()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return frozenset({(parts.hostname.lower(), port)})
 
 
 def client(*, timeout: float | None = None, **kwargs: Any) -> httpx.Client:
     """A new client; use it as a context manager."""
     return httpx.Client(
-        transport=GuardedTransport(allow_private=settings.LOKET_HTTP_ALLOW_PRIVATE),
+        transport=GuardedTransport(
+            allow_private=settings.LOKET_HTTP_ALLOW_PRIVATE, allow_origins=own_origins()
+        ),
         timeout=timeout if timeout is not None else settings.LOKET_HTTP_TIMEOUT,
         follow_redirects=kwargs.pop("follow_redirects", False),
         headers={"User-Agent": USER_AGENT, **kwargs.pop("headers", {})},

@@ -271,6 +271,9 @@ LOKET_ACCESS_LOG = env_bool("LOKET_ACCESS_LOG", False)
 # Lets the SSRF guard reach loopback/private addresses (tests and on-premise setups only).
 LOKET_HTTP_ALLOW_PRIVATE = env_bool("LOKET_HTTP_ALLOW_PRIVATE", False)
 LOKET_HTTP_TIMEOUT = env_float("LOKET_HTTP_TIMEOUT", 10.0)
+# Demo endpoints (the ferry booking look-up the demo workspace's bot calls, loket.web.demo_api);
+# while on, the SSRF guard lets the client reach Loket's own LOKET_PUBLIC_URL (that origin only).
+LOKET_DEMO_ENDPOINTS = env_bool("LOKET_DEMO_ENDPOINTS", EMBEDDED)
 
 # --- Messaging providers ---------------------------------------------------------------------
 # API base URLs: settings so tests (and air-gapped proxies) can point them at local servers.

@@ -1,4 +1,10 @@
-"""Seed the demo workspace (slug ``demo``). Idempotent: existing data is kept."""
+"""Seed the demo workspace (slug ``demo``). Idempotent: existing data is kept.
+
+Besides people, a team and sample conversations it has a live-chat channel ("Website chat")
+with the "Ferry booking helper" bot on it (loket/bots/examples/ferry.json, published and on;
+also on the workspace's WhatsApp channels, if any). The bot looks bookings up on the demo
+endpoint of this same server (loket.web.demo_api) at ``--base-url`` (default LOKET_PUBLIC_URL).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from loket.bots import examples
+from loket.bots import services as flow_services
+from loket.bots.models import Flow
 from loket.connectors.registry import get_connector, webhook_url
 from loket.inbox.items import InboundContact, InboundMessage
 from loket.inbox.models import Channel, Conversation, DeliveryStatus, Priority
@@ -61,7 +70,16 @@ CONVERSATIONS = [
 class Command(BaseCommand):
     help = "Create (or keep) the demo workspace 'demo' and print its login and an API token."
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--base-url",
+            default="",
+            help="Where the demo bot reaches this server's demo endpoint "
+            "(default: LOKET_PUBLIC_URL). Used when the bot is first seeded.",
+        )
+
     def handle(self, *args, **options) -> None:
+        base_url = (options.get("base_url") or settings.LOKET_PUBLIC_URL).rstrip("/")
         with transaction.atomic():
             workspace, created = Workspace.objects.get_or_create(
                 slug="demo", defaults={"name": "Demo Shop & Stay", "locale": "en"}
@@ -77,6 +95,8 @@ class Command(BaseCommand):
             )
             if created or not Channel.objects.filter(workspace=workspace).exists():
                 self._seed(workspace, members, team)
+            website = self._live_chat(workspace, team)
+            ferry = self._ferry_bot(workspace, team, website, base_url)
             owner = members["owner@example.com"]
             for old in ApiToken.objects.filter(membership=owner, name="demo", revoked_at=None):
                 revoke_api_token(old)
@@ -92,8 +112,57 @@ class Command(BaseCommand):
             f"  API docs:   {base}/api/v1/docs\n"
         )
         for channel in channels:
-            self.stdout.write(f"  Channel {channel.name!r} webhook: {webhook_url(channel)}")
+            if channel.kind == "livechat":
+                self.stdout.write(
+                    f"  Channel {channel.name!r} widget: "
+                    f'<script src="{base}/widget/{channel.uuid}.js" async></script>'
+                )
+            else:
+                self.stdout.write(f"  Channel {channel.name!r} webhook: {webhook_url(channel)}")
+        self.stdout.write(
+            f"  Bot:        {ferry.name!r} answers new chats on {website.name!r}"
+            + ("" if ferry.enabled else " (switched off)")
+        )
+        if not settings.LOKET_DEMO_ENDPOINTS:
+            self.stdout.write(
+                "              (its booking look-up needs LOKET_DEMO_ENDPOINTS=1 on the server)"
+            )
         self.stdout.write("")
+
+    def _live_chat(self, workspace: Workspace, team) -> Channel:
+        website = (
+            Channel.objects.filter(workspace=workspace, kind="livechat").order_by("pk").first()
+        )
+        if website is None:
+            website, _ = create_channel(
+                workspace,
+                get_connector("livechat"),
+                name="Website chat",
+                config={"title": "Demo Shop & Stay"},
+                default_team=team,
+            )
+        return website
+
+    def _ferry_bot(self, workspace: Workspace, team, website: Channel, base_url: str) -> Flow:
+        """The "Ferry booking helper", published and on; kept as it is when it exists (an admin
+        may have changed it)."""
+        example = examples.load("ferry", base_url=base_url, team_id=team.pk)
+        flow = Flow.objects.filter(workspace=workspace, name=example["name"]).first()
+        if flow is not None:
+            return flow
+        whatsapp = Channel.objects.filter(workspace=workspace, kind="whatsapp")
+        channel_ids = [website.pk, *whatsapp.values_list("pk", flat=True)]
+        flow = flow_services.create_flow(
+            workspace,
+            name=example["name"],
+            description=example["description"],
+            draft=example["definition"],
+            trigger=example["trigger"],
+            handoff_words=example["handoff_words"],
+            channel_ids=channel_ids,
+        )
+        flow_services.publish(flow)
+        return flow_services.update_flow(flow, enabled=True)
 
     def _seed(self, workspace: Workspace, members: dict[str, Membership], team) -> None:
         api = get_connector("api")
