@@ -63,7 +63,7 @@ from loket.inbox.models import (
 from loket.inbox.services.notifications import notify
 from loket.tenancy.hours import Schedule
 from loket.tenancy.models import Membership, Workspace
-from loket.tenancy.services import ADMIN_ROLES, NotAllowed
+from loket.tenancy.services import NotAllowed, require_admin
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +86,7 @@ class InvalidPolicy(ValueError):
 
 # -- Policies ---------------------------------------------------------------------------------
 def _check_admin(actor: Membership | None, workspace_id: int) -> None:
-    if actor is None:
-        return
-    if actor.workspace_id != workspace_id:
-        raise NotAllowed(_("the acting member belongs to another workspace"))
-    if actor.role not in ADMIN_ROLES:
-        raise NotAllowed(_("Only admins can manage SLA policies."))
+    require_admin(actor, workspace_id, _("Only admins can manage SLA policies."))
 
 
 def clean_targets(value) -> dict[str, dict[str, int]]:

@@ -17,7 +17,7 @@ from loket.bots.engine import forget_flows
 from loket.bots.models import BotSession, Flow, FlowTrigger, FlowVersion, SessionState
 from loket.inbox.models import Channel
 from loket.tenancy.models import Membership, Workspace
-from loket.tenancy.services import NotAllowed
+from loket.tenancy.services import require_admin
 
 EXPORT_FORMAT = "loket.flow/1"
 
@@ -27,12 +27,7 @@ class InvalidFlowSettings(ValueError):
 
 
 def _check_admin(actor: Membership | None, workspace_id: int) -> None:
-    if actor is None:
-        return
-    if actor.workspace_id != workspace_id:
-        raise NotAllowed(gettext("That member belongs to another workspace."))
-    if not actor.is_admin:
-        raise NotAllowed(gettext("Only owners and admins can change bot flows."))
+    require_admin(actor, workspace_id, gettext("Only owners and admins can change bot flows."))
 
 
 def _clean_settings(workspace_id: int, fields: dict[str, Any]) -> dict[str, Any]:

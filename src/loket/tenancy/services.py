@@ -84,6 +84,17 @@ class NotAllowed(Exception):
     """A change the acting member may not make; ``str(exc)`` says why, for the person."""
 
 
+def require_admin(actor: Membership | None, workspace_id: int, refusal: str) -> None:
+    """Refuse (NotAllowed) a member of another workspace, or one who is neither owner nor admin,
+    with ``refusal`` (translated by the caller); ``actor`` None: the system itself may."""
+    if actor is None:
+        return
+    if actor.workspace_id != workspace_id:
+        raise NotAllowed(gettext("That member belongs to another workspace."))
+    if actor.role not in ADMIN_ROLES:
+        raise NotAllowed(refusal)
+
+
 MAX_ATTACHMENT_MB = 1000
 
 

@@ -15,7 +15,7 @@ from loket.automation.rules import actions as rule_actions
 from loket.automation.rules import conditions as rule_conditions
 from loket.automation.rules.engine import forget_rules
 from loket.tenancy.models import Membership, Workspace
-from loket.tenancy.services import NotAllowed
+from loket.tenancy.services import require_admin
 
 MAX_NAME = 200
 MAX_TIMED_MINUTES = 60 * 24 * 90
@@ -26,12 +26,7 @@ class InvalidRule(ValueError):
 
 
 def _check_admin(actor: Membership | None, workspace_id: int) -> None:
-    if actor is None:
-        return
-    if actor.workspace_id != workspace_id:
-        raise NotAllowed(gettext("That member belongs to another workspace."))
-    if not actor.is_admin:
-        raise NotAllowed(gettext("Only owners and admins can change rules."))
+    require_admin(actor, workspace_id, gettext("Only owners and admins can change rules."))
 
 
 def _clean(workspace_id: int, fields: dict[str, Any]) -> dict[str, Any]:
