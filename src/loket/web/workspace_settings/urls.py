@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from loket.web.workspace_settings import autoreplies, macros, rules, sla, views
+from loket.web.workspace_settings import autoreplies, flows, macros, rules, sla, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -50,4 +50,12 @@ urlpatterns = [
     path("rules/<int:rule_id>/delete/", rules.rule_delete, name="rule-delete"),
     path("rules/<int:rule_id>/move/", rules.rule_move, name="rule-move"),
     path("rules/<int:rule_id>/enabled/", rules.rule_enabled, name="rule-enabled"),
+    path("flows/", flows.flows, name="flows"),
+    path("flows/import/", flows.flow_import, name="flow-import"),
+    path("flows/<int:flow_id>/", flows.flow_edit, name="flow-edit"),
+    path("flows/<int:flow_id>/export/", flows.flow_export, name="flow-export"),
+    path("flows/<int:flow_id>/delete/", flows.flow_delete, name="flow-delete"),
+    path("flows/<int:flow_id>/enabled/", flows.flow_enabled, name="flow-enabled"),
+    path("flows/<int:flow_id>/publish/", flows.flow_publish, name="flow-publish"),
+    path("flows/<int:flow_id>/test/", flows.flow_test, name="flow-test"),
 ]
