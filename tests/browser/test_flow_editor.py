@@ -1,0 +1,102 @@
+"""Issue 8's editor: an admin imports the ferry flow on Settings → Bot flows, edits a step's text,
+sees the inline error of a broken link, fixes it, chats with the draft in the test panel (a
+choice button, a booking code looked up on a local booking server, the answer) and publishes."""
+
+from __future__ import annotations
+
+import json
+
+from playwright.sync_api import expect
+
+from loket.bots import services
+from loket.bots.models import Flow
+from tests.bots.test_engine import bookings, ferry_flow  # noqa: F401  (bookings: a fixture)
+
+
+def test_admin_imports_edits_tests_and_publishes_the_ferry_flow(
+    agent_app,
+    browser_pages,
+    screenshot,
+    bookings,
+    tmp_path,  # noqa: F811
+):
+    export = tmp_path / "ferry.json"
+    export.write_text(
+        json.dumps(
+            {
+                "format": services.EXPORT_FORMAT,
+                "name": "Ferry booking helper",
+                "trigger": "new_conversation",
+                "handoff_words": ["agent", "medewerker"],
+                "definition": ferry_flow(bookings),
+            }
+        )
+    )
+    [admin] = browser_pages("owner")
+    admin.goto(agent_app.url("/w/acme/settings/"))
+    admin.get_by_role("link", name="Bot flows").click()
+    admin.get_by_label("Flow export (JSON)").set_input_files(str(export))
+    admin.get_by_role("button", name="Import").click()
+    expect(admin.locator("h2", has_text="Ferry booking helper")).to_be_visible()
+    admin.wait_for_function("() => !!document.querySelector('[x-data=flowEditor]')?._x_dataStack")
+    flow = Flow.objects.get(name="Ferry booking helper")
+
+    # A step's text, and a step removed that another one still goes to.
+    answer = admin.locator('[data-step="answer"]')
+    answer.locator('textarea[data-field="text"][data-lang="en"]').fill(
+        "Booking {{booking_code}}: the {{ship}} sails at {{departure}}."
+    )
+    admin.locator('[data-step="not_found"]').get_by_role("button", name="Remove").click()
+    expect(admin.locator('[data-step="not_found"]')).to_have_count(0)
+    admin.get_by_role("button", name="Save draft").click()
+
+    lookup = admin.locator('[data-step="lookup"]')
+    expect(lookup.locator(".flow-problems.errors")).to_contain_text(
+        "step 'lookup': goes to 'not_found', which is not a step"
+    )
+    expect(admin.locator("#flow-publish")).to_be_disabled()
+    screenshot(admin, "flow-editor-error", full_page=True)
+    flow.refresh_from_db()
+    assert "not_found" not in flow.draft["steps"]
+    assert flow.draft["steps"]["answer"]["text"] == {
+        "en": "Booking {{booking_code}}: the {{ship}} sails at {{departure}}."
+    }
+
+    lookup.locator('select[data-link="fail"]').select_option("human")
+    admin.get_by_role("button", name="Save draft").click()
+    expect(admin.locator('[data-step="lookup"] .flow-problems.errors')).to_be_hidden()
+    expect(admin.locator("#flow-publish")).to_be_enabled()
+    flow.refresh_from_db()
+    assert flow.draft["steps"]["lookup"]["fail"] == "human"
+    assert flow.draft["timeout"] == {"minutes": 30, "next": "still_there"}
+
+    # The test panel talks with the draft.
+    admin.wait_for_function("() => !!document.querySelector('[x-data=flowEditor]')?._x_dataStack")
+    panel = admin.locator("#flow-test")
+    panel.get_by_role("button", name="Start").click()
+    chat = panel.get_by_test_id("flow-chat")
+    expect(chat).to_contain_text("Hi Olga! I am the ferry helper.")
+    expect(chat).to_contain_text("What do you need?")
+    chat.get_by_role("button", name="Change booking").click()
+    expect(chat).to_contain_text("What is your booking code?")
+    panel.get_by_label("Your message").fill("nope")
+    panel.get_by_role("button", name="Send").click()
+    expect(chat).to_contain_text("That is not a booking code")
+    panel.get_by_label("Your message").fill("AB123456")
+    panel.get_by_role("button", name="Send").click()
+    expect(chat).to_contain_text("Booking AB123456: the MS Texel sails at 14:30.")
+    expect(chat.get_by_role("button", name="No, thanks")).to_be_visible()
+    screenshot(admin, "flow-test-panel")
+    chat.get_by_role("button", name="No, thanks").click()
+    expect(chat).to_contain_text("Have a good crossing!")
+    expect(chat.locator('[data-who="end"]')).to_be_visible()
+    assert flow.sessions.count() == 0  # the test panel keeps nothing
+
+    admin.locator("#flow-publish").click()
+    expect(admin.locator("#flow-version")).to_have_text("Published: version 1")
+    flow.refresh_from_db()
+    assert flow.published.number == 1
+    assert flow.published.definition["steps"]["lookup"]["fail"] == "human"
+
+    admin.get_by_role("link", name="All bot flows").click()
+    expect(admin.locator("#flows")).to_contain_text("version 1")
