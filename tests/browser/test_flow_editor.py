@@ -4,13 +4,26 @@ choice button, a booking code looked up on a local booking server, the answer) a
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 
+import pytest
 from playwright.sync_api import expect
 
 from loket.bots import services
 from loket.bots.models import Flow
-from tests.bots.test_engine import bookings, ferry_flow  # noqa: F401  (bookings: a fixture)
+from tests.bots.test_engine import Bookings, ferry_flow
+
+
+@pytest.fixture
+def bookings():
+    """The business's booking API (tests.bots.test_engine.Bookings): AB123456 exists."""
+    Bookings.delay, Bookings.seen = 0.0, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Bookings)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
 
 
 def test_admin_imports_edits_tests_and_publishes_the_ferry_flow(
@@ -18,7 +31,7 @@ def test_admin_imports_edits_tests_and_publishes_the_ferry_flow(
     browser_pages,
     screenshot,
     bookings,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     export = tmp_path / "ferry.json"
     export.write_text(
@@ -100,3 +113,44 @@ def test_admin_imports_edits_tests_and_publishes_the_ferry_flow(
 
     admin.get_by_role("link", name="All bot flows").click()
     expect(admin.locator("#flows")).to_contain_text("version 1")
+
+
+def test_the_flow_pages_are_dutch_for_a_dutch_owner(agent_app, browser_pages):
+    """Every step card, the test panel and the figures, in Dutch (tests.browser.test_dutch)."""
+    from tests.browser.test_dutch import assert_dutch
+
+    flow = services.create_flow(
+        agent_app.workspace,
+        name="Veerhulp",
+        draft={
+            "start": "vraag",
+            "language": "nl",
+            "steps": {
+                "vraag": {
+                    "type": "choice",
+                    "text": "Waarmee kan ik helpen?",
+                    "options": [
+                        {"id": "klaar", "title": "Niets", "next": "dag"},
+                        {"id": "mens", "title": "Een mens", "next": "mens"},
+                    ],
+                },
+                "dag": {"type": "close", "text": "Fijne overtocht!"},
+                "mens": {"type": "handoff", "text": "Ik haal een collega."},
+            },
+        },
+    )
+    [page] = browser_pages("owner", locale="nl")
+    page.goto(agent_app.url("/w/acme/settings/flows/"))
+    assert_dutch(page, "bot flows")
+    page.goto(agent_app.url(f"/w/acme/settings/flows/{flow.pk}/"))
+    page.wait_for_function("() => !!document.querySelector('[x-data=flowEditor]')?._x_dataStack")
+    page.locator("#flow-test").get_by_role("button", name="Starten").click()
+    chat = page.get_by_test_id("flow-chat")
+    chat.get_by_role("button", name="Niets").click()
+    expect(chat).to_contain_text("Fijne overtocht!")
+    expect(chat.locator('[data-who="end"]')).to_contain_text("Afgerond")
+    for kind in ("message", "choice", "input", "condition", "set", "http", "faq"):
+        page.locator("#flow-new-type").select_option(kind)
+        page.get_by_role("button", name="Stap toevoegen").click()
+    expect(page.locator("[data-step]")).to_have_count(10)
+    assert_dutch(page, "flow editor with every kind of step and a finished test")
