@@ -9,6 +9,7 @@ only) is let through too, so the demo workspace's bot can call the demo look-up 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import ssl
@@ -96,6 +97,13 @@ class _GuardedBackend(httpcore.SyncBackend):
         raise last_error or httpcore.ConnectError(f"cannot connect to {host}")
 
 
+@functools.cache
+def _verifying_context() -> ssl.SSLContext:
+    """The certificate-verifying TLS context, made once: loading the CA bundle takes tens of
+    milliseconds of CPU, and every client (each bot look-up, each reply sent) needs it."""
+    return httpx.create_ssl_context(verify=True, trust_env=False)
+
+
 class GuardedTransport(httpx.HTTPTransport):
     def __init__(
         self,
@@ -104,6 +112,8 @@ class GuardedTransport(httpx.HTTPTransport):
         verify: ssl.SSLContext | bool = True,
         allow_origins: frozenset = frozenset(),
     ) -> None:
+        if verify is True:
+            verify = _verifying_context()
         super().__init__(verify=verify, trust_env=False)
         ssl_context = httpx.create_ssl_context(verify=verify, trust_env=False)
         self._pool = httpcore.ConnectionPool(
