@@ -105,11 +105,19 @@ def test_admin_imports_edits_tests_and_publishes_the_ferry_flow(
     expect(chat.locator('[data-who="end"]')).to_be_visible()
     assert flow.sessions.count() == 0  # the test panel keeps nothing
 
+    # Publish saves what is in the editor first.
+    admin.locator('[data-step="bye"] textarea[data-field="text"][data-lang="nl"]').fill(
+        "Goede overtocht!"
+    )
     admin.locator("#flow-publish").click()
     expect(admin.locator("#flow-version")).to_have_text("Published: version 1")
     flow.refresh_from_db()
     assert flow.published.number == 1
     assert flow.published.definition["steps"]["lookup"]["fail"] == "human"
+    assert flow.published.definition["steps"]["bye"]["text"] == {
+        "en": "Have a good crossing!",
+        "nl": "Goede overtocht!",
+    }
 
     admin.get_by_role("link", name="All bot flows").click()
     expect(admin.locator("#flows")).to_contain_text("version 1")

@@ -135,6 +135,27 @@ def test_save_keeps_an_unfinished_draft_and_shows_errors_at_their_step(owner_cli
     flow.refresh_from_db()
     assert flow.published.number == 1
 
+    # "Publish" in the editor saves what is in the page first, then publishes it, if it can.
+    broken["steps"]["thanks"]["text"] = "Thank you!"
+    owner_client.post(
+        url("flow-edit", workspace, flow.pk),
+        editor_fields(flow, draft=json.dumps(broken), publish="1"),
+    )
+    flow.refresh_from_db()
+    assert flow.published.number == 2
+    assert flow.published.definition["steps"]["thanks"]["text"] == "Thank you!"
+    broken["steps"]["thanks"]["next"] = "nowhere"
+    owner_client.post(
+        url("flow-edit", workspace, flow.pk),
+        editor_fields(flow, draft=json.dumps(broken), publish="1"),
+    )
+    flow.refresh_from_db()
+    assert flow.published.number == 2 and "nowhere" in json.dumps(flow.draft)
+    broken["steps"]["thanks"].pop("next")
+    owner_client.post(
+        url("flow-edit", workspace, flow.pk), editor_fields(flow, draft=json.dumps(broken))
+    )
+
     # Switched on from the editor, now that there is a version.
     owner_client.post(url("flow-edit", workspace, flow.pk), editor_fields(flow, enabled="on"))
     flow.refresh_from_db()

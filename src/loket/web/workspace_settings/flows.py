@@ -322,15 +322,14 @@ def flow_edit(request, flow_id: int):
     errors, _warnings = services.check_draft(flow)
     if errors:
         messages.warning(request, _("Draft saved; fix the errors below before publishing."))
+    elif request.POST.get("publish"):
+        return _publish(request, flow)
     else:
         messages.success(request, _("Draft saved."))
     return redirect("wsettings:flow-edit", request.workspace.slug, flow.pk)
 
 
-@workspace_view(admin=True)
-@require_POST
-def flow_publish(request, flow_id: int):
-    flow = _flow(request, flow_id)
+def _publish(request, flow: Flow):
     try:
         version = services.publish(flow, actor=request.membership)
     except flow_definition.InvalidFlow:
@@ -342,6 +341,13 @@ def flow_publish(request, flow_id: int):
             % {"number": version.number},
         )
     return redirect("wsettings:flow-edit", request.workspace.slug, flow.pk)
+
+
+@workspace_view(admin=True)
+@require_POST
+def flow_publish(request, flow_id: int):
+    """The saved draft becomes the next version (the editor's button saves it first)."""
+    return _publish(request, _flow(request, flow_id))
 
 
 @workspace_view(admin=True)
