@@ -34,6 +34,8 @@ SCENARIOS: dict[str, list[str]] = {
     "rules.pg": ["rules.py", "--backend", "pg", "--no-machine"],
     "rules.sqlite": ["rules.py", "--backend", "sqlite", "--no-machine"],
     "widget": ["widget.py", "--no-machine"],
+    "bots.pg": ["bots.py", "--backend", "pg", "--no-machine"],
+    "bots.sqlite": ["bots.py", "--backend", "sqlite", "--no-machine"],
 }
 
 
