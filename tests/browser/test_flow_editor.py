@@ -59,12 +59,20 @@ def test_admin_imports_edits_tests_and_publishes_the_ferry_flow(
     answer.locator('textarea[data-field="text"][data-lang="en"]').fill(
         "Booking {{booking_code}}: the {{ship}} sails at {{departure}}."
     )
+    # Renaming a step takes the links to it along; an id in use is refused.
+    admin.locator('[data-step="still_there"] input[data-field="id"]').fill("quiet")
+    admin.locator('[data-step="still_there"] input[data-field="id"]').press("Tab")
+    expect(admin.locator('[data-step="quiet"]')).to_have_count(1)
+    admin.locator('[data-step="bye"] input[data-field="id"]').fill("human")
+    admin.locator('[data-step="bye"] input[data-field="id"]').press("Tab")
+    expect(admin.locator('[data-step="bye"]')).to_contain_text("Another step has that id: human")
+    expect(admin.locator('[data-step="bye"] input[data-field="id"]')).to_have_value("bye")
     admin.locator('[data-step="not_found"]').get_by_role("button", name="Remove").click()
     expect(admin.locator('[data-step="not_found"]')).to_have_count(0)
     admin.get_by_role("button", name="Save draft").click()
 
     lookup = admin.locator('[data-step="lookup"]')
-    expect(lookup.locator(".flow-problems.errors")).to_contain_text(
+    expect(lookup.locator(".flow-problems.errors.checked")).to_contain_text(
         "step 'lookup': goes to 'not_found', which is not a step"
     )
     expect(admin.locator("#flow-publish")).to_be_disabled()
@@ -77,11 +85,15 @@ def test_admin_imports_edits_tests_and_publishes_the_ferry_flow(
 
     lookup.locator('select[data-link="fail"]').select_option("human")
     admin.get_by_role("button", name="Save draft").click()
-    expect(admin.locator('[data-step="lookup"] .flow-problems.errors')).to_be_hidden()
+    expect(admin.locator('[data-step="lookup"] .flow-problems.errors.checked')).to_be_hidden()
     expect(admin.locator("#flow-publish")).to_be_enabled()
     flow.refresh_from_db()
     assert flow.draft["steps"]["lookup"]["fail"] == "human"
-    assert flow.draft["timeout"] == {"minutes": 30, "next": "still_there"}
+    assert flow.draft["timeout"] == {"minutes": 30, "next": "quiet"}
+    assert set(flow.draft["steps"]) == set(ferry_flow(bookings)["steps"]) - {
+        "still_there",
+        "not_found",
+    } | {"quiet"}
 
     # The test panel talks with the draft.
     admin.wait_for_function("() => !!document.querySelector('[x-data=flowEditor]')?._x_dataStack")

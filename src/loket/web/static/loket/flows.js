@@ -56,7 +56,7 @@
         this.start = draft.start || "";
         this.timeout = draft.timeout ? { minutes: draft.timeout.minutes, next: draft.timeout.next || "" } : null;
         this.steps = Object.entries(draft.steps || {}).map(([id, step]) => ({
-          key: ++uid, id, step: this.loadStep(step || {}),
+          key: ++uid, id, taken: "", step: this.loadStep(step || {}),
         }));
       },
       texts(value) {
@@ -211,7 +211,7 @@
         if (["handoff", "close", "set"].includes(type)) Object.assign(step, { text: "" });
         if (type === "set") delete step.text;
         const id = `${type}_${n}`;
-        this.steps.push({ key: ++uid, id, step: this.loadStep(step) });
+        this.steps.push({ key: ++uid, id, taken: "", step: this.loadStep(step) });
         if (!this.start) this.start = id;
         this.$nextTick(() => {
           const card = document.querySelector(`[data-step="${id}"] input`);
@@ -225,10 +225,16 @@
         const [entry] = this.steps.splice(index, 1);
         this.steps.splice(to, 0, entry);
       },
-      rename(entry, value) {
+      rename(entry, value, input) {
         const old = entry.id;
         const id = value.trim();
-        if (!id || id === old) return;
+        entry.taken = "";
+        if (!id || id === old || this.ids().includes(id)) {
+          // Two steps with one id would lose one of them: keep the old id.
+          input.value = old;
+          if (id && id !== old) entry.taken = id;
+          return;
+        }
         entry.id = id;
         // Every link to the old id follows it.
         const follow = (x) => (x === old ? id : x);
