@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 
 import pytest
@@ -173,4 +174,11 @@ def test_the_flow_pages_are_dutch_for_a_dutch_owner(agent_app, browser_pages):
         page.locator("#flow-new-type").select_option(kind)
         page.get_by_role("button", name="Stap toevoegen").click()
     expect(page.locator("[data-step]")).to_have_count(10)
+    # The raw JSON view, and back to the cards with an edit made there.
+    page.get_by_role("button", name="Bewerken als JSON").click()
+    raw = page.locator("#flow-raw")
+    expect(raw).to_have_value(re.compile(r'"start": "vraag"'))
+    raw.fill(raw.input_value().replace("Fijne overtocht!", "Tot ziens!"))
+    page.get_by_role("button", name="Terug naar de kaarten").click()
+    expect(page.locator('[data-step="dag"] textarea[data-lang="nl"]')).to_have_value("Tot ziens!")
     assert_dutch(page, "flow editor with every kind of step and a finished test")
