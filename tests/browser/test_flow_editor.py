@@ -54,6 +54,11 @@ def test_admin_imports_edits_tests_and_publishes_the_ferry_flow(
     expect(admin.locator("h2", has_text="Ferry booking helper")).to_be_visible()
     admin.wait_for_function("() => !!document.querySelector('[x-data=flowEditor]')?._x_dataStack")
     flow = Flow.objects.get(name="Ferry booking helper")
+    # The cards follow the flow from its start (on PostgreSQL too, which sorts a JSON's keys).
+    cards = admin.locator("[data-step]")
+    expect(cards.nth(0)).to_have_attribute("data-step", "welcome")
+    expect(cards.nth(1)).to_have_attribute("data-step", "need")
+    expect(cards.nth(2)).to_have_attribute("data-step", "code")
 
     # A step's text, and a step removed that another one still goes to.
     answer = admin.locator('[data-step="answer"]')

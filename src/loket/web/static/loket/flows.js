@@ -55,9 +55,31 @@
         this.testLanguage = this.languages.includes(this.language) ? this.language : "en";
         this.start = draft.start || "";
         this.timeout = draft.timeout ? { minutes: draft.timeout.minutes, next: draft.timeout.next || "" } : null;
-        this.steps = Object.entries(draft.steps || {}).map(([id, step]) => ({
-          key: ++uid, id, taken: "", step: this.loadStep(step || {}),
+        const steps = draft.steps || {};
+        this.steps = this.readingOrder(draft).map((id) => ({
+          key: ++uid, id, taken: "", step: this.loadStep(steps[id] || {}),
         }));
+      },
+      // The cards in the order saved. PostgreSQL keeps a JSON object's keys sorted by length,
+      // then bytes, not as saved: in that order the cards follow the flow from its start instead.
+      readingOrder(draft) {
+        const steps = draft.steps || {};
+        const ids = Object.keys(steps);
+        const sorted = [...ids].sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
+        if (ids.length < 3 || ids.some((id, i) => id !== sorted[i])) return ids;
+        const seen = [];
+        const visit = (id) => {
+          if (typeof id !== "string" || !(id in steps) || seen.includes(id)) return;
+          seen.push(id);
+          const step = steps[id] || {};
+          (step.options || []).forEach((o) => visit(o && o.next));
+          (step.branches || []).forEach((b) => visit(b && b.next));
+          ["next", "fail", "else", "miss"].forEach((key) => visit(step[key]));
+        };
+        visit(draft.start);
+        if (draft.timeout) visit(draft.timeout.next);
+        ids.forEach((id) => { if (!seen.includes(id)) seen.push(id); });
+        return seen;
       },
       texts(value) {
         const out = blank(this.languages);
