@@ -574,3 +574,14 @@ def test_two_quick_messages_are_answered_in_order_whichever_job_runs_first(
     assert session.variables["need"] == "refund"
     assert session.variables["booking_code"] == "AB123456"
     assert bot_lines(conversation)[-1] == "Anything else?"
+
+
+def test_the_editors_order_of_steps_is_kept_and_checked(workspace):
+    draft = ferry_flow("https://api.example")
+    draft["order"] = list(reversed(draft["steps"]))
+    flow = services.create_flow(workspace, name="Ordered", draft=draft)
+    flow.refresh_from_db()  # PostgreSQL sorts an object's keys; a list keeps its order
+    assert flow.draft["order"] == list(reversed(ferry_flow("x")["steps"]))
+    draft["order"] = ["welcome", "nowhere"]
+    with pytest.raises(flow_definition.InvalidFlow, match="order lists step ids"):
+        flow_definition.clean(draft)

@@ -3,6 +3,7 @@ draft is saved or published. What ``clean`` accepts, the engine (loket.bots.engi
 
     {"start": "welcome", "language": "en",
      "timeout": {"minutes": 30, "next": "still_there"},        # optional: the customer went quiet
+     "order": ["welcome", "ask", ...],                          # optional: the editor's order
      "steps": {"welcome": {"type": "message", "text": {"en": "Hi!", "nl": "Hoi!"}, "next": "ask"},
                ...}}
 
@@ -261,12 +262,17 @@ def clean(raw: Any, workspace_id: int | None = None) -> tuple[dict, list[str]]:
         raise InvalidFlow(["a flow needs steps"])
     if len(steps) > MAX_STEPS:
         errors.append(f"a flow has at most {MAX_STEPS} steps")
-    unknown = set(raw) - {"start", "language", "steps", "timeout"}
+    unknown = set(raw) - {"start", "language", "steps", "timeout", "order"}
     if unknown:
         errors.append(f"a flow has no {sorted(unknown)[0]!r}")
     for step_id in steps:
         if not STEP_ID.match(step_id):
             errors.append(f"step id {step_id!r}: letters, digits, - and _, up to 64")
+    order = raw.get("order")
+    if order is not None and (
+        not isinstance(order, list) or any(step_id not in steps for step_id in order)
+    ):
+        errors.append("order lists step ids (the editor's order of the steps)")
     if raw.get("start") not in steps:
         errors.append(f"start {raw.get('start')!r} is not a step")
     language = raw.get("language", "en")

@@ -60,11 +60,16 @@
           key: ++uid, id, taken: "", step: this.loadStep(steps[id] || {}),
         }));
       },
-      // The cards in the order saved. PostgreSQL keeps a JSON object's keys sorted by length,
-      // then bytes, not as saved: in that order the cards follow the flow from its start instead.
+      // The cards in the draft's "order"; for drafts without one (imported, written by hand):
+      // as saved, except that PostgreSQL keeps a JSON object's keys sorted by length, then bytes,
+      // and in that order the cards follow the flow from its start instead.
       readingOrder(draft) {
         const steps = draft.steps || {};
         const ids = Object.keys(steps);
+        if (Array.isArray(draft.order)) {  // saved with the draft: the order the admin chose
+          const listed = draft.order.filter((id) => id in steps);
+          return [...listed, ...ids.filter((id) => !listed.includes(id))];
+        }
         const sorted = [...ids].sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
         if (ids.length < 3 || ids.some((id, i) => id !== sorted[i])) return ids;
         const seen = [];
@@ -179,6 +184,7 @@
           out.timeout = { minutes: Number(this.timeout.minutes), next: this.timeout.next || null };
         }
         this.steps.forEach((entry) => { out.steps[entry.id] = this.dumpStep(entry.step); });
+        out.order = this.steps.map((entry) => entry.id);  // PostgreSQL does not keep key order
         return out;
       },
       draftJson() {
