@@ -4,6 +4,7 @@ endpoint on a live server, through the SSRF-guarded client with private addresse
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import itertools
 
@@ -11,6 +12,8 @@ import pytest
 from django.core.management import call_command
 
 from loket import http
+from loket.automation import clock
+from loket.bots import engine
 from loket.bots.models import BotSession, Flow, SessionState
 from loket.inbox.items import InboundContact, InboundMessage
 from loket.inbox.models import Channel, Conversation, Message, MessageKind
@@ -197,3 +200,20 @@ def test_without_demo_endpoints_the_guard_refuses_the_loopback_look_up(seeded, s
     session = BotSession.objects.get(conversation=conversation)
     assert "private or reserved address" in session.variables["http_error"]
     assert session.state == SessionState.HANDED_OFF
+
+
+def test_a_quiet_visitor_gets_the_timeout_path_to_a_colleague(seeded):
+    conversation = says(seeded, "Hi", visitor="v-4")
+    says(seeded, "change booking", visitor="v-4")
+    session = BotSession.objects.get(conversation=conversation)
+    assert session.step == "code" and session.waiting
+    with clock.frozen(session.timeout_at + dt.timedelta(seconds=1)):
+        assert engine.run_timeouts() == 1
+    run_tasks()
+    assert bot_lines(conversation)[-2:] == [
+        "Are you still there? I'll ask a colleague to get back to you.",
+        "I'm passing you to a colleague, who can see what you told me. One moment please.",
+    ]
+    session.refresh_from_db()
+    assert session.state == SessionState.HANDED_OFF
+    assert session.path[-2:] == ["still_there", "human"]
