@@ -278,6 +278,19 @@ def test_the_customer_can_always_ask_for_a_person(shop, workspace, bookings, wor
     says(shop, word)
     assert session_of(conversation).state == SessionState.HANDED_OFF
     assert Message.objects.filter(conversation=conversation, kind=MessageKind.NOTE).exists()
+    # through the flow's own hand-off step: its words and its team
+    assert bot_lines(conversation)[-1] == "I will get a colleague for you."
+
+
+def test_a_tapped_option_is_never_taken_for_a_hand_off_word(shop, workspace, bookings):
+    draft = ferry_flow(bookings)
+    draft["steps"]["need"]["options"][2]["title"] = "Talk to an agent"
+    draft["steps"]["need"]["options"][2]["next"] = "code"
+    published(workspace, draft)
+    conversation = says(shop, "Hello")
+    says(shop, "Talk to an agent", data={"choice": {"id": "other", "title": "Talk to an agent"}})
+    session = session_of(conversation)
+    assert session.state == SessionState.ACTIVE and session.variables["need"] == "other"
 
 
 def test_an_agent_reply_takes_over(shop, workspace, bookings, agent):

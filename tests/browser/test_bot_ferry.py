@@ -121,13 +121,6 @@ def test_a_visitor_gets_the_departure_time_then_a_person(
         context.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the widget does not hand the visitor's browser language to the contact yet: "
-    "connectors/livechat/widget.py post_message() sends the Accept-Language only as "
-    "data.livechat.locale, not as contact.locale, so the bot (conversation language, then "
-    "contact locale) answers in the flow's default language",
-)
 def test_a_dutch_browser_gets_the_dutch_flow(agent_app, demo, chromium):
     with host_site(snippet(agent_app, demo)) as site:
         context, _visitor, widget = open_widget(chromium, site, "nl-NL")

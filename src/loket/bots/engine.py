@@ -189,12 +189,27 @@ def _say(turn: Turn, text: Any, *, options: list[dict] | None = None) -> None:
     turn.sent.append(message.pk)
 
 
-def _is_handoff_word(turn: Turn, text: str) -> bool:
+def _is_handoff_word(turn: Turn, message: Message) -> bool:
+    """The customer asks for a person ("agent", "medewerker"): typed, not a tapped option
+    (an option may well read "Talk to a person" and lead somewhere of its own)."""
+    if (message.data or {}).get("choice"):
+        return False
     words = turn.flow.handoff_words or DEFAULT_HANDOFF_WORDS
-    folded = _fold(text)
-    tokens = re.findall(r"\w+", folded)
+    tokens = re.findall(r"\w+", _fold(message.text))
     wanted = {_fold(word) for word in words}
     return bool(tokens) and len(tokens) <= 4 and any(token in wanted for token in tokens)
+
+
+def _handoff_step(turn: Turn) -> dict:
+    """Where a typed hand-off word leads: the flow's own hand-off step (its words, its team),
+    the first in the editor's order; else a plain hand-off."""
+    steps = turn.definition["steps"]
+    order = turn.definition.get("order") or list(steps)
+    for step_id in order:
+        step = steps.get(step_id)
+        if isinstance(step, dict) and step.get("type") == "handoff":
+            return step
+    return {"type": "handoff"}
 
 
 def _fold(text: str) -> str:
@@ -671,8 +686,8 @@ def turn(message_id: int) -> BotSession | None:
                 if session.state != SessionState.ACTIVE:
                     break
                 current.answer = answer
-                if _is_handoff_word(current, answer.text):
-                    handoff(current, {"type": "handoff", "team_id": None})
+                if _is_handoff_word(current, answer):
+                    handoff(current, _handoff_step(current))
                 else:
                     _advance(current)
                 session.last_message_id = answer.pk
@@ -845,8 +860,8 @@ def simulate(
                     text=text or "",
                     data=data,
                 )
-                if _is_handoff_word(current, current.answer.text):
-                    handoff(current, {"type": "handoff"})
+                if _is_handoff_word(current, current.answer):
+                    handoff(current, _handoff_step(current))
             if session.state == SessionState.ACTIVE:
                 _advance(current)
             said = Message.objects.filter(

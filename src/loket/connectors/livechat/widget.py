@@ -264,7 +264,12 @@ def post_message(
             "visitor": visitor.key,
             "client_id": client_id,
             "text": text,
-            "contact": {k: visitor.profile.get(k, "") for k in ("name", "email", "phone")},
+            "contact": {
+                **{k: visitor.profile.get(k, "") for k in ("name", "email", "phone")},
+                # The browser's language: the contact's, until they say otherwise (the bot
+                # and the auto-replies answer in it).
+                "locale": locale[:10],
+            },
             "page": _page(page),
             "client": {"browser": browser(user_agent), "locale": locale[:20]},
             **({"choice": picked} if picked else {}),
