@@ -598,3 +598,64 @@ def test_the_editors_order_of_steps_is_kept_and_checked(workspace):
     draft["order"] = ["welcome", "nowhere"]
     with pytest.raises(flow_definition.InvalidFlow, match="order lists step ids"):
         flow_definition.clean(draft)
+
+
+class Files(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.endswith("/timetable.png"):
+            body = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+        else:
+            body = b"gone"
+            self.send_response(404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def files():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_a_message_step_sends_a_file_and_falls_back_to_its_link(shop, workspace, files):
+    from loket.inbox.models import Attachment
+
+    draft = {
+        "start": "timetable",
+        "steps": {
+            "timetable": {
+                "type": "message",
+                "text": "Here is the timetable.",
+                "next": "missing",
+                "media": {"url": files + "/timetable.png", "filename": "Timetable.png"},
+            },
+            "missing": {"type": "message", "media": {"url": files + "/old.pdf"}},
+        },
+    }
+    published(workspace, draft)
+    conversation = says(shop, "Hello")
+    sent = Message.objects.filter(conversation=conversation, author_type="bot").order_by("pk")
+    first, second = list(sent)
+    assert first.text == "Here is the timetable."
+    [attachment] = Attachment.objects.filter(message=first)
+    assert attachment.filename == "Timetable.png" and attachment.content_type == "image/png"
+    assert second.text == files + "/old.pdf"  # could not be fetched: the link instead
+    assert not Attachment.objects.filter(message=second).exists()
+    assert session_of(conversation).variables["media_error"] == "HTTP 404"
+
+
+def test_a_message_needs_a_text_or_media():
+    with pytest.raises(flow_definition.InvalidFlow, match="needs a text or media"):
+        flow_definition.clean({"start": "a", "steps": {"a": {"type": "message"}}})
+    with pytest.raises(flow_definition.InvalidFlow, match="media is"):
+        flow_definition.clean(
+            {"start": "a", "steps": {"a": {"type": "message", "media": {"url": "file:///etc"}}}}
+        )

@@ -12,7 +12,8 @@ contact's, else the flow's ``language``), with ``{{variables}}``: what the flow 
 (``{{booking_code}}``) and the canned replies' names (``{{contact.first_name}}``). ``next`` is a
 step id, or null: the flow is done. Step types and their keys:
 
-- ``message``: text; next.
+- ``message``: text, media (``{"url", "filename"}``: an image or file the bot fetches and
+  sends with the text; where the channel cannot carry files, the link goes in the text); next.
 - ``choice``: text, options ``[{"id", "title", "next"}]`` (2 to 10), save_as, retry_text,
   max_attempts (default 3), fail (where to go after that many wrong answers; default: hand off).
 - ``input``: text, validate (text | number | email | phone | date | regex, with ``pattern``),
@@ -47,7 +48,7 @@ VALIDATIONS = ("text", "number", "email", "phone", "date", "regex")
 
 # The keys each step type takes: required, then optional.
 STEP_KEYS: dict[str, tuple[set[str], set[str]]] = {
-    "message": ({"text"}, {"next", "title"}),
+    "message": (set(), {"text", "media", "next", "title"}),
     "choice": ({"text", "options"}, {"save_as", "retry_text", "max_attempts", "fail", "title"}),
     "input": (
         {"text", "validate", "save_as"},
@@ -115,7 +116,21 @@ def _check_step(step_id: str, step: Any, workspace_id: int | None, errors: list[
     for key in LINKS:
         if key in step and step[key] is not None and not isinstance(step[key], str):
             errors.append(f"{where}: {key!r} is a step id or null")
-    if "text" in step and not _text_ok(step["text"], optional=kind in ("handoff", "close", "faq")):
+    if kind == "message":
+        media = step.get("media")
+        if media is not None and (
+            not isinstance(media, dict)
+            or not isinstance(media.get("url"), str)
+            or not re.match(r"^https?://", media["url"])
+            or len(media["url"]) > 2000
+            or not isinstance(media.get("filename", ""), str)
+            or set(media) - {"url", "filename"}
+        ):
+            errors.append(f"{where}: media is {{'url': 'https://…', 'filename'?}}")
+        if not step.get("media") and not _text_ok(step.get("text")):
+            errors.append(f"{where}: a message needs a text or media")
+    optional_text = kind in ("handoff", "close", "faq") or (kind == "message" and step.get("media"))
+    if "text" in step and not _text_ok(step["text"], optional=bool(optional_text)):
         errors.append(f"{where}: text is a string or {{language: string}}, up to {MAX_TEXT}")
     if "retry_text" in step and not _text_ok(step["retry_text"], optional=True):
         errors.append(f"{where}: retry_text is a string or {{language: string}}")

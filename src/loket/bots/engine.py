@@ -301,8 +301,73 @@ def _handle_answer(turn: Turn, step: dict) -> str | object | None:
     return WAIT
 
 
+def _fetch_media(turn: Turn, media: dict):
+    """The step's file, fetched through the guarded client within the attachment size limit;
+    None (and the reason in ``media_error``) when it cannot be had."""
+    from loket.inbox.services import media as media_service
+
+    url = _VARIABLE.sub(
+        lambda m: quote(str(turn.variables.get(m.group(1), "")), safe=""), media["url"]
+    )
+    limit = media_service.max_attachment_bytes(turn.conversation.workspace_id)
+    try:
+        with (
+            http.client(follow_redirects=True, timeout=10.0) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}")
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise ValueError(f"larger than {limit // (1024 * 1024)} MB")
+                chunks.append(chunk)
+            content_type = response.headers.get("content-type", "").split(";")[0].strip()
+    except (httpx.HTTPError, ValueError) as exc:
+        log.info("bot media %s not sent in conversation %s: %s", url, turn.conversation.pk, exc)
+        turn.variables["media_error"] = str(exc)[:200]
+        return None
+    filename = media.get("filename") or url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    return outbound.OutgoingFile(
+        filename=media_service.safe_filename(filename, default="file"),
+        content_type=content_type or "application/octet-stream",
+        content=b"".join(chunks),
+    )
+
+
 def _step_message(turn: Turn, step: dict):
-    _say(turn, step["text"])
+    media = step.get("media")
+    if not media:
+        _say(turn, step.get("text"))
+        return step.get("next")
+    from loket.inbox import ports
+
+    text = _fill(turn, step.get("text"))
+    carries_files = ports.connector_for(turn.conversation.channel.kind).capabilities.media
+    upload = _fetch_media(turn, media) if carries_files else None
+    if upload is None:  # no files on this channel (or none to be had): the link instead
+        _say(turn, f"{text}\n{media['url']}".strip())
+        return step.get("next")
+    try:
+        message = outbound.reply(
+            turn.conversation,
+            author=None,
+            author_type=AuthorType.BOT,
+            text=text,
+            attachments=[upload],
+            data={
+                "bot": {
+                    "flow_id": turn.flow.pk,
+                    "flow_name": turn.flow.name,
+                    "step": turn.session.step,
+                }
+            },
+        )
+        turn.sent.append(message.pk)
+    except ValueError as exc:
+        log.info("bot could not send media in conversation %s: %s", turn.conversation.pk, exc)
+        _say(turn, f"{text}\n{media['url']}".strip())
     return step.get("next")
 
 

@@ -113,6 +113,9 @@
         });
         step.__labels = (step.labels || []).join(", ");
         delete step.labels;
+        step.__media_url = (step.media && step.media.url) || "";
+        step.__media_name = (step.media && step.media.filename) || "";
+        delete step.media;
         step.__body = step.body === undefined ? "" : JSON.stringify(step.body, null, 1);
         delete step.body;
         ["next", "fail", "else", "miss"].forEach((key) => { if (step[key] === null || step[key] === undefined) step[key] = ""; });
@@ -164,6 +167,11 @@
         });
         const labels = (step.__labels || "").split(",").map((s) => s.trim()).filter(Boolean);
         delete step.__labels;
+        const mediaUrl = (step.__media_url || "").trim();
+        const mediaName = (step.__media_name || "").trim();
+        delete step.__media_url;
+        delete step.__media_name;
+        if (mediaUrl && type === "message") step.media = mediaName ? { url: mediaUrl, filename: mediaName } : { url: mediaUrl };
         if (labels.length) step.labels = labels;
         const body = (step.__body || "").trim();
         delete step.__body;
