@@ -11,6 +11,7 @@ Output contract (parsed by people and scripts alike):
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import math
 import multiprocessing
@@ -18,6 +19,7 @@ import os
 import platform
 import random
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -412,3 +414,28 @@ def free_port() -> int:
 
 def python() -> str:
     return sys.executable
+
+
+def main_per_backend(
+    script: str,
+    description: str,
+    backends: tuple[str, ...],
+    run_backend: Callable[[str], bool],
+    argv: list[str] | None = None,
+) -> int:
+    """A benchmark's command line: ``--backend NAME`` runs one backend in this process;
+    without it, each backend runs as ``script --backend NAME`` in a subprocess of its own (own
+    settings, own throw-away database). The exit status is the worst of them."""
+    parser = argparse.ArgumentParser(description=description.split("\n\n")[0])
+    parser.add_argument("--backend", choices=backends, help="one backend (default: all)")
+    parser.add_argument("--no-machine", action="store_true", help="skip the machine facts")
+    args = parser.parse_args(argv)
+    if not args.no_machine:
+        print_machine()
+    if args.backend:
+        return 0 if run_backend(args.backend) else 1
+    worst = 0
+    for backend in backends:
+        done = subprocess.run([python(), script, "--backend", backend, "--no-machine"], check=False)
+        worst = max(worst, done.returncode)
+    return worst

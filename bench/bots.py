@@ -31,7 +31,6 @@ resolved; no job failed; every reply delivered. No target: the issue asks for th
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import queue
@@ -478,21 +477,7 @@ def run_backend(name: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=BACKENDS, help="one backend (default: all)")
-    parser.add_argument("--no-machine", action="store_true", help="skip the machine facts")
-    args = parser.parse_args(argv)
-    if not args.no_machine:
-        c.print_machine()
-    if args.backend:
-        return 0 if run_backend(args.backend) else 1
-    worst = 0
-    for backend in BACKENDS:
-        done = subprocess.run(
-            [c.python(), __file__, "--backend", backend, "--no-machine"], check=False
-        )
-        worst = max(worst, done.returncode)
-    return worst
+    return c.main_per_backend(__file__, __doc__, BACKENDS, run_backend, argv)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,7 @@ worker, off the request; its p99 is checked against the same 5 ms as a second ta
 
 from __future__ import annotations
 
-import argparse
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -287,21 +285,7 @@ def run_backend(name: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=BACKENDS, help="one backend (default: all)")
-    parser.add_argument("--no-machine", action="store_true", help="skip the machine facts")
-    args = parser.parse_args(argv)
-    if not args.no_machine:
-        c.print_machine()
-    if args.backend:
-        return 0 if run_backend(args.backend) else 1
-    worst = 0
-    for backend in BACKENDS:
-        done = subprocess.run(
-            [c.python(), __file__, "--backend", backend, "--no-machine"], check=False
-        )
-        worst = max(worst, done.returncode)
-    return worst
+    return c.main_per_backend(__file__, __doc__, BACKENDS, run_backend, argv)
 
 
 if __name__ == "__main__":
