@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 
 from django.conf import settings
 from django.db import transaction
@@ -40,6 +39,7 @@ from loket.inbox.models import (
     MessageKind,
 )
 from loket.inbox.services import outbound
+from loket.memo import PerWorkspace
 from loket.tenancy.hours import Schedule
 from loket.tenancy.models import Membership, Workspace
 from loket.tenancy.services import NotAllowed
@@ -96,7 +96,7 @@ def configure(
         channel=channel,
         defaults={"body": body, "enabled": enabled, "days": days, "updated_at": timezone.now()},
     )
-    _in_use.pop(workspace.pk, None)
+    _in_use.forget(workspace.pk)
     return reply
 
 
@@ -112,27 +112,22 @@ def remove(
     the workspace's again."""
     _check_actor(actor)
     AutoReply.objects.filter(workspace=workspace, kind=kind, channel=channel).delete()
-    _in_use.pop(workspace.pk, None)
+    _in_use.forget(workspace.pk)
 
 
-# Whether a workspace has any enabled auto-reply, kept briefly per process: the subscriber runs
-# for every inbound message, and most workspaces have none.
-IN_USE_SECONDS = 10.0
-_in_use: dict[int, tuple[float, bool]] = {}
+def _any_answering(workspace_id: int) -> bool:
+    return AutoReply.objects.filter(
+        workspace_id=workspace_id, enabled=True, kind__in=ANSWERING_KINDS
+    ).exists()
+
+
+# Whether a workspace has any enabled auto-reply: the enqueuer asks for every inbound message,
+# and most workspaces have none.
+_in_use = PerWorkspace(_any_answering)
 
 
 def in_use(workspace_id: int) -> bool:
-    now = time.monotonic()
-    cached = _in_use.get(workspace_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    found = AutoReply.objects.filter(
-        workspace_id=workspace_id, enabled=True, kind__in=ANSWERING_KINDS
-    ).exists()
-    if len(_in_use) >= 10_000:
-        _in_use.clear()
-    _in_use[workspace_id] = (now + IN_USE_SECONDS, found)
-    return found
+    return _in_use.get(workspace_id)
 
 
 def policies(channel: Channel) -> dict[str, AutoReply]:

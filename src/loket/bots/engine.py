@@ -19,8 +19,6 @@ import datetime as dt
 import json
 import logging
 import re
-import time
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -47,6 +45,7 @@ from loket.inbox.models import (
 from loket.inbox.services import choices as choice_service
 from loket.inbox.services import outbound
 from loket.inbox.services.conversations import ensure_labels, update_conversation
+from loket.memo import PerWorkspace
 from loket.tenancy.hours import Schedule
 from loket.tenancy.models import Team
 
@@ -57,15 +56,7 @@ _VARIABLE = re.compile(r"\{\{\s*([a-z][a-z0-9_]{0,63})\s*\}\}")
 
 
 # -- which workspaces have flows (kept briefly per process, like the rules) ---------------------
-IN_USE_SECONDS = 10.0
-_enabled: dict[int, tuple[float, tuple[Flow, ...]]] = {}
-
-
-def enabled_flows(workspace_id: int) -> tuple[Flow, ...]:
-    now = time.monotonic()
-    cached = _enabled.get(workspace_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
+def _load_enabled_flows(workspace_id: int) -> tuple[Flow, ...]:
     flows = tuple(
         Flow.objects.filter(workspace_id=workspace_id, enabled=True, published__isnull=False)
         .select_related("published")
@@ -74,10 +65,14 @@ def enabled_flows(workspace_id: int) -> tuple[Flow, ...]:
     )
     for flow in flows:
         flow.channel_ids = {channel.pk for channel in flow.channels.all()}
-    if len(_enabled) >= 10_000:
-        _enabled.clear()
-    _enabled[workspace_id] = (now + IN_USE_SECONDS, flows)
     return flows
+
+
+_enabled = PerWorkspace(_load_enabled_flows)
+
+
+def enabled_flows(workspace_id: int) -> tuple[Flow, ...]:
+    return _enabled.get(workspace_id)
 
 
 def may_start_on_arrival(workspace_id: int, channel_id: int) -> bool:
@@ -91,7 +86,7 @@ def may_start_on_arrival(workspace_id: int, channel_id: int) -> bool:
 
 
 def forget_flows(workspace_id: int) -> None:
-    _enabled.pop(workspace_id, None)
+    _enabled.forget(workspace_id)
 
 
 def enqueue_jobs(event: events.Event) -> None:
@@ -195,8 +190,8 @@ def _is_handoff_word(turn: Turn, message: Message) -> bool:
     if (message.data or {}).get("choice"):
         return False
     words = turn.flow.handoff_words or DEFAULT_HANDOFF_WORDS
-    tokens = re.findall(r"\w+", _fold(message.text))
-    wanted = {_fold(word) for word in words}
+    tokens = re.findall(r"\w+", choice_service.fold(message.text))
+    wanted = {choice_service.fold(word) for word in words}
     return bool(tokens) and len(tokens) <= 4 and any(token in wanted for token in tokens)
 
 
@@ -210,11 +205,6 @@ def _handoff_step(turn: Turn) -> dict:
         if isinstance(step, dict) and step.get("type") == "handoff":
             return step
     return {"type": "handoff"}
-
-
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text or "")
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold().strip()
 
 
 # -- validating answers -----------------------------------------------------------------------
@@ -467,14 +457,14 @@ def _step_http(turn: Turn, step: dict):
 
 
 def _faq_score(item: dict, text: str, languages: list[str]) -> float:
-    folded = _fold(text)
+    folded = choice_service.fold(text)
     words = set(re.findall(r"\w+", folded))
     best = 0.0
     for keyword in item.get("keywords") or []:
-        keyword = _fold(keyword)
+        keyword = choice_service.fold(keyword)
         if keyword and (keyword in words or (" " in keyword and keyword in folded)):
             best = max(best, 1.0)
-    question = _fold(flow_definition.localized(item.get("question"), languages))
+    question = choice_service.fold(flow_definition.localized(item.get("question"), languages))
     if question:
         import difflib
 
@@ -673,7 +663,7 @@ def _flow_to_start(conversation: Conversation, message: Message) -> Flow | None:
     ).exists()
     if human:
         return None  # a person is already talking with this customer
-    text = _fold(message.text)
+    text = choice_service.fold(message.text)
     for flow in flows:
         if flow.channel_ids and conversation.channel_id not in flow.channel_ids:
             continue
@@ -684,7 +674,8 @@ def _flow_to_start(conversation: Conversation, message: Message) -> Flow | None:
             if not schedule.is_open(message.created_at):
                 return flow
         if flow.trigger == FlowTrigger.KEYWORD and any(
-            re.search(rf"(?<!\w){re.escape(_fold(k))}(?!\w)", text) for k in flow.keywords or []
+            re.search(rf"(?<!\w){re.escape(choice_service.fold(k))}(?!\w)", text)
+            for k in flow.keywords or []
         ):
             return flow
     return None

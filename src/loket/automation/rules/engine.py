@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +38,7 @@ from loket.inbox.models import (
     Message,
     MessageKind,
 )
+from loket.memo import PerWorkspace
 
 log = logging.getLogger(__name__)
 GUARD_WINDOW = dt.timedelta(hours=1)
@@ -124,32 +124,26 @@ def occasions_of(event: events.Event) -> list[Occasion]:
     return []
 
 
-# Each workspace's enabled rules by trigger, kept briefly per process: the subscriber asks for
-# every message, and every rules job would otherwise load and decode all of them. A change made
-# in this process is seen at once (``forget_rules``); one made in another, within IN_USE_SECONDS.
-IN_USE_SECONDS = 10.0
-_enabled: dict[int, tuple[float, dict[str, tuple[Rule, ...]]]] = {}
-
-
-def enabled_rules(workspace_id: int) -> dict[str, tuple[Rule, ...]]:
-    now = time.monotonic()
-    cached = _enabled.get(workspace_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
+def _load_enabled_rules(workspace_id: int) -> dict[str, tuple[Rule, ...]]:
     found: dict[str, list[Rule]] = {}
     for rule in Rule.objects.filter(workspace_id=workspace_id, enabled=True).order_by(
         "position", "pk"
     ):
         found.setdefault(rule.trigger, []).append(rule)
-    by_trigger = {trigger: tuple(rules) for trigger, rules in found.items()}
-    if len(_enabled) >= 10_000:
-        _enabled.clear()
-    _enabled[workspace_id] = (now + IN_USE_SECONDS, by_trigger)
-    return by_trigger
+    return {trigger: tuple(rules) for trigger, rules in found.items()}
+
+
+# Each workspace's enabled rules by trigger, kept briefly per process: the enqueuer asks for
+# every message, and every rules job would otherwise load and decode all of them.
+_enabled = PerWorkspace(_load_enabled_rules)
+
+
+def enabled_rules(workspace_id: int) -> dict[str, tuple[Rule, ...]]:
+    return _enabled.get(workspace_id)
 
 
 def forget_rules(workspace_id: int) -> None:
-    _enabled.pop(workspace_id, None)
+    _enabled.forget(workspace_id)
 
 
 def enqueue_jobs(event: events.Event) -> None:

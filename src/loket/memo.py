@@ -1,0 +1,36 @@
+"""Per-process memory of small per-workspace facts that hot paths ask for on every message
+(has this workspace any rules, flows, auto-replies?), kept for a few seconds: a change made in
+this process is seen at once (``forget``), one made in another within ``seconds``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class PerWorkspace(Generic[T]):
+    def __init__(self, load: Callable[[int], T], *, seconds: float = 10.0, limit: int = 10_000):
+        self.load = load
+        self.seconds = seconds
+        self.limit = limit
+        self._kept: dict[int, tuple[float, T]] = {}
+
+    def get(self, workspace_id: int) -> T:
+        now = time.monotonic()
+        kept = self._kept.get(workspace_id)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        value = self.load(workspace_id)
+        if len(self._kept) >= self.limit:
+            self._kept.clear()
+        self._kept[workspace_id] = (now + self.seconds, value)
+        return value
+
+    def forget(self, workspace_id: int) -> None:
+        self._kept.pop(workspace_id, None)
+
+    def clear(self) -> None:
+        self._kept.clear()
