@@ -307,12 +307,7 @@ def _fetch_media(turn: Turn, media: dict):
         ):
             if response.status_code != 200:
                 raise ValueError(f"HTTP {response.status_code}")
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise ValueError(f"larger than {limit // (1024 * 1024)} MB")
-                chunks.append(chunk)
+            content = media_service.read_limited(response, limit)
             content_type = response.headers.get("content-type", "").split(";")[0].strip()
     except (httpx.HTTPError, ValueError) as exc:
         log.info("bot media %s not sent in conversation %s: %s", url, turn.conversation.pk, exc)
@@ -322,7 +317,7 @@ def _fetch_media(turn: Turn, media: dict):
     return outbound.OutgoingFile(
         filename=media_service.safe_filename(filename, default="file"),
         content_type=content_type or "application/octet-stream",
-        content=b"".join(chunks),
+        content=content,
     )
 
 

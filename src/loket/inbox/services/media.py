@@ -101,6 +101,21 @@ def _source(attachment: Attachment) -> ports.MediaSource | None:
         return None
 
 
+class TooLarge(ValueError):
+    """A download past the attachment size limit (stopped as soon as it passed it)."""
+
+
+def read_limited(response, limit: int) -> bytes:
+    """A streamed response's body, refused with TooLarge once it passes ``limit`` bytes."""
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"larger than the {limit // (1024 * 1024)} MB limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def download(attachment_id: int) -> None:
     """Fetch a pending attachment from its source (a background task)."""
     attachment = (
@@ -136,21 +151,17 @@ def download(attachment_id: int) -> None:
             served_as = response.headers.get("content-type", "").split(";")[0].strip().lower()
             if served_as and attachment.content_type == "application/octet-stream":
                 attachment.content_type = served_as[:127]  # a CDN URL named no type
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    mark_download_failed(
-                        f"larger than the {limit // (1024 * 1024)} MB limit", attachment_id
-                    )
-                    return
-                chunks.append(chunk)
+            try:
+                content = read_limited(response, limit)
+            except TooLarge as exc:
+                mark_download_failed(str(exc), attachment_id)
+                return
     except http.BlockedAddress as exc:
         mark_download_failed(str(exc), attachment_id)
         return
     except httpx.HTTPError as exc:
         raise RetryLater(f"download failed: {exc}") from exc
-    store_content(attachment, b"".join(chunks))
+    store_content(attachment, content)
     message = attachment.message
     events.emit(
         events.MessageUpdated(
