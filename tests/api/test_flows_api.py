@@ -66,20 +66,28 @@ def test_create_read_update_and_list(world_a, api_a):
     assert response.status_code == 200, response.content
     assert response.json()["name"] == "Helper 2"
     check = call(api_a, "GET", f"/flows/{flow_id}/check").json()
-    assert check["errors"] == ["step 'code': goes to 'nowhere', which is not a step"]
+    assert check["errors"] == ["step “code”: goes to “nowhere”, which is not a step"]
+    assert check["problems"] == [
+        {"level": "error", "step": "code", "message": "goes to “nowhere”, which is not a step"}
+    ]
 
     # Publishing it is refused with the list of errors; switching on needs a published version.
     error = assert_error(call(api_a, "POST", f"/flows/{flow_id}/publish"), 400, "invalid")
     assert error["errors"] == check["errors"]
+    assert error["problems"] == check["problems"]
     assert_error(call(api_a, "PATCH", f"/flows/{flow_id}", {"enabled": True}), 400, "invalid")
 
     broken["steps"]["code"]["next"] = "thanks"
     call(api_a, "PATCH", f"/flows/{flow_id}", {"draft": broken})
     check = call(api_a, "GET", f"/flows/{flow_id}/check").json()
-    assert check == {"errors": [], "warnings": ["step 'lost' is never reached"]}
+    assert check["errors"] == []
+    assert check["warnings"] == ["step “lost”: nothing leads to this step"]
     response = call(api_a, "POST", f"/flows/{flow_id}/publish")
     assert response.status_code == 200, response.content
-    assert response.json() == {"version": 1, "warnings": ["step 'lost' is never reached"]}
+    assert response.json() == {
+        "version": 1,
+        "warnings": ["step “lost”: nothing leads to this step"],
+    }
     response = call(api_a, "PATCH", f"/flows/{flow_id}", {"enabled": True})
     assert response.json()["enabled"] is True
     assert response.json()["published_version"] == 1
@@ -103,7 +111,7 @@ def test_bad_settings_and_definitions_are_400(world_a, world_b, api_a):
     bad = small_flow()
     bad["steps"]["need"]["options"] = []
     error = assert_error(call(api_a, "POST", "/flows", {"name": "X", "draft": bad}), 400)
-    assert "step 'need': a choice has 2 to 10 options" in error["errors"]
+    assert "step “need”: a choice has 2 to 10 options" in error["errors"]
     assert Flow.objects.count() == before
 
     flow = world_a.flow
@@ -130,7 +138,7 @@ def test_export_then_import(world_a, api_a):
     assert_error(call(api_a, "POST", "/flows/import", {"name": "nope"}), 400, "invalid")
     exported["definition"]["steps"]["need"]["type"] = "dance"
     error = assert_error(call(api_a, "POST", "/flows/import", exported), 400, "invalid")
-    assert any("unknown type 'dance'" in e for e in error["errors"])
+    assert any("unknown type “dance”" in e for e in error["errors"])
 
 
 def test_the_test_panel_talks_with_the_draft_and_keeps_nothing(world_a, api_a):
@@ -162,7 +170,7 @@ def test_the_test_panel_talks_with_the_draft_and_keeps_nothing(world_a, api_a):
 
     services.update_flow(flow, draft={"start": "x", "steps": {"y": {"type": "close"}}})
     error = assert_error(call(api_a, "POST", f"/flows/{flow.pk}/test", {}), 400, "invalid")
-    assert "start 'x' is not a step" in error["errors"]
+    assert "the first step “x” is not a step" in error["errors"]
 
 
 def test_metrics(world_a, api_a):

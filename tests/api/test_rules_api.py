@@ -60,7 +60,10 @@ def test_change_order_and_delete(api):
 
 def test_clear_errors_for_what_cannot_run(api):
     bad = api.post("/rules", {**REFUND_RULE, "actions": [{"type": "drop_table"}]})
-    assert bad.status_code == 400 and "unknown type 'drop_table'" in bad.json()["error"]["message"]
+    assert (
+        bad.status_code == 400
+        and "action 1: unknown type “drop_table”" in bad.json()["error"]["message"]
+    )
     bad = api.patch("/rules/999999", {"name": "x"})
     assert bad.status_code == 404
 

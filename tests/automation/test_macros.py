@@ -99,7 +99,12 @@ def test_a_failing_action_is_reported_and_the_rest_still_happen(shop, workspace,
     billing.delete()
     conversation = customer_writes(shop)
     ran = macros.run_macro(macro, conversation, actor=agent)
-    assert ran.done[0] == {"type": "assign_team", "ok": False, "detail": "that team was deleted"}
+    assert ran.done[0] == {
+        "type": "assign_team",
+        "ok": False,
+        "detail": "that team was deleted",
+        "said": {"message": "that team was deleted", "values": {}},
+    }
     assert ran.done[1]["ok"] is True
     assert "Assign to team: that team was deleted" in ran.summary
     assert list(conversation.labels.values_list("name", flat=True)) == ["spam"]

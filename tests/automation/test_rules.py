@@ -495,7 +495,12 @@ def test_a_failing_action_is_recorded_and_the_others_still_happen(shop, workspac
     conversation = customer_writes(shop, "hello")
     [run] = RuleRun.objects.filter(rule=canned_team)
     assert run.outcome == "partly"
-    assert run.done[0] == {"type": "assign_team", "ok": False, "detail": "that team was deleted"}
+    assert run.done[0] == {
+        "type": "assign_team",
+        "ok": False,
+        "detail": "that team was deleted",
+        "said": {"message": "that team was deleted", "values": {}},
+    }
     assert labels_of(conversation) == ["seen"]
 
 
@@ -560,8 +565,45 @@ def test_a_failed_action_is_told_on_the_conversation(shop, workspace, billing):
     conversation = customer_writes(shop, "hello")
     line = Message.objects.get(conversation=conversation, data__action="rule_ran")
     assert line.data["failed"] == [
-        {"type": "assign_team", "ok": False, "detail": "that team was deleted"}
+        {
+            "type": "assign_team",
+            "ok": False,
+            "detail": "that team was deleted",
+            "said": {"message": "that team was deleted", "values": {}},
+        }
     ]
+    from django.utils import translation
+
+    from loket.automation.rules.actions import described_detail
+    from loket.web.inbox.timeline import activity_sentence
+
+    with translation.override("nl"):
+        assert described_detail(line.data["failed"][0]) == "dat team is verwijderd"
+        assert "dat team is verwijderd" in activity_sentence(line, "Route")
+
+
+def test_what_is_wrong_with_a_rule_is_said_in_the_readers_language(workspace):
+    from django.utils import translation
+
+    with pytest.raises(service.InvalidRule) as caught:
+        service.create_rule(
+            workspace,
+            name="R",
+            trigger="message_received",
+            conditions=when({"field": "message.text", "operator": "contains", "value": " "}),
+            actions=[{"type": "add_labels", "labels": ["x"]}],
+        )
+    assert str(caught.value) == "condition 1: message.text needs a text"
+    with translation.override("nl"):
+        assert str(caught.value) == "voorwaarde 1: message.text heeft een tekst nodig"
+    with pytest.raises(service.InvalidRule) as caught:
+        service.create_rule(
+            workspace, name="R", trigger="message_received", actions=[{"type": "snooze"}]
+        )
+    with translation.override("nl"):
+        assert str(caught.value) == (
+            "actie 1 (Sluimeren): laat een heel aantal minuten sluimeren, minstens 1"
+        )
 
 
 def test_a_rule_applies_an_sla_policy_by_label(shop, workspace):

@@ -486,13 +486,13 @@ def test_an_auto_assigned_conversation_waits_for_the_bot_then_is_assigned(
 @pytest.mark.parametrize(
     ("change", "error"),
     [
-        (lambda d: d.update(start="nowhere"), "start 'nowhere' is not a step"),
-        (lambda d: d["steps"]["need"].update(type="teleport"), "unknown type 'teleport'"),
+        (lambda d: d.update(start="nowhere"), "first step “nowhere” is not a step"),
+        (lambda d: d["steps"]["need"].update(type="teleport"), "unknown type “teleport”"),
         (lambda d: d["steps"]["code"].update(pattern="(["), "pattern is not valid"),
-        (lambda d: d["steps"]["answer"].update(next="void"), "goes to 'void'"),
+        (lambda d: d["steps"]["answer"].update(next="void"), "goes to “void”"),
         (lambda d: d["steps"]["need"]["options"].pop(), None),
-        (lambda d: d["steps"]["lookup"].update(url="ftp://x"), "url starts with https://"),
-        (lambda d: d["steps"]["need"].update(colour="red"), "choice has no 'colour'"),
+        (lambda d: d["steps"]["lookup"].update(url="ftp://x"), "URL starts with https://"),
+        (lambda d: d["steps"]["need"].update(colour="red"), "choice step has no “colour”"),
     ],
 )
 def test_a_definition_that_cannot_run_is_refused(change, error):
@@ -509,7 +509,7 @@ def test_unreachable_steps_are_warned_about():
     draft = ferry_flow("https://api.example")
     draft["steps"]["orphan"] = {"type": "message", "text": "nobody sees me"}
     _clean, warnings = flow_definition.clean(draft)
-    assert warnings == ["step 'orphan' is never reached"]
+    assert warnings == ["step “orphan”: nothing leads to this step"]
 
 
 def test_timeouts_use_the_database_clock(shop, workspace, bookings):
@@ -655,7 +655,24 @@ def test_a_message_step_sends_a_file_and_falls_back_to_its_link(shop, workspace,
 def test_a_message_needs_a_text_or_media():
     with pytest.raises(flow_definition.InvalidFlow, match="needs a text or media"):
         flow_definition.clean({"start": "a", "steps": {"a": {"type": "message"}}})
-    with pytest.raises(flow_definition.InvalidFlow, match="media is"):
+    with pytest.raises(flow_definition.InvalidFlow, match="media is a link"):
         flow_definition.clean(
             {"start": "a", "steps": {"a": {"type": "message", "media": {"url": "file:///etc"}}}}
         )
+
+
+def test_problems_are_said_in_the_readers_language_at_their_step():
+    from django.utils import translation
+
+    draft = ferry_flow("https://api.example")
+    draft["steps"]["answer"]["next"] = "void"
+    draft["steps"]["code"].update(max_attempts=0)
+    with pytest.raises(flow_definition.InvalidFlow) as caught:
+        flow_definition.clean(draft)
+    by_step = {(problem.step, problem.text()) for problem in caught.value.errors}
+    assert ("answer", "goes to “void”, which is not a step") in by_step
+    assert ("code", "the number of attempts is 1 to 10") in by_step
+    with translation.override("nl"):
+        assert "stap “answer”: gaat naar “void”, maar dat is geen stap" in str(caught.value)
+        assert "het aantal pogingen is 1 tot 10" in [p.text() for p in caught.value.errors]
+    assert "step “answer”: goes to “void”" in str(caught.value)  # read again, in English

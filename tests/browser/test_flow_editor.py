@@ -79,7 +79,7 @@ def test_admin_imports_edits_tests_and_publishes_the_ferry_flow(
 
     lookup = admin.locator('[data-step="lookup"]')
     expect(lookup.locator(".flow-problems.errors.checked")).to_contain_text(
-        "step 'lookup': goes to 'not_found', which is not a step"
+        "goes to “not_found”, which is not a step"
     )
     expect(admin.locator("#flow-publish")).to_be_disabled()
     screenshot(admin, "flow-editor-error", full_page=True)

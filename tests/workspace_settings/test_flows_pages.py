@@ -114,7 +114,11 @@ def test_save_keeps_an_unfinished_draft_and_shows_errors_at_their_step(owner_cli
 
     page = owner_client.get(url("flow-edit", workspace, flow.pk))
     problems = page.context["editor_state"]["problems"]
-    assert problems["code"]["errors"] == ["step 'code': goes to 'nowhere', which is not a step"]
+    assert problems["code"]["errors"] == ["goes to “nowhere”, which is not a step"]
+    dutch = owner_client.get(url("flow-edit", workspace, flow.pk), HTTP_ACCEPT_LANGUAGE="nl")
+    assert dutch.context["editor_state"]["problems"]["code"]["errors"] == [
+        "gaat naar “nowhere”, maar dat is geen stap"
+    ]
     assert 'id="flow-publish" disabled' in page.content.decode()
 
     # Publishing is refused while the draft has errors.
@@ -129,7 +133,7 @@ def test_save_keeps_an_unfinished_draft_and_shows_errors_at_their_step(owner_cli
     page = owner_client.get(url("flow-edit", workspace, flow.pk))
     assert page.context["errors"] == []
     assert page.context["editor_state"]["problems"] == {
-        "lost": {"errors": [], "warnings": ["step 'lost' is never reached"]}
+        "lost": {"errors": [], "warnings": ["nothing leads to this step"]}
     }
     owner_client.post(url("flow-publish", workspace, flow.pk))
     flow.refresh_from_db()
@@ -233,7 +237,7 @@ def test_the_test_panel_runs_the_draft_in_the_page(owner_client, workspace):
     draft["steps"]["code"]["next"] = "nowhere"
     response = owner_client.post(endpoint, {"draft": json.dumps(draft)})
     assert response.status_code == 400
-    assert response.json()["errors"] == ["step 'code': goes to 'nowhere', which is not a step"]
+    assert response.json()["errors"] == ["step “code”: goes to “nowhere”, which is not a step"]
 
 
 def test_agents_and_other_workspaces_are_kept_out(

@@ -63,7 +63,7 @@ def test_a_mistake_is_explained_and_what_was_typed_is_kept(owner_client, workspa
     )
     assert response.status_code == 400
     html = response.content.decode()
-    assert "unknown priority 42" in html and 'value="Keep me"' in html
+    assert "unknown priority “42”" in html and 'value="Keep me"' in html
     assert not Rule.objects.exists()
     garbled = owner_client.post(
         url("rule-new", workspace),

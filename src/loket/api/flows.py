@@ -15,6 +15,7 @@ from loket.api.main import ApiError, error
 from loket.bots import definition as flow_definition
 from loket.bots import engine, services
 from loket.bots.models import Flow
+from loket.problems import Problem, texts
 from loket.tenancy.services import NotAllowed
 
 router = Router(tags=["flows"])
@@ -57,9 +58,16 @@ class FlowPatch(Schema):
     draft: dict | None = None
 
 
+class ProblemOut(Schema):
+    level: str  # error (it cannot be published) or warning
+    step: str | None  # the step it is on; none: the flow as a whole
+    message: str  # what is wrong, without the step
+
+
 class CheckOut(Schema):
     errors: list[str]
     warnings: list[str]
+    problems: list[ProblemOut]  # the errors, then the warnings, each with its step
 
 
 class PublishOut(Schema):
@@ -114,7 +122,20 @@ def _flow(request, flow_id: int) -> Flow:
 
 def _invalid(request, exc: flow_definition.InvalidFlow):
     """400 with every problem of the definition, each naming its step."""
-    return error(request, 400, "invalid", "; ".join(exc.errors), errors=exc.errors)
+    return error(
+        request,
+        400,
+        "invalid",
+        str(exc),
+        errors=texts(exc.errors),
+        problems=_problems_out(exc.errors, "error"),
+    )
+
+
+def _problems_out(problems: list[Problem], level: str) -> list[dict]:
+    return [
+        {"level": level, "step": problem.step, "message": problem.text()} for problem in problems
+    ]
 
 
 @router.get("/flows", response=list[FlowOut])
@@ -159,7 +180,11 @@ def import_flow(request, data: Body[dict]):
 def check_flow(request, flow_id: int):
     """What is wrong with the draft (errors: it cannot be published) and what looks odd."""
     errors, warnings = services.check_draft(_flow(request, flow_id))
-    return {"errors": errors, "warnings": warnings}
+    return {
+        "errors": texts(errors),
+        "warnings": texts(warnings),
+        "problems": _problems_out(errors, "error") + _problems_out(warnings, "warning"),
+    }
 
 
 @router.get("/flows/{int:flow_id}/export", response=dict)
@@ -203,7 +228,7 @@ def publish_flow(request, flow_id: int):
     except NotAllowed as exc:
         raise _refused(exc) from exc
     _errors, warnings = services.check_draft(flow)
-    return {"version": version.number, "warnings": warnings}
+    return {"version": version.number, "warnings": texts(warnings)}
 
 
 @router.get("/flows/{int:flow_id}", response=FlowOut)

@@ -179,7 +179,8 @@ class Ran:
         if not self.failed:
             return gettext("Ran “%(name)s”.") % {"name": self.macro.name}
         reasons = "; ".join(
-            f"{action_label(item['type'])}: {item['detail']}" for item in self.failed
+            f"{action_label(item['type'])}: {rule_actions.described_detail(item)}"
+            for item in self.failed
         )
         return gettext("Ran “%(name)s”, but not everything: %(reasons)s") % {
             "name": self.macro.name,

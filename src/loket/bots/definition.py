@@ -37,6 +37,9 @@ import re
 from typing import Any
 
 import regex
+from django.utils.translation import gettext_lazy as _
+
+from loket.problems import Invalid, Problem, Said
 
 MAX_STEPS = 200
 MAX_OPTIONS = 10
@@ -65,12 +68,12 @@ STEP_KEYS: dict[str, tuple[set[str], set[str]]] = {
 LINKS = ("next", "fail", "else", "miss")
 
 
-class InvalidFlow(ValueError):
+class InvalidFlow(Invalid):
     """A definition that cannot be run; ``errors`` lists every problem, each naming its step."""
 
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
+    @property
+    def errors(self) -> list[Problem]:
+        return self.problems
 
 
 def _text_ok(value: Any, *, optional: bool = False) -> bool:
@@ -98,24 +101,26 @@ def links_of(step: dict) -> list[str]:
     return found
 
 
-def _check_step(step_id: str, step: Any, workspace_id: int | None, errors: list[str]) -> None:
-    where = f"step {step_id!r}"
+def _check_step(step_id: str, step: Any, workspace_id: int | None, errors: list[Problem]) -> None:
+    def wrong(message: Any, **values: Any) -> None:
+        errors.append(Problem(Said(message, **values), step=step_id))
+
     if not isinstance(step, dict):
-        errors.append(f"{where}: a step is an object with a type")
+        wrong(_("a step is an object with a type"))
         return
     kind = step.get("type")
     if kind not in STEP_KEYS:
-        errors.append(f"{where}: unknown type {kind!r}; one of {', '.join(STEP_KEYS)}")
+        wrong(_("unknown type “%(kind)s”; one of %(kinds)s"), kind=kind, kinds=", ".join(STEP_KEYS))
         return
     required, optional = STEP_KEYS[kind]
     keys = set(step) - {"type"}
     for missing in sorted(required - keys):
-        errors.append(f"{where}: {kind} needs {missing!r}")
+        wrong(_("a %(kind)s step needs “%(key)s”"), kind=kind, key=missing)
     for unknown in sorted(keys - required - optional):
-        errors.append(f"{where}: {kind} has no {unknown!r}")
+        wrong(_("a %(kind)s step has no “%(key)s”"), kind=kind, key=unknown)
     for key in LINKS:
         if key in step and step[key] is not None and not isinstance(step[key], str):
-            errors.append(f"{where}: {key!r} is a step id or null")
+            wrong(_("“%(key)s” is a step id or null"), key=key)
     if kind == "message":
         media = step.get("media")
         if media is not None and (
@@ -126,65 +131,67 @@ def _check_step(step_id: str, step: Any, workspace_id: int | None, errors: list[
             or not isinstance(media.get("filename", ""), str)
             or set(media) - {"url", "filename"}
         ):
-            errors.append(f"{where}: media is {{'url': 'https://…', 'filename'?}}")
+            wrong(_("media is a link (https://…) with an optional file name"))
         if not step.get("media") and not _text_ok(step.get("text")):
-            errors.append(f"{where}: a message needs a text or media")
+            wrong(_("a message needs a text or media"))
     optional_text = kind in ("handoff", "close", "faq") or (kind == "message" and step.get("media"))
     if "text" in step and not _text_ok(step["text"], optional=bool(optional_text)):
-        errors.append(f"{where}: text is a string or {{language: string}}, up to {MAX_TEXT}")
+        wrong(_("write the text (up to %(max)s characters in each language)"), max=MAX_TEXT)
     if "retry_text" in step and not _text_ok(step["retry_text"], optional=True):
-        errors.append(f"{where}: retry_text is a string or {{language: string}}")
+        wrong(_("the retry text is up to %(max)s characters in each language"), max=MAX_TEXT)
     if "save_as" in step and not (
         isinstance(step["save_as"], str) and VARIABLE.match(step["save_as"])
     ):
-        errors.append(f"{where}: save_as is a variable name (lower-case letters, digits, _)")
+        wrong(_("save the answer as a variable name (lower-case letters, digits and _)"))
     attempts = step.get("max_attempts", 3)
     if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 10:
-        errors.append(f"{where}: max_attempts is 1 to 10")
+        wrong(_("the number of attempts is 1 to 10"))
     if kind == "choice":
         options = step.get("options")
         if not isinstance(options, list) or not 2 <= len(options) <= MAX_OPTIONS:
-            errors.append(f"{where}: a choice has 2 to {MAX_OPTIONS} options")
+            wrong(_("a choice has 2 to %(max)s options"), max=MAX_OPTIONS)
         else:
             ids = set()
             for n, option in enumerate(options, start=1):
                 if not isinstance(option, dict) or not isinstance(option.get("id"), str):
-                    errors.append(f"{where}: option {n} needs an id")
+                    wrong(_("option %(number)s needs an id"), number=n)
                     continue
                 if option["id"] in ids:
-                    errors.append(f"{where}: option id {option['id']!r} is used twice")
+                    wrong(_("option id “%(id)s” is used twice"), id=option["id"])
                 ids.add(option["id"])
                 if not _text_ok(option.get("title")):
-                    errors.append(f"{where}: option {option['id']!r} needs a title")
+                    wrong(_("option %(number)s needs a title"), number=n)
                 if set(option) - {"id", "title", "next"}:
-                    errors.append(f"{where}: option {option['id']!r} has unknown keys")
+                    wrong(_("option %(number)s has unknown keys"), number=n)
     if kind == "input":
         if step.get("validate") not in VALIDATIONS:
-            errors.append(f"{where}: validate is one of {', '.join(VALIDATIONS)}")
+            wrong(_("check the answer as one of %(choices)s"), choices=", ".join(VALIDATIONS))
         if step.get("validate") == "regex":
             pattern = step.get("pattern")
-            try:
-                if not isinstance(pattern, str) or not pattern or len(pattern) > 500:
-                    raise regex.error("a pattern of 1 to 500 characters")
-                regex.compile(pattern)
-            except regex.error as exc:
-                errors.append(f"{where}: the pattern is not valid: {exc}")
+            if not isinstance(pattern, str) or not pattern or len(pattern) > 500:
+                wrong(_("the pattern is 1 to 500 characters"))
+            else:
+                try:
+                    regex.compile(pattern)
+                except regex.error as exc:
+                    wrong(_("the pattern is not valid: %(reason)s"), reason=exc)
     if kind == "condition":
         from loket.automation.rules import conditions as rule_conditions
 
         branches = step.get("branches")
         if not isinstance(branches, list) or not branches:
-            errors.append(f"{where}: a condition has at least one branch")
+            wrong(_("a condition has at least one branch"))
         else:
             for n, branch in enumerate(branches, start=1):
                 if not isinstance(branch, dict) or "if" not in branch:
-                    errors.append(f"{where}: branch {n} needs 'if' and 'next'")
+                    wrong(_("branch %(number)s needs a condition and a next step"), number=n)
                     continue
                 if workspace_id is not None:
                     try:
                         branch["if"] = rule_conditions.clean(branch["if"], workspace_id)
                     except rule_conditions.InvalidCondition as exc:
-                        errors.append(f"{where}: branch {n}: {exc}")
+                        place = Said(_("branch %(number)s"), number=n)
+                        errors.extend(exc.within(place, step=step_id))
     if kind == "set":
         for key in ("contact", "conversation"):
             value = step.get(key, {})
@@ -192,52 +199,54 @@ def _check_step(step_id: str, step: Any, workspace_id: int | None, errors: list[
                 isinstance(k, str) and re.match(r"^[A-Za-z0-9_-]{1,100}$", k) and isinstance(v, str)
                 for k, v in value.items()
             ):
-                errors.append(f"{where}: {key} maps field names to texts")
+                wrong(
+                    _("%(what)s fields are names (letters, digits, - and _) with texts"), what=key
+                )
         labels = step.get("labels", [])
         if not isinstance(labels, list) or not all(
             isinstance(x, str) and 0 < len(x) <= 64 for x in labels
         ):
-            errors.append(f"{where}: labels is a list of label names")
+            wrong(_("labels are a list of label names"))
         if "priority" in step and step["priority"] not in (0, 1, 2, 3, 4):
-            errors.append(f"{where}: priority is 0 to 4")
+            wrong(_("the priority is 0 to 4"))
     if kind == "http":
         url = step.get("url")
         if not isinstance(url, str) or not re.match(r"^https?://", url) or len(url) > 2000:
-            errors.append(f"{where}: url starts with https:// (or http://)")
+            wrong(_("the URL starts with https:// (or http://)"))
         if step.get("method", "GET") not in ("GET", "POST"):
-            errors.append(f"{where}: method is GET or POST")
+            wrong(_("the method is GET or POST"))
         timeout = step.get("timeout", 5)
         if (
             isinstance(timeout, bool)
             or not isinstance(timeout, int | float)
             or not 1 <= timeout <= 10
         ):
-            errors.append(f"{where}: timeout is 1 to 10 seconds")
+            wrong(_("the timeout is 1 to 10 seconds"))
         headers = step.get("headers", {})
         if not isinstance(headers, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
         ):
-            errors.append(f"{where}: headers map names to texts")
+            wrong(_("headers are names with texts"))
         mapping = step.get("map", {})
         if not isinstance(mapping, dict) or not all(
             isinstance(k, str) and VARIABLE.match(k) and isinstance(v, str) and v
             for k, v in mapping.items()
         ):
-            errors.append(f"{where}: map takes variable names to paths in the answer")
+            wrong(_("the answer is mapped as variable names to paths in the answer"))
     if kind == "faq":
         items = step.get("items")
         if not isinstance(items, list) or not items:
-            errors.append(f"{where}: an faq has at least one item")
+            wrong(_("a list of answers has at least one answer"))
         else:
             for n, item in enumerate(items, start=1):
                 if not isinstance(item, dict) or not _text_ok(item.get("answer")):
-                    errors.append(f"{where}: item {n} needs an answer")
+                    wrong(_("question %(number)s needs an answer"), number=n)
                     continue
                 keywords = item.get("keywords", [])
                 if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
-                    errors.append(f"{where}: item {n}: keywords is a list of words")
+                    wrong(_("question %(number)s: keywords are a list of words"), number=n)
                 if not keywords and not item.get("question"):
-                    errors.append(f"{where}: item {n} needs a question or keywords")
+                    wrong(_("question %(number)s needs a question or keywords"), number=n)
     if kind == "handoff" and step.get("team_id") is not None and workspace_id is not None:
         from loket.tenancy.models import Team
 
@@ -246,7 +255,7 @@ def _check_step(step_id: str, step: Any, workspace_id: int | None, errors: list[
             not isinstance(team_id, int)
             or not Team.objects.filter(workspace_id=workspace_id, pk=team_id).exists()
         ):
-            errors.append(f"{where}: no team {team_id!r} in this workspace")
+            wrong(_("no team “%(value)s” in this workspace"), value=team_id)
 
 
 def reachable(definition: dict) -> set[str]:
@@ -266,50 +275,65 @@ def reachable(definition: dict) -> set[str]:
     return seen
 
 
-def clean(raw: Any, workspace_id: int | None = None) -> tuple[dict, list[str]]:
+def clean(raw: Any, workspace_id: int | None = None) -> tuple[dict, list[Problem]]:
     """The definition as it will be stored, and warnings (steps nothing leads to); or
     InvalidFlow listing every error."""
-    errors: list[str] = []
+    errors: list[Problem] = []
+
+    def wrong(message: Any, **values: Any) -> None:
+        errors.append(Problem(Said(message, **values)))
+
     if not isinstance(raw, dict):
-        raise InvalidFlow(["a flow is an object with start and steps"])
+        raise InvalidFlow(_("a flow is an object with start and steps"))
     steps = raw.get("steps")
     if not isinstance(steps, dict) or not steps:
-        raise InvalidFlow(["a flow needs steps"])
+        raise InvalidFlow(_("a flow needs steps"))
     if len(steps) > MAX_STEPS:
-        errors.append(f"a flow has at most {MAX_STEPS} steps")
+        wrong(_("a flow has at most %(max)s steps"), max=MAX_STEPS)
     unknown = set(raw) - {"start", "language", "steps", "timeout", "order"}
     if unknown:
-        errors.append(f"a flow has no {sorted(unknown)[0]!r}")
+        wrong(_("a flow has no “%(key)s”"), key=sorted(unknown)[0])
     for step_id in steps:
         if not STEP_ID.match(step_id):
-            errors.append(f"step id {step_id!r}: letters, digits, - and _, up to 64")
+            wrong(_("step id “%(step)s”: letters, digits, - and _, up to 64"), step=step_id)
     order = raw.get("order")
     if order is not None and (
         not isinstance(order, list) or any(step_id not in steps for step_id in order)
     ):
-        errors.append("order lists step ids (the editor's order of the steps)")
+        wrong(_("order lists step ids (the order of the steps in the editor)"))
     if raw.get("start") not in steps:
-        errors.append(f"start {raw.get('start')!r} is not a step")
+        wrong(_("the first step “%(step)s” is not a step"), step=raw.get("start"))
     language = raw.get("language", "en")
     if not isinstance(language, str) or not LANGUAGE.match(language):
-        errors.append(f"language {language!r} is not a language code")
+        wrong(_("“%(language)s” is not a language code"), language=language)
     timeout = raw.get("timeout")
     if timeout is not None:
         minutes = timeout.get("minutes") if isinstance(timeout, dict) else None
         if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 10080:
-            errors.append("timeout.minutes is 1 to 10080")
+            wrong(_("the silence timeout is 1 to 10080 minutes"))
         elif timeout.get("next") is not None and timeout.get("next") not in steps:
-            errors.append(f"timeout.next {timeout.get('next')!r} is not a step")
+            wrong(
+                _("after the silence timeout it goes to “%(step)s”, which is not a step"),
+                step=timeout.get("next"),
+            )
     for step_id, step in steps.items():
         _check_step(step_id, step, workspace_id, errors)
         if isinstance(step, dict):
             for target in links_of(step):
                 if target not in steps:
-                    errors.append(f"step {step_id!r}: goes to {target!r}, which is not a step")
+                    errors.append(
+                        Problem(
+                            Said(_("goes to “%(target)s”, which is not a step"), target=target),
+                            step=step_id,
+                        )
+                    )
     if errors:
-        raise InvalidFlow(errors)
+        raise InvalidFlow(*errors)
+    found = reachable(raw)
     warnings = [
-        f"step {step_id!r} is never reached" for step_id in steps if step_id not in reachable(raw)
+        Problem(Said(_("nothing leads to this step")), step=step_id)
+        for step_id in steps
+        if step_id not in found
     ]
     return raw, warnings
 

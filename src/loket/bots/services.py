@@ -11,19 +11,21 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from loket.bots import definition as flow_definition
 from loket.bots.engine import forget_flows
 from loket.bots.models import BotSession, Flow, FlowTrigger, FlowVersion, SessionState
 from loket.inbox.models import Channel
+from loket.problems import Invalid, Problem
 from loket.tenancy.models import Membership, Workspace
 from loket.tenancy.services import require_admin
 
 EXPORT_FORMAT = "loket.flow/1"
 
 
-class InvalidFlowSettings(ValueError):
-    """Flow settings that cannot be saved; the message says why."""
+class InvalidFlowSettings(Invalid):
+    """Flow settings that cannot be saved; the problem says why."""
 
 
 def _check_admin(actor: Membership | None, workspace_id: int) -> None:
@@ -35,14 +37,16 @@ def _clean_settings(workspace_id: int, fields: dict[str, Any]) -> dict[str, Any]
     if "name" in fields:
         name = (fields["name"] or "").strip()
         if not name or len(name) > 200:
-            raise InvalidFlowSettings("a flow needs a name of up to 200 characters")
+            raise InvalidFlowSettings(_("a flow needs a name of up to 200 characters"))
         cleaned["name"] = name
     if "description" in fields:
         cleaned["description"] = (fields["description"] or "").strip()[:2000]
     if "trigger" in fields:
         if fields["trigger"] not in FlowTrigger.values:
             raise InvalidFlowSettings(
-                f"unknown trigger {fields['trigger']!r}; one of {', '.join(FlowTrigger.values)}"
+                _("unknown trigger “%(value)s”; one of %(choices)s"),
+                value=fields["trigger"],
+                choices=", ".join(FlowTrigger.values),
             )
         cleaned["trigger"] = fields["trigger"]
     for key in ("keywords", "handoff_words"):
@@ -51,7 +55,7 @@ def _clean_settings(workspace_id: int, fields: dict[str, Any]) -> dict[str, Any]
             if not isinstance(words, list) or not all(
                 isinstance(w, str) and 0 < len(w.strip()) <= 64 for w in words
             ):
-                raise InvalidFlowSettings(f"{key} is a list of words")
+                raise InvalidFlowSettings(_("%(field)s is a list of words"), field=key)
             cleaned[key] = [w.strip() for w in words][:50]
     if "enabled" in fields:
         cleaned["enabled"] = bool(fields["enabled"])
@@ -61,7 +65,7 @@ def _clean_settings(workspace_id: int, fields: dict[str, Any]) -> dict[str, Any]
 def _channels(workspace_id: int, ids: list[int]) -> list[Channel]:
     found = list(Channel.objects.filter(workspace_id=workspace_id, pk__in=ids))
     if len(found) != len(set(ids)):
-        raise InvalidFlowSettings("a channel is not in this workspace")
+        raise InvalidFlowSettings(_("a channel is not in this workspace"))
     return found
 
 
@@ -105,12 +109,12 @@ def update_flow(flow: Flow, *, actor: Membership | None = None, **changes: Any) 
     fields = _clean_settings(flow.workspace_id, changes)
     if draft is not None:
         if not isinstance(draft, dict):
-            raise InvalidFlowSettings("a draft is a JSON object")
+            raise InvalidFlowSettings(_("a draft is a JSON object"))
         fields["draft"] = draft
     for name, value in fields.items():
         setattr(flow, name, value)
     if fields.get("enabled") and flow.published_id is None:
-        raise InvalidFlowSettings("publish the flow before switching it on")
+        raise InvalidFlowSettings(_("publish the flow before switching it on"))
     flow.updated_at = timezone.now()
     flow.save()
     if channel_ids is not None:
@@ -119,7 +123,7 @@ def update_flow(flow: Flow, *, actor: Membership | None = None, **changes: Any) 
     return flow
 
 
-def check_draft(flow: Flow) -> tuple[list[str], list[str]]:
+def check_draft(flow: Flow) -> tuple[list[Problem], list[Problem]]:
     """(errors, warnings) of the flow's draft."""
     try:
         _clean, warnings = flow_definition.clean(copy.deepcopy(flow.draft), flow.workspace_id)
@@ -175,7 +179,9 @@ def export_flow(flow: Flow) -> dict[str, Any]:
 def import_flow(workspace: Workspace, data: Any, *, actor: Membership | None = None) -> Flow:
     """A new flow (switched off, unpublished) from an export."""
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
-        raise InvalidFlowSettings(f"not a Loket flow export (format {EXPORT_FORMAT!r})")
+        raise InvalidFlowSettings(
+            _("not a Loket flow export (format %(format)s)"), format=EXPORT_FORMAT
+        )
     flow_definition.clean(copy.deepcopy(data.get("definition")), workspace.pk)
     return create_flow(
         workspace,

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import transaction
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from loket import crypto
@@ -28,6 +29,7 @@ from loket.events import Actor
 from loket.inbox.models import AuthorType, Conversation, ConversationStatus, MessageKind, Priority
 from loket.inbox.services import notifications, outbound
 from loket.inbox.services.conversations import ensure_labels, update_conversation
+from loket.problems import Invalid, Said
 from loket.tenancy.models import Membership, Team
 
 MAX_ACTIONS = 20
@@ -41,12 +43,17 @@ SETTABLE_STATUSES = (
 )
 
 
-class InvalidAction(ValueError):
-    """An action that cannot be saved; the message says which and why."""
+class InvalidAction(Invalid):
+    """An action that cannot be saved; the problem says which and why."""
 
 
 class Skipped(Exception):
-    """An action with nothing to do any more (its team was deleted, say); the reason is logged."""
+    """An action with nothing to do any more (its team was deleted, say); the reason is logged
+    as a message id with its values (``gettext_noop``), read in the reader's language."""
+
+    def __init__(self, message: str, **values: Any) -> None:
+        self.said = Said(message, **values)
+        super().__init__(message % values if values else message)
 
 
 @dataclass
@@ -80,14 +87,14 @@ class Doer:
 def _member_id(params: dict, workspace_id: int) -> dict:
     value = params.get("member_id")
     if not Membership.objects.filter(workspace_id=workspace_id, pk=_int(value)).exists():
-        raise InvalidAction(f"no member {value!r} in this workspace")
+        raise InvalidAction(_("no member “%(value)s” in this workspace"), value=value)
     return {"member_id": int(value)}
 
 
 def _team_id(params: dict, workspace_id: int) -> dict:
     value = params.get("team_id")
     if not Team.objects.filter(workspace_id=workspace_id, pk=_int(value)).exists():
-        raise InvalidAction(f"no team {value!r} in this workspace")
+        raise InvalidAction(_("no team “%(value)s” in this workspace"), value=value)
     return {"team_id": int(value)}
 
 
@@ -109,11 +116,11 @@ def _labels(params: dict, workspace_id: int) -> dict:
     if isinstance(names, str):
         names = [names]
     if not isinstance(names, list) or not names:
-        raise InvalidAction("name at least one label")
+        raise InvalidAction(_("name at least one label"))
     cleaned = []
     for name in names:
         if not isinstance(name, str) or not name.strip() or len(name.strip()) > 64:
-            raise InvalidAction("a label name is 1 to 64 characters")
+            raise InvalidAction(_("a label name is 1 to 64 characters"))
         cleaned.append(name.strip())
     return {"labels": list(dict.fromkeys(cleaned))}
 
@@ -121,7 +128,11 @@ def _labels(params: dict, workspace_id: int) -> dict:
 def _priority(params: dict, workspace_id: int) -> dict:
     value = params.get("priority")
     if isinstance(value, bool) or value not in Priority.values:
-        raise InvalidAction(f"unknown priority {value!r}; one of {Priority.values}")
+        raise InvalidAction(
+            _("unknown priority “%(value)s”; one of %(choices)s"),
+            value=value,
+            choices=", ".join(str(p) for p in Priority.values),
+        )
     return {"priority": value}
 
 
@@ -129,7 +140,9 @@ def _status(params: dict, workspace_id: int) -> dict:
     value = params.get("status")
     if value not in SETTABLE_STATUSES:
         raise InvalidAction(
-            f"unknown status {value!r}; one of {', '.join(SETTABLE_STATUSES)} (snooze: 'snooze')"
+            _("unknown status “%(value)s”; one of %(choices)s (to snooze: “snooze”)"),
+            value=value,
+            choices=", ".join(SETTABLE_STATUSES),
         )
     return {"status": value}
 
@@ -141,7 +154,7 @@ def _minutes(params: dict, workspace_id: int) -> dict:
         or not isinstance(value, int)
         or not 1 <= value <= MAX_SNOOZE_MINUTES
     ):
-        raise InvalidAction("snooze for a whole number of minutes, at least 1")
+        raise InvalidAction(_("snooze for a whole number of minutes, at least 1"))
     return {"minutes": value}
 
 
@@ -150,7 +163,7 @@ def _canned_reply(params: dict, workspace_id: int) -> dict:
     if not CannedReply.objects.filter(
         workspace_id=workspace_id, owner__isnull=True, pk=_int(value)
     ).exists():
-        raise InvalidAction(f"no shared canned reply {value!r} in this workspace")
+        raise InvalidAction(_("no shared canned reply “%(value)s” in this workspace"), value=value)
     return {"canned_reply_id": int(value)}
 
 
@@ -159,7 +172,7 @@ def _sla_policy(params: dict, workspace_id: int) -> dict:
 
     value = params.get("policy_id")
     if not SlaPolicy.objects.filter(workspace_id=workspace_id, pk=_int(value)).exists():
-        raise InvalidAction(f"no SLA policy {value!r} in this workspace")
+        raise InvalidAction(_("no SLA policy “%(value)s” in this workspace"), value=value)
     return {"policy_id": int(value)}
 
 
@@ -168,23 +181,23 @@ def _flow(params: dict, workspace_id: int) -> dict:
 
     value = params.get("flow_id")
     if not Flow.objects.filter(workspace_id=workspace_id, pk=_int(value)).exists():
-        raise InvalidAction(f"no bot flow {value!r} in this workspace")
+        raise InvalidAction(_("no bot flow “%(value)s” in this workspace"), value=value)
     return {"flow_id": int(value)}
 
 
 def _text(params: dict, workspace_id: int) -> dict:
     text = params.get("text")
     if not isinstance(text, str) or not text.strip():
-        raise InvalidAction("write the text")
+        raise InvalidAction(_("write the text"))
     if len(text) > MAX_TEXT:
-        raise InvalidAction(f"the text is longer than {MAX_TEXT} characters")
+        raise InvalidAction(_("the text is longer than %(max)s characters"), max=MAX_TEXT)
     return {"text": text.strip()}
 
 
 def _notify(params: dict, workspace_id: int) -> dict:
     recipients = params.get("recipients")
     if not isinstance(recipients, list) or not recipients:
-        raise InvalidAction("choose who to notify: 'assignee' or members")
+        raise InvalidAction(_("choose who to notify: the assignee or members"))
     members = {
         pk
         for pk in Membership.objects.filter(
@@ -198,22 +211,22 @@ def _notify(params: dict, workspace_id: int) -> dict:
         elif _int(recipient) in members:
             cleaned.append(int(recipient))
         else:
-            raise InvalidAction(f"no member {recipient!r} in this workspace")
+            raise InvalidAction(_("no member “%(value)s” in this workspace"), value=recipient)
     text = params.get("text") or ""
     if not isinstance(text, str) or len(text) > MAX_TEXT:
-        raise InvalidAction(f"the text is at most {MAX_TEXT} characters")
+        raise InvalidAction(_("the text is longer than %(max)s characters"), max=MAX_TEXT)
     return {"recipients": list(dict.fromkeys(cleaned)), "text": text.strip()}
 
 
 def _webhook(params: dict, workspace_id: int) -> dict:
     url = params.get("url")
     if not isinstance(url, str) or len(url) > 2000:
-        raise InvalidAction("give the webhook's URL")
+        raise InvalidAction(_("give the URL of the webhook"))
     parts = urlsplit(url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InvalidAction("the webhook URL must start with https:// (or http://)")
+        raise InvalidAction(_("the webhook URL must start with https:// (or http://)"))
     if parts.username or parts.password:
-        raise InvalidAction("put no user name or password in the webhook URL")
+        raise InvalidAction(_("put no user name or password in the webhook URL"))
     return {"url": url.strip()}
 
 
@@ -225,7 +238,7 @@ def _do_assign_agent(doer: Doer, params: dict) -> str:
         .first()
     )
     if member is None:
-        raise Skipped("that member has left the workspace")
+        raise Skipped(gettext_noop("that member has left the workspace"))
     doer.update(assignee=member)
     return member.display_name
 
@@ -235,7 +248,7 @@ def _do_assign_team(doer: Doer, params: dict) -> str:
         workspace_id=doer.conversation.workspace_id, pk=params["team_id"]
     ).first()
     if team is None:
-        raise Skipped("that team was deleted")
+        raise Skipped(gettext_noop("that team was deleted"))
     doer.update(team=team)
     return team.name
 
@@ -310,14 +323,17 @@ def _do_send_canned_reply(doer: Doer, params: dict) -> str:
         pk=params["canned_reply_id"],
     ).first()
     if reply is None:
-        raise Skipped("that canned reply was deleted")
+        raise Skipped(gettext_noop("that canned reply was deleted"))
     text, unknown = render_text(reply.body, doer.conversation, doer.member)
     if unknown:
-        raise Skipped(f"the canned reply uses unknown variables: {', '.join(unknown)}")
+        raise Skipped(
+            gettext_noop("the canned reply uses unknown variables: %(names)s"),
+            names=", ".join(unknown),
+        )
     try:
         _post(doer, text, MessageKind.MESSAGE)
     except ValueError as exc:  # e.g. the channel's reply window has closed
-        raise Skipped(str(exc)) from None
+        raise Skipped(gettext_noop("not sent: %(reason)s"), reason=str(exc)) from None
     return f"/{reply.shortcut}"
 
 
@@ -338,7 +354,7 @@ def _do_notify(doer: Doer, params: dict) -> str:
         )
     )
     if not members:
-        raise Skipped("nobody to notify (no assignee)")
+        raise Skipped(gettext_noop("nobody to notify (no assignee)"))
     mentions = " ".join(notifications.mention_token(m) for m in members)
     text, _unknown = render_text(params.get("text") or "", doer.conversation, doer.member)
     note = _post(doer, f"{mentions} {text}".strip(), MessageKind.NOTE)
@@ -354,7 +370,7 @@ def _do_apply_sla_policy(doer: Doer, params: dict) -> str:
         workspace_id=doer.conversation.workspace_id, pk=params["policy_id"]
     ).first()
     if policy is None:
-        raise Skipped("that SLA policy was deleted")
+        raise Skipped(gettext_noop("that SLA policy was deleted"))
     doer.conversation = sla.apply_policy(doer.conversation, policy, actor=doer.member)
     return policy.name
 
@@ -369,11 +385,11 @@ def _do_start_bot(doer: Doer, params: dict) -> str:
         .first()
     )
     if flow is None:
-        raise Skipped("that bot flow was deleted")
+        raise Skipped(gettext_noop("that bot flow was deleted"))
     if flow.published_id is None:
-        raise Skipped("that bot flow is not published")
+        raise Skipped(gettext_noop("that bot flow is not published"))
     if engine.start(doer.conversation, flow) is None:
-        raise Skipped("a bot is already talking in this conversation")
+        raise Skipped(gettext_noop("a bot is already talking in this conversation"))
     return flow.name
 
 
@@ -422,22 +438,42 @@ ACTIONS: dict[str, ActionType] = {
 def clean(raw: Any, workspace_id: int) -> list[dict]:
     """The actions as they will be stored, or InvalidAction saying which one is wrong."""
     if not isinstance(raw, list) or not raw:
-        raise InvalidAction("a rule needs at least one action")
+        raise InvalidAction(_("a rule needs at least one action"))
     if len(raw) > MAX_ACTIONS:
-        raise InvalidAction(f"at most {MAX_ACTIONS} actions")
+        raise InvalidAction(_("at most %(max)s actions"), max=MAX_ACTIONS)
     cleaned = []
     for index, item in enumerate(raw, start=1):
         kind = item.get("type") if isinstance(item, dict) else None
         action = ACTIONS.get(kind) if isinstance(kind, str) else None
         if action is None:
             raise InvalidAction(
-                f"action {index}: unknown type {kind!r}; one of {', '.join(ACTIONS)}"
+                *InvalidAction(
+                    _("unknown type “%(kind)s”; one of %(choices)s"),
+                    kind=kind,
+                    choices=", ".join(ACTIONS),
+                ).within(Said(_("action %(number)s"), number=index))
             )
         try:
             cleaned.append({"type": kind, **action.clean(item, workspace_id)})
         except InvalidAction as exc:
-            raise InvalidAction(f"action {index} ({kind}): {exc}") from None
+            place = Said(_("action %(number)s (%(kind)s)"), number=index, kind=action.label)
+            raise InvalidAction(*exc.within(place)) from None
     return cleaned
+
+
+# Details that are labels of choices, translated when read.
+_LABEL_DETAILS = ("set_priority", "set_status")
+
+
+def described_detail(item: dict) -> str:
+    """What ``perform`` recorded about one action, in the reader's language."""
+    said = item.get("said")
+    if isinstance(said, dict) and isinstance(said.get("message"), str):
+        return str(Said(said["message"], **(said.get("values") or {})))
+    detail = item.get("detail") or ""
+    if item.get("type") in _LABEL_DETAILS and detail:
+        return gettext(detail)
+    return detail
 
 
 def perform(doer: Doer, actions: list[dict]) -> list[dict]:
@@ -454,7 +490,14 @@ def perform(doer: Doer, actions: list[dict]) -> list[dict]:
                 detail = action.do(doer, item)
             done.append({"type": item["type"], "ok": True, "detail": detail})
         except Skipped as exc:
-            done.append({"type": item["type"], "ok": False, "detail": str(exc)})
+            done.append(
+                {
+                    "type": item["type"],
+                    "ok": False,
+                    "detail": str(exc),
+                    "said": {"message": exc.said.message, "values": exc.said.values},
+                }
+            )
         except Exception as exc:  # a broken action must not stop the others or the next rule
             done.append({"type": item["type"], "ok": False, "detail": f"failed: {exc}"})
     return done

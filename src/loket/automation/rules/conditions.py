@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from loket.automation.rules.facts import Facts
 from loket.inbox.models import Channel, ConversationStatus, Priority
+from loket.problems import Invalid, Said
 from loket.tenancy.models import Membership, Team
 
 MAX_CONDITIONS = 40
@@ -33,8 +34,8 @@ SLA_TARGETS = ("first_response", "next_response", "resolution")
 CHANGEABLE = ("status", "assignee_id", "team_id", "priority", "labels", "snoozed_until")
 
 
-class InvalidCondition(ValueError):
-    """A condition that cannot be saved; the message says which and why."""
+class InvalidCondition(Invalid):
+    """A condition that cannot be saved; the problem says which and why."""
 
 
 # -- operators per kind of field ----------------------------------------------------------------
@@ -200,60 +201,69 @@ def _known_values(values: str, workspace_id: int) -> set | None:
     return None  # labels: names, compared without case
 
 
-def _clean_condition(raw: Any, workspace_id: int, where: str) -> dict:
+def _clean_condition(raw: Any, workspace_id: int) -> dict:
     if not isinstance(raw, dict):
-        raise InvalidCondition(f"{where}: a condition is an object with field and operator")
+        raise InvalidCondition(_("a condition is an object with field and operator"))
     name = raw.get("field")
     field = FIELDS.get(name) if isinstance(name, str) else None
     if field is None:
-        raise InvalidCondition(f"{where}: unknown field {name!r}")
+        raise InvalidCondition(_("unknown field “%(name)s”"), name=name)
     operator = raw.get("operator")
     if operator not in field.operators:
         raise InvalidCondition(
-            f"{where}: {name} has no operator {operator!r}; one of {', '.join(field.operators)}"
+            _("%(field)s has no operator “%(operator)s”; one of %(operators)s"),
+            field=name,
+            operator=operator,
+            operators=", ".join(field.operators),
         )
     cleaned: dict[str, Any] = {"field": name, "operator": operator}
     if field.keyed:
         key = raw.get("key")
         if not isinstance(key, str) or not _KEY.match(key):
-            raise InvalidCondition(f"{where}: {name} needs a key (letters, digits, - and _)")
+            raise InvalidCondition(
+                _("%(field)s needs a key (letters, digits, - and _)"), field=name
+            )
         cleaned["key"] = key
     if operator in NO_VALUE:
         return cleaned
     value = raw.get("value")
     if field.kind in ("text",):
         if not isinstance(value, str) or not value.strip():
-            raise InvalidCondition(f"{where}: {name} {operator} needs a text")
+            raise InvalidCondition(_("%(field)s needs a text"), field=name)
         if len(value) > MAX_TEXT:
-            raise InvalidCondition(f"{where}: the text is longer than {MAX_TEXT} characters")
+            raise InvalidCondition(_("the text is longer than %(max)s characters"), max=MAX_TEXT)
         if operator == "matches":
             try:
                 regex.compile(value, regex.IGNORECASE)
             except regex.error as exc:
-                raise InvalidCondition(f"{where}: the pattern is not valid: {exc}") from None
+                raise InvalidCondition(
+                    _("the pattern is not valid: %(reason)s"), reason=exc
+                ) from None
         cleaned["value"] = value
     elif field.kind == "number":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidCondition(f"{where}: {name} needs a whole number, 0 or more")
+            raise InvalidCondition(_("%(field)s needs a whole number, 0 or more"), field=name)
         cleaned["value"] = value
     elif field.kind == "priority" and operator in ("at_least", "at_most"):
         if value not in Priority.values:
-            raise InvalidCondition(f"{where}: unknown priority {value!r}")
+            raise InvalidCondition(_("unknown priority “%(value)s”"), value=value)
         cleaned["value"] = value
     else:  # choice, priority is/is_not, set: a list of values
         items = value if isinstance(value, list) else [value]
         if not items or any(item in (None, "") for item in items):
-            raise InvalidCondition(f"{where}: {name} {operator} needs at least one value")
+            raise InvalidCondition(_("%(field)s needs at least one value"), field=name)
         known = _known_values(field.values, workspace_id)
         if known is None:  # label names
             if not all(isinstance(item, str) and len(item) <= 64 for item in items):
-                raise InvalidCondition(f"{where}: labels are given by name")
+                raise InvalidCondition(_("labels are given by name"))
             items = [item.strip() for item in items]
         else:
             unknown = [item for item in items if item not in known]
             if unknown:
                 raise InvalidCondition(
-                    f"{where}: {name} has no value {unknown[0]!r} in this workspace"
+                    _("%(field)s has no value “%(value)s” in this workspace"),
+                    field=name,
+                    value=unknown[0],
                 )
         cleaned["value"] = list(dict.fromkeys(items))
     return cleaned
@@ -265,25 +275,38 @@ def clean(raw: Any, workspace_id: int) -> dict:
         return {"match": "all", "conditions": []}
     count = 0
 
-    def group(value: Any, where: str, depth: int) -> dict:
+    def placed(exc: InvalidCondition, place: str) -> InvalidCondition:
+        if not place:
+            return exc
+        return InvalidCondition(*exc.within(Said(_("condition %(place)s"), place=place)))
+
+    def group(value: Any, place: str, depth: int) -> dict:
         nonlocal count
         if not isinstance(value, dict) or not isinstance(value.get("conditions", []), list):
-            raise InvalidCondition(f"{where}: a group is {{'match', 'conditions': [...]}}")
+            raise placed(InvalidCondition(_("a group is {'match', 'conditions': [...]}")), place)
         match = value.get("match", "all")
         if match not in ("all", "any"):
-            raise InvalidCondition(f"{where}: match is 'all' or 'any', not {match!r}")
+            raise placed(
+                InvalidCondition(_("match is “all” or “any”, not “%(match)s”"), match=match),
+                place,
+            )
         items = []
         for index, item in enumerate(value.get("conditions", []), start=1):
-            here = f"{where}.{index}" if where else f"condition {index}"
+            here = f"{place}.{index}" if place else str(index)
             if isinstance(item, dict) and "conditions" in item:
                 if depth >= 1:
-                    raise InvalidCondition(f"{here}: groups go one level deep")
+                    raise placed(InvalidCondition(_("groups go one level deep")), here)
                 items.append(group(item, here, depth + 1))
                 continue
             count += 1
             if count > MAX_CONDITIONS:
-                raise InvalidCondition(f"a rule has at most {MAX_CONDITIONS} conditions")
-            items.append(_clean_condition(item, workspace_id, here))
+                raise InvalidCondition(
+                    _("a rule has at most %(max)s conditions"), max=MAX_CONDITIONS
+                )
+            try:
+                items.append(_clean_condition(item, workspace_id))
+            except InvalidCondition as exc:
+                raise placed(exc, here) from None
         return {"match": match, "conditions": items}
 
     return group(raw, "", 0)

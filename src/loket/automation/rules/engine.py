@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.utils.translation import gettext_noop
 
 from loket import events
 from loket.automation import clock
@@ -196,7 +197,17 @@ def _stop(rule: Rule, conversation: Conversation, trigger: str, now: dt.datetime
             conversation=conversation,
             trigger=trigger,
             outcome=RuleRunOutcome.STOPPED,
-            done=[{"type": "guard", "ok": False, "detail": f"{limit} runs within an hour"}],
+            done=[
+                {
+                    "type": "guard",
+                    "ok": False,
+                    "detail": f"{limit} runs within an hour",
+                    "said": {
+                        "message": gettext_noop("%(limit)s runs within an hour"),
+                        "values": {"limit": limit},
+                    },
+                }
+            ],
             created_at=now,
         )
         _activity(conversation, "rules_stopped", rule, limit=limit, rules=names)

@@ -9,11 +9,13 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from loket.automation.models import TIMED_TRIGGERS, Rule, RuleRun, RuleTrigger
 from loket.automation.rules import actions as rule_actions
 from loket.automation.rules import conditions as rule_conditions
 from loket.automation.rules.engine import forget_rules
+from loket.problems import Invalid
 from loket.tenancy.models import Membership, Workspace
 from loket.tenancy.services import require_admin
 
@@ -21,8 +23,8 @@ MAX_NAME = 200
 MAX_TIMED_MINUTES = 60 * 24 * 90
 
 
-class InvalidRule(ValueError):
-    """A rule that cannot be saved; the message says why."""
+class InvalidRule(Invalid):
+    """A rule that cannot be saved; the problems say why."""
 
 
 def _check_admin(actor: Membership | None, workspace_id: int) -> None:
@@ -34,14 +36,16 @@ def _clean(workspace_id: int, fields: dict[str, Any]) -> dict[str, Any]:
     if "name" in fields:
         name = (fields["name"] or "").strip()
         if not name:
-            raise InvalidRule("a rule needs a name")
+            raise InvalidRule(_("a rule needs a name"))
         if len(name) > MAX_NAME:
-            raise InvalidRule(f"the name is longer than {MAX_NAME} characters")
+            raise InvalidRule(_("the name is longer than %(max)s characters"), max=MAX_NAME)
         cleaned["name"] = name
     if "trigger" in fields:
         if fields["trigger"] not in RuleTrigger.values:
             raise InvalidRule(
-                f"unknown trigger {fields['trigger']!r}; one of {', '.join(RuleTrigger.values)}"
+                _("unknown trigger “%(value)s”; one of %(choices)s"),
+                value=fields["trigger"],
+                choices=", ".join(RuleTrigger.values),
             )
         cleaned["trigger"] = fields["trigger"]
     if "minutes" in fields:
@@ -54,7 +58,7 @@ def _clean(workspace_id: int, fields: dict[str, Any]) -> dict[str, Any]:
         if "actions" in fields:
             cleaned["actions"] = rule_actions.clean(fields["actions"], workspace_id)
     except (rule_conditions.InvalidCondition, rule_actions.InvalidAction) as exc:
-        raise InvalidRule(str(exc)) from None
+        raise InvalidRule(*exc.problems) from None
     return cleaned
 
 
@@ -62,9 +66,9 @@ def _check_timing(rule: Rule) -> None:
     if rule.trigger in TIMED_TRIGGERS:
         minutes = rule.minutes
         if isinstance(minutes, bool) or not isinstance(minutes, int):
-            raise InvalidRule("a time-based rule needs a number of minutes")
+            raise InvalidRule(_("a time-based rule needs a number of minutes"))
         if not 1 <= minutes <= MAX_TIMED_MINUTES:
-            raise InvalidRule(f"minutes must be between 1 and {MAX_TIMED_MINUTES}")
+            raise InvalidRule(_("minutes must be between 1 and %(max)s"), max=MAX_TIMED_MINUTES)
     else:
         rule.minutes = None
 
@@ -102,7 +106,7 @@ def update_rule(rule: Rule, *, actor: Membership | None = None, **changes: Any) 
     _check_admin(actor, rule.workspace_id)
     unknown = set(changes) - {"name", "trigger", "minutes", "conditions", "actions", "enabled"}
     if unknown:
-        raise InvalidRule(f"unknown field {sorted(unknown)[0]!r}")
+        raise InvalidRule(_("unknown field “%(name)s”"), name=sorted(unknown)[0])
     fields = _clean(rule.workspace_id, changes)
     for name, value in fields.items():
         setattr(rule, name, value)
@@ -124,7 +128,7 @@ def reorder_rules(workspace: Workspace, ids: list[int], *, actor: Membership | N
     _check_admin(actor, workspace.pk)
     rules = {rule.pk: rule for rule in Rule.objects.filter(workspace=workspace)}
     if any(pk not in rules for pk in ids):
-        raise InvalidRule("a rule in that order is not in this workspace")
+        raise InvalidRule(_("a rule in that order is not in this workspace"))
     ordered = [rules[pk] for pk in dict.fromkeys(ids)]
     ordered += sorted(
         (rule for pk, rule in rules.items() if pk not in set(ids)),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from loket.automation.rules import actions as rule_actions
 from loket.inbox.models import (
     AttachmentStatus,
     AuthorType,
@@ -112,7 +113,7 @@ def activity_sentence(message: Message, who: str) -> str:
         matched = data.get("matched") or []
         failed = data.get("failed") or []
         if failed:
-            reasons = "; ".join(str(item.get("detail") or "") for item in failed)
+            reasons = "; ".join(rule_actions.described_detail(item) for item in failed)
             return ngettext(
                 "%(who)s ran; %(count)d action failed: %(reasons)s",
                 "%(who)s ran; %(count)d actions failed: %(reasons)s",

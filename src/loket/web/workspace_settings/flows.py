@@ -24,6 +24,7 @@ from loket.bots import definition as flow_definition
 from loket.bots import engine, services
 from loket.bots.models import BotSession, Flow, FlowTrigger, SessionState
 from loket.inbox.models import Channel
+from loket.problems import Problem, texts
 from loket.tenancy.models import Team
 from loket.tenancy.services import NotAllowed
 from loket.web.workspace import workspace_view
@@ -58,7 +59,6 @@ FIGURES = {
     SessionState.STOPPED: gettext_lazy("Taken over"),
     SessionState.ACTIVE: gettext_lazy("Talking now"),
 }
-_STEP_OF = re.compile(r"^step (?:id )?'([^']+)'")
 
 
 def starter_draft() -> dict:
@@ -172,8 +172,7 @@ def flow_import(request):
     except flow_definition.InvalidFlow as exc:
         messages.error(
             request,
-            _("The flow in that file cannot be run: %(errors)s")
-            % {"errors": "; ".join(exc.errors)},
+            _("The flow in that file cannot be run: %(errors)s") % {"errors": exc},
         )
         return redirect("wsettings:flows", workspace.slug)
     messages.success(request, _("Flow “%(name)s” imported.") % {"name": flow.name})
@@ -219,14 +218,16 @@ def flow_enabled(request, flow_id: int):
     return redirect("wsettings:flows", request.workspace.slug)
 
 
-def _step_problems(errors: list[str], warnings: list[str]) -> dict[str, dict[str, list[str]]]:
-    """Errors and warnings by the step they name ("" for the flow as a whole)."""
+def _step_problems(
+    errors: list[Problem], warnings: list[Problem]
+) -> dict[str, dict[str, list[str]]]:
+    """Errors and warnings by their step ("" for the flow as a whole), in the admin's language;
+    on a step they leave out its name (the step's card shows it)."""
     found: dict[str, dict[str, list[str]]] = {}
     for kind, items in (("errors", errors), ("warnings", warnings)):
         for item in items:
-            match = _STEP_OF.match(item)
-            step = match[1] if match else ""
-            found.setdefault(step, {"errors": [], "warnings": []})[kind].append(item)
+            step = item.step or ""
+            found.setdefault(step, {"errors": [], "warnings": []})[kind].append(item.text())
     return found
 
 
@@ -374,5 +375,5 @@ def flow_test(request, flow_id: int):
             contact_name=request.membership.display_name or "Test",
         )
     except flow_definition.InvalidFlow as exc:
-        return JsonResponse({"errors": exc.errors}, status=400)
+        return JsonResponse({"errors": texts(exc.errors)}, status=400)
     return JsonResponse(turn)

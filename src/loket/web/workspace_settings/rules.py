@@ -197,7 +197,7 @@ def _editor_page(request, rule: Rule | None, fields: dict, error: str = "", stat
             {
                 "label": _action_label(item.get("type")),
                 "ok": item.get("ok"),
-                "detail": item.get("detail"),
+                "detail": rule_actions.described_detail(item),
             }
             for item in run.done
         ]
