@@ -48,6 +48,17 @@ def _allow_private_http(settings):
     settings.LOKET_HTTP_ALLOW_PRIVATE = True
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request in Dutch leaves Dutch active in the test's thread (LocaleMiddleware activates,
+    nothing deactivates): each test starts in the default language, whatever ran before it."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def workspace(db):
     return factories.workspace("acme")

@@ -344,11 +344,54 @@ def test_a_restart_in_the_middle_resumes_and_a_retried_job_does_not_answer_twice
     says(shop, "change booking")
     engine._enabled.clear()  # a new process: nothing in memory but the database
     message = factories.inbound(shop, "AB123456", contact_id="cust-1", name="Sanne de Vries")
-    engine.turn(message.message_id)  # the job, run by a fresh worker
+    session = engine.turn(message.message_id)  # the job, run by a fresh worker
+    # It stopped before the lookup (no transaction is held while the business's API answers)
+    # and left that to its own job.
+    assert session.fetching and session.step == "lookup"
     count = len(bot_lines(conversation))
-    run_tasks()  # the queued job for the same message: already handled
+    assert engine.turn(message.message_id) == session  # the same message again: handled already
     assert len(bot_lines(conversation)) == count
-    assert bot_lines(conversation)[-1] == "Anything else?"
+    run_tasks()  # the lookup's job, then the queued turn job for the same message
+    lines = bot_lines(conversation)
+    assert lines[count:] == ["Booking AB123456: the MS Texel leaves at 14:30.", "Anything else?"]
+    assert not session_of(conversation).fetching
+
+
+def test_a_lookup_runs_outside_the_turns_transaction_and_a_lost_job_is_picked_up(
+    shop, workspace, bookings, monkeypatch
+):
+    from django.db import connection
+
+    from loket.bots.models import BotSession
+
+    published(workspace, ferry_flow(bookings))
+    conversation = says(shop, "Hello")
+    says(shop, "change booking")
+    message = factories.inbound(shop, "AB123456", contact_id="cust-1", name="Sanne de Vries")
+    session = engine.turn(message.message_id)
+    assert session.fetching
+    depth = []
+    real_lookup = engine._lookup
+
+    def lookup_noting_the_transaction(turn, step):
+        depth.append(len(connection.savepoint_ids))
+        return real_lookup(turn, step)
+
+    monkeypatch.setattr(engine, "_lookup", lookup_noting_the_transaction)
+    # The worker that took the lookup's job died: nothing happens until the grace is over.
+    assert engine.run_timeouts() == 0
+    BotSession.objects.filter(pk=session.pk).update(timeout_at=timezone.now())
+    assert engine.run_timeouts() == 1
+    monkeypatch.undo()
+    # The test's own transaction aside, no savepoint (atomic block) was open during the call.
+    assert depth == [0]
+    assert bot_lines(conversation)[-2:] == [
+        "Booking AB123456: the MS Texel leaves at 14:30.",
+        "Anything else?",
+    ]
+    assert engine.go_on_after_fetch(session.pk) is None  # moved on: its own job does nothing
+    run_tasks()
+    assert bot_lines(conversation).count("Anything else?") == 1
 
 
 def test_a_new_version_leaves_running_conversations_on_theirs(shop, workspace, bookings):

@@ -6,6 +6,12 @@ off to a person, timeouts, and an agent taking over.
   when a flow's trigger matches), handles the message, and runs steps until one waits for the
   customer or the flow ends — one transaction, so a restart resumes where the last turn left
   off, and a message is handled once, in order (``last_message_id``).
+- A step that calls out (an HTTP lookup, a file to send) never runs inside that transaction (on
+  SQLite it would hold the one write lock for as long as the business's API takes): the turn
+  stops before it (``fetching``), commits, and enqueues ``bot_fetch`` with it; that job calls
+  out with no transaction open, then goes on in a new one where the turn stopped
+  (``go_on_after_fetch``). A session left fetching by a worker that died is picked up again by
+  ``run_timeouts``.
 - Every bot message goes through the one outbound path (statuses, retries, reply windows);
   choices are rendered per channel by ``loket.inbox.services.choices``.
 - "agent" / "medewerker" (the flow's ``handoff_words``) reach a person from any step; an agent's
@@ -132,6 +138,10 @@ class Turn:
     languages: list[str]
     answer: Message | None = None  # the customer's message this turn handles, until used
     sent: list[int] = field(default_factory=list)
+    # What steps that call out got, by step id (fetched before this transaction began).
+    fetched: dict[str, Any] = field(default_factory=dict)
+    # Call out in place instead of stopping (the test panel, which keeps nothing anyway).
+    call_out_in_place: bool = False
 
     @property
     def variables(self) -> dict[str, Any]:
@@ -291,9 +301,17 @@ def _handle_answer(turn: Turn, step: dict) -> str | object | None:
     return WAIT
 
 
-def _fetch_media(turn: Turn, media: dict):
-    """The step's file, fetched through the guarded client within the attachment size limit;
-    None (and the reason in ``media_error``) when it cannot be had."""
+@dataclass
+class MediaAnswer:
+    """A message step's file, or why it could not be had."""
+
+    upload: outbound.OutgoingFile | None
+    error: str = ""
+
+
+def _fetch_media(turn: Turn, media: dict) -> MediaAnswer:
+    """The step's file, fetched through the guarded client within the attachment size limit
+    (no database writes: it runs outside the turn's transaction)."""
     from loket.inbox.services import media as media_service
 
     url = _VARIABLE.sub(
@@ -311,14 +329,14 @@ def _fetch_media(turn: Turn, media: dict):
             content_type = response.headers.get("content-type", "").split(";")[0].strip()
     except (httpx.HTTPError, ValueError) as exc:
         log.info("bot media %s not sent in conversation %s: %s", url, turn.conversation.pk, exc)
-        turn.variables["media_error"] = str(exc)[:200]
-        return None
+        return MediaAnswer(None, str(exc)[:200] or type(exc).__name__)
     filename = media.get("filename") or url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-    return outbound.OutgoingFile(
+    upload = outbound.OutgoingFile(
         filename=media_service.safe_filename(filename, default="file"),
         content_type=content_type or "application/octet-stream",
         content=content,
     )
+    return MediaAnswer(upload)
 
 
 def _step_message(turn: Turn, step: dict):
@@ -330,7 +348,13 @@ def _step_message(turn: Turn, step: dict):
 
     text = _fill(turn, step.get("text"))
     carries_files = ports.connector_for(turn.conversation.channel.kind).capabilities.media
-    upload = _fetch_media(turn, media) if carries_files else None
+    upload = None
+    if carries_files:
+        step_id = turn.session.step
+        got = turn.fetched.pop(step_id) if step_id in turn.fetched else _fetch_media(turn, media)
+        upload = got.upload
+        if got.error:
+            turn.variables["media_error"] = got.error
     if upload is None:  # no files on this channel (or none to be had): the link instead
         _say(turn, f"{text}\n{media['url']}".strip())
         return step.get("next")
@@ -419,7 +443,19 @@ def _rendered_json(turn: Turn, value: Any) -> Any:
     return value
 
 
-def _step_http(turn: Turn, step: dict):
+@dataclass
+class LookupAnswer:
+    """What an HTTP lookup got: the variables to set from the answer, or why it failed."""
+
+    status: int | None
+    variables: dict[str, Any]
+    error: str = ""
+
+
+def _lookup(turn: Turn, step: dict) -> LookupAnswer:
+    """Call the business's API for an ``http`` step (no database work: it runs outside the
+    turn's transaction)."""
+
     def encoded(match: re.Match) -> str:
         value = turn.variables.get(match.group(1))
         return match.group(0) if value is None else quote(str(value), safe="")
@@ -427,6 +463,7 @@ def _step_http(turn: Turn, step: dict):
     url = _VARIABLE.sub(encoded, step["url"])
     headers = {k: _fill(turn, v) for k, v in (step.get("headers") or {}).items()}
     method = step.get("method", "GET")
+    status = None
     try:
         with http.client(timeout=float(step.get("timeout", 5))) as client:
             if method == "POST":
@@ -435,20 +472,50 @@ def _step_http(turn: Turn, step: dict):
                 )
             else:
                 response = client.get(url, headers=headers)
-        turn.variables["http_status"] = response.status_code
+        status = response.status_code
         if not 200 <= response.status_code < 300:
             raise ValueError(f"HTTP {response.status_code}")
         answer = response.json()
+        found = {}
         for variable, path in (step.get("map") or {}).items():
             value = _json_path(answer, path)
-            turn.variables[variable] = (
+            found[variable] = (
                 value if isinstance(value, str | int | float | bool) else json.dumps(value)
             )
     except (httpx.HTTPError, ValueError, KeyError) as exc:
         log.info("bot lookup %s failed in conversation %s: %s", url, turn.conversation.pk, exc)
-        turn.variables["http_error"] = str(exc)[:200]
+        return LookupAnswer(status, {}, str(exc)[:200] or type(exc).__name__)
+    return LookupAnswer(status, found)
+
+
+def _step_http(turn: Turn, step: dict):
+    step_id = turn.session.step
+    answer = turn.fetched.pop(step_id) if step_id in turn.fetched else _lookup(turn, step)
+    if answer.status is not None:
+        turn.variables["http_status"] = answer.status
+    if answer.error:
+        turn.variables["http_error"] = answer.error
         return step.get("fail", "__handoff__")
+    turn.variables.update(answer.variables)
     return step.get("next")
+
+
+def _calls_out(turn: Turn, step: dict) -> bool:
+    """Whether running ``step`` means waiting on another server."""
+    if step["type"] == "http":
+        return True
+    if step["type"] == "message" and step.get("media"):
+        from loket.inbox import ports
+
+        return ports.connector_for(turn.conversation.channel.kind).capabilities.media
+    return False
+
+
+def _call_out(turn: Turn, step: dict) -> Any:
+    """What the step waits on, fetched with no transaction open (see the module's docstring)."""
+    if step["type"] == "http":
+        return _lookup(turn, step)
+    return _fetch_media(turn, step["media"])
 
 
 def _faq_score(item: dict, text: str, languages: list[str]) -> float:
@@ -584,6 +651,9 @@ def _advance(turn: Turn) -> None:
         elif step["type"] == "close":
             _step_close(turn, step)
             return
+        elif not turn.call_out_in_place and step_id not in turn.fetched and _calls_out(turn, step):
+            session.fetching = True  # bot_fetch goes on from here, outside this transaction
+            return
         else:
             target = STEPS[step["type"]](turn, step)
         if target is WAIT:
@@ -601,6 +671,11 @@ def _advance(turn: Turn) -> None:
     handoff(turn, {"type": "handoff"})
 
 
+# How long a session may be fetching before run_timeouts goes on in the job's place (more than
+# the longest lookup a step may take).
+FETCH_GRACE = dt.timedelta(minutes=2)
+
+
 def _timeout_at(definition: dict, now: dt.datetime) -> dt.datetime:
     minutes = (definition.get("timeout") or {}).get("minutes") or settings.LOKET_BOT_IDLE_MINUTES
     return now + dt.timedelta(minutes=minutes)
@@ -612,9 +687,17 @@ def _finish(turn: Turn, now: dt.datetime) -> None:
     if session.state != SessionState.ACTIVE:
         session.ended_at = now
         session.timeout_at = None
+        session.fetching = False
+    elif session.fetching:
+        # The job goes on from here; should its worker die, run_timeouts does after this.
+        session.timeout_at = now + FETCH_GRACE
     else:
         session.timeout_at = _timeout_at(turn.definition, now) if session.waiting else None
     session.save()
+    if session.state == SessionState.ACTIVE and session.fetching:
+        from loket.bots.tasks import bot_fetch
+
+        bot_fetch.enqueue(session.pk, len(session.path))
 
 
 def _new_session(conversation: Conversation, flow: Flow) -> BotSession:
@@ -739,7 +822,7 @@ def turn(message_id: int) -> BotSession | None:
                 current.answer = answer
                 if _is_handoff_word(current, answer):
                     handoff(current, _handoff_step(current))
-                else:
+                elif not session.fetching:  # else it was said before the bot's next question
                     _advance(current)
                 session.last_message_id = answer.pk
             session.last_message_id = message.pk
@@ -785,16 +868,65 @@ def start(conversation: Conversation, flow: Flow) -> BotSession | None:
     return session
 
 
+def go_on_after_fetch(session_id: int, at: int | None = None) -> BotSession | None:
+    """The ``bot_fetch`` job: call out for the step the session stopped before (no transaction
+    open), then go on from there in a new one. ``at``: the length of the session's path when it
+    stopped; a session that has moved on since (or was handed off) is left alone."""
+    session = (
+        BotSession.objects.select_related(
+            "flow",
+            "version",
+            "conversation__contact",
+            "conversation__workspace",
+            "conversation__channel",
+        )
+        .filter(pk=session_id, state=SessionState.ACTIVE, fetching=True)
+        .first()
+    )
+    if session is None or (at is not None and len(session.path) != at):
+        return None
+    at, step_id, definition = len(session.path), session.step, session.version.definition
+    step = definition["steps"].get(step_id)
+    languages = _languages(session.conversation, definition)
+    current = Turn(session, session.conversation, session.flow, definition, languages)
+    got = _call_out(current, step) if step is not None else None
+    now = clock.now()
+    with transaction.atomic():
+        locked = (
+            BotSession.objects.select_for_update()
+            .filter(pk=session_id, state=SessionState.ACTIVE, fetching=True)
+            .first()
+        )
+        if locked is None or len(locked.path) != at or locked.step != step_id:
+            return None
+        locked.fetching = False
+        current = Turn(
+            locked,
+            session.conversation,
+            session.flow,
+            definition,
+            languages,
+            fetched={step_id: got} if step is not None else {},
+        )
+        _advance(current)
+        _finish(current, now)
+    return locked
+
+
 def run_timeouts(limit: int = 200) -> int:
-    """Sessions whose customer went quiet: follow the flow's timeout path, or drop them."""
+    """Sessions whose customer went quiet: follow the flow's timeout path, or drop them. A
+    session still fetching long after it stopped (its job's worker died) goes on instead."""
     now = clock.now()
     due = list(
         BotSession.objects.filter(state=SessionState.ACTIVE, timeout_at__lte=now)
         .order_by("timeout_at")
-        .values_list("pk", flat=True)[:limit]
+        .values_list("pk", "fetching")[:limit]
     )
     handled = 0
-    for pk in due:
+    for pk, fetching in due:
+        if fetching:
+            handled += go_on_after_fetch(pk) is not None
+            continue
         with transaction.atomic():
             session = (
                 BotSession.objects.select_for_update(skip_locked=True)
@@ -805,7 +937,7 @@ def run_timeouts(limit: int = 200) -> int:
                     "conversation__workspace",
                     "conversation__channel",
                 )
-                .filter(pk=pk, state=SessionState.ACTIVE, timeout_at__lte=now)
+                .filter(pk=pk, state=SessionState.ACTIVE, fetching=False, timeout_at__lte=now)
                 .first()
             )
             if session is None:
@@ -836,6 +968,7 @@ class _Rollback(Exception):
 
 
 SIMULATED_STATE_KEYS = ("step", "waiting", "attempts", "variables", "path")
+MAX_SIMULATED_CALLS = 5  # calls out in one turn of the test panel before it calls in place
 
 
 def simulate(
@@ -863,77 +996,99 @@ def simulate(
 
     definition, _warnings = flow_definition.clean(copy.deepcopy(draft), workspace.pk)
     outcome: dict[str, Any] = {}
-    try:
-        with transaction.atomic():
-            channel = Channel.objects.create(workspace=workspace, kind="api", name="Flow test")
-            contact = Contact.objects.create(
-                workspace=workspace, name=contact_name, locale=language[:10]
-            )
-            conversation = Conversation.objects.create(
-                workspace=workspace,
-                channel=channel,
-                contact=contact,
-                number=2**62 + secrets.randbelow(2**60),  # never seen: rolled back
-                language=language[:10],
-            )
-            flow = Flow.objects.create(workspace=workspace, name="Test", draft=definition)
-            version = FlowVersion.objects.create(
-                workspace=workspace, flow=flow, number=1, definition=definition
-            )
-            flow.published = version
-            session = BotSession.objects.create(
-                workspace=workspace,
-                conversation=conversation,
-                flow=flow,
-                version=version,
-                step=definition["start"],
-                path=[definition["start"]],
-            )
-            if state:
-                for key in SIMULATED_STATE_KEYS:
-                    if key in state:
-                        setattr(session, key, state[key])
-            current = Turn(
-                session, conversation, flow, definition, _languages(conversation, definition)
-            )
-            if state and (text or choice_id):
-                data = (
-                    {"choice": {"id": choice_id, "title": text or choice_id}} if choice_id else {}
+    # A step that calls out does so outside the transaction, as in a real turn: the attempt is
+    # rolled back, the call made, and the turn run again with what it got.
+    fetched: dict[str, Any] = {}
+    for attempt in range(MAX_SIMULATED_CALLS + 1):
+        calling: tuple[Turn, dict] | None = None
+        try:
+            with transaction.atomic():
+                channel = Channel.objects.create(workspace=workspace, kind="api", name="Flow test")
+                contact = Contact.objects.create(
+                    workspace=workspace, name=contact_name, locale=language[:10]
                 )
-                current.answer = Message.objects.create(
+                conversation = Conversation.objects.create(
+                    workspace=workspace,
+                    channel=channel,
+                    contact=contact,
+                    number=2**62 + secrets.randbelow(2**60),  # never seen: rolled back
+                    language=language[:10],
+                )
+                flow = Flow.objects.create(workspace=workspace, name="Test", draft=definition)
+                version = FlowVersion.objects.create(
+                    workspace=workspace, flow=flow, number=1, definition=definition
+                )
+                flow.published = version
+                session = BotSession.objects.create(
                     workspace=workspace,
                     conversation=conversation,
-                    channel=channel,
-                    direction=Direction.INBOUND,
-                    kind=MessageKind.MESSAGE,
-                    author_type=AuthorType.CONTACT,
-                    author_contact=contact,
-                    text=text or "",
-                    data=data,
+                    flow=flow,
+                    version=version,
+                    step=definition["start"],
+                    path=[definition["start"]],
                 )
-                if _is_handoff_word(current, current.answer):
-                    handoff(current, _handoff_step(current))
-            if session.state == SessionState.ACTIVE:
-                _advance(current)
-            said = Message.objects.filter(
-                conversation=conversation, author_type=AuthorType.BOT
-            ).order_by("pk")
-            outcome = {
-                "replies": [
-                    {
-                        "text": message.text,
-                        "note": message.kind == MessageKind.NOTE,
-                        "choices": [
-                            {"id": item["id"], "title": item["title"]}
-                            for item in ((message.data or {}).get("choices") or {}).get("items", [])
-                        ],
-                    }
-                    for message in said
-                ],
-                "state": {key: getattr(session, key) for key in SIMULATED_STATE_KEYS},
-                "done": "" if session.state == SessionState.ACTIVE else session.state,
-            }
-            raise _Rollback
-    except _Rollback:
-        pass
+                if state:
+                    for key in SIMULATED_STATE_KEYS:
+                        if key in state:
+                            setattr(session, key, copy.deepcopy(state[key]))
+                current = Turn(
+                    session,
+                    conversation,
+                    flow,
+                    definition,
+                    _languages(conversation, definition),
+                    fetched=dict(fetched),
+                    call_out_in_place=attempt == MAX_SIMULATED_CALLS,
+                )
+                if state and (text or choice_id):
+                    data = (
+                        {"choice": {"id": choice_id, "title": text or choice_id}}
+                        if choice_id
+                        else {}
+                    )
+                    current.answer = Message.objects.create(
+                        workspace=workspace,
+                        conversation=conversation,
+                        channel=channel,
+                        direction=Direction.INBOUND,
+                        kind=MessageKind.MESSAGE,
+                        author_type=AuthorType.CONTACT,
+                        author_contact=contact,
+                        text=text or "",
+                        data=data,
+                    )
+                    if _is_handoff_word(current, current.answer):
+                        handoff(current, _handoff_step(current))
+                if session.state == SessionState.ACTIVE:
+                    _advance(current)
+                if session.fetching:
+                    calling = (current, definition["steps"][session.step])
+                    raise _Rollback
+                said = Message.objects.filter(
+                    conversation=conversation, author_type=AuthorType.BOT
+                ).order_by("pk")
+                outcome = {
+                    "replies": [
+                        {
+                            "text": message.text,
+                            "note": message.kind == MessageKind.NOTE,
+                            "choices": [
+                                {"id": item["id"], "title": item["title"]}
+                                for item in ((message.data or {}).get("choices") or {}).get(
+                                    "items", []
+                                )
+                            ],
+                        }
+                        for message in said
+                    ],
+                    "state": {key: getattr(session, key) for key in SIMULATED_STATE_KEYS},
+                    "done": "" if session.state == SessionState.ACTIVE else session.state,
+                }
+                raise _Rollback
+        except _Rollback:
+            pass
+        if calling is None:
+            break
+        called, step = calling
+        fetched[called.session.step] = _call_out(called, step)
     return outcome

@@ -89,6 +89,9 @@ class BotSession(WorkspaceScoped):
     state = models.CharField(max_length=12, choices=SessionState.choices, default="active")
     step = models.CharField(max_length=64)  # the step it is at (waiting for an answer there)
     waiting = models.BooleanField(default=False)  # asked, waiting for the customer's answer
+    # Stopped before a step that calls out (an HTTP lookup, a file to fetch): the ``bot_fetch``
+    # job calls out with no transaction open and goes on from here (loket.bots.engine).
+    fetching = models.BooleanField(default=False)
     attempts = models.PositiveSmallIntegerField(default=0)  # invalid answers at this step
     variables = models.JSONField(default=dict, blank=True)
     path = models.JSONField(default=list, blank=True)  # the steps taken, in order
