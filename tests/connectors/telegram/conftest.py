@@ -49,7 +49,8 @@ def multipart(request: Request) -> dict[str, tuple[str | None, str, bytes]]:
 
 class FakeTelegram(FakeProvider):
     """api.telegram.org for one bot: getMe, setWebhook, getWebhookInfo, getFile, the file
-    download and the send methods (answering with increasing message ids)."""
+    download, the send methods (answering with increasing message ids) and
+    editMessageReplyMarkup."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -64,6 +65,7 @@ class FakeTelegram(FakeProvider):
         self.route("GET", r"/file/bot[^/]+/.+", self._file)
         for name in ("sendMessage", "sendPhoto", "sendDocument"):
             self.route("POST", method(name), self._sent)
+        self.route("POST", method("editMessageReplyMarkup"), self._edited)
 
     def _me(self, request: Request) -> Answer:
         # Telegram knows two bots; any other token is "Unauthorized".
@@ -95,6 +97,19 @@ class FakeTelegram(FakeProvider):
             **payload("send_message_response")["result"],
             "message_id": next(self.next_id),
             "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
+        }
+        return Answer(200, {"ok": True, "result": result})
+
+    def _edited(self, request: Request) -> Answer:
+        # The edited Message, now without its keyboard.
+        asked = request.json()
+        result = {
+            **payload("send_message_response")["result"],
+            "message_id": asked["message_id"],
+            "chat": {
+                "id": asked["chat_id"],
+                "type": "private" if asked["chat_id"] > 0 else "supergroup",
+            },
         }
         return Answer(200, {"ok": True, "result": result})
 

@@ -3,6 +3,7 @@
 Inbound: Telegram POSTs each Update to ``/hooks/telegram/<channel uuid>/`` with the secret we
 registered through ``setWebhook`` in ``X-Telegram-Bot-Api-Secret-Token``.
 Outbound: ``sendMessage``, ``sendPhoto`` and ``sendDocument``. Media: ``getFile`` then the file URL.
+A tapped inline keyboard is taken away in the background (``editMessageReplyMarkup``, tasks.py).
 
 Ids (see updates.py): every Telegram message id Loket stores is ``"<chat id>:<message id>"``,
 inbound and outbound alike; a customer is their private chat's id, or in a group
@@ -39,7 +40,7 @@ from loket.connectors.base import (
     attachment_bytes,
 )
 from loket.connectors.payload import as_dict as obj
-from loket.connectors.telegram import updates
+from loket.connectors.telegram import tasks, updates
 from loket.connectors.telegram.client import (
     BotApi,
     TelegramError,
@@ -249,7 +250,9 @@ class TelegramConnector(Connector):
         return super().acknowledge(channel, request)
 
     def parse(self, channel: Channel, body: bytes, meta: dict[str, Any]) -> list[InboundItem]:
-        return self._resolve_tokens(channel, updates.parse_update(body))
+        items = self._resolve_tokens(channel, updates.parse_update(body))
+        tasks.expect_taps(items)  # a tapped keyboard is taken away once the tap is stored
+        return items
 
     # -- media ------------------------------------------------------------------------------------
     def resolve_media(self, channel: Channel, ref: str) -> MediaSource:

@@ -54,6 +54,8 @@ _SERVICE_FIELDS = frozenset(
     """.split()  # noqa: SIM905
 )
 _GROUP_TYPES = ("group", "supergroup")
+# On a tapped button's message: {"chat_id", "message_id"} of the message that showed the keyboard.
+TAPPED_KEY = "telegram_tapped"
 
 
 def _id(value: Any, what: str) -> int:
@@ -346,6 +348,9 @@ def _callback(query: dict[str, Any]) -> InboundItem:
     if provider:
         data["provider"] = provider
     message_id = message.get("message_id")
+    if isinstance(message_id, int):
+        # The message whose keyboard was tapped: a job takes the buttons away (tasks.py).
+        data[TAPPED_KEY] = {"chat_id": chat_id, "message_id": message_id}
     return InboundMessage(
         external_id=f"{chat_id}:callback:{text_of(query.get('id'), 64)}",
         contact=_contact(chat, sender),
