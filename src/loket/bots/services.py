@@ -13,10 +13,19 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from loket import events
 from loket.bots import definition as flow_definition
 from loket.bots.engine import forget_flows
 from loket.bots.models import BotSession, Flow, FlowTrigger, FlowVersion, SessionState
-from loket.inbox.models import Channel
+from loket.inbox.models import (
+    AuthorType,
+    Channel,
+    Conversation,
+    Direction,
+    Message,
+    MessageKind,
+)
+from loket.inbox.services.conversations import check_actor
 from loket.problems import Invalid, Problem
 from loket.tenancy.models import Membership, Workspace
 from loket.tenancy.services import require_admin
@@ -193,6 +202,59 @@ def import_flow(workspace: Workspace, data: Any, *, actor: Membership | None = N
         draft=data.get("definition"),
         actor=actor,
     )
+
+
+def take_over(conversation: Conversation, actor: Membership | None) -> BotSession | None:
+    """An agent takes the conversation from the bot (the inbox's "Take over"): its active session
+    stops, as when an agent replies; an activity line says who took over, and
+    ``conversation.updated`` (``{"bot_session": "stopped"}``) re-renders the header on the
+    agents' screens. Any member of the conversation's workspace may (``actor`` None: the system);
+    with no bot talking it does nothing and returns None."""
+    check_actor(actor, conversation.workspace_id)
+    with transaction.atomic():
+        # Locked: a bot turn in progress holds this row; it finishes before the bot stops.
+        session = (
+            BotSession.objects.select_for_update(of=("self",))
+            .select_related("flow")
+            .filter(
+                workspace_id=conversation.workspace_id,
+                conversation_id=conversation.pk,
+                state=SessionState.ACTIVE,
+            )
+            .first()
+        )
+        if session is None:
+            return None
+        now = timezone.now()
+        session.state = SessionState.STOPPED
+        session.ended_at = session.updated_at = now
+        session.timeout_at = None
+        session.save(update_fields=["state", "ended_at", "updated_at", "timeout_at"])
+        Message.objects.create(
+            workspace_id=conversation.workspace_id,
+            conversation_id=conversation.pk,
+            channel_id=conversation.channel_id,
+            direction=Direction.OUTBOUND,
+            kind=MessageKind.ACTIVITY,
+            author_type=AuthorType.MEMBER if actor else AuthorType.SYSTEM,
+            author_member=actor,
+            text="bot_taken_over",
+            data={
+                "action": "bot_taken_over",
+                "flow_id": session.flow_id,
+                "flow_name": session.flow.name,
+                "step": session.step,
+            },
+        )
+        events.emit(
+            events.ConversationUpdated(
+                conversation.workspace_id,
+                events.Actor(AuthorType.MEMBER, actor.pk) if actor else events.Actor.system(),
+                conversation.pk,
+                {"bot_session": SessionState.STOPPED.value},
+            )
+        )
+    return session
 
 
 # -- reads --------------------------------------------------------------------------------------

@@ -186,6 +186,11 @@ def activity_sentence(message: Message, who: str) -> str:
     if action == "labels_changed":
         labels = ", ".join(data.get("labels") or []) or _("none")
         return _("%(who)s set the labels: %(labels)s") % {"who": who, "labels": labels}
+    if action == "bot_taken_over":
+        return _("%(who)s took over from bot “%(name)s”") % {
+            "who": who,
+            "name": data.get("flow_name") or "",
+        }
     if action in ("merged", "merged_into", "merged_from"):
         return _("%(who)s merged conversations") % {"who": who}
     if action in ("merge_undone",):

@@ -18,6 +18,7 @@ urlpatterns = [
     path("inbox/<int:number>/draft/", views.save_draft, name="draft"),
     path("inbox/<int:number>/update/", views.update, name="update"),
     path("inbox/<int:number>/merge/", views.merge, name="merge"),
+    path("inbox/<int:number>/take-over/", views.take_over, name="take_over"),
     path("inbox/<int:number>/canned-replies/", views.canned_replies, name="canned_replies"),
     path(
         "inbox/<int:number>/canned-replies/<int:reply_id>/",

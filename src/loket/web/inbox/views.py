@@ -31,6 +31,8 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
 from loket.automation import assignment, canned, sla
+from loket.bots import services as bot_services
+from loket.bots.models import BotSession, SessionState
 from loket.connectors.registry import REGISTRY
 from loket.inbox import listing, selectors
 from loket.inbox.models import (
@@ -320,6 +322,7 @@ def _conversation_context(request, conversation: Conversation, *, timeline_too=T
         "visitor": connector.sidebar(conversation),
         "copies": connector.capabilities.copies,
         "sla": _sla_context(request, conversation),
+        "bot": _bot_talking(conversation),
     }
     if not timeline_too:
         return context
@@ -355,6 +358,30 @@ def _sla_context(request, conversation: Conversation) -> dict | None:
         "due": sla.due_times(conversation, timezone.now()),
         "paused_at": conversation.sla_paused_at,
         "outcomes": sla.outcomes(conversation),
+    }
+
+
+def _bot_talking(conversation: Conversation) -> dict | None:
+    """The flow bot talking in this conversation (its active session), for the header's line
+    with "Take over"; one query."""
+    session = (
+        BotSession.objects.filter(
+            workspace_id=conversation.workspace_id,
+            conversation_id=conversation.pk,
+            state=SessionState.ACTIVE,
+        )
+        .select_related("flow", "version")
+        .only("step", "waiting", "flow", "version", "flow__name", "version__definition")
+        .first()
+    )
+    if session is None:
+        return None
+    steps = (session.version.definition or {}).get("steps") or {}
+    title = (steps.get(session.step) or {}).get("title")
+    return {
+        "flow": session.flow.name,
+        "step": title if isinstance(title, str) and title.strip() else session.step,
+        "waiting": session.waiting,
     }
 
 
@@ -618,6 +645,15 @@ def update(request, number: int):
         response = _head_response(request, number)
         response.headers["HX-Trigger"] = _toast(str(exc))
         return response
+    return _head_response(request, number)
+
+
+@require_POST
+@workspace_view
+def take_over(request, number: int):
+    """Stop the flow bot talking in this conversation ("Take over" in the header); nothing
+    happens when it has already stopped. Answers with the header, as the header's actions do."""
+    bot_services.take_over(_conversation(request, number), request.membership)
     return _head_response(request, number)
 
 
