@@ -196,7 +196,6 @@ LOKET_EVENT_ENQUEUERS = [
     "loket.automation.autoreplies.enqueue_jobs",  # greetings and away messages
     "loket.automation.rules.engine.enqueue_jobs",  # rules triggered by events
     "loket.bots.engine.enqueue_jobs",  # the flow bot's turn on a customer's message
-    "loket.connectors.telegram.tasks.enqueue_jobs",  # a tapped Telegram keyboard is taken away
 ]
 
 # --- Auth -------------------------------------------------------------------------------------

@@ -68,6 +68,9 @@ class InboundMessage:
     # The provider's id of the message this one answers (a swipe-reply, a quoted message):
     # the core links it and shows its excerpt above this one.
     reply_to: str = ""
+    # Work the connector wants done once this message is stored: ``(job, args)`` pairs, each
+    # enqueued by the core in the transaction that stores it; nothing for a redelivery.
+    follow_up: tuple[tuple[Any, tuple], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ import logging
 import pytest
 from django_tasks_db.models import DBTaskResult
 
-from loket import events
-from loket.connectors.telegram import tasks
 from loket.inbox.models import Conversation, DeliveryStatus, Direction, Message
 from loket.inbox.services import choices, outbound
 from tests.connectors.providers import run_tasks
@@ -105,25 +103,12 @@ def test_a_redelivered_tap_removes_the_keyboard_once(channel, post_update, teleg
     assert len(keyboard_jobs()) == 1
 
 
-def test_other_messages_enqueue_nothing_and_cost_the_enqueuer_no_query(
-    channel, post_update, telegram, connector, django_assert_num_queries
-):
+def test_other_messages_enqueue_nothing(channel, post_update, telegram, connector):
     assert post_update(channel, payload("text_message")).status_code == 200
     assert post_update(channel, payload("photo_message")).status_code == 200
     assert keyboard_jobs() == []
-    message = Message.objects.filter(direction=Direction.INBOUND).latest("pk")
-    created = events.MessageCreated(
-        channel.workspace_id,
-        events.Actor("contact", message.author_contact_id),
-        conversation_id=message.conversation_id,
-        message_id=message.pk,
-        kind=message.kind,
-        direction=message.direction,
-    )
-    connector.parse(channel, json.dumps(payload("text_message")).encode(), {})
-    with django_assert_num_queries(0):
-        tasks.enqueue_jobs(created)
-    assert keyboard_jobs() == []
+    parsed = connector.parse(channel, json.dumps(payload("text_message")).encode(), {})
+    assert all(not item.follow_up for item in parsed)
 
 
 def test_telegram_refusing_the_edit_is_logged_and_breaks_nothing(

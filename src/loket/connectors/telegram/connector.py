@@ -250,9 +250,10 @@ class TelegramConnector(Connector):
         return super().acknowledge(channel, request)
 
     def parse(self, channel: Channel, body: bytes, meta: dict[str, Any]) -> list[InboundItem]:
-        items = self._resolve_tokens(channel, updates.parse_update(body))
-        tasks.expect_taps(items)  # a tapped keyboard is taken away once the tap is stored
-        return items
+        return [
+            tasks.with_keyboard_removal(channel, item)
+            for item in self._resolve_tokens(channel, updates.parse_update(body))
+        ]
 
     # -- media ------------------------------------------------------------------------------------
     def resolve_media(self, channel: Channel, ref: str) -> MediaSource:

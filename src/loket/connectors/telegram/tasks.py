@@ -2,10 +2,11 @@
 
 An inline keyboard stays under the bot's message after the customer taps one of its buttons, so
 old choices could be tapped again and the chat looks unfinished. The tap is stored as a message
-whose ``data["telegram_tapped"]`` names the message that showed the keyboard (updates.py);
-``enqueue_jobs`` (in ``settings.LOKET_EVENT_ENQUEUERS``) enqueues ``remove_keyboard`` in the
-transaction that stores it, and the job calls ``editMessageReplyMarkup`` with the chat and message
-id and no ``reply_markup``, which removes the keyboard. Never inside the webhook's request.
+whose ``data["telegram_tapped"]`` names the message that showed the keyboard (updates.py); the
+connector gives it ``remove_keyboard`` as a follow-up (``InboundMessage.follow_up``), which the
+ingest core enqueues in the transaction that stores the tap — and not for a redelivered one.
+The job calls ``editMessageReplyMarkup`` with the chat and message id and no ``reply_markup``,
+which removes the keyboard. Never inside the webhook's request.
 
 Telegram refusing (a message too old to edit, a keyboard already gone: "message is not
 modified", the bot blocked) is logged and the job ends; no answer at all, 429 and 5xx are tried a
@@ -14,64 +15,32 @@ few more times, then logged by the worker. Nothing here can fail the ingest.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Iterable
-from contextvars import ContextVar
 
-from loket import events
 from loket.connectors.telegram.client import BotApi, TelegramError, TelegramUnreachable
 from loket.connectors.telegram.updates import TAPPED_KEY
 from loket.inbox.items import InboundItem, InboundMessage
-from loket.inbox.models import Channel, Direction, Message
+from loket.inbox.models import Channel
 from loket.jobs.policy import RetryLater, job
 
 log = logging.getLogger(__name__)
 
 KIND = "telegram"
 
-# The external ids of taps the connector has just parsed in this thread, about to be stored. The
-# enqueuer runs for every message of every channel; only while a tap is expected does it read the
-# stored message (one query by primary key), so any other message costs it nothing. Parsing and
-# storing a delivery happen in one call on one thread (loket.inbox.services.journal), and a
-# Telegram delivery holds one Update, so the next inbound message stored here is the tap, or the
-# tap was a duplicate and is not stored: either way the expectation is used up then.
-_expected: ContextVar[frozenset[str]] = ContextVar("loket_telegram_taps", default=frozenset())
 
-
-def expect_taps(items: Iterable[InboundItem]) -> None:
-    """Called by the connector with what it parsed (replacing what an earlier delivery left)."""
-    _expected.set(
-        frozenset(
-            item.external_id
-            for item in items
-            if isinstance(item, InboundMessage) and TAPPED_KEY in item.data
-        )
-    )
-
-
-def enqueue_jobs(event: events.Event) -> None:
-    """Enqueuer (settings.LOKET_EVENT_ENQUEUERS): a tapped button's message gets the job that
-    removes the keyboard it was tapped on, stored in the same transaction."""
-    if not isinstance(event, events.MessageCreated) or event.direction != Direction.INBOUND:
-        return
-    expected = _expected.get()
-    if not expected:
-        return
-    found = (
-        Message.objects.filter(pk=event.message_id, channel__kind=KIND)
-        .values_list("channel_id", "external_id", f"data__{TAPPED_KEY}")
-        .first()
-    )
-    if found is None or found[1] not in expected:
-        _expected.set(frozenset())  # the tap was not stored (a redelivery): nothing to wait for
-        return
-    channel_id, external_id, tapped = found
-    _expected.set(expected - {external_id})
+def with_keyboard_removal(channel: Channel, item: InboundItem) -> InboundItem:
+    """A tap, with the job that takes its keyboard away once it is stored; anything else as is."""
+    if not isinstance(item, InboundMessage):
+        return item
+    tapped = item.data.get(TAPPED_KEY)
     if not isinstance(tapped, dict):
-        return
+        return item
     chat_id, message_id = tapped.get("chat_id"), tapped.get("message_id")
-    if isinstance(chat_id, int) and isinstance(message_id, int):
-        remove_keyboard.enqueue(channel_id, chat_id, message_id)
+    if not (isinstance(chat_id, int) and isinstance(message_id, int)):
+        return item
+    job_args = (channel.pk, chat_id, message_id)
+    return dataclasses.replace(item, follow_up=(*item.follow_up, (remove_keyboard, job_args)))
 
 
 @job(retries=3, backoff_base=10.0, backoff_cap=300.0)

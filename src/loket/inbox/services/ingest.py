@@ -161,6 +161,8 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
             _store_attachments(channel.workspace_id, message_id, item)
         previous = _touch_conversation(cursor, conversation_id, now, status, blocked=blocked)
 
+    for job, args in item.follow_up:
+        job.enqueue(*args)
     actor = Actor(AuthorType.CONTACT, contact_id)
     if created:
         events.emit(events.ConversationCreated(channel.workspace_id, actor, conversation_id))
