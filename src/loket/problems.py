@@ -17,7 +17,6 @@ from typing import Any
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-
 STEP = _("step “%(step)s”")
 
 

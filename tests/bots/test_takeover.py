@@ -123,3 +123,19 @@ def captured_events(settings):
     _seen.clear()
     yield _seen
     events._subscribers.cache_clear()
+
+
+def test_after_a_take_over_a_keyword_does_not_start_the_bot_again(shop, workspace, agent):
+    flow = services.create_flow(
+        workspace, name="Ferry booking helper", draft=FLOW, trigger="keyword", keywords=["ferry"]
+    )
+    services.publish(flow)
+    services.update_flow(flow, enabled=True)
+    conversation = says(shop, "A question about my ferry")
+    assert bot_lines(conversation) == ["Hi! I am the ferry helper.", "What do you need?"]
+    services.take_over(conversation, agent)
+    says(shop, "ferry ferry ferry")  # before the agent has written anything
+    assert bot_lines(conversation) == ["Hi! I am the ferry helper.", "What do you need?"]
+    assert not BotSession.objects.filter(
+        conversation=conversation, state=SessionState.ACTIVE
+    ).exists()
