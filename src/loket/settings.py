@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "loket.inbox",
     "loket.automation",
     "loket.bots",
+    "loket.knowledge",
     "loket.connectors",
     "loket.connectors.livechat",
     "loket.realtime",

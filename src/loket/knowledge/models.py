@@ -1,0 +1,169 @@
+"""The knowledge base's rows: categories, articles and their translations (each with a draft and
+a published text), the passages retrieval searches, votes, and searches that found nothing.
+Every row carries its workspace.
+
+An ``Article`` is the subject ("Changing a booking"); its ``ArticleTranslation`` rows are the
+texts per locale, linked through it, each edited as a draft and published on its own. Published
+translations are cut into ``Passage`` rows (a heading and a few paragraphs) with an embedding,
+rebuilt in the background whenever a translation is published or withdrawn
+(``loket.knowledge.tasks.index_article``)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from loket.tenancy.models import Membership, WorkspaceScoped
+
+
+class Category(WorkspaceScoped):
+    """A group of articles in the help center. ``names``: ``{"en": "Bookings", "nl": ...}``."""
+
+    slug = models.SlugField(max_length=100)
+    names = models.JSONField(default=dict)
+    descriptions = models.JSONField(default=dict, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "slug"], name="kb_category_slug"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Article(WorkspaceScoped):
+    """One subject, in as many locales as it has translations. ``internal``: for agents only
+    (suggested in the composer, never in the help center, the widget or the bot)."""
+
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.SET_NULL, related_name="articles"
+    )
+    internal = models.BooleanField(default=False)
+    position = models.PositiveIntegerField(default=0)
+    views = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return f"article {self.pk}"
+
+
+class TranslationStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")  # never published
+    PUBLISHED = "published", _("Published")  # the published text is live (the draft may differ)
+    WITHDRAWN = "withdrawn", _("Withdrawn")  # was published, taken offline
+
+
+class ArticleTranslation(WorkspaceScoped):
+    """An article's text in one locale: the published title and body (Markdown) the help
+    center, the widget, the composer and the bot use, and a draft being edited."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="translations")
+    locale = models.CharField(max_length=10)  # "en", "nl", "nl-be"
+    slug = models.SlugField(max_length=200)
+    status = models.CharField(
+        max_length=10, choices=TranslationStatus.choices, default=TranslationStatus.DRAFT
+    )
+    title = models.CharField(max_length=300, blank=True)
+    body = models.TextField(blank=True)  # Markdown, as published
+    draft_title = models.CharField(max_length=300, blank=True)
+    draft_body = models.TextField(blank=True)
+    helpful_yes = models.PositiveIntegerField(default=0)
+    helpful_no = models.PositiveIntegerField(default=0)
+    published_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["article", "locale"], name="kb_translation_locale"),
+            models.UniqueConstraint(
+                fields=["workspace", "locale", "slug"], name="kb_translation_slug"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.locale}: {self.title or self.draft_title}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status == TranslationStatus.PUBLISHED
+
+
+class Passage(WorkspaceScoped):
+    """A piece of a published translation (its title, a heading, a few paragraphs), as retrieval
+    searches it: full text in the database, meaning by ``embedding`` (float32, L2-normalised)."""
+
+    translation = models.ForeignKey(
+        ArticleTranslation, on_delete=models.CASCADE, related_name="passages"
+    )
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="+")
+    locale = models.CharField(max_length=10)
+    internal = models.BooleanField(default=False)
+    position = models.PositiveIntegerField(default=0)
+    heading = models.CharField(max_length=300, blank=True)
+    text = models.TextField()
+    embedding = models.BinaryField(null=True, blank=True)
+    model = models.CharField(max_length=100, blank=True)  # what made the embedding
+
+    class Meta:
+        ordering = ["translation_id", "position"]
+        indexes = [models.Index(fields=["workspace", "locale"], name="kb_passage_ws_locale")]
+
+    def __str__(self) -> str:
+        return f"{self.translation_id}#{self.position}"
+
+
+class ArticleVote(WorkspaceScoped):
+    """A reader's "was this helpful?", one per reader (``voter``: a hashed visitor key) and
+    translation; changing it moves the counts on the translation."""
+
+    translation = models.ForeignKey(
+        ArticleTranslation, on_delete=models.CASCADE, related_name="votes"
+    )
+    voter = models.CharField(max_length=64)
+    helpful = models.BooleanField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["translation", "voter"], name="kb_vote_once"),
+        ]
+
+
+class SearchTerm(WorkspaceScoped):
+    """What people searched for and how often (normalised, per locale and where: the help
+    center, the widget, the agents), and how often it found nothing."""
+
+    query = models.CharField(max_length=200)
+    locale = models.CharField(max_length=10, blank=True)
+    source = models.CharField(max_length=20)
+    searches = models.PositiveIntegerField(default=0)
+    misses = models.PositiveIntegerField(default=0)  # searches with no result
+    last_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "source", "locale", "query"], name="kb_search_term"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["workspace", "-misses"], condition=Q(misses__gt=0), name="kb_search_misses"
+            )
+        ]
