@@ -10,12 +10,16 @@ rebuilt in the background whenever a translation is published or withdrawn
 
 from __future__ import annotations
 
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from loket.tenancy.models import Membership, WorkspaceScoped
+from loket.tenancy.models import Membership, Workspace, WorkspaceScoped
 
 
 class Category(WorkspaceScoped):
@@ -167,3 +171,70 @@ class SearchTerm(WorkspaceScoped):
                 fields=["workspace", "-misses"], condition=Q(misses__gt=0), name="kb_search_misses"
             )
         ]
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def validate_custom_domain(value: str) -> None:
+    """A lower-case host name with at least two labels, no port, no scheme, not an IP address."""
+    host = value or ""
+    labels = host.split(".")
+    if (
+        host != host.lower()
+        or len(host) > 253
+        or len(labels) < 2
+        or not all(_HOST_LABEL.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValidationError(
+            _("Enter a host name such as help.example.com (no https://, no port, no path)."),
+            code="invalid_domain",
+        )
+
+
+class HelpCenter(models.Model):
+    """A workspace's public help center (``loket.web.helpcenter``): published, non-internal
+    translations in the ``locales`` it offers, at ``/help/<workspace slug>/<locale>/`` and, when
+    ``custom_domain`` is set (and admitted by LOKET_ALLOWED_HOSTS), at ``<domain>/<locale>/``."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, related_name="help_center"
+    )
+    enabled = models.BooleanField(default=False)
+    titles = models.JSONField(default=dict, blank=True)  # {"en": "Acme help", "nl": ...}
+    brand_color = models.CharField(
+        max_length=7,
+        blank=True,
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Enter a colour such as #1a73e8."))],
+    )
+    logo_url = models.URLField(max_length=500, blank=True)
+    default_locale = models.CharField(max_length=10, default="en")
+    locales = models.JSONField(default=list, blank=True)  # offered; empty: the default only
+    custom_domain = models.CharField(
+        max_length=253, unique=True, null=True, blank=True, validators=[validate_custom_domain]
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"help center of {self.workspace_id}"
+
+    def save(self, *args, **kwargs):
+        self.custom_domain = (self.custom_domain or "").strip().lower().rstrip(".") or None
+        super().save(*args, **kwargs)
+
+    @property
+    def offered_locales(self) -> list[str]:
+        offered = [str(code).lower() for code in self.locales or [] if code]
+        if self.default_locale.lower() not in offered:
+            offered.insert(0, self.default_locale.lower())
+        return offered
+
+    def title_for(self, locale: str) -> str:
+        titles = self.titles or {}
+        return (
+            titles.get(locale)
+            or titles.get(locale.split("-")[0])
+            or titles.get(self.default_locale)
+            or ""
+        )
