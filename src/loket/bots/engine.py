@@ -741,9 +741,7 @@ def _flow_to_start(conversation: Conversation, message: Message) -> Flow | None:
     ).exists()
     if human:
         return None  # a person is already talking with this customer
-    if BotSession.objects.filter(
-        conversation=conversation, state=SessionState.STOPPED
-    ).exists():
+    if BotSession.objects.filter(conversation=conversation, state=SessionState.STOPPED).exists():
         return None  # an agent took over from a bot here: no bot starts again by itself
     text = choice_service.fold(message.text)
     for flow in flows:

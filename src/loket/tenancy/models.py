@@ -55,11 +55,17 @@ class User(AbstractBaseUser, PermissionsMixin):
         return (self.name or self.email).split(" ")[0]
 
 
+def default_languages() -> list[str]:
+    return ["en", "nl"]
+
+
 class Workspace(models.Model):
     slug = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=200)
     time_zone = models.CharField(max_length=64, default="UTC")
     locale = models.CharField(max_length=10, default="en")
+    # The languages its customers write in: language detection chooses among these.
+    languages = models.JSONField(default=default_languages, blank=True)
     # Next conversation number; incremented with an UPDATE so numbers never repeat.
     next_conversation_number = models.PositiveBigIntegerField(default=1)
     # Two-factor authentication for every member: members without it must enrol once

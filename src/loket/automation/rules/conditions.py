@@ -31,7 +31,15 @@ MAX_TEXT = 500
 PATTERN_TIMEOUT = 0.05  # seconds; a pattern that takes longer over a message does not match
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 SLA_TARGETS = ("first_response", "next_response", "resolution")
-CHANGEABLE = ("status", "assignee_id", "team_id", "priority", "labels", "snoozed_until")
+CHANGEABLE = (
+    "status",
+    "assignee_id",
+    "team_id",
+    "priority",
+    "labels",
+    "snoozed_until",
+    "language",
+)
 
 
 class InvalidCondition(Invalid):

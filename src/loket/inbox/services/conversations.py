@@ -80,6 +80,7 @@ def update_conversation(
     priority: int = _UNSET,
     labels: list[Label] = _UNSET,
     snoozed_until: dt.datetime | None = _UNSET,
+    language: str = _UNSET,
     context: dict | None = None,
 ) -> Conversation:
     """Apply the given changes; arguments left out stay as they are. Related objects must belong
@@ -148,6 +149,10 @@ def update_conversation(
             fields["priority"] = priority
             changes["priority"] = priority
             note("priority_changed", priority=priority)
+        if language is not _UNSET and language != conversation.language:
+            # Metadata (detected, or set by an agent): an event for the rules, no timeline line.
+            fields["language"] = language[:10]
+            changes["language"] = fields["language"]
         if fields:
             for name, value in fields.items():
                 setattr(conversation, name, value)

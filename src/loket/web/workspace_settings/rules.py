@@ -40,6 +40,7 @@ CHANGE_LABELS = {
     "priority": gettext_lazy("Priority"),
     "labels": gettext_lazy("Labels"),
     "snoozed_until": gettext_lazy("Snooze time"),
+    "language": gettext_lazy("Language"),
 }
 
 
