@@ -18,5 +18,6 @@ urlpatterns = [
     re_path(r"^api/v1/(?P<rest>.*)$", not_found_view),
     path("hooks/<str:kind>/<str:channel_id>/", webhook_view, name="webhook"),
     path("widget/", include("loket.connectors.livechat.urls")),
+    path("help/", include("loket.web.helpcenter.urls")),
     path("media/<str:token>/<str:filename>", public_media.serve, name="public_media"),
 ]
