@@ -19,6 +19,8 @@ from loket.api.main import api
 from loket.automation.models import CannedReply, Macro, SlaPolicy
 from loket.bots.models import Flow
 from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Label, Message
+from loket.knowledge import services as kb_services
+from loket.knowledge.models import Article, ArticleTranslation, Category
 from loket.tenancy.models import Membership, Team
 from tests import factories
 from tests.api.conftest import World, assert_error, call
@@ -37,7 +39,13 @@ PATH_OBJECTS = {
     "macro_id": "macro",
     "rule_id": "rule",
     "flow_id": "flow",
+    "category_id": "kb_category",
+    "article_id": "kb_article",
 }
+
+# Path parameters that address no row of their own (the same value in every workspace): filled
+# in as given, never part of the mix of A's and B's ids.
+PATH_VALUES = {"locale": "en"}
 
 # An id referenced in a query string or a JSON body -> the World attribute it points at.
 REFERENCE_OBJECTS = {
@@ -61,6 +69,7 @@ BODIES = {
     },
     ("POST", "/conversations/{conversation_id}/messages"): {"text": "leaked reply"},
     ("POST", "/channels"): {"kind": "api", "name": "Leaked", "config": {}},
+    ("POST", "/knowledge/articles"): {"locale": "en", "title": "Leaked article"},
 }
 
 MISSING_ID = 987_654_321
@@ -98,7 +107,8 @@ def schema_operations() -> dict[tuple[str, str], dict]:
 
 
 def path_params(template: str) -> list[str]:
-    return re.findall(r"{(\w+)}", template)
+    """The path parameters that address a row (see ``PATH_VALUES`` for the others)."""
+    return [name for name in re.findall(r"{(\w+)}", template) if name not in PATH_VALUES]
 
 
 def _resolve(schema: dict, components: dict) -> dict:
@@ -146,7 +156,8 @@ def body_schema(operation: dict) -> dict:
 
 
 def fill(template: str, ids: dict[str, int]) -> str:
-    return re.sub(r"{(\w+)}", lambda m: str(ids[m[1]]), template)
+    values = {**PATH_VALUES, **ids}
+    return re.sub(r"{(\w+)}", lambda m: str(values[m[1]]), template)
 
 
 def object_for(world: World, name: str, table: dict[str, str], where: str):
@@ -212,8 +223,55 @@ def snapshot() -> dict:
                 "pk", "workspace_id", "name", "enabled", "draft", "published_id"
             )
         ),
+        "kb_categories": list(
+            Category.objects.order_by("pk").values_list(
+                "pk", "workspace_id", "slug", "names", "descriptions", "position"
+            )
+        ),
+        "kb_articles": list(
+            Article.objects.order_by("pk").values_list(
+                "pk", "workspace_id", "category_id", "internal", "position"
+            )
+        ),
+        "kb_translations": list(
+            ArticleTranslation.objects.order_by("pk").values_list(
+                "pk", "article_id", "locale", "slug", "status", "title", "body",
+                "draft_title", "draft_body",
+            )
+        ),
         "tasks": DBTaskResult.objects.count(),
     }  # fmt: skip
+
+
+# -- the knowledge base's rows, beside the World of tests/api/conftest.py -----------------------
+def with_knowledge(world: World) -> World:
+    """A category and an article in it, its English translation published with a newer draft."""
+    world.kb_category = kb_services.create_category(
+        world.workspace, names={"en": f"{world.marker} category"}
+    )
+    world.kb_article = kb_services.create_article(
+        world.workspace,
+        locale="en",
+        title=f"{world.marker} article",
+        body=f"{world.marker} text",
+        category=world.kb_category,
+    )
+    translation = kb_services.translation_of(world.kb_article, "en")
+    kb_services.publish(translation)
+    kb_services.save_draft(
+        world.kb_article, "en", title=f"{world.marker} article v2", body=f"{world.marker} v2"
+    )
+    return world
+
+
+@pytest.fixture
+def world_a(world_a) -> World:
+    return with_knowledge(world_a)
+
+
+@pytest.fixture
+def world_b(world_b) -> World:
+    return with_knowledge(world_b)
 
 
 # -- the walk ----------------------------------------------------------------------------------
@@ -231,6 +289,11 @@ def test_the_walk_sees_every_route():
         "/contacts/{contact_id}",
         "/inbound-events/{event_id}",
         "/inbound-events/{event_id}/replay",
+        "/knowledge/categories/{category_id}",
+        "/knowledge/articles/{article_id}",
+        "/knowledge/articles/{article_id}/translations/{locale}",
+        "/knowledge/articles/{article_id}/translations/{locale}/publish",
+        "/knowledge/articles/{article_id}/translations/{locale}/withdraw",
     } <= walked
 
 
@@ -280,6 +343,7 @@ def test_a_token_of_workspace_a_gets_404_for_every_id_of_workspace_b(world_a, wo
     walked = walk(api_a, world_a, world_b)
     assert snapshot() == before, "a request with A's token changed data"
     assert len(walked) >= 8, walked
+    assert f"POST /knowledge/articles/{world_b.kb_article.pk}/translations/en/publish" in walked
 
     # The control: the same requests with A's own ids do reach A's objects, so each 404 above
     # came from the workspace scoping, not from a broken route or an invalid body.

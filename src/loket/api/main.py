@@ -105,6 +105,7 @@ def _routers() -> None:
         conversations,
         flows,
         inbound_events,
+        knowledge,
         macros,
         rules,
         sla,
@@ -120,6 +121,7 @@ def _routers() -> None:
     api.add_router("/sla-policies", sla.router)
     api.add_router("", macros.router)  # /macros, /conversations/…/macros/…/run
     api.add_router("", flows.router)  # /flows
+    api.add_router("", knowledge.router)  # /knowledge/…
 
 
 _routers()
