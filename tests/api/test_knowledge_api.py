@@ -4,10 +4,12 @@ what is published (internal articles only when asked for)."""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.test import Client
 from django_tasks_db.models import DBTaskResult
 
 from loket.knowledge import services
-from loket.knowledge.models import Article, ArticleTranslation, Category
+from loket.knowledge.models import Article, ArticleTranslation, Category, HelpCenter
 from loket.knowledge.tasks import index_article
 from tests import factories
 from tests.api.conftest import assert_error, call
@@ -162,6 +164,7 @@ def test_search_and_answer_over_published_articles(transactional_db, workspace, 
         api.post(f"/knowledge/articles/{translation.article_id}/translations/"
                  f"{translation.locale}/publish")  # fmt: skip
     run_tasks()
+    HelpCenter.objects.create(workspace=workspace, enabled=True, locales=["en", "nl"])
 
     response = api.post("/knowledge/search", {"query": "can my dog come on the ferry?"})
     assert response.status_code == 200, response.content
@@ -172,6 +175,10 @@ def test_search_and_answer_over_published_articles(transactional_db, workspace, 
         "article_id", "locale", "title", "heading", "snippet", "score", "confidence", "url",
     }  # fmt: skip
     assert "Dogs travel free" in results[0]["snippet"]
+    url = results[0]["url"]
+    assert url == f"{settings.LOKET_PUBLIC_URL}/help/acme/en/a/dogs-on-the-ferry/"
+    page = Client().get(url.removeprefix(settings.LOKET_PUBLIC_URL))
+    assert page.status_code == 200 and b"Dogs travel free" in page.content
 
     dutch = api.post("/knowledge/search", {"query": "mag mijn hond mee", "locale": "nl"}).json()
     assert dutch["results"][0]["article_id"] == dogs.pk

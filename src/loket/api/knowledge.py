@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
 from django.http import Http404
-from django.urls import NoReverseMatch, reverse
 from django.utils.text import Truncator
 from ninja import Field, Router, Schema, Status
 
 from loket.api.main import ApiError
 from loket.knowledge import retrieval, services
-from loket.knowledge.models import Article, ArticleTranslation, Category, TranslationStatus
+from loket.knowledge.models import (
+    Article,
+    ArticleTranslation,
+    Category,
+    HelpCenter,
+    TranslationStatus,
+)
 from loket.tenancy.services import NotAllowed
 
 router = Router(tags=["knowledge"])
@@ -209,12 +216,29 @@ def _fresh(request, article_id: int) -> dict[str, Any]:
     return article_out(_article(request, article_id))
 
 
-def article_url(workspace_slug: str, locale: str, slug: str) -> str | None:
-    """The article's page in the public help center, when that is routed."""
-    try:
-        return reverse("helpcenter:article", args=[workspace_slug, locale, slug])
-    except NoReverseMatch:
+def _help_center_origin(request) -> tuple[str, list[str]] | None:
+    """Where the workspace's public help center lives (absolute, no trailing slash) and the
+    locales it offers; None when it has none switched on. Looked up once per request."""
+    if not hasattr(request, "_kb_help_center"):
+        workspace = request.membership.workspace
+        found = HelpCenter.objects.filter(workspace_id=workspace.pk, enabled=True).first()
+        if found is None:
+            request._kb_help_center = None
+        elif found.custom_domain:
+            scheme = urlsplit(settings.LOKET_PUBLIC_URL).scheme or "https"
+            request._kb_help_center = (f"{scheme}://{found.custom_domain}", found.offered_locales)
+        else:
+            origin = f"{settings.LOKET_PUBLIC_URL}/help/{workspace.slug}"
+            request._kb_help_center = (origin, found.offered_locales)
+    return request._kb_help_center
+
+
+def article_url(request, locale: str, slug: str) -> str | None:
+    """The article's page in the public help center, when the help center shows it."""
+    site = _help_center_origin(request)
+    if site is None or locale.lower() not in site[1]:
         return None
+    return f"{site[0]}/{locale}/a/{slug}/"
 
 
 # -- categories ---------------------------------------------------------------------------------
@@ -389,7 +413,7 @@ def _locale(value: str | None) -> str | None:
 def _url(request, hit: retrieval.Hit) -> str | None:
     if hit.internal:
         return None
-    return article_url(request.membership.workspace.slug, hit.locale, hit.slug)
+    return article_url(request, hit.locale, hit.slug)
 
 
 @router.post("/knowledge/search", response=SearchOut)
