@@ -36,6 +36,9 @@ SCENARIOS: dict[str, list[str]] = {
     "widget": ["widget.py", "--no-machine"],
     "bots.pg": ["bots.py", "--backend", "pg", "--no-machine"],
     "bots.sqlite": ["bots.py", "--backend", "sqlite", "--no-machine"],
+    "knowledge.pg": ["knowledge.py", "--backend", "pg", "--no-machine"],
+    "knowledge.sqlite": ["knowledge.py", "--backend", "sqlite", "--no-machine"],
+    "knowledge.memory": ["knowledge.py", "--backend", "memory", "--no-machine"],
 }
 
 

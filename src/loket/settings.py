@@ -302,9 +302,11 @@ LOKET_AUTO_REPLY_PER_CONTACT_MINUTES = env_int("LOKET_AUTO_REPLY_PER_CONTACT_MIN
 LOKET_RULE_RUNS_PER_CONVERSATION = env_int("LOKET_RULE_RUNS_PER_CONVERSATION", 20)
 # A bot waiting for an answer this long (when its flow sets no timeout of its own) gives up.
 LOKET_BOT_IDLE_MINUTES = env_int("LOKET_BOT_IDLE_MINUTES", 1440)
-# Optional: "module.function(conversation, text, languages) -> str | None", the knowledge base
-# the bot's FAQ step asks first (the knowledge issue fills it).
-LOKET_BOT_KNOWLEDGE_ANSWERER = env_str("LOKET_BOT_KNOWLEDGE_ANSWERER", "")
+# "module.function(conversation, text, languages) -> str | None": what the bot's FAQ step asks
+# first — the workspace's knowledge base; "" for the step's own list only.
+LOKET_BOT_KNOWLEDGE_ANSWERER = env_str(
+    "LOKET_BOT_KNOWLEDGE_ANSWERER", "loket.knowledge.bot.answer"
+)
 
 # --- Live chat -------------------------------------------------------------------------------
 LOKET_WIDGET_TOKEN_DAYS = env_int("LOKET_WIDGET_TOKEN_DAYS", 365)  # a visitor session lasts

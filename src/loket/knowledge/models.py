@@ -238,3 +238,15 @@ class HelpCenter(models.Model):
             or titles.get(self.default_locale)
             or ""
         )
+
+
+class SweepMark(models.Model):
+    """How far a background sweep over the messages has read (its name, the last message id),
+    so a sweep reads each message once and needs nothing in the ingest's transaction."""
+
+    name = models.CharField(max_length=50, unique=True)
+    last_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.last_id}"

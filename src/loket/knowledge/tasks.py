@@ -10,3 +10,12 @@ def index_article(article_id: int) -> None:
     from loket.knowledge import indexing
 
     indexing.reindex_article(article_id)
+
+
+@job(every_seconds=5.0)
+def detect_languages() -> None:
+    """Give new conversations their customer's language (loket.knowledge.languages)."""
+    from loket.knowledge import languages
+
+    while languages.sweep() == languages.BATCH:
+        pass
