@@ -1,10 +1,11 @@
 """Host routing for help centers on their own domain.
 
-A request whose host is an enabled help center's ``custom_domain`` is answered by
+A request whose host is a help center's ``custom_domain`` is answered by
 ``loket.web.helpcenter.domain_urls`` (the help center at ``/<locale>/…``) instead of Loket's
-own URLs. Django's host check still comes first: a custom domain must be admitted by
-``LOKET_ALLOWED_HOSTS`` (the domain itself, a ``.example.com`` pattern, or ``*`` behind a proxy
-that only forwards known hosts), otherwise the request is refused with 400 as any unknown host.
+own URLs (a disabled help center answers 404 there). Django's host check still comes first: a
+custom domain must be admitted by ``LOKET_ALLOWED_HOSTS`` (the domain itself, a
+``.example.com`` pattern, or ``*`` behind a proxy that only forwards known hosts), otherwise the
+request is refused with 400 as any unknown host.
 
 The set of custom domains is kept per process for ``SECONDS``; a domain changed in this process
 is seen at once (``forget``)."""
