@@ -12,8 +12,11 @@ is seen at once (``forget``)."""
 
 from __future__ import annotations
 
+import functools
 import time
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -45,6 +48,22 @@ def _help_center_changed(**kwargs) -> None:
     forget()
 
 
+@functools.cache
+def _own_host() -> str:
+    return (urlsplit(settings.LOKET_PUBLIC_URL).hostname or "").lower()
+
+
+def _may_be_custom(domain: str) -> bool:
+    """Loket's own host, IP addresses and dotless names (localhost, testserver) are never a
+    help center's domain (the model's validator refuses them): no look-up for them at all."""
+    return (
+        "." in domain
+        and not domain.rsplit(".", 1)[-1].isdigit()
+        and ":" not in domain
+        and domain != _own_host()
+    )
+
+
 class HelpCenterDomainMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -56,7 +75,7 @@ class HelpCenterDomainMiddleware:
             host = ""  # CommonMiddleware answers 400 for it
         domain, _port = split_domain_port(host)
         domain = domain.lower().rstrip(".")
-        if domain and domain in known_domains():
+        if _may_be_custom(domain) and domain in known_domains():
             help_center = public.help_center_by_domain(domain)
             if help_center is not None:
                 request.urlconf = "loket.web.helpcenter.domain_urls"
