@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from loket.web.workspace_settings import autoreplies, flows, macros, rules, sla, views
+from loket.web.workspace_settings import autoreplies, flows, knowledge, macros, rules, sla, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -58,4 +58,44 @@ urlpatterns = [
     path("flows/<int:flow_id>/enabled/", flows.flow_enabled, name="flow-enabled"),
     path("flows/<int:flow_id>/publish/", flows.flow_publish, name="flow-publish"),
     path("flows/<int:flow_id>/test/", flows.flow_test, name="flow-test"),
+    path("knowledge/", knowledge.knowledge, name="knowledge"),
+    path("knowledge/new/", knowledge.article_new, name="knowledge-new"),
+    path("knowledge/preview/", knowledge.preview, name="knowledge-preview"),
+    path("knowledge/categories/", knowledge.category_new, name="knowledge-category-new"),
+    path(
+        "knowledge/categories/<int:category_id>/",
+        knowledge.category_edit,
+        name="knowledge-category-edit",
+    ),
+    path(
+        "knowledge/categories/<int:category_id>/delete/",
+        knowledge.category_delete,
+        name="knowledge-category-delete",
+    ),
+    path(
+        "knowledge/categories/<int:category_id>/move/",
+        knowledge.category_move,
+        name="knowledge-category-move",
+    ),
+    path("knowledge/<int:article_id>/", knowledge.article_edit, name="knowledge-article"),
+    path(
+        "knowledge/<int:article_id>/delete/",
+        knowledge.article_delete,
+        name="knowledge-article-delete",
+    ),
+    path(
+        "knowledge/<int:article_id>/<str:locale>/",
+        knowledge.translation_save,
+        name="knowledge-translation",
+    ),
+    path(
+        "knowledge/<int:article_id>/<str:locale>/withdraw/",
+        knowledge.translation_withdraw,
+        name="knowledge-translation-withdraw",
+    ),
+    path(
+        "knowledge/<int:article_id>/<str:locale>/delete/",
+        knowledge.translation_delete,
+        name="knowledge-translation-delete",
+    ),
 ]
