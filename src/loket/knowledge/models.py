@@ -250,3 +250,50 @@ class SweepMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.last_id}"
+
+
+class SuggestionKind(models.TextChoices):
+    ARTICLE = "article", _("Article")
+    CANNED = "canned", _("Canned reply")
+
+
+class SuggestionVerdict(models.TextChoices):
+    USED = "used", _("Used")  # inserted (and, when sent, kept mostly as suggested)
+    EDITED = "edited", _("Edited")  # inserted, then sent changed substantially
+    WRONG = "wrong", _("Not helpful")
+
+
+class SuggestionFeedback(WorkspaceScoped):
+    """What an agent did with one of the composer's suggestions (``loket.knowledge.suggestions``):
+    inserted it (``used``; turned into ``edited`` when the reply sent differs substantially from
+    ``text``, the text inserted) or called it not helpful (``wrong``). The source is
+    ``article`` or ``canned_reply`` by ``kind``; it stays counted when that row is deleted."""
+
+    conversation = models.ForeignKey(
+        "inbox.Conversation", on_delete=models.CASCADE, related_name="+"
+    )
+    member = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=10, choices=SuggestionKind.choices)
+    article = models.ForeignKey(
+        Article, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    canned_reply = models.ForeignKey(
+        "automation.CannedReply", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    verdict = models.CharField(max_length=10, choices=SuggestionVerdict.choices)
+    text = models.TextField(blank=True)  # what was inserted (for the "edited" check)
+    kept = models.FloatField(null=True, blank=True)  # share of ``text`` the sent reply kept
+    message = models.ForeignKey(
+        "inbox.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "created_at"], name="kb_feedback_ws_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.verdict}"
