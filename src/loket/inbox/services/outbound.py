@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.db import DatabaseError, transaction
@@ -65,13 +65,15 @@ def reply(
     data: dict | None = None,
     template: templates.Filled | None = None,
     event_actor: Actor | None = None,
+    on_stored: Callable[[Message], None] | None = None,
 ) -> Message:
     """Store an agent's (or bot's) reply or internal note; a reply is queued for sending.
     ``data``: channel-specific details the connector reads when sending (e.g. an email's
     ``{"email": {"cc": [...], "bcc": [...]}}``). ``template``: a filled message template (its
     text is the reply's). ``event_actor``: who the event names when it is not the author (a
-    rule, so it does not trigger itself). A reply the channel's reply window does not allow is
-    refused with a ValueError that says why, before anything is stored."""
+    rule, so it does not trigger itself). ``on_stored``: called with the stored message in the
+    same transaction (the composer's suggestion feedback). A reply the channel's reply window
+    does not allow is refused with a ValueError that says why, before anything is stored."""
     if template is not None:
         if template.template.channel_id != conversation.channel_id:
             raise ValueError(_("That template belongs to another channel."))
@@ -123,6 +125,8 @@ def reply(
             Conversation.objects.filter(pk=conversation.pk).update(**changes)
             conversation.refresh_from_db(fields=list(changes))
             tasks.send_message.enqueue(message.pk)
+        if on_stored is not None:
+            on_stored(message)
         events.emit(
             events.MessageCreated(
                 conversation.workspace_id,

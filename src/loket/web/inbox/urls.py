@@ -1,6 +1,6 @@
 from django.urls import path
 
-from loket.web.inbox import macros, views
+from loket.web.inbox import macros, suggestions, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -26,6 +26,12 @@ urlpatterns = [
         name="canned_reply",
     ),
     path("inbox/<int:number>/macros/", macros.menu, name="macros"),
+    path("inbox/<int:number>/suggestions/", suggestions.panel, name="suggestions"),
+    path(
+        "inbox/<int:number>/suggestions/feedback/",
+        suggestions.feedback,
+        name="suggestion_feedback",
+    ),
     path("inbox/<int:number>/macros/<int:macro_id>/run/", macros.run, name="macro_run"),
     path("inbox/<int:number>/messages/<int:message_id>/", views.message_fragment, name="message"),
     path("inbox/<int:number>/messages/<int:message_id>/retry/", views.retry, name="retry"),

@@ -56,6 +56,7 @@ from loket.inbox.services import conversations as conversation_service
 from loket.inbox.services import notifications as notifications_service
 from loket.inbox.services import outbound, templates, windows
 from loket.inbox.services.conversations import InvalidChange
+from loket.knowledge import suggestions
 from loket.tenancy import hours
 from loket.tenancy.models import Availability, Membership, Team
 from loket.web.inbox import timeline
@@ -532,6 +533,9 @@ def send(request, number: int):
                 {"newer": [timeline.entry(m) for m in newer], "conversation": conversation},
                 status=409,
             )
+    # Suggestions the agent inserted (the panel's feedback ids): settled with the reply, in its
+    # transaction. None posted (the usual case): no query.
+    inserted = suggestions.pending(conversation, member, request.POST.getlist("suggestion"))
     try:
         message = outbound.reply(
             conversation,
@@ -541,6 +545,7 @@ def send(request, number: int):
             attachments=files,
             data=data,
             template=template,
+            on_stored=(lambda stored: suggestions.settle(inserted, stored)) if inserted else None,
         )
     except ValueError as exc:
         return render(request, "web/inbox/_composer_error.html", {"error": str(exc)}, status=400)

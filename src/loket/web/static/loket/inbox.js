@@ -282,6 +282,9 @@
       cannedStart: -1,
       cannedNote: "",
       members: [],
+      // Suggestions inserted from the panel (their feedback ids), posted with the reply so the
+      // server can tell whether it went out as suggested or edited.
+      suggested: [],
       seen: 0, // the newest message the agent had seen when they started writing
       typingSentAt: 0,
       // Message templates (WhatsApp): the only reply once the reply window has closed.
@@ -342,6 +345,40 @@
         area.selectionStart = area.selectionEnd = start + value.length;
         area.focus();
         this.changed();
+      },
+      // The suggestions panel (_suggestions.html): Insert puts the text at the caret and counts
+      // as used; "Not helpful" says so. Both are told to the server, never block the agent.
+      async suggestionFeedback(item, verdict, inserted) {
+        const form = new FormData();
+        form.append("kind", item.dataset.kind);
+        form.append("id", item.dataset.id);
+        form.append("verdict", verdict);
+        if (inserted) form.append("text", inserted);
+        const url = item.closest("#suggestions").dataset.feedbackUrl;
+        const response = await fetch(url, { method: "POST", body: form, headers: { "X-CSRFToken": Loket.csrf() }, credentials: "same-origin" });
+        if (!response.ok) throw new Error(String(response.status));
+        return response.json();
+      },
+      async useSuggestion(button) {
+        const item = button.closest("[data-suggestion]");
+        const value = item.dataset.text;
+        const area = this.$refs.text;
+        if (this.mode === "reply" && this.useTemplate) this.useTemplate = false;
+        if (area.value.trim() && area.selectionStart === area.selectionEnd && area.selectionStart === 0 && document.activeElement !== area) {
+          area.selectionStart = area.selectionEnd = area.value.length; // not focused yet: after the text
+        }
+        this.insert(value);
+        item.classList.add("used");
+        try {
+          const saved = await this.suggestionFeedback(item, "used", value);
+          this.suggested.push(saved.id);
+        } catch (_) { /* offline: the text is inserted all the same */ }
+      },
+      async notHelpful(button) {
+        const item = button.closest("[data-suggestion]");
+        button.disabled = true;
+        item.classList.add("dismissed");
+        try { await this.suggestionFeedback(item, "wrong"); } catch (_) { button.disabled = false; }
       },
       filesChanged() {
         this.fileNames = Array.from(this.$refs.files.files).map((file) => file.name).join(", ");
@@ -477,6 +514,8 @@
         form.set("seen", String(this.seen || lastId()));
         form.set("after", String(lastId()));
         if (confirmed) form.set("confirmed", "1");
+        form.delete("suggestion");
+        this.suggested.forEach((id) => form.append("suggestion", String(id)));
         this.sending = true;
         try {
           const response = await fetch(this.$root.action, { method: "POST", body: form, headers: { "X-CSRFToken": Loket.csrf(), "HX-Request": "true" }, credentials: "same-origin" });
@@ -494,6 +533,7 @@
           this.$refs.files.value = "";
           this.fileNames = "";
           this.cannedNote = "";
+          this.suggested = [];
           this.alert("");
           this.seen = lastId();
           this.status = this.mode === "note" ? text("Note added") : text("Sent");
