@@ -20,7 +20,7 @@ from loket.automation.models import CannedReply, Macro, SlaPolicy
 from loket.bots.models import Flow
 from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Label, Message
 from loket.knowledge import services as kb_services
-from loket.knowledge.models import Article, ArticleTranslation, Category
+from loket.knowledge.models import Article, ArticleTranslation, Category, SuggestionFeedback
 from loket.tenancy.models import Membership, Team
 from tests import factories
 from tests.api.conftest import World, assert_error, call
@@ -70,6 +70,12 @@ BODIES = {
     ("POST", "/conversations/{conversation_id}/messages"): {"text": "leaked reply"},
     ("POST", "/channels"): {"kind": "api", "name": "Leaked", "config": {}},
     ("POST", "/knowledge/articles"): {"locale": "en", "title": "Leaked article"},
+    # The caller's own article (one no route deletes): a 404 can only come from the conversation.
+    ("POST", "/conversations/{conversation_id}/suggestions/feedback"): lambda world: {
+        "kind": "article",
+        "id": world.kb_suggested.pk,
+        "verdict": "wrong",
+    },
 }
 
 MISSING_ID = 987_654_321
@@ -137,9 +143,11 @@ def _sample(schema: dict, components: dict):
     return samples[kind]
 
 
-def body_for(method: str, template: str, operation: dict | None):
+def body_for(method: str, template: str, operation: dict | None, world: World | None = None):
+    """The body to send; a ``BODIES`` entry may be built from the caller's ``world``."""
     if (method, template) in BODIES:
-        return dict(BODIES[(method, template)])
+        given = BODIES[(method, template)]
+        return dict(given(world) if callable(given) else given)
     if method in ("GET", "DELETE"):
         return None
     if operation is None or "requestBody" not in operation:
@@ -239,6 +247,11 @@ def snapshot() -> dict:
                 "draft_title", "draft_body",
             )
         ),
+        "suggestion_feedback": list(
+            SuggestionFeedback.objects.order_by("pk").values_list(
+                "pk", "workspace_id", "conversation_id", "kind", "article_id", "verdict",
+            )
+        ),
         "tasks": DBTaskResult.objects.count(),
     }  # fmt: skip
 
@@ -255,6 +268,9 @@ def with_knowledge(world: World) -> World:
         title=f"{world.marker} article",
         body=f"{world.marker} text",
         category=world.kb_category,
+    )
+    world.kb_suggested = kb_services.create_article(
+        world.workspace, locale="en", title=f"{world.marker} suggested"
     )
     translation = kb_services.translation_of(world.kb_article, "en")
     kb_services.publish(translation)
@@ -294,6 +310,8 @@ def test_the_walk_sees_every_route():
         "/knowledge/articles/{article_id}/translations/{locale}",
         "/knowledge/articles/{article_id}/translations/{locale}/publish",
         "/knowledge/articles/{article_id}/translations/{locale}/withdraw",
+        "/conversations/{conversation_id}/suggestions",
+        "/conversations/{conversation_id}/suggestions/feedback",
     } <= walked
 
 
@@ -313,7 +331,7 @@ def walk(client, world_a: World, world_b: World, *, agent: bool = False) -> list
         registered = {m for m in METHODS if (m, template) in operations}
         assert registered, f"{where} has no operation in the OpenAPI schema"
         for method in METHODS:
-            body = body_for(method, template, operations.get((method, template)))
+            body = body_for(method, template, operations.get((method, template)), world_a)
             # Every mix of A's and B's ids with at least one of B's: a nested id of B under an
             # id of A is just as foreign.
             for choice in itertools.product((False, True), repeat=len(names)):
@@ -357,7 +375,7 @@ def test_a_token_of_workspace_a_gets_404_for_every_id_of_workspace_b(world_a, wo
             operation = operations.get((method, template))
             if operation is None:
                 continue
-            body = body_for(method, template, operation)
+            body = body_for(method, template, operation, world_a)
             response = call(api_a, method, fill(template, own), body)
             assert response.status_code < 300 or response.status_code == 409, (
                 method, template, response.status_code, response.content[:300],
@@ -388,7 +406,7 @@ def test_ids_of_workspace_b_in_a_body_are_refused(world_a, world_b, api_a):
         own = {n: object_for(world_a, n, PATH_OBJECTS, where).pk for n in path_params(template)}
         for field in fields:
             before = snapshot()
-            body = body_for(method, template, operation)
+            body = body_for(method, template, operation, world_a)
             body[field] = object_for(world_b, field, REFERENCE_OBJECTS, where).pk
             response = call(api_a, method, fill(template, own), body)
             assert_error(response, 400, "invalid")

@@ -109,6 +109,7 @@ def _routers() -> None:
         macros,
         rules,
         sla,
+        suggestions,
     )
 
     api.add_router("/channels", channels.router)
@@ -122,6 +123,7 @@ def _routers() -> None:
     api.add_router("", macros.router)  # /macros, /conversations/…/macros/…/run
     api.add_router("", flows.router)  # /flows
     api.add_router("", knowledge.router)  # /knowledge/…
+    api.add_router("", suggestions.router)  # /conversations/…/suggestions, /knowledge/…
 
 
 _routers()
