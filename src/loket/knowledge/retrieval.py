@@ -1,11 +1,12 @@
 """Finding the knowledge base's answer to a question: hybrid retrieval over published passages.
 
-Two rankings of the workspace's passages are fused (reciprocal rank fusion, then the scores
-combined into a confidence):
+Two rankings of the workspace's passages are combined per article, with how many of the
+question's words each article has (title and text, as crude stems), into one score:
 
-* **words** — the database's full-text index (``knowledge/0002``): PostgreSQL ranks with
-  ``ts_rank_cd`` on an English + Dutch stemmed vector, the question's words OR-ed (stop words
-  left out by the same configurations); SQLite with FTS5's ``bm25`` (Porter stemmer).
+* **words** — the database's full-text index (``knowledge/0002``), BM25 on both: PostgreSQL
+  finds the passages with any of the question's words (English + Dutch stems, stop words of
+  both left out) through its GIN index and BM25 is computed from their vectors; SQLite uses
+  FTS5's ``bm25`` (Porter stemmer).
 * **meaning** — cosine similarity between the question's embedding and every passage's
   (``loket.knowledge.embeddings``), exact, in numpy, over a per-process matrix of the
   workspace's passages (2 KB a passage; 50,000 passages take ~2.5 ms a question). The matrix is
@@ -13,9 +14,12 @@ combined into a confidence):
   another process.
 
 Passages are grouped by article: an article's best passage stands for it, in the reader's
-locale when the article has that translation. ``answer`` takes the best article only when the
-evidence is strong enough (``ANSWER_THRESHOLD``) — the flow bot's knowledge step, the widget and
-``POST /api/v1/knowledge/answer`` make the same decision; below it they say they do not know.
+locale when the article has that translation. A hit's confidence weighs its evidence (meaning,
+the question's words it has) and its lead over the next article: two articles close together
+mean an ambiguous question, or one neither answers. ``answer`` takes the best article only when
+that confidence is high enough (``ANSWER_THRESHOLD``) — the flow bot's knowledge step, the
+widget and ``POST /api/v1/knowledge/answer`` make the same decision; below it they say they do
+not know.
 Nothing is generated: an answer is a passage an author wrote, with its article's link.
 """
 
@@ -34,20 +38,29 @@ from loket.memo import PerWorkspace
 
 MATRIX_SECONDS = 30.0
 CANDIDATES = 50  # passages taken from each ranking before fusing
-RRF_K = 20
 MAX_QUERY_CHARS = 500
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-# What the question's words say beside its meaning: weights of the fused confidence.
-WEIGHT_MEANING = 0.7
-WEIGHT_WORDS = 0.3
-ANSWER_THRESHOLD = 0.5  # confidence an answer needs (calibrated on bench/knowledge)
+# An article's score: its best passage's meaning and full-text scores, and how many of the
+# question's words it has (tuned on bench/knowledge: see docs/knowledge.md).
+SCORE_MEANING = 0.5
+SCORE_WORDS = 0.5
+SCORE_COVERAGE = 0.6
+SCORE_TITLE = 0.4
+# A hit's confidence: evidence and lead over the next article (LEAD_FULL: a lead that counts
+# fully); ANSWER_THRESHOLD: the confidence an answer needs.
+CONFIDENCE_MEANING = 0.41
+CONFIDENCE_COVERAGE = 0.24
+CONFIDENCE_LEAD = 0.35
+LEAD_FULL = 0.5
+ANSWER_THRESHOLD = 0.59
 # Stop words for SQLite's OR query (PostgreSQL's configurations have their own lists).
 _STOP = frozenset(
     """a an and are as at be but by can could do does for from have how i if in is it me my of
     on or our please the their there this to was we what when where which who why will with you
     your de het een en of ik je jij u uw mijn is zijn was kan kun kunt wil wilt hoe wat wanneer
     waar waarom welke wie met van voor op in aan bij dat die dit er naar niet ook om te tot
-    als maar nog wel hebben heb heeft""".split()  # noqa: SIM905
+    als maar nog wel hebben heb heeft hi hey hello hallo hoi dear beste thanks bedankt
+    dank""".split()  # noqa: SIM905
 )
 
 
@@ -64,10 +77,11 @@ class Hit:
     heading: str
     text: str
     internal: bool
-    score: float  # fused rank score (for ordering)
+    score: float  # the article's combined score (for ordering)
     confidence: float  # 0..1: how sure the match is (for answering)
-    meaning: float = 0.0  # cosine of the best passage
-    words: float = 0.0  # normalised full-text score of the best passage
+    meaning: float = 0.0  # cosine of the article's best passage
+    words: float = 0.0  # normalised full-text score of its best passage
+    coverage: float = 0.0  # share of the question's words the article has
 
 
 @dataclass
@@ -118,10 +132,15 @@ def _word_scores(workspace_id: int, query: str, include_internal: bool) -> dict[
     """Passage id -> full-text score, the best first (at most CANDIDATES)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # Without the stop words of either language: the Dutch configuration keeps "can"
+            # and "my", the English one "ik" and "mijn", and those would match everything.
+            content = " ".join(_words(query))
+            if not content:
+                return {}
             cursor.execute(
                 "SELECT plainto_tsquery('english'::regconfig, %s)::text,"
                 " plainto_tsquery('dutch'::regconfig, %s)::text",
-                [query, query],
+                [content, content],
             )
             lexemes = set()
             for text in cursor.fetchone():
@@ -129,15 +148,18 @@ def _word_scores(workspace_id: int, query: str, include_internal: bool) -> dict[
             if not lexemes:
                 return {}
             tsquery = " | ".join("'" + lexeme.replace("'", "''") + "'" for lexeme in lexemes)
+            # Every passage with any of the words, with its vector: BM25 is computed here, as
+            # SQLite's FTS5 does it (ts_rank has no inverse document frequency, so a word in
+            # every article would count as much as a rare one). The set holds every passage
+            # that has a word of the question, so its counts are the document frequencies.
             cursor.execute(
-                "SELECT p.id, ts_rank_cd(p.search_document, q, 1) AS rank"
-                " FROM knowledge_passage p, to_tsquery('simple'::regconfig, %s) q"
+                "SELECT p.id, p.search_document::text FROM knowledge_passage p,"
+                " to_tsquery('simple'::regconfig, %s) q"
                 " WHERE p.workspace_id = %s AND p.search_document @@ q"
-                " AND (%s OR NOT p.internal)"
-                " ORDER BY rank DESC, p.id LIMIT %s",
-                [tsquery, workspace_id, include_internal, CANDIDATES],
+                " AND (%s OR NOT p.internal) LIMIT %s",
+                [tsquery, workspace_id, include_internal, BM25_ROWS],
             )
-            found = {pk: float(rank) for pk, rank in cursor.fetchall()}
+            found = _bm25(cursor.fetchall(), lexemes, len(_matrices.get(workspace_id).ids))
         else:
             words = _words(query)
             if not words:
@@ -156,6 +178,47 @@ def _word_scores(workspace_id: int, query: str, include_internal: bool) -> dict[
         return {}
     best = max(found.values()) or 1.0
     return {pk: max(0.0, score / best) for pk, score in found.items()}
+
+
+_POSITIONS = re.compile(r"'((?:[^']|'')+)':([0-9A-D,]+)")
+BM25_ROWS = 5000
+BM25_K1 = 1.2
+BM25_B = 0.75
+HEADING_WEIGHT = 3.0  # a word in a passage's heading counts this many times (weight A)
+
+
+def _bm25(rows: list[tuple[int, str]], terms: set[str], total: int) -> dict[int, float]:
+    """BM25 of passages (id, tsvector as text) for the question's lexemes."""
+    import math
+
+    documents = []
+    frequency: dict[str, int] = {}
+    for pk, vector in rows:
+        counts: dict[str, float] = {}
+        length = 0.0
+        for lexeme, positions in _POSITIONS.findall(vector or ""):
+            weight = sum(HEADING_WEIGHT if p.endswith("A") else 1.0 for p in positions.split(","))
+            length += weight
+            lexeme = lexeme.replace("''", "'")
+            if lexeme in terms:
+                counts[lexeme] = weight
+        for lexeme in counts:
+            frequency[lexeme] = frequency.get(lexeme, 0) + 1
+        documents.append((pk, counts, length))
+    if not documents:
+        return {}
+    average = sum(length for _pk, _counts, length in documents) / len(documents) or 1.0
+    total = max(total, len(documents))
+    scores = {}
+    for pk, counts, length in documents:
+        score = 0.0
+        for lexeme, tf in counts.items():
+            idf = math.log(1 + (total - frequency[lexeme] + 0.5) / (frequency[lexeme] + 0.5))
+            score += (
+                idf * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * length / average))
+            )
+        scores[pk] = score
+    return dict(sorted(scores.items(), key=lambda item: item[1], reverse=True)[:CANDIDATES])
 
 
 def _meaning_scores(workspace_id: int, query: str, include_internal: bool) -> dict[int, float]:
@@ -177,6 +240,35 @@ def _meaning_scores(workspace_id: int, query: str, include_internal: bool) -> di
     return found
 
 
+def _stems(text: str) -> set[str]:
+    """Words as crude stems (their first 5 letters): "refunds", "refunded" and "refund" meet,
+    and so do "bestelling" and "bestellingen", in any language."""
+    return {w[:5] for w in _WORD.findall(text.lower()) if len(w) > 1}
+
+
+def _coverage(words: list[str], stems: set[str]) -> float:
+    return sum(w[:5] in stems for w in words) / len(words) if words else 0.0
+
+
+@dataclass
+class _Article:
+    meaning: float = 0.0  # best passage cosine
+    words: float = 0.0  # best passage full-text score (0..1, the best passage of all: 1)
+    coverage: float = 0.0  # share of the question's words the article has (title and text)
+    title_coverage: float = 0.0  # ... its titles alone
+    score: float = 0.0
+    passages: list = field(default_factory=list)
+
+
+def _score(article: _Article) -> float:
+    return (
+        SCORE_MEANING * article.meaning
+        + SCORE_WORDS * article.words
+        + SCORE_COVERAGE * article.coverage
+        + SCORE_TITLE * article.title_coverage
+    )
+
+
 def search(
     workspace_id: int,
     query: str,
@@ -185,21 +277,20 @@ def search(
     limit: int = 5,
     include_internal: bool = False,
 ) -> list[Hit]:
-    """The articles that best answer ``query``, best first, one hit per article."""
+    """The articles that best answer ``query``, best first, one hit per article (its best
+    passage, in the reader's locale when the article has it)."""
     query = " ".join((query or "").split())[:MAX_QUERY_CHARS]
     if not query:
         return []
     meaning = _meaning_scores(workspace_id, query, include_internal)
     words = _word_scores(workspace_id, query, include_internal)
-    fused: dict[int, float] = {}
-    for ranking in (meaning, words):
-        for rank, pk in enumerate(sorted(ranking, key=ranking.get, reverse=True)):
-            fused[pk] = fused.get(pk, 0.0) + 1.0 / (RRF_K + rank + 1)
-    if not fused:
+    if not meaning and not words:
         return []
-    passages = {
-        p.pk: p
-        for p in Passage.objects.filter(pk__in=list(fused), workspace_id=workspace_id)
+    matrix = _matrices.get(workspace_id)
+    article_of = {pk: info[0] for pk, info in matrix.meta.items()}
+    candidates = {article_of[pk] for pk in (*meaning, *words) if pk in article_of}
+    passages = list(
+        Passage.objects.filter(workspace_id=workspace_id, article_id__in=candidates)
         .select_related("translation")
         .only(
             "pk",
@@ -212,42 +303,67 @@ def search(
             "translation__title",
             "translation__slug",
         )
-    }
-    by_article: dict[int, Hit] = {}
-    wanted = (locale or "").split("-")[0].lower()
-    for pk in sorted(fused, key=fused.get, reverse=True):
-        passage = passages.get(pk)
-        if passage is None:
+    )
+    articles: dict[int, _Article] = {}
+    texts: dict[int, list[str]] = {}
+    titles: dict[int, set[str]] = {}
+    for passage in passages:
+        if passage.internal and not include_internal:
             continue
-        cosine = meaning.get(pk, 0.0)
-        word = words.get(pk, 0.0)
-        confidence = WEIGHT_MEANING * max(0.0, cosine) + WEIGHT_WORDS * word
-        hit = Hit(
-            article_id=passage.article_id,
-            translation_id=passage.translation_id,
-            passage_id=pk,
-            locale=passage.locale,
-            title=passage.translation.title,
-            slug=passage.translation.slug,
-            heading=passage.heading,
-            text=passage.text,
-            internal=passage.internal,
-            score=fused[pk],
-            confidence=confidence,
-            meaning=cosine,
-            words=word,
+        found = articles.setdefault(passage.article_id, _Article())
+        found.passages.append(passage)
+        found.meaning = max(found.meaning, meaning.get(passage.pk, 0.0))
+        found.words = max(found.words, words.get(passage.pk, 0.0))
+        texts.setdefault(passage.article_id, []).extend(
+            (passage.translation.title, passage.heading, passage.text)
         )
-        kept = by_article.get(passage.article_id)
-        if kept is None:
-            by_article[passage.article_id] = hit
-        elif wanted and kept.locale.split("-")[0] != wanted and hit.locale.split("-")[0] == wanted:
-            # The reader's own language, ranked as the article's best passage was.
-            hit.score, hit.confidence = (
-                max(kept.score, hit.score),
-                max(kept.confidence, hit.confidence),
+        titles.setdefault(passage.article_id, set()).add(passage.translation.title)
+    asked = _words(query)
+    for article_id, found in articles.items():
+        found.coverage = _coverage(asked, _stems(" ".join(texts[article_id])))
+        found.title_coverage = _coverage(asked, _stems(" ".join(titles[article_id])))
+        found.score = _score(found)
+    ranked = sorted(articles.items(), key=lambda item: item[1].score, reverse=True)
+    wanted = (locale or "").split("-")[0].lower()
+    hits = []
+    for article_id, found in ranked[:limit]:
+        mine = [p for p in found.passages if p.locale.split("-")[0] == wanted] or found.passages
+        best = max(mine, key=lambda p: (meaning.get(p.pk, 0.0) + words.get(p.pk, 0.0), -p.pk))
+        hits.append(
+            Hit(
+                article_id=article_id,
+                translation_id=best.translation_id,
+                passage_id=best.pk,
+                locale=best.locale,
+                title=best.translation.title,
+                slug=best.translation.slug,
+                heading=best.heading,
+                text=best.text,
+                internal=best.internal,
+                score=found.score,
+                confidence=0.0,
+                meaning=found.meaning,
+                words=found.words,
+                coverage=found.coverage,
             )
-            by_article[passage.article_id] = hit
-    return sorted(by_article.values(), key=lambda h: h.score, reverse=True)[:limit]
+        )
+    _confidences(hits)
+    return hits
+
+
+def _confidences(hits: list[Hit]) -> None:
+    """How sure each hit is: its evidence (meaning, the share of the question's words it has)
+    and its lead over the next article — two articles close together mean the question is
+    ambiguous, or answered by neither."""
+    for index, hit in enumerate(hits):
+        following = hits[index + 1].score if index + 1 < len(hits) else 0.0
+        lead = min(1.0, max(0.0, hit.score - following) / LEAD_FULL)
+        hit.confidence = round(
+            CONFIDENCE_MEANING * max(0.0, hit.meaning)
+            + CONFIDENCE_COVERAGE * hit.coverage
+            + CONFIDENCE_LEAD * lead,
+            4,
+        )
 
 
 def answer(workspace_id: int, question: str, *, locale: str | None = None) -> Answer:
