@@ -121,6 +121,8 @@ def test_while_forced_sign_out_static_files_and_health_still_work(client, worksp
     sign_in(client, "kim@example.com")
     assert client.get("/healthz").status_code == 200
     assert client.get("/static/accounts/auth.css").status_code == 200
+    # The public help center reads the same for a member who still has to enrol.
+    assert client.get(f"/help/{workspace.slug}/en/").status_code == 404  # not switched on
     assert client.post("/accounts/logout/").status_code == 302
     assert signed_in_user_id(client) is None
 

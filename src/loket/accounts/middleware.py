@@ -29,6 +29,7 @@ def _allowed_prefixes() -> tuple[str, ...]:
         reverse("healthz"),
         "/api/",  # bearer tokens, not sessions
         "/hooks/",  # providers' webhooks, no session at all
+        "/help/",  # the public help center: the same for everyone, signed in or not
     )
 
 
