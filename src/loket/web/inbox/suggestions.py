@@ -24,8 +24,8 @@ def panel(request, number: int):
     found = suggestions.for_conversation(conversation, request.membership)
     return render(
         request,
-        "web/inbox/_suggestions.html",
-        {"conversation": conversation, "suggestions": found, "loaded": True},
+        "web/inbox/_suggestions_list.html",
+        {"conversation": conversation, "suggestions": found},
     )
 
 

@@ -364,6 +364,8 @@
         const value = item.dataset.text;
         const area = this.$refs.text;
         if (this.mode === "reply" && this.useTemplate) this.useTemplate = false;
+        // Starting a reply from the suggestion for the newest message: what is there has been seen.
+        if (!area.value.trim()) this.seen = lastId();
         if (area.value.trim() && area.selectionStart === area.selectionEnd && area.selectionStart === 0 && document.activeElement !== area) {
           area.selectionStart = area.selectionEnd = area.value.length; // not focused yet: after the text
         }
