@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.db import transaction
 from django.http import Http404
 from django.utils.text import Truncator
 from ninja import Field, Router, Schema, Status
 
 from loket.api.main import ApiError
-from loket.knowledge import retrieval, services
+from loket.knowledge import public, retrieval, services
 from loket.knowledge.models import (
     Article,
     ArticleTranslation,
     Category,
-    HelpCenter,
     TranslationStatus,
 )
 from loket.tenancy.services import NotAllowed
@@ -216,29 +213,13 @@ def _fresh(request, article_id: int) -> dict[str, Any]:
     return article_out(_article(request, article_id))
 
 
-def _help_center_origin(request) -> tuple[str, list[str]] | None:
-    """Where the workspace's public help center lives (absolute, no trailing slash) and the
-    locales it offers; None when it has none switched on. Looked up once per request."""
-    if not hasattr(request, "_kb_help_center"):
-        workspace = request.membership.workspace
-        found = HelpCenter.objects.filter(workspace_id=workspace.pk, enabled=True).first()
-        if found is None:
-            request._kb_help_center = None
-        elif found.custom_domain:
-            scheme = urlsplit(settings.LOKET_PUBLIC_URL).scheme or "https"
-            request._kb_help_center = (f"{scheme}://{found.custom_domain}", found.offered_locales)
-        else:
-            origin = f"{settings.LOKET_PUBLIC_URL}/help/{workspace.slug}"
-            request._kb_help_center = (origin, found.offered_locales)
-    return request._kb_help_center
-
-
 def article_url(request, locale: str, slug: str) -> str | None:
-    """The article's page in the public help center, when the help center shows it."""
-    site = _help_center_origin(request)
-    if site is None or locale.lower() not in site[1]:
-        return None
-    return f"{site[0]}/{locale}/a/{slug}/"
+    """The article's page in the public help center, when the help center shows it (the
+    address is looked up once per request)."""
+    if not hasattr(request, "_kb_help_center"):
+        request._kb_help_center = public.address_of(request.membership.workspace_id)
+    address = request._kb_help_center
+    return address.article(locale, slug) if address else None
 
 
 # -- categories ---------------------------------------------------------------------------------

@@ -6,17 +6,7 @@ takes its no-answer branch. Nothing is generated."""
 
 from __future__ import annotations
 
-from loket.knowledge import retrieval
-
-
-def article_link(workspace_id: int, hit: retrieval.Hit) -> str:
-    """The article's address in the workspace's help center, or "" when it has none."""
-    try:
-        from loket.knowledge import public
-    except ImportError:  # pragma: no cover - the help center is part of the package
-        return ""
-    url_of = getattr(public, "article_url", None)
-    return url_of(workspace_id, hit.locale, hit.slug) if url_of else ""
+from loket.knowledge import public, retrieval
 
 
 def answer(conversation, text: str, languages: list[str]) -> str | None:
@@ -24,6 +14,6 @@ def answer(conversation, text: str, languages: list[str]) -> str | None:
     found = retrieval.answer(conversation.workspace_id, text, locale=locale)
     if found.text is None or found.hit is None:
         return None
-    link = article_link(conversation.workspace_id, found.hit)
+    link = public.article_url(conversation.workspace_id, found.hit.locale, found.hit.slug)
     source = f"{found.hit.title}: {link}" if link else found.hit.title
     return f"{found.text}\n\n{source}"

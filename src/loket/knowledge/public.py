@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -59,6 +60,46 @@ def help_center_by_slug(slug: str) -> HelpCenter | None:
         .filter(workspace__slug=slug, enabled=True)
         .first()
     )
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a workspace's public help center lives: its absolute origin (no trailing slash:
+    the custom domain when it has one, else ``LOKET_PUBLIC_URL/help/<slug>``) and the locales
+    it offers. The one place links to it are built (API, composer, bot, pages' canonicals)."""
+
+    origin: str
+    locales: tuple[str, ...]
+
+    def article(self, locale: str, slug: str) -> str | None:
+        if locale.lower() not in self.locales:
+            return None
+        return f"{self.origin}/{locale}/a/{slug}/"
+
+
+def origin_of(help_center: HelpCenter, workspace_slug: str) -> str:
+    if help_center.custom_domain:
+        scheme = urlsplit(settings.LOKET_PUBLIC_URL).scheme or "https"
+        return f"{scheme}://{help_center.custom_domain}"
+    return f"{settings.LOKET_PUBLIC_URL}/help/{workspace_slug}"
+
+
+def address_of(workspace_id: int) -> Address | None:
+    """The workspace's help center address, or None when it has none switched on."""
+    found = (
+        HelpCenter.objects.filter(workspace_id=workspace_id, enabled=True)
+        .select_related("workspace")
+        .first()
+    )
+    if found is None:
+        return None
+    return Address(origin_of(found, found.workspace.slug), tuple(found.offered_locales))
+
+
+def article_url(workspace_id: int, locale: str, slug: str) -> str | None:
+    """A public article's address in the workspace's help center, or None when not shown."""
+    address = address_of(workspace_id)
+    return address.article(locale, slug) if address else None
 
 
 def help_center_by_domain(host: str) -> HelpCenter | None:

@@ -105,11 +105,12 @@ def _site_for(request, workspace: str | None) -> Site:
     if workspace is not None:
         help_center = public.help_center_by_slug(workspace)
         prefix = f"/help/{workspace}/"
-        if help_center is not None and help_center.custom_domain:
-            # The custom domain is where search engines should send people.
-            origin = f"{_public_scheme()}://{help_center.custom_domain}"
-        else:
-            origin = f"{settings.LOKET_PUBLIC_URL}/help/{workspace}"
+        # The custom domain, when set, is where search engines should send people.
+        origin = (
+            public.origin_of(help_center, workspace)
+            if help_center is not None
+            else f"{settings.LOKET_PUBLIC_URL}/help/{workspace}"
+        )
     else:
         help_center = getattr(request, "help_center", None)
         prefix = "/"

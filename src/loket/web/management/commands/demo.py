@@ -2,8 +2,10 @@
 
 Besides people, a team and sample conversations it has a live-chat channel ("Website chat")
 with the "Ferry booking helper" bot on it (loket/bots/examples/ferry.json, published and on;
-also on the workspace's WhatsApp channels, if any). The bot looks bookings up on the demo
-endpoint of this same server (loket.web.demo_api) at ``--base-url`` (default LOKET_PUBLIC_URL).
+also on the workspace's WhatsApp channels, if any), and a knowledge base with its public help
+center (loket/knowledge/examples/waddenveer.json), which the bot's questions step answers from.
+The bot looks bookings up on the demo endpoint of this same server (loket.web.demo_api) at
+``--base-url`` (default LOKET_PUBLIC_URL).
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class Command(BaseCommand):
                 self._seed(workspace, members, team)
             website = self._live_chat(workspace, team)
             ferry = self._ferry_bot(workspace, team, website, base_url)
+            articles = self._knowledge(workspace)
             owner = members["owner@example.com"]
             for old in ApiToken.objects.filter(membership=owner, name="demo", revoked_at=None):
                 revoke_api_token(old)
@@ -123,11 +126,37 @@ class Command(BaseCommand):
             f"  Bot:        {ferry.name!r} answers new chats on {website.name!r}"
             + ("" if ferry.enabled else " (switched off)")
         )
+        self.stdout.write(
+            f"  Help center: {base}/help/{workspace.slug}/ ({articles} articles in English and"
+            " Dutch; the bot answers from them too)"
+        )
         if not settings.LOKET_DEMO_ENDPOINTS:
             self.stdout.write(
                 "              (its booking look-up needs LOKET_DEMO_ENDPOINTS=1 on the server)"
             )
         self.stdout.write("")
+
+    def _knowledge(self, workspace: Workspace) -> int:
+        """The example knowledge base (loket/knowledge/examples/waddenveer.json), published,
+        indexed by the workers (its jobs go in with it), and the help center switched on."""
+        from loket.knowledge import examples as kb_examples
+        from loket.knowledge.models import Article, HelpCenter
+        from loket.knowledge.tasks import index_article
+
+        HelpCenter.objects.get_or_create(
+            workspace=workspace,
+            defaults={
+                "enabled": True,
+                "titles": {"en": "Waddenveer help", "nl": "Waddenveer helpcentrum"},
+                "default_locale": "en",
+                "locales": ["en", "nl"],
+            },
+        )
+        if not Article.objects.filter(workspace=workspace).exists():
+            ids = kb_examples.import_into(workspace, kb_examples.load("waddenveer"), index=False)
+            for article_id in ids.values():
+                index_article.enqueue(article_id)
+        return Article.objects.filter(workspace=workspace).count()
 
     def _live_chat(self, workspace: Workspace, team) -> Channel:
         website = (
