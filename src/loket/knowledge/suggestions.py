@@ -26,9 +26,7 @@ import hashlib
 import math
 import re
 from dataclasses import asdict, dataclass
-from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count
 from django.utils import timezone
@@ -39,7 +37,6 @@ from loket.inbox.models import Conversation, Direction, Message, MessageKind
 from loket.knowledge import public, retrieval
 from loket.knowledge.models import (
     Article,
-    HelpCenter,
     SuggestionFeedback,
     SuggestionKind,
     SuggestionVerdict,
@@ -155,7 +152,11 @@ def article_suggestions(conversation: Conversation, message: Message) -> list[Ar
         include_internal=True,
     )
     hits = [hit for hit in hits if hit.confidence >= MIN_CONFIDENCE][:ARTICLES]
-    site = _help_center(conversation) if any(not hit.internal for hit in hits) else None
+    site = (
+        public.address_of(conversation.workspace_id)
+        if any(not hit.internal for hit in hits)
+        else None
+    )
     found = [
         ArticleSuggestion(
             article_id=hit.article_id,
@@ -164,34 +165,12 @@ def article_suggestions(conversation: Conversation, message: Message) -> list[Ar
             text=hit.text,
             internal=hit.internal,
             confidence=round(hit.confidence, 4),
-            url=None if hit.internal else _article_url(site, hit.locale, hit.slug),
+            url=site.article(hit.locale, hit.slug) if site and not hit.internal else None,
         )
         for hit in hits
     ]
     cache.set(key, [asdict(item) for item in found], CACHE_SECONDS)
     return found
-
-
-def _help_center(conversation: Conversation) -> tuple[str, list[str]] | None:
-    """Where the workspace's help center lives (no trailing slash) and its locales; None when
-    it has none switched on (the same addresses as ``loket.web.helpcenter``)."""
-    found = (
-        HelpCenter.objects.filter(workspace_id=conversation.workspace_id, enabled=True)
-        .select_related("workspace")
-        .first()
-    )
-    if found is None:
-        return None
-    if found.custom_domain:
-        scheme = urlsplit(settings.LOKET_PUBLIC_URL).scheme or "https"
-        return f"{scheme}://{found.custom_domain}", found.offered_locales
-    return f"{settings.LOKET_PUBLIC_URL}/help/{found.workspace.slug}", found.offered_locales
-
-
-def _article_url(site: tuple[str, list[str]] | None, locale: str, slug: str) -> str | None:
-    if site is None or locale.lower() not in site[1]:
-        return None
-    return f"{site[0]}/{locale}/a/{slug}/"
 
 
 def _stem(word: str) -> str:
