@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from loket.crypto import EncryptedJSONField
 from loket.tenancy.models import Membership, Workspace, WorkspaceScoped
 
 
@@ -297,3 +298,111 @@ class SuggestionFeedback(WorkspaceScoped):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.verdict}"
+
+
+# -- an optional language model (loket.knowledge.llm) -------------------------------------------
+class LlmProvider(models.Model):
+    """A workspace's language model, when it has one: an OpenAI-compatible chat-completions
+    endpoint (a local Ollama or vLLM server, or a hosted API). Nothing leaves the machine unless
+    this is set and switched on. Spending is capped per day (tokens) and per month (cost)."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="llm")
+    enabled = models.BooleanField(default=False)
+    base_url = models.URLField(max_length=500)  # e.g. http://127.0.0.1:11434/v1
+    model = models.CharField(max_length=200)
+    api_key = EncryptedJSONField(purpose="llm-api-key", blank=True)  # {"key": "..."}
+    timeout_seconds = models.PositiveSmallIntegerField(default=30)
+    max_tokens_per_day = models.PositiveIntegerField(default=200_000)
+    max_cost_per_month_cents = models.PositiveIntegerField(default=5_000)
+    # Prices per 1,000 tokens, in hundredths of a cent (0 for a local model).
+    prompt_price = models.PositiveIntegerField(default=0)
+    completion_price = models.PositiveIntegerField(default=0)
+    # What it may be used for: draft replies, summaries, translations.
+    features = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.model} at {self.base_url}"
+
+
+class LlmCall(WorkspaceScoped):
+    """One request to the language model, kept for review: what it was for, the prompt and the
+    sources given, the answer, the tokens and the cost; refused ones (a cap) too."""
+
+    conversation = models.ForeignKey(
+        "inbox.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    member = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    purpose = models.CharField(max_length=20)  # draft | summary | translate
+    model = models.CharField(max_length=200, blank=True)
+    prompt = models.JSONField(default=list)  # the chat messages sent
+    sources = models.JSONField(default=list, blank=True)  # passages given: article, title
+    response = models.TextField(blank=True)
+    status = models.CharField(max_length=10)  # ok | error | capped
+    error = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_cents = models.FloatField(default=0)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "created_at"], name="kb_llm_ws_created")]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.status}"
+
+
+# -- enrichment of conversations (loket.knowledge.enrichment) -----------------------------------
+class Sentiment(models.TextChoices):
+    NEGATIVE = "negative", _("Negative")
+    NEUTRAL = "neutral", _("Neutral")
+    POSITIVE = "positive", _("Positive")
+
+
+class Urgency(models.TextChoices):
+    LOW = "low", _("Low")
+    NORMAL = "normal", _("Normal")
+    HIGH = "high", _("High")
+
+
+class ConversationInsight(WorkspaceScoped):
+    """What the offline models make of a conversation's customer messages: sentiment and urgency
+    (a coarse lexicon-based estimate, labelled as such in the UI) and the labels its workspace's
+    own classifier predicts. Read by the rules' conditions and shown to agents."""
+
+    conversation = models.OneToOneField(
+        "inbox.Conversation", on_delete=models.CASCADE, related_name="insight"
+    )
+    sentiment = models.CharField(max_length=10, choices=Sentiment.choices, blank=True)
+    sentiment_score = models.FloatField(default=0)  # -1 .. 1
+    urgency = models.CharField(max_length=10, choices=Urgency.choices, blank=True)
+    predicted_labels = models.JSONField(default=list, blank=True)  # [{"name", "score"}]
+    message = models.ForeignKey(  # the last customer message read
+        "inbox.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}: {self.sentiment or '-'} {self.urgency or '-'}"
+
+
+class LabelModel(models.Model):
+    """A workspace's label classifier, trained in the background on its own labelled
+    conversations (the customer's words → the labels agents gave): its labels, its weights
+    (``numpy.save`` bytes), how many conversations it learnt from and how well it did on the
+    ones held out."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, related_name="label_model"
+    )
+    labels = models.JSONField(default=list)
+    weights = models.BinaryField(null=True, blank=True)
+    samples = models.PositiveIntegerField(default=0)
+    accuracy = models.FloatField(null=True, blank=True)  # on held-out conversations
+    trained_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"label model of {self.workspace_id} ({self.samples} samples)"
