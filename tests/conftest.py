@@ -49,6 +49,16 @@ def _allow_private_http(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_memos():
+    """Per-process memories of workspaces start empty: a rolled-back test's workspace id comes
+    back (SQLite) and must not inherit what an earlier test's workspace had."""
+    from loket import memo
+
+    memo.forget_everything()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _default_language():
     """A request in Dutch leaves Dutch active in the test's thread (LocaleMiddleware activates,
     nothing deactivates): each test starts in the default language, whatever ran before it."""

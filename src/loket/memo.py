@@ -5,10 +5,12 @@ this process is seen at once (``forget``), one made in another within ``seconds`
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+_all: weakref.WeakSet = weakref.WeakSet()
 
 
 class PerWorkspace(Generic[T]):
@@ -17,6 +19,7 @@ class PerWorkspace(Generic[T]):
         self.seconds = seconds
         self.limit = limit
         self._kept: dict[int, tuple[float, T]] = {}
+        _all.add(self)
 
     def get(self, workspace_id: int) -> T:
         now = time.monotonic()
@@ -34,3 +37,9 @@ class PerWorkspace(Generic[T]):
 
     def clear(self) -> None:
         self._kept.clear()
+
+
+def forget_everything() -> None:
+    """Every memory of every workspace (tests: ids come back after a rollback)."""
+    for memo in list(_all):
+        memo.clear()

@@ -61,6 +61,7 @@ from loket.inbox.models import (
     Priority,
 )
 from loket.inbox.services.notifications import notify
+from loket.memo import PerWorkspace
 from loket.tenancy.hours import Schedule
 from loket.tenancy.models import Membership, Workspace
 from loket.tenancy.services import NotAllowed, require_admin
@@ -166,6 +167,7 @@ def _save(policy: SlaPolicy, fields: dict) -> SlaPolicy:
     policy.save()
     if channels is not None:
         policy.channels.set(channels)
+    forget_policies(policy.workspace_id)
     return policy
 
 
@@ -231,6 +233,7 @@ def delete_policy(policy: SlaPolicy, *, actor: Membership | None = None) -> None
             sla_policy=None, sla_clock={}, sla_paused_at=None, **_CLEARED
         )
         policy.delete()
+    forget_policies(policy.workspace_id)
 
 
 def policies(workspace_id: int):
@@ -581,8 +584,23 @@ def _priority_changed(conversation, policy, state, now) -> None:
     pass  # the due times follow from the targets' starts and the new priority (_store)
 
 
+def _load_has_policies(workspace_id: int) -> bool:
+    return SlaPolicy.objects.filter(workspace_id=workspace_id, enabled=True).exists()
+
+
+# Whether a workspace has an enabled policy at all, kept briefly per process like the rules: most
+# messages of most workspaces have no clock to move, and this runs after every one of them.
+_has_policies: PerWorkspace[bool] = PerWorkspace(_load_has_policies)
+
+
+def forget_policies(workspace_id: int) -> None:
+    _has_policies.forget(workspace_id)
+
+
 def on_event(event: events.Event) -> None:
     """Subscriber (settings.LOKET_EVENT_SUBSCRIBERS), called after commit."""
+    if not _has_policies.get(event.workspace_id):
+        return  # no enabled policy: no conversation of this workspace has a clock
     if isinstance(event, events.ConversationCreated):
         conversation = (
             Conversation.objects.select_related("workspace", "channel")
