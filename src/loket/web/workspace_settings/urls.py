@@ -3,6 +3,7 @@
 from django.urls import path
 
 from loket.web.workspace_settings import autoreplies, flows, knowledge, macros, rules, sla, views
+from loket.web.workspace_settings.help_center import help_center as help_center_view
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -58,6 +59,7 @@ urlpatterns = [
     path("flows/<int:flow_id>/enabled/", flows.flow_enabled, name="flow-enabled"),
     path("flows/<int:flow_id>/publish/", flows.flow_publish, name="flow-publish"),
     path("flows/<int:flow_id>/test/", flows.flow_test, name="flow-test"),
+    path("help-center/", help_center_view, name="help-center"),
     path("knowledge/", knowledge.knowledge, name="knowledge"),
     path("knowledge/new/", knowledge.article_new, name="knowledge-new"),
     path("knowledge/preview/", knowledge.preview, name="knowledge-preview"),
