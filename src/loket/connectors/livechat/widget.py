@@ -108,6 +108,8 @@ def texts(channel: Channel, language: str) -> dict:
             "csat_comment": _("Anything to add? (optional)"),
             "csat_send": _("Send rating"),
             "csat_thanks": _("Thank you for your rating!"),
+            "suggestions": _("Articles that may help"),
+            "new_tab": _("(opens in a new tab)"),
         }
     overrides = (channel.settings.get("texts") or {}).get(language) or {}
     return {**base, **{k: v for k, v in overrides.items() if k in base and v}}
@@ -158,7 +160,40 @@ def config(channel: Channel, language: str) -> dict:
         "upload_types": list(settings.LOKET_WIDGET_UPLOAD_TYPES),
         "team_photos": photos.urls(channel),
         "proactive": proactive.rules_for_widget(channel, language),
+        "suggest": suggest_url(channel, language),
     }
+
+
+def suggest_url(channel: Channel, language: str) -> str:
+    """Where the widget asks for articles while the visitor types their first message: the
+    workspace's help center ``suggest.json`` in the visitor's language, as a path on Loket's own
+    host (the frame's origin, so the frame's ``connect-src 'self'`` admits it and no visitor
+    token is involved: the data is public). Empty when the help center is off or does not offer
+    that language."""
+    from django.urls import reverse
+
+    from loket.knowledge.models import HelpCenter
+
+    found = (
+        HelpCenter.objects.filter(workspace_id=channel.workspace_id, enabled=True)
+        .select_related("workspace")
+        .first()
+    )
+    if found is None:
+        return ""
+    locale = next(
+        (
+            code
+            for code in found.offered_locales
+            if code == language or code.split("-")[0] == language.split("-")[0]
+        ),
+        None,
+    )
+    if locale is None:
+        return ""
+    return reverse(
+        "helpcenter:suggest", kwargs={"workspace": found.workspace.slug, "locale": locale}
+    )
 
 
 def start_session(

@@ -51,6 +51,8 @@
     csat_comment: "Anything to add? (optional)",
     csat_send: "Send rating",
     csat_thanks: "Thank you for your rating!",
+    suggestions: "Articles that may help",
+    new_tab: "(opens in a new tab)",
   };
 
   // ---- state ---------------------------------------------------------------------------
@@ -749,6 +751,8 @@
       author: { name: t("you") }, _state: "sending", _page: page || undefined, _choice: choice,
     };
     messages.push(m);
+    clearTimeout(suggestTimer);
+    showSuggestions([], ""); // only before the first message
     renderMessage(m, messages[messages.length - 2], null);
     updateChoices();
     scrollToEnd();
@@ -930,6 +934,54 @@
       typingOn = false;
       wsSend({ type: "typing", typing: false });
     }
+  }
+
+  // ---- article suggestions (README: config.suggest) -------------------------------------
+  // While the visitor types their first message: the help center's articles for it (debounced,
+  // at least 3 characters, one request at a time). Any failure just shows nothing.
+  let suggestTimer = null;
+  let suggestBusy = false;
+  let suggestFor = "";
+  function suggestQuery() {
+    const q = ui.input.value.trim().replace(/\s+/g, " ").slice(0, 200);
+    return config.suggest && q.length >= 3 && !messages.some((m) => m.direction === "in") ? q : "";
+  }
+  function suggestSoon() {
+    clearTimeout(suggestTimer);
+    if (!suggestQuery()) showSuggestions([], "");
+    else suggestTimer = setTimeout(fetchSuggestions, 400);
+  }
+  async function fetchSuggestions() {
+    const q = suggestQuery();
+    if (suggestBusy || q === suggestFor) return; // a running request checks again when done
+    suggestBusy = true;
+    let found = [];
+    try {
+      const stop = window.AbortController ? new AbortController() : null;
+      const timer = setTimeout(() => stop && stop.abort(), 5000);
+      const res = await fetch(config.suggest + "?q=" + encodeURIComponent(q),
+        { credentials: "omit", headers: { Accept: "application/json" }, signal: stop && stop.signal });
+      const data = res.ok ? await res.json() : null;
+      clearTimeout(timer);
+      if (data && Array.isArray(data.results)) found = data.results;
+    } catch (e) {
+      found = [];
+    }
+    suggestBusy = false;
+    if (suggestQuery() === q) showSuggestions(found, q);
+    else suggestSoon(); // typed on meanwhile
+  }
+  function showSuggestions(items, q) {
+    suggestFor = q;
+    ui.suggestList.textContent = "";
+    for (const r of items.slice(0, 3)) {
+      const href = r && typeof r.title === "string" && /^https?:/i.test(String(r.url)) && safeHref(r.url);
+      if (!href) continue;
+      ui.suggestList.appendChild(h("li", null, [h("a", { href: href, target: "_blank", rel: "noopener noreferrer" }, [
+        h("strong", { text: r.title }), h("span", { text: String(r.snippet || "") }), h("span", { class: "lk-sr", text: " " + t("new_tab") }),
+      ])]));
+    }
+    ui.suggest.hidden = !ui.suggestList.firstChild;
   }
 
   // ---- rendering: text -----------------------------------------------------------------
@@ -1147,6 +1199,7 @@
     ui.greeting.hidden = !greeting;
     ui.input.setAttribute("placeholder", t("placeholder"));
     ui.input.setAttribute("aria-label", t("placeholder"));
+    ui.suggestTitle.textContent = t("suggestions");
     ui.send.setAttribute("aria-label", t("send"));
     const types = config.upload_types || [];
     ui.attach.setAttribute("aria-label", t("attach"));
@@ -1475,6 +1528,7 @@
       oninput: () => {
         autosize();
         visitorTyping(ui.input.value.trim() !== "");
+        suggestSoon();
       },
       onkeydown: (event) => {
         if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
@@ -1491,10 +1545,13 @@
     ui.attach = h("button", { type: "button", class: "lk-attach", onclick: () => ui.file.click() }, [icon("attach")]);
     ui.fileError = h("p", { class: "lk-field-error lk-file-error", role: "alert", hidden: true });
     ui.composer = h("form", { class: "lk-composer", onsubmit: submitComposer }, [ui.attach, ui.file, ui.input, ui.send]);
+    ui.suggestTitle = h("p", { class: "lk-suggest-title", id: "lk-suggest-title" });
+    ui.suggestList = h("ul");
+    ui.suggest = h("section", { class: "lk-suggest", "aria-labelledby": "lk-suggest-title", hidden: true }, [ui.suggestTitle, ui.suggestList]);
     ui.brand = h("p", { class: "lk-brand", hidden: true, text: "Powered by Loket" });
 
     ui.panel = h("div", { class: "lk-panel", id: "lk-panel", role: "dialog", "aria-modal": "true", tabindex: "-1", hidden: true }, [
-      head, ui.notice, ui.conn, ui.log, ui.typing, ui.prechat, ui.fileError, ui.composer, ui.brand,
+      head, ui.notice, ui.conn, ui.log, ui.typing, ui.prechat, ui.fileError, ui.suggest, ui.composer, ui.brand,
     ]);
     root.appendChild(ui.launcher);
     root.appendChild(ui.panel);
