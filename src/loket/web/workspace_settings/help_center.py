@@ -107,7 +107,7 @@ class HelpCenterForm(forms.ModelForm):
         titles = self.instance.titles or {}
         for code in self.codes:
             self.fields[f"title_{code}"] = forms.CharField(
-                label=_("Title in %(language)s") % {"language": _language_name(code)},
+                label=_("Title (%(language)s)") % {"language": _language_name(code)},
                 required=False,
                 max_length=MAX_TITLE,
                 initial=titles.get(code, ""),
