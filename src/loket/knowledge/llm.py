@@ -32,17 +32,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db.models import Q, Sum
 from django.utils import timezone
-from django.utils.translation import get_language_info
+from django.utils.translation import get_language_info, gettext
 from django.utils.translation import gettext_lazy as _
 
 from loket import http
 from loket.inbox.models import AuthorType, Conversation, Direction, Message, MessageKind
 from loket.knowledge import public
 from loket.knowledge.models import LlmCall, LlmProvider
-from loket.problems import Said
-from loket.tenancy.models import Membership
+from loket.problems import Invalid, Said
+from loket.tenancy.models import Membership, Workspace
+from loket.tenancy.services import require_admin
 
 DRAFT, SUMMARY, TRANSLATE, TEST = "draft", "summary", "translate", "test"
 FEATURES = (DRAFT, SUMMARY, TRANSLATE)
@@ -720,3 +723,90 @@ def check_connection(provider: LlmProvider, member: Membership | None = None) ->
 def _same_workspace(conversation: Conversation, member: Membership) -> None:
     if member.workspace_id != conversation.workspace_id:
         raise ValueError("the member and the conversation are of different workspaces")
+
+
+# -- settings -----------------------------------------------------------------------------------
+class InvalidProvider(Invalid):
+    """Language-model settings that cannot be saved; the problems say why."""
+
+
+_URL = URLValidator(schemes=["http", "https"])
+LIMITS = {  # field: (lowest, highest)
+    "timeout_seconds": (1, 600),
+    "max_tokens_per_day": (0, 1_000_000_000),
+    "max_cost_per_month_cents": (0, 100_000_000),
+    "prompt_price": (0, 10_000_000),
+    "completion_price": (0, 10_000_000),
+}
+
+
+def configure(workspace: Workspace, actor: Membership | None, **fields: Any) -> LlmProvider:
+    """Create or change the workspace's provider (owners and admins). ``api_key``: a new key
+    (None or "" keeps the saved one), ``clear_key=True`` removes it. Other fields as on
+    ``LlmProvider``; numbers may come as strings (a form)."""
+    require_admin(
+        actor, workspace.pk, gettext("Only owners and admins can set up the language model.")
+    )
+    provider = provider_of(workspace.pk) or LlmProvider(workspace=workspace)
+    problems: list[Said] = []
+    if "base_url" in fields:
+        base_url = (fields["base_url"] or "").strip()
+        try:
+            _URL(base_url)
+        except ValidationError:
+            problems.append(Said(_("The base URL must be an http:// or https:// address.")))
+        provider.base_url = base_url[:500]
+    if "model" in fields:
+        model = (fields["model"] or "").strip()
+        if not model or len(model) > 200:
+            problems.append(Said(_("The model needs a name of up to 200 characters.")))
+        provider.model = model
+    for name, (lowest, highest) in LIMITS.items():
+        if name not in fields:
+            continue
+        try:
+            value = int(str(fields[name]).strip())
+        except (TypeError, ValueError):
+            value = None
+        if value is None or not lowest <= value <= highest:
+            problems.append(
+                Said(
+                    _("%(field)s must be a whole number from %(lowest)s to %(highest)s."),
+                    field=name.replace("_", " "),
+                    lowest=lowest,
+                    highest=highest,
+                )
+            )
+            continue
+        setattr(provider, name, value)
+    if "features" in fields:
+        chosen = [str(f) for f in fields["features"] or []]
+        unknown = [f for f in chosen if f not in FEATURES]
+        if unknown:
+            problems.append(Said(_("Unknown feature “%(value)s”."), value=", ".join(unknown)))
+        provider.features = [f for f in FEATURES if f in chosen]
+    if "enabled" in fields:
+        provider.enabled = bool(fields["enabled"])
+    if fields.get("clear_key"):
+        provider.api_key = {}
+    elif fields.get("api_key"):
+        provider.api_key = {"key": str(fields["api_key"]).strip()}
+    if provider.enabled and (not provider.base_url or not provider.model):
+        problems.append(Said(_("Fill in the base URL and the model before switching it on.")))
+    if problems:
+        raise InvalidProvider(*problems)
+    provider.updated_at = timezone.now()
+    provider.save()
+    return provider
+
+
+def has_key(provider: LlmProvider | None) -> bool:
+    return bool(provider and isinstance(provider.api_key, dict) and provider.api_key.get("key"))
+
+
+def recent_calls(workspace_id: int, limit: int = 50):
+    return (
+        LlmCall.objects.filter(workspace_id=workspace_id)
+        .select_related("member__user")
+        .order_by("-created_at", "-pk")[:limit]
+    )

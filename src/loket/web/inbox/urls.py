@@ -1,6 +1,6 @@
 from django.urls import path
 
-from loket.web.inbox import macros, suggestions, views
+from loket.web.inbox import ai, macros, suggestions, views
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -32,6 +32,10 @@ urlpatterns = [
         suggestions.feedback,
         name="suggestion_feedback",
     ),
+    path("inbox/<int:number>/ai/", ai.tools, name="ai_tools"),
+    path("inbox/<int:number>/ai/draft/", ai.draft, name="ai_draft"),
+    path("inbox/<int:number>/ai/summary/", ai.summary, name="ai_summary"),
+    path("inbox/<int:number>/ai/translate/", ai.translate, name="ai_translate"),
     path("inbox/<int:number>/macros/<int:macro_id>/run/", macros.run, name="macro_run"),
     path("inbox/<int:number>/messages/<int:message_id>/", views.message_fragment, name="message"),
     path("inbox/<int:number>/messages/<int:message_id>/retry/", views.retry, name="retry"),

@@ -2,7 +2,16 @@
 
 from django.urls import path
 
-from loket.web.workspace_settings import autoreplies, flows, knowledge, macros, rules, sla, views
+from loket.web.workspace_settings import (
+    ai,
+    autoreplies,
+    flows,
+    knowledge,
+    macros,
+    rules,
+    sla,
+    views,
+)
 from loket.web.workspace_settings.help_center import help_center as help_center_view
 
 urlpatterns = [
@@ -60,6 +69,9 @@ urlpatterns = [
     path("flows/<int:flow_id>/publish/", flows.flow_publish, name="flow-publish"),
     path("flows/<int:flow_id>/test/", flows.flow_test, name="flow-test"),
     path("help-center/", help_center_view, name="help-center"),
+    path("ai/", ai.ai, name="ai"),
+    path("ai/test/", ai.ai_test, name="ai-test"),
+    path("ai/calls/<int:call_id>/", ai.ai_call, name="ai-call"),
     path("knowledge/", knowledge.knowledge, name="knowledge"),
     path("knowledge/new/", knowledge.article_new, name="knowledge-new"),
     path("knowledge/preview/", knowledge.preview, name="knowledge-preview"),
