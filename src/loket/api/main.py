@@ -98,6 +98,7 @@ class ApiError(HttpError):
 
 def _routers() -> None:
     from loket.api import (
+        ai,
         auto_replies,
         canned_replies,
         channels,
@@ -124,6 +125,7 @@ def _routers() -> None:
     api.add_router("", flows.router)  # /flows
     api.add_router("", knowledge.router)  # /knowledge/…
     api.add_router("", suggestions.router)  # /conversations/…/suggestions, /knowledge/…
+    api.add_router("", ai.router)  # /conversations/…/ai/draft|summary, /ai/translate
 
 
 _routers()
