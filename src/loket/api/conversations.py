@@ -50,6 +50,27 @@ class ConversationOut(Schema):
     sla_paused_at: dt.datetime | None
 
 
+class PredictedLabel(Schema):
+    name: str
+    score: float
+
+
+class InsightOut(Schema):
+    """What the offline enrichment estimates (loket.knowledge.enrichment): a coarse,
+    lexicon-based sentiment and urgency, and labels suggested by the workspace's own label
+    model (never applied by themselves). Read-only."""
+
+    sentiment: Literal["negative", "neutral", "positive"]
+    sentiment_score: float
+    urgency: Literal["low", "normal", "high"]
+    predicted_labels: list[PredictedLabel]
+    updated_at: dt.datetime
+
+
+class ConversationDetail(ConversationOut):
+    insight: InsightOut | None = None  # None until the enrichment sweep has read it
+
+
 class ConversationPage(Schema):
     items: list[ConversationOut]
     next_cursor: str | None
@@ -116,9 +137,34 @@ def list_conversations(request, query: Query[ConversationQuery]):
     return {"items": [conversation_out(c) for c in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/{int:conversation_id}", response=ConversationOut)
+@router.get("/{int:conversation_id}", response=ConversationDetail)
 def show_conversation(request, conversation_id: int):
-    return conversation_out(selectors.conversation(request.membership, conversation_id))
+    conversation = (
+        selectors.conversations(request.membership)
+        .select_related("insight")
+        .filter(pk=conversation_id)
+        .first()
+    )
+    if conversation is None:
+        raise Http404("no such conversation")
+    return {**conversation_out(conversation), "insight": _insight_out(conversation)}
+
+
+def _insight_out(conversation: Conversation) -> dict[str, Any] | None:
+    insight = getattr(conversation, "insight", None)  # loaded with it; None: not yet read
+    if insight is None or not insight.sentiment:
+        return None
+    return {
+        "sentiment": insight.sentiment,
+        "sentiment_score": insight.sentiment_score,
+        "urgency": insight.urgency or "normal",
+        "predicted_labels": [
+            {"name": str(item.get("name", "")), "score": float(item.get("score", 0))}
+            for item in insight.predicted_labels or []
+            if isinstance(item, dict)
+        ],
+        "updated_at": insight.updated_at,
+    }
 
 
 class ConversationPatch(Schema):

@@ -19,3 +19,21 @@ def detect_languages() -> None:
 
     while languages.sweep() == languages.BATCH:
         pass
+
+
+@job(every_seconds=10.0)
+def enrich_conversations() -> None:
+    """Sentiment, urgency and suggested labels of conversations with new customer messages
+    (loket.knowledge.enrichment)."""
+    from loket.knowledge import enrichment
+
+    while enrichment.sweep() == enrichment.BATCH:
+        pass
+
+
+@job(every_seconds=3600.0)
+def train_label_models() -> None:
+    """Retrain the label models of workspaces where that is due (loket.knowledge.enrichment)."""
+    from loket.knowledge import enrichment
+
+    enrichment.train_due()

@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from loket.automation.rules.facts import Facts
 from loket.inbox.models import Channel, ConversationStatus, Priority
+from loket.knowledge.models import Sentiment, Urgency
 from loket.problems import Invalid, Said
 from loket.tenancy.models import Membership, Team
 
@@ -39,6 +40,10 @@ CHANGEABLE = (
     "labels",
     "snoozed_until",
     "language",
+    # What the enrichment sweep estimates (loket.knowledge.enrichment).
+    "sentiment",
+    "urgency",
+    "predicted_labels",
 )
 
 
@@ -86,7 +91,7 @@ class Field:
     read: Callable[[Facts, str], Any]
     operators: dict
     # For choice and set fields: what the values are ("channel", "team", "member", "status",
-    # "channel_kind", "label", "sla_target", "change", "language").
+    # "channel_kind", "label", "sla_target", "change", "language", "sentiment", "urgency").
     values: str = ""
     keyed: bool = False
     bot_only: bool = False  # offered in the flow editor, not the rules editor
@@ -136,6 +141,19 @@ FIELDS: dict[str, Field] = {
     ),
     "conversation.labels": Field(
         _("Labels"), "set", lambda f, k: f.label_names, SET_OPERATORS, values="label"
+    ),
+    # Estimated by the enrichment sweep (loket.knowledge.enrichment), one query when asked.
+    "conversation.sentiment": Field(
+        _("Sentiment (estimate)"), "choice", lambda f, k: f.sentiment, CHOICE_OPERATORS,
+        values="sentiment",
+    ),
+    "conversation.urgency": Field(
+        _("Urgency (estimate)"), "choice", lambda f, k: f.urgency, CHOICE_OPERATORS,
+        values="urgency",
+    ),
+    "conversation.predicted_label": Field(
+        _("Suggested labels"), "set", lambda f, k: f.predicted_label_names, SET_OPERATORS,
+        values="label",
     ),
     "conversation.team": Field(
         _("Team"), "choice", lambda f, k: f.conversation.team_id, OPTIONAL_CHOICE_OPERATORS,
@@ -206,6 +224,10 @@ def _known_values(values: str, workspace_id: int) -> set | None:
         return set(SLA_TARGETS)
     if values == "change":
         return set(CHANGEABLE)
+    if values == "sentiment":
+        return set(Sentiment.values)
+    if values == "urgency":
+        return set(Urgency.values)
     return None  # labels: names, compared without case
 
 
@@ -402,6 +424,9 @@ FREE = frozenset({"message.text", "update.changed", "sla.target", "variable"})
 COSTLY = frozenset(
     {
         "conversation.labels",
+        "conversation.sentiment",
+        "conversation.urgency",
+        "conversation.predicted_label",
         "message.is_first",
         "message.has_attachments",
         "contact.previous_conversations",

@@ -166,6 +166,36 @@ class Facts:
         return {name.casefold() for name in self.conversation.labels.values_list("name", flat=True)}
 
     @cached_property
+    def insight(self):
+        """The conversation's enrichment (loket.knowledge.enrichment): one query, only when a
+        rule asks about sentiment, urgency or suggested labels; None before it is estimated."""
+        from loket.knowledge.models import ConversationInsight
+
+        return (
+            ConversationInsight.objects.filter(conversation_id=self.conversation_id)
+            .only("sentiment", "urgency", "predicted_labels", "conversation_id")
+            .first()
+        )
+
+    @property
+    def sentiment(self) -> str:
+        return self.insight.sentiment if self.insight is not None else ""
+
+    @property
+    def urgency(self) -> str:
+        return self.insight.urgency if self.insight is not None else ""
+
+    @property
+    def predicted_label_names(self) -> set[str]:
+        if self.insight is None:
+            return set()
+        return {
+            str(item.get("name", "")).casefold()
+            for item in self.insight.predicted_labels or []
+            if isinstance(item, dict)
+        }
+
+    @cached_property
     def is_first_message(self) -> bool:
         message = self.message
         if message is None:

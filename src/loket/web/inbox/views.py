@@ -272,6 +272,7 @@ def _conversation(request, number: int) -> Conversation:
     conversation = (
         selectors.conversations(request.membership)
         .filter(number=number)
+        .select_related("insight")  # the sidebar's estimate, in the same query
         .prefetch_related("labels")
         .first()
     )
@@ -309,6 +310,9 @@ def _conversation_context(request, conversation: Conversation, *, timeline_too=T
         .select_related("channel")
         .order_by("-last_message_at")[:10]
     )
+    from loket.knowledge import enrichment
+
+    label_ids = {label.pk for label in conversation.labels.all()}
     context = {
         "conversation": conversation,
         "contact": contact,
@@ -317,7 +321,8 @@ def _conversation_context(request, conversation: Conversation, *, timeline_too=T
         "members": lists.members,
         "teams_all": lists.teams,
         "labels_all": lists.labels,
-        "conversation_label_ids": {label.pk for label in conversation.labels.all()},
+        "conversation_label_ids": label_ids,
+        "insight": enrichment.sidebar(conversation, lists.labels, label_ids),
         "priorities": Priority.choices,
         "snooze_options": _snooze_options(),
         "visitor": connector.sidebar(conversation),

@@ -41,6 +41,9 @@ CHANGE_LABELS = {
     "labels": gettext_lazy("Labels"),
     "snoozed_until": gettext_lazy("Snooze time"),
     "language": gettext_lazy("Language"),
+    "sentiment": gettext_lazy("Sentiment (estimate)"),
+    "urgency": gettext_lazy("Urgency (estimate)"),
+    "predicted_labels": gettext_lazy("Suggested labels"),
 }
 
 
