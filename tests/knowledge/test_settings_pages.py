@@ -206,3 +206,33 @@ def test_agents_are_refused_and_other_workspaces_are_404(workspace, owner, agent
     assert (translation.status, translation.draft_title) == ("draft", "Ours")
     assert Category.objects.get(pk=category.pk).names == {"en": "Ours"}
     assert not Article.objects.filter(workspace=other).exists()
+
+
+def test_the_composers_suggestions_as_agents_judged_them(workspace, owner, agent):
+    from loket.inbox.models import Conversation
+    from loket.knowledge.models import SuggestionFeedback
+
+    client = signed_in(owner)
+    page = client.get(url("knowledge", workspace)).content.decode()
+    assert "No suggestions were inserted or judged yet." in page
+    channel = factories.api_channel(workspace)
+    result = factories.inbound(channel, "Where is my refund?", contact_id="c1", name="C")
+    conversation = Conversation.objects.get(pk=result.conversation_id)
+    for verdict in ("used", "used", "used", "edited", "wrong"):
+        SuggestionFeedback.objects.create(
+            workspace=workspace,
+            conversation=conversation,
+            member=agent,
+            kind="article",
+            verdict=verdict,
+        )
+    page = client.get(url("knowledge", workspace)).content.decode()
+    section = page[page.index('id="kb-suggestion-quality"') :]
+    row = section[section.index('<th scope="row">Article</th>') :]
+    row = row[: row.index("</tr>")]
+    assert re.findall(r"<td>([^<]*)</td>", row) == ["3", "1", "1", "60%"]
+    other = factories.workspace("other")
+    assert (
+        "No suggestions were inserted"
+        in signed_in(factories.owner_of(other)).get(url("knowledge", other)).content.decode()
+    )

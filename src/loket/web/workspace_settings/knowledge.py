@@ -102,6 +102,30 @@ def _title(article: Article, locale: str = "en") -> str:
     return _("Article %(number)s") % {"number": article.pk}
 
 
+def _quality_rows(workspace_id: int) -> dict:
+    """The composer's suggestions as agents judged them (loket.knowledge.suggestions.quality):
+    a row per kind with its verdicts and the share used unchanged."""
+    from loket.knowledge import suggestions
+    from loket.knowledge.models import SuggestionKind
+
+    found = suggestions.quality(workspace_id)
+    rows = []
+    for kind, label in SuggestionKind.choices:
+        counts = found[kind]
+        total = sum(counts.values())
+        rows.append(
+            {
+                "label": label,
+                "used": counts["used"],
+                "edited": counts["edited"],
+                "wrong": counts["wrong"],
+                "total": total,
+                "used_share": round(100 * counts["used"] / total) if total else None,
+            }
+        )
+    return {"days": found["days"], "rows": rows, "any": any(r["total"] for r in rows)}
+
+
 # -- the list -----------------------------------------------------------------------------------
 @workspace_view(admin=True)
 def knowledge(request):
@@ -145,6 +169,7 @@ def knowledge(request):
             ],
             "locales": locales,
             "unanswered": list(services.unanswered_searches(workspace.pk)),
+            "quality": _quality_rows(workspace.pk),
             "q": text,
             "status": status,
             "statuses": TranslationStatus.choices,
