@@ -88,3 +88,15 @@ def test_the_periodic_job_runs_the_sweep(workspace):
     detect_languages.call()
     conversation.refresh_from_db()
     assert conversation.language == "en"
+
+
+def test_catching_up_reads_every_batch(workspace):
+    channel = factories.api_channel(workspace)
+    conversations = [
+        conversation_of(channel, f"Could you please check my booking number {n} again?", f"c{n}")
+        for n in range(5)
+    ]
+    assert languages.catch_up(limit=2) == 5  # three batches of at most two messages
+    assert {
+        c.language for c in Conversation.objects.filter(pk__in=[c.pk for c in conversations])
+    } == {"en"}

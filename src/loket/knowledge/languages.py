@@ -62,7 +62,24 @@ def detect(text: str, languages: list[str]) -> tuple[str | None, float]:
 
 
 def sweep(limit: int = BATCH) -> int:
-    """Give conversations without a language their customer's; returns how many got one."""
+    """Give conversations without a language their customer's (one batch of messages); returns
+    how many got one."""
+    return _sweep(limit)[1]
+
+
+def catch_up(limit: int = BATCH, *, batches: int = 100) -> int:
+    """Batches until the sweep has read every message so far (the periodic job)."""
+    given = 0
+    for _ in range(batches):
+        read, found = _sweep(limit)
+        given += found
+        if read < limit:
+            break
+    return given
+
+
+def _sweep(limit: int) -> tuple[int, int]:
+    """(messages read, conversations given a language)."""
     from loket.inbox.services.conversations import update_conversation
 
     mark, _created = SweepMark.objects.get_or_create(name=SWEEP)
@@ -77,7 +94,7 @@ def sweep(limit: int = BATCH) -> int:
         .values_list("pk", "conversation_id", "text")[:limit]
     )
     if not rows:
-        return 0
+        return 0, 0
     open_ids = set(
         Conversation.objects.filter(pk__in={r[1] for r in rows}, language="").values_list(
             "pk", flat=True
@@ -111,4 +128,4 @@ def sweep(limit: int = BATCH) -> int:
             )
             given += 1
     SweepMark.objects.filter(pk=mark.pk).update(last_id=rows[-1][0], updated_at=timezone.now())
-    return given
+    return len(rows), given
