@@ -19,7 +19,7 @@ departure today, "third time I ask", shouting, several messages within minutes) 
 **Label prediction**: one-vs-rest logistic regression in numpy over hashed word unigrams and
 bigrams of the customer's messages, trained per workspace on the conversations its agents
 labelled (``train_due``, the hourly ``train_label_models`` job; retrained when a day old and
-something changed, or after 50 more labelled conversations). Predictions are suggestions: they
+conversations labelled since, or at once after 50 of them). Predictions are suggestions: they
 are stored and shown, never applied (a rule may apply them).
 """
 
@@ -522,20 +522,36 @@ def train_workspace(workspace_id: int) -> LabelModel | None:
     return model
 
 
+def labelled_since(workspace_id: int, since: dt.datetime) -> int:
+    """How many of the workspace's labelled conversations had their labels changed since then
+    (their timeline's "labels_changed" lines; the message timeline index finds them)."""
+    labelled = Conversation.labels.through.objects.filter(label__workspace_id=workspace_id).values(
+        "conversation_id"
+    )
+    return (
+        Message.objects.filter(
+            workspace_id=workspace_id,
+            conversation_id__in=labelled,
+            kind=MessageKind.ACTIVITY,
+            text="labels_changed",
+            created_at__gt=since,
+        )
+        .values("conversation_id")
+        .distinct()
+        .count()
+    )
+
+
 def retraining_due(workspace_id: int, labelled: int, model: LabelModel | None, now) -> bool:
-    """Due: no model yet (with enough history), RETRAIN_AFTER more labelled conversations than
-    it learnt from, or a day old with conversations labelled or changed since."""
+    """Due: no model yet (with enough history); RETRAIN_AFTER conversations labelled since it
+    was trained, or that many more labelled conversations than it learnt from; or a day old with
+    any conversation labelled since."""
     if labelled < MIN_CONVERSATIONS:
         return False
-    if model is None:
+    if model is None or labelled - model.samples >= RETRAIN_AFTER:
         return True
-    if labelled - model.samples >= RETRAIN_AFTER:
-        return True
-    if now - model.trained_at < RETRAIN_AGE:
-        return False
-    return Conversation.objects.filter(
-        workspace_id=workspace_id, labels__isnull=False, updated_at__gt=model.trained_at
-    ).exists()
+    changed = labelled_since(workspace_id, model.trained_at)
+    return changed >= RETRAIN_AFTER or (changed > 0 and now - model.trained_at >= RETRAIN_AGE)
 
 
 def train_due(now=None) -> list[int]:
