@@ -209,6 +209,6 @@ def test_invalid_settings_are_refused(agent_client, workspace):
     )
     assert page.status_code == 400
     html = page.content.decode()
-    assert "http:// or https://" in html and "timeout seconds" in html
+    assert "http:// or https://" in html and "Timeout (seconds) must be a whole number" in html
     assert "sk-very-secret-key" not in html
     assert not LlmProvider.objects.exists()

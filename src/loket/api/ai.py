@@ -14,7 +14,6 @@ body's ``conversation_id``."""
 
 from __future__ import annotations
 
-from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema
 
 from loket.api.main import ApiError
@@ -116,7 +115,7 @@ def translate(request, data: TranslateIn):
             selectors.conversations(request.membership).filter(pk=data.conversation_id).first()
         )
         if conversation is None:
-            raise ApiError(400, "invalid", _("conversation_id: no such conversation"))
+            raise ApiError(400, "invalid", "conversation_id: no such conversation")
     try:
         found = llm.translate(data.text, data.language, request.membership, conversation)
     except llm.LlmUnavailable as exc:

@@ -213,7 +213,10 @@ def _require(workspace_id: int, feature: str) -> LlmProvider:
     if feature != TEST and feature not in features_on(provider):
         raise LlmUnavailable(
             "feature_off",
-            Said(_("The language model is not switched on for “%(feature)s”."), feature=feature),
+            Said(
+                _("The language model is not switched on for “%(feature)s”."),
+                feature=FEATURE_LABELS.get(feature, feature),
+            ),
         )
     return provider
 
@@ -339,15 +342,16 @@ def run(
 
 
 # -- helpers for prompts ------------------------------------------------------------------------
-def language_name(code: str) -> str:
-    """ "Dutch" for "nl" (English names: the prompts are in English); the code itself when Django
-    does not know it."""
+def language_name(code: str, *, translated: bool = False) -> str:
+    """ "Dutch" for "nl" (English names for the prompts; ``translated``: in the active language,
+    for the agent); the code itself when Django does not know it."""
     code = (code or "").strip().replace("_", "-")
     for candidate in (code, code.split("-")[0]):
         try:
-            return get_language_info(candidate.lower())["name"]
+            info = get_language_info(candidate.lower())
         except KeyError:
             continue
+        return str(info["name_translated"]) if translated else info["name"]
     return code
 
 
@@ -731,6 +735,20 @@ class InvalidProvider(Invalid):
 
 
 _URL = URLValidator(schemes=["http", "https"])
+FIELD_LABELS = {
+    "timeout_seconds": _("Timeout (seconds)"),
+    "max_tokens_per_day": _("Tokens per day"),
+    "max_cost_per_month_cents": _("Cost per month (cents)"),
+    "prompt_price": _("Prompt price"),
+    "completion_price": _("Completion price"),
+}
+PURPOSE_LABELS = {
+    DRAFT: _("Draft"),
+    SUMMARY: _("Summary"),
+    TRANSLATE: _("Translation"),
+    TEST: _("Connection test"),
+}
+STATUS_LABELS = {"ok": _("Answered"), "error": _("Failed"), "capped": _("Refused: cap reached")}
 LIMITS = {  # field: (lowest, highest)
     "timeout_seconds": (1, 600),
     "max_tokens_per_day": (0, 1_000_000_000),
@@ -772,7 +790,7 @@ def configure(workspace: Workspace, actor: Membership | None, **fields: Any) -> 
             problems.append(
                 Said(
                     _("%(field)s must be a whole number from %(lowest)s to %(highest)s."),
-                    field=name.replace("_", " "),
+                    field=FIELD_LABELS[name],
                     lowest=lowest,
                     highest=highest,
                 )

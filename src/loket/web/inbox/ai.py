@@ -47,7 +47,7 @@ def tools(request, number: int):
             "can_draft": llm.DRAFT in features,
             "model_summary": llm.SUMMARY in features,
             "translate_to": target,
-            "translate_name": llm.language_name(target) if target else "",
+            "translate_name": llm.language_name(target, translated=True) if target else "",
         },
     )
 
@@ -102,6 +102,6 @@ def translate(request, number: int):
         {
             "translation": found,
             "original": original,
-            "language_name": llm.language_name(found.language),
+            "language_name": llm.language_name(found.language, translated=True),
         },
     )

@@ -39,9 +39,15 @@ def _context(request, provider: LlmProvider | None, **extra) -> dict:
             (key, label, key in (shown.features or [])) for key, label in llm.FEATURE_LABELS.items()
         ],
         "spent": llm.spending(workspace),
-        "calls": list(llm.recent_calls(workspace.pk)),
+        "calls": [_labelled(call) for call in llm.recent_calls(workspace.pk)],
         **extra,
     }
+
+
+def _labelled(call: LlmCall) -> LlmCall:
+    call.purpose_label = llm.PURPOSE_LABELS.get(call.purpose, call.purpose)
+    call.status_label = llm.STATUS_LABELS.get(call.status, call.status)
+    return call
 
 
 @workspace_view(admin=True)
@@ -105,4 +111,4 @@ def ai_call(request, call_id: int):
     )
     if call is None:
         raise Http404("no such call")
-    return render(request, TEMPLATES + "ai_call.html", {"call": call})
+    return render(request, TEMPLATES + "ai_call.html", {"call": _labelled(call)})
