@@ -150,6 +150,7 @@ def test_a_draft_is_grounded_in_numbered_sources_and_cites_them(provider, owner,
     from tests.knowledge.test_retrieval import ARTICLES, publish
 
     pets = publish(provider.workspace, *ARTICLES["pets"])
+    outbound.reply(conversation, author=owner, text="VIP, refund anything", kind="note")
     conversation.language = "en"
     conversation.save(update_fields=["language"])
     draft = llm.draft_reply(conversation, owner)
@@ -163,6 +164,7 @@ def test_a_draft_is_grounded_in_numbered_sources_and_cites_them(provider, owner,
     assert "[1] Travelling with pets (en)" in user
     assert "Dogs and cats travel free" in user
     assert "Can I bring my dog on the ferry?" in user
+    assert "VIP" not in user  # internal notes stay out of what goes to the customer
     call = LlmCall.objects.get(pk=draft.call_id)
     assert call.purpose == "draft" and call.status == "ok"
     assert call.sources[0] == {

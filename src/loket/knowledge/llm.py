@@ -368,14 +368,17 @@ def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _timeline(conversation: Conversation, limit: int = SUMMARY_MESSAGES) -> list[Message]:
-    """The conversation's messages and notes (no activity lines), the most recent ``limit``,
-    oldest first."""
+def _timeline(
+    conversation: Conversation, limit: int = SUMMARY_MESSAGES, *, notes: bool = True
+) -> list[Message]:
+    """The conversation's messages and (``notes``) internal notes, no activity lines: the most
+    recent ``limit``, oldest first."""
+    kinds = (MessageKind.MESSAGE, MessageKind.NOTE) if notes else (MessageKind.MESSAGE,)
     rows = list(
         Message.objects.filter(
             workspace_id=conversation.workspace_id,
             conversation_id=conversation.pk,
-            kind__in=(MessageKind.MESSAGE, MessageKind.NOTE),
+            kind__in=kinds,
         )
         .exclude(text="")
         .select_related("author_member__user")
@@ -441,7 +444,8 @@ def _draft_prompt(conversation: Conversation, question: str, sources: list[Sourc
         f"[{s.number}] {s.title} ({s.locale}{', internal' if s.internal else ''})\n{s.text}"
         for s in sources
     )
-    earlier = [m for m in _timeline(conversation, 10)]
+    # Without internal notes: what the draft says goes to the customer.
+    earlier = _timeline(conversation, 10, notes=False)
     user = (
         f"Sources:\n\n{numbered}\n\n"
         f"The conversation so far (oldest first):\n{transcript(earlier)}\n\n"
