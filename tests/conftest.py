@@ -46,6 +46,9 @@ def require(condition: bool, what: str) -> None:
 @pytest.fixture(autouse=True)
 def _allow_private_http(settings):
     settings.LOKET_HTTP_ALLOW_PRIVATE = True
+    # The sweeps over new messages read them at once (tests/knowledge/test_languages.py checks
+    # the settling itself).
+    settings.LOKET_SWEEP_SETTLE_SECONDS = 0
 
 
 @pytest.fixture(autouse=True)

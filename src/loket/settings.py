@@ -304,6 +304,9 @@ LOKET_RULE_RUNS_PER_CONVERSATION = env_int("LOKET_RULE_RUNS_PER_CONVERSATION", 2
 LOKET_BOT_IDLE_MINUTES = env_int("LOKET_BOT_IDLE_MINUTES", 1440)
 # "module.function(conversation, text, languages) -> str | None": what the bot's FAQ step asks
 # first — the workspace's knowledge base; "" for the step's own list only.
+# Background sweeps over new customer messages (language, sentiment) read a message once it is
+# this old, so one committed a moment late is not passed by.
+LOKET_SWEEP_SETTLE_SECONDS = env_int("LOKET_SWEEP_SETTLE_SECONDS", 3)
 LOKET_BOT_KNOWLEDGE_ANSWERER = env_str(
     "LOKET_BOT_KNOWLEDGE_ANSWERER", "loket.knowledge.bot.answer"
 )

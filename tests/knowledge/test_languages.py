@@ -5,9 +5,12 @@ already set stays; rules hear of it as a change."""
 
 from __future__ import annotations
 
-import pytest
+import datetime as dt
 
-from loket.inbox.models import Conversation
+import pytest
+from django.utils import timezone
+
+from loket.inbox.models import Conversation, Message
 from loket.knowledge import languages
 from loket.knowledge.models import SweepMark
 from tests import factories
@@ -100,3 +103,16 @@ def test_catching_up_reads_every_batch(workspace):
     assert {
         c.language for c in Conversation.objects.filter(pk__in=[c.pk for c in conversations])
     } == {"en"}
+
+
+def test_a_message_is_read_once_it_has_settled(workspace, settings):
+    settings.LOKET_SWEEP_SETTLE_SECONDS = 60
+    channel = factories.api_channel(workspace)
+    conversation = conversation_of(channel, "Where can I find the timetable for Texel?", "s")
+    assert languages.catch_up() == 0  # too fresh: a lower id might still be committing
+    Message.objects.filter(conversation=conversation).update(
+        created_at=timezone.now() - dt.timedelta(seconds=61)
+    )
+    assert languages.catch_up() == 1
+    conversation.refresh_from_db()
+    assert conversation.language == "en"

@@ -54,7 +54,10 @@ def test_the_pane_renders_a_lazy_slot_and_no_more_queries(
     with django_assert_num_queries(PANE_QUERIES) as pane:
         page = agent_client.get(url)
     sql = " ".join(q["sql"] for q in pane.captured_queries)
-    assert "knowledge_" not in sql and "automation_cannedreply" not in sql
+    # No suggestion work (retrieval's passages, canned replies): the insight comes joined into
+    # the conversation's own query.
+    assert "knowledge_passage" not in sql and "automation_cannedreply" not in sql
+    assert "knowledge_suggestionfeedback" not in sql
     html = page.content.decode()
     assert 'id="suggestions"' in html
     assert f'hx-get="/w/acme/inbox/{conversation.number}/suggestions/"' in html

@@ -48,6 +48,7 @@ from loket.knowledge.models import (
     SweepMark,
     Urgency,
 )
+from loket.knowledge.sweeps import settled_customer_messages
 
 SWEEP = "enrichment"
 BATCH = 500
@@ -688,10 +689,9 @@ def sweep(limit: int = BATCH) -> int:
     returns how many were read."""
     mark, _created = SweepMark.objects.get_or_create(name=SWEEP)
     rows = list(
-        _customer_messages()
-        .filter(pk__gt=mark.last_id)
-        .order_by("pk")
-        .values_list("pk", "conversation_id", "workspace_id")[:limit]
+        settled_customer_messages(mark.last_id).values_list(
+            "pk", "conversation_id", "workspace_id"
+        )[:limit]
     )
     if not rows:
         return 0

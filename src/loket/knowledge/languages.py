@@ -15,8 +15,9 @@ import threading
 from django.db import transaction
 from django.utils import timezone
 
-from loket.inbox.models import AuthorType, Conversation, Direction, Message, MessageKind
+from loket.inbox.models import Conversation
 from loket.knowledge.models import SweepMark
+from loket.knowledge.sweeps import settled_customer_messages
 
 SWEEP = "languages"
 BATCH = 500
@@ -84,14 +85,7 @@ def _sweep(limit: int) -> tuple[int, int]:
 
     mark, _created = SweepMark.objects.get_or_create(name=SWEEP)
     rows = list(
-        Message.objects.filter(
-            pk__gt=mark.last_id,
-            direction=Direction.INBOUND,
-            kind=MessageKind.MESSAGE,
-            author_type=AuthorType.CONTACT,
-        )
-        .order_by("pk")
-        .values_list("pk", "conversation_id", "text")[:limit]
+        settled_customer_messages(mark.last_id).values_list("pk", "conversation_id", "text")[:limit]
     )
     if not rows:
         return 0, 0

@@ -22,6 +22,7 @@ from loket.automation.rules import conditions as rule_conditions
 from loket.automation.rules import engine, service
 from loket.bots.models import Flow
 from loket.inbox.models import Channel, Conversation, ConversationStatus, Label, Priority
+from loket.knowledge.models import Sentiment, Urgency
 from loket.tenancy.models import Membership, Team
 from loket.tenancy.services import NotAllowed
 from loket.web.workspace import workspace_view
@@ -74,6 +75,8 @@ def _options(workspace_id: int) -> dict[str, list[dict]]:
             for v in rule_actions.SETTABLE_STATUSES
         ],
         "priority": [{"value": v, "label": str(label)} for v, label in Priority.choices],
+        "sentiment": [{"value": v, "label": str(label)} for v, label in Sentiment.choices],
+        "urgency": [{"value": v, "label": str(label)} for v, label in Urgency.choices],
         "label": [
             {"value": name, "label": name}
             for name in Label.objects.filter(workspace_id=workspace_id)
