@@ -111,12 +111,23 @@ class ArticleTranslation(WorkspaceScoped):
 
 class Passage(WorkspaceScoped):
     """A piece of a published translation (its title, a heading, a few paragraphs), as retrieval
-    searches it: full text in the database, meaning by ``embedding`` (float32, L2-normalised)."""
+    searches it: full text in the database, meaning by ``embedding`` (float32, L2-normalised).
+
+    Or, when the workspace learns from resolved conversations
+    (``Workspace.learn_from_conversations``, loket.knowledge.conversations), a resolved
+    conversation's question and its agents' answer: ``conversation`` set, no translation or
+    article, always ``internal``; ``source_at`` is the ``resolved_at`` it was made from."""
 
     translation = models.ForeignKey(
-        ArticleTranslation, on_delete=models.CASCADE, related_name="passages"
+        ArticleTranslation, on_delete=models.CASCADE, related_name="passages", null=True, blank=True
     )
-    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="+")
+    article = models.ForeignKey(
+        Article, on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
+    conversation = models.ForeignKey(
+        "inbox.Conversation", on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
+    source_at = models.DateTimeField(null=True, blank=True)
     locale = models.CharField(max_length=10)
     internal = models.BooleanField(default=False)
     position = models.PositiveIntegerField(default=0)
@@ -130,6 +141,8 @@ class Passage(WorkspaceScoped):
         indexes = [models.Index(fields=["workspace", "locale"], name="kb_passage_ws_locale")]
 
     def __str__(self) -> str:
+        if self.conversation_id:
+            return f"conversation {self.conversation_id}"
         return f"{self.translation_id}#{self.position}"
 
 

@@ -21,6 +21,12 @@ that confidence is high enough (``ANSWER_THRESHOLD``) — the flow bot's knowled
 widget and ``POST /api/v1/knowledge/answer`` make the same decision; below it they say they do
 not know.
 Nothing is generated: an answer is a passage an author wrote, with its article's link.
+
+Passages of resolved conversations (a workspace's opt-in, loket.knowledge.conversations) are
+internal and found only when both ``include_internal`` and ``include_conversations`` are asked
+for (the composer's suggestions do, when the workspace learns from conversations): each is its
+own hit ("Conversation #N", ``conversation_id``), never the help center's, the widget's, the
+bot's or the API's. One whose conversation is no longer resolved is left out at once.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.db import connection
+from django.db.models import Q
+from django.utils.translation import gettext
 
 from loket.knowledge import embeddings
 from loket.knowledge.models import Passage
@@ -66,10 +74,11 @@ _STOP = frozenset(
 
 @dataclass
 class Hit:
-    """One article found for a question, with its best passage."""
+    """One article found for a question, with its best passage (or one resolved conversation:
+    ``conversation_id`` set, no article or translation)."""
 
-    article_id: int
-    translation_id: int
+    article_id: int | None
+    translation_id: int | None
     passage_id: int
     locale: str
     title: str
@@ -82,6 +91,7 @@ class Hit:
     meaning: float = 0.0  # cosine of the article's best passage
     words: float = 0.0  # normalised full-text score of its best passage
     coverage: float = 0.0  # share of the question's words the article has
+    conversation_id: int | None = None  # a resolved conversation's agents' answer
 
 
 @dataclass
@@ -96,14 +106,24 @@ class Answer:
 class _Matrix:
     ids: np.ndarray  # passage ids
     vectors: np.ndarray  # (n, 512) float32
-    meta: dict[int, tuple]  # passage id -> (article, translation, locale, internal)
+    # passage id -> (article, translation, locale, internal, conversation); a conversation's
+    # passage has no article or translation (None).
+    meta: dict[int, tuple]
 
 
 def _load_matrix(workspace_id: int) -> _Matrix:
     rows = list(
         Passage.objects.filter(workspace_id=workspace_id, model=embeddings.MODEL)
         .exclude(embedding=None)
-        .values_list("pk", "article_id", "translation_id", "locale", "internal", "embedding")
+        .values_list(
+            "pk",
+            "article_id",
+            "translation_id",
+            "locale",
+            "internal",
+            "embedding",
+            "conversation_id",
+        )
     )
     if not rows:
         return _Matrix(
@@ -111,7 +131,7 @@ def _load_matrix(workspace_id: int) -> _Matrix:
         )
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     vectors = np.vstack([embeddings.from_bytes(r[5]) for r in rows])
-    meta = {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+    meta = {r[0]: (r[1], r[2], r[3], r[4], r[6]) for r in rows}
     return _Matrix(ids, vectors, meta)
 
 
@@ -128,7 +148,9 @@ def _words(query: str) -> list[str]:
     return [w for w in _WORD.findall(query.lower()) if w not in _STOP and len(w) > 1][:20]
 
 
-def _word_scores(workspace_id: int, query: str, include_internal: bool) -> dict[int, float]:
+def _word_scores(
+    workspace_id: int, query: str, include_internal: bool, include_conversations: bool = False
+) -> dict[int, float]:
     """Passage id -> full-text score, the best first (at most CANDIDATES)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -156,8 +178,8 @@ def _word_scores(workspace_id: int, query: str, include_internal: bool) -> dict[
                 "SELECT p.id, p.search_document::text FROM knowledge_passage p,"
                 " to_tsquery('simple'::regconfig, %s) q"
                 " WHERE p.workspace_id = %s AND p.search_document @@ q"
-                " AND (%s OR NOT p.internal) LIMIT %s",
-                [tsquery, workspace_id, include_internal, BM25_ROWS],
+                " AND (%s OR NOT p.internal) AND (%s OR p.conversation_id IS NULL) LIMIT %s",
+                [tsquery, workspace_id, include_internal, include_conversations, BM25_ROWS],
             )
             found = _bm25(cursor.fetchall(), lexemes, len(_matrices.get(workspace_id).ids))
         else:
@@ -169,9 +191,9 @@ def _word_scores(workspace_id: int, query: str, include_internal: bool) -> dict[
                 "SELECT f.rowid, -bm25(knowledge_passage_fts, 3.0, 1.0) AS rank"
                 " FROM knowledge_passage_fts f JOIN knowledge_passage p ON p.id = f.rowid"
                 " WHERE knowledge_passage_fts MATCH %s AND p.workspace_id = %s"
-                " AND (%s OR NOT p.internal)"
+                " AND (%s OR NOT p.internal) AND (%s OR p.conversation_id IS NULL)"
                 " ORDER BY rank DESC LIMIT %s",
-                [match, workspace_id, include_internal, CANDIDATES],
+                [match, workspace_id, include_internal, include_conversations, CANDIDATES],
             )
             found = {pk: float(rank) for pk, rank in cursor.fetchall()}
     if not found:
@@ -221,7 +243,9 @@ def _bm25(rows: list[tuple[int, str]], terms: set[str], total: int) -> dict[int,
     return dict(sorted(scores.items(), key=lambda item: item[1], reverse=True)[:CANDIDATES])
 
 
-def _meaning_scores(workspace_id: int, query: str, include_internal: bool) -> dict[int, float]:
+def _meaning_scores(
+    workspace_id: int, query: str, include_internal: bool, include_conversations: bool = False
+) -> dict[int, float]:
     """Passage id -> cosine with the question, the best first (at most CANDIDATES)."""
     matrix = _matrices.get(workspace_id)
     if not len(matrix.ids):
@@ -233,6 +257,8 @@ def _meaning_scores(workspace_id: int, query: str, include_internal: bool) -> di
     for index in order:
         pk = int(matrix.ids[index])
         if not include_internal and matrix.meta[pk][3]:
+            continue
+        if not include_conversations and matrix.meta[pk][4] is not None:
             continue
         found[pk] = float(cosines[index])
         if len(found) >= CANDIDATES:
@@ -276,67 +302,94 @@ def search(
     locale: str | None = None,
     limit: int = 5,
     include_internal: bool = False,
+    include_conversations: bool = False,
 ) -> list[Hit]:
     """The articles that best answer ``query``, best first, one hit per article (its best
-    passage, in the reader's locale when the article has it)."""
+    passage, in the reader's locale when the article has it). With ``include_internal`` and
+    ``include_conversations``, resolved conversations' answers too, a hit each."""
+    from loket.inbox.models import ConversationStatus
+
+    include_conversations = include_conversations and include_internal
     query = " ".join((query or "").split())[:MAX_QUERY_CHARS]
     if not query:
         return []
-    meaning = _meaning_scores(workspace_id, query, include_internal)
-    words = _word_scores(workspace_id, query, include_internal)
+    meaning = _meaning_scores(workspace_id, query, include_internal, include_conversations)
+    words = _word_scores(workspace_id, query, include_internal, include_conversations)
     if not meaning and not words:
         return []
     matrix = _matrices.get(workspace_id)
-    article_of = {pk: info[0] for pk, info in matrix.meta.items()}
-    candidates = {article_of[pk] for pk in (*meaning, *words) if pk in article_of}
+    # Passages group by their article, or by their conversation: ("a", id) / ("c", id).
+    group_of = {
+        pk: ("c", info[4]) if info[4] is not None else ("a", info[0])
+        for pk, info in matrix.meta.items()
+    }
+    candidates = {group_of[pk] for pk in (*meaning, *words) if pk in group_of}
+    article_ids = {key for kind, key in candidates if kind == "a"}
+    conversation_ids = {key for kind, key in candidates if kind == "c"}
     passages = list(
-        Passage.objects.filter(workspace_id=workspace_id, article_id__in=candidates)
-        .select_related("translation")
+        Passage.objects.filter(workspace_id=workspace_id)
+        .filter(Q(article_id__in=article_ids) | Q(conversation_id__in=conversation_ids))
+        .select_related("translation", "conversation")
         .only(
             "pk",
             "article_id",
             "translation_id",
+            "conversation_id",
             "locale",
             "internal",
             "heading",
             "text",
             "translation__title",
             "translation__slug",
+            "conversation__number",
+            "conversation__status",
         )
     )
-    articles: dict[int, _Article] = {}
-    texts: dict[int, list[str]] = {}
-    titles: dict[int, set[str]] = {}
+    articles: dict[tuple, _Article] = {}
+    texts: dict[tuple, list[str]] = {}
+    titles: dict[tuple, set[str]] = {}
     for passage in passages:
         if passage.internal and not include_internal:
             continue
-        found = articles.setdefault(passage.article_id, _Article())
+        if passage.conversation_id is not None:
+            resolved = passage.conversation.status == ConversationStatus.RESOLVED
+            if not include_conversations or not resolved:
+                continue  # reopened: its passage goes with the next sweep
+            key = ("c", passage.conversation_id)
+            title = ""
+        else:
+            key = ("a", passage.article_id)
+            title = passage.translation.title
+        found = articles.setdefault(key, _Article())
         found.passages.append(passage)
         found.meaning = max(found.meaning, meaning.get(passage.pk, 0.0))
         found.words = max(found.words, words.get(passage.pk, 0.0))
-        texts.setdefault(passage.article_id, []).extend(
-            (passage.translation.title, passage.heading, passage.text)
-        )
-        titles.setdefault(passage.article_id, set()).add(passage.translation.title)
+        texts.setdefault(key, []).extend((title, passage.heading, passage.text))
+        titles.setdefault(key, set()).add(title)
     asked = _words(query)
-    for article_id, found in articles.items():
-        found.coverage = _coverage(asked, _stems(" ".join(texts[article_id])))
-        found.title_coverage = _coverage(asked, _stems(" ".join(titles[article_id])))
+    for key, found in articles.items():
+        found.coverage = _coverage(asked, _stems(" ".join(texts[key])))
+        found.title_coverage = _coverage(asked, _stems(" ".join(titles[key])))
         found.score = _score(found)
     ranked = sorted(articles.items(), key=lambda item: item[1].score, reverse=True)
     wanted = (locale or "").split("-")[0].lower()
     hits = []
-    for article_id, found in ranked[:limit]:
+    for (kind, key), found in ranked[:limit]:
         mine = [p for p in found.passages if p.locale.split("-")[0] == wanted] or found.passages
         best = max(mine, key=lambda p: (meaning.get(p.pk, 0.0) + words.get(p.pk, 0.0), -p.pk))
+        if kind == "c":
+            title = gettext("Conversation #%(number)s") % {"number": best.conversation.number}
+            slug = ""
+        else:
+            title, slug = best.translation.title, best.translation.slug
         hits.append(
             Hit(
-                article_id=article_id,
+                article_id=key if kind == "a" else None,
                 translation_id=best.translation_id,
                 passage_id=best.pk,
                 locale=best.locale,
-                title=best.translation.title,
-                slug=best.translation.slug,
+                title=title,
+                slug=slug,
                 heading=best.heading,
                 text=best.text,
                 internal=best.internal,
@@ -345,6 +398,7 @@ def search(
                 meaning=found.meaning,
                 words=found.words,
                 coverage=found.coverage,
+                conversation_id=key if kind == "c" else None,
             )
         )
     _confidences(hits)

@@ -4,7 +4,10 @@ think of them.
 * **Articles**: the best three knowledge-base hits of ``retrieval.search`` for the message's
   text, internal (agents-only) articles included and marked, each with its source (title,
   locale, its help-center page when the help center shows it), the passage to insert and
-  retrieval's confidence. Hits below ``MIN_CONFIDENCE`` are noise and left out. Cached per
+  retrieval's confidence. Hits below ``MIN_CONFIDENCE`` are noise and left out. When the
+  workspace learns from resolved conversations (loket.knowledge.conversations), their agents'
+  answers too: internal, titled "Conversation #N", with ``conversation_id`` set and
+  ``article_id`` 0. Cached per
   (conversation, message) for ``CACHE_SECONDS``, so reopening the pane does not embed again.
 * **Canned replies**: the member's own and the workspace's shared replies, ranked by the words
   they share with the message (``canned_score``): no model, one query, so never cached.
@@ -41,7 +44,7 @@ from loket.knowledge.models import (
     SuggestionKind,
     SuggestionVerdict,
 )
-from loket.tenancy.models import Membership
+from loket.tenancy.models import Membership, Workspace
 
 ARTICLES = 3
 CANNED = 3
@@ -79,6 +82,7 @@ class ArticleSuggestion:
     internal: bool
     confidence: float
     url: str | None  # the article in the public help center, when it is there
+    conversation_id: int | None = None  # a resolved conversation's answer (article_id: 0)
 
 
 @dataclass
@@ -150,8 +154,15 @@ def article_suggestions(conversation: Conversation, message: Message) -> list[Ar
         locale=_locale(conversation),
         limit=ARTICLES,
         include_internal=True,
+        include_conversations=Workspace.objects.filter(
+            pk=conversation.workspace_id, learn_from_conversations=True
+        ).exists(),
     )
-    hits = [hit for hit in hits if hit.confidence >= MIN_CONFIDENCE][:ARTICLES]
+    hits = [
+        hit
+        for hit in hits
+        if hit.confidence >= MIN_CONFIDENCE and hit.conversation_id != conversation.pk
+    ][:ARTICLES]
     site = (
         public.address_of(conversation.workspace_id)
         if any(not hit.internal for hit in hits)
@@ -159,13 +170,14 @@ def article_suggestions(conversation: Conversation, message: Message) -> list[Ar
     )
     found = [
         ArticleSuggestion(
-            article_id=hit.article_id,
+            article_id=hit.article_id or 0,
             locale=hit.locale,
             title=hit.title,
             text=hit.text,
             internal=hit.internal,
             confidence=round(hit.confidence, 4),
             url=site.article(hit.locale, hit.slug) if site and not hit.internal else None,
+            conversation_id=hit.conversation_id,
         )
         for hit in hits
     ]

@@ -39,3 +39,12 @@ def train_label_models() -> None:
     from loket.knowledge import enrichment
 
     enrichment.train_due()
+
+
+@job(every_seconds=60.0, priority=-10)
+def learn_from_conversations() -> None:
+    """Passages of resolved conversations' answers for workspaces that opted in; drops those
+    of reopened conversations and of workspaces that opted out (loket.knowledge.conversations)."""
+    from loket.knowledge import conversations
+
+    conversations.catch_up()

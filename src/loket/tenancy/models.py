@@ -78,6 +78,9 @@ class Workspace(models.Model):
     # Opening hours per weekday and closed dates (loket.tenancy.hours); empty: always open.
     business_hours = models.JSONField(default=dict, blank=True)
     holidays = models.JSONField(default=list, blank=True)
+    # Opt-in: resolved conversations' agent answers become internal suggestions for agents
+    # (loket.knowledge.conversations); never shown to customers, the help center or the bot.
+    learn_from_conversations = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -4,7 +4,11 @@ language, order), the searches that found nothing, and the article editor: one t
 translation (English and Dutch at least, and any other locale added), a Markdown textarea with
 a live preview rendered here by ``markdown.to_html`` (sanitised; no Markdown in the browser),
 Save draft / Publish / Withdraw, the internal-only switch, the category, and the article's
-views and helpful votes. Owners and admins only; another workspace's rows are 404."""
+views and helpful votes. Owners and admins only; another workspace's rows are 404.
+
+The list page also holds the opt-in "Learn from resolved conversations" (a POST to it with
+``learning``): agents' answers in resolved conversations become internal suggestions in the
+composer (loket.knowledge.conversations), never shown to customers."""
 
 from __future__ import annotations
 
@@ -130,8 +134,10 @@ def _quality_rows(workspace_id: int) -> dict:
 @workspace_view(admin=True)
 def knowledge(request):
     """The articles by category with a badge per locale, filters, the categories, and the
-    searches that found nothing."""
+    searches that found nothing; a POST sets learning from resolved conversations."""
     workspace = request.workspace
+    if request.method == "POST":
+        return _learning(request)
     ui = _ui_locale(request)
     text = (request.GET.get("q") or "").strip()[:200]
     status = request.GET.get("status") or ""
@@ -170,6 +176,7 @@ def knowledge(request):
             "locales": locales,
             "unanswered": list(services.unanswered_searches(workspace.pk)),
             "quality": _quality_rows(workspace.pk),
+            "learning": workspace.learn_from_conversations,
             "q": text,
             "status": status,
             "statuses": TranslationStatus.choices,
@@ -202,6 +209,28 @@ def article_new(request):
         return redirect("wsettings:knowledge", workspace.slug)
     messages.success(request, _("Article created as a draft."))
     return redirect(_editor_url(workspace.slug, article.pk, locale))
+
+
+def _learning(request):
+    from loket.knowledge import conversations
+
+    workspace = request.workspace
+    enabled = request.POST.get("learn_from_conversations") == "on"
+    try:
+        conversations.set_learning(workspace, enabled, actor=request.membership)
+    except NotAllowed as exc:
+        raise PermissionDenied(str(exc)) from exc
+    if enabled:
+        messages.success(
+            request,
+            _(
+                "Resolved conversations' answers will be suggested to agents; they are added "
+                "in the background."
+            ),
+        )
+    else:
+        messages.success(request, _("Suggestions no longer come from resolved conversations."))
+    return redirect("wsettings:knowledge", workspace.slug)
 
 
 # -- categories ---------------------------------------------------------------------------------
