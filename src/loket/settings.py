@@ -307,9 +307,7 @@ LOKET_BOT_IDLE_MINUTES = env_int("LOKET_BOT_IDLE_MINUTES", 1440)
 # Background sweeps over new customer messages (language, sentiment) read a message once it is
 # this old, so one committed a moment late is not passed by.
 LOKET_SWEEP_SETTLE_SECONDS = env_int("LOKET_SWEEP_SETTLE_SECONDS", 3)
-LOKET_BOT_KNOWLEDGE_ANSWERER = env_str(
-    "LOKET_BOT_KNOWLEDGE_ANSWERER", "loket.knowledge.bot.answer"
-)
+LOKET_BOT_KNOWLEDGE_ANSWERER = env_str("LOKET_BOT_KNOWLEDGE_ANSWERER", "loket.knowledge.bot.answer")
 
 # --- Live chat -------------------------------------------------------------------------------
 LOKET_WIDGET_TOKEN_DAYS = env_int("LOKET_WIDGET_TOKEN_DAYS", 365)  # a visitor session lasts

@@ -52,7 +52,17 @@ def test_suggestions_with_their_sources(api, owner, conversation, kb):
     assert kb["pets"].pk in found and kb["voucher"].pk in found
     assert found[kb["voucher"].pk]["internal"] is True and found[kb["voucher"].pk]["url"] is None
     pets = found[kb["pets"].pk]
-    assert set(pets) == {"article_id", "locale", "title", "text", "internal", "confidence", "url"}
+    assert set(pets) == {
+        "article_id",
+        "conversation_id",
+        "locale",
+        "title",
+        "text",
+        "internal",
+        "confidence",
+        "url",
+    }
+    assert pets["conversation_id"] is None
     assert pets["title"] == "Travelling with pets" and "Dogs and cats" in pets["text"]
     assert body["canned"] == [
         {"id": reply.pk, "shortcut": "late", "title": "Ferry late", "text": reply.body}

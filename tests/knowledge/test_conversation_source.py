@@ -102,7 +102,7 @@ def test_on_an_answer_is_suggested_to_agents_and_nowhere_else(workspace, agent, 
     found = suggestions.for_conversation(new, agent)
     hit = next(a for a in found.articles if a.conversation_id == old.pk)
     assert hit.title == f"Conversation #{old.number}" and hit.internal and hit.url is None
-    assert hit.article_id == 0 and "PayPal works" in hit.text and "[phone]" in hit.text
+    assert hit.article_id is None and "PayPal works" in hit.text and "[phone]" in hit.text
     assert not any("Other workspace" in a.text for a in found.articles)
 
     # Retrieval finds it only when asked for both; then it would be a confident answer...

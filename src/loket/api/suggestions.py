@@ -21,7 +21,8 @@ router = Router(tags=["knowledge"])
 
 
 class ArticleSuggestionOut(Schema):
-    article_id: int
+    article_id: int | None  # null: an answer from a resolved conversation (opt-in)
+    conversation_id: int | None  # that conversation
     locale: str
     title: str
     text: str  # the passage, as the composer inserts it
@@ -80,6 +81,7 @@ def get_suggestions(request, conversation_id: int):
         "articles": [
             {
                 "article_id": a.article_id,
+                "conversation_id": a.conversation_id,
                 "locale": a.locale,
                 "title": a.title,
                 "text": a.text,

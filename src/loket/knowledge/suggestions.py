@@ -75,14 +75,14 @@ _STOP = frozenset(
 
 @dataclass
 class ArticleSuggestion:
-    article_id: int
+    article_id: int | None  # None: a resolved conversation's answer (``conversation_id``)
     locale: str
     title: str
     text: str  # the passage, to insert
     internal: bool
     confidence: float
     url: str | None  # the article in the public help center, when it is there
-    conversation_id: int | None = None  # a resolved conversation's answer (article_id: 0)
+    conversation_id: int | None = None  # the resolved conversation the answer comes from
 
 
 @dataclass
@@ -170,7 +170,7 @@ def article_suggestions(conversation: Conversation, message: Message) -> list[Ar
     )
     found = [
         ArticleSuggestion(
-            article_id=hit.article_id or 0,
+            article_id=hit.article_id,
             locale=hit.locale,
             title=hit.title,
             text=hit.text,
