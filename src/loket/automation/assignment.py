@@ -64,6 +64,7 @@ from loket.inbox.models import (
 )
 from loket.inbox.services.conversations import update_conversation
 from loket.jobs.policy import job
+from loket.memo import PerWorkspace
 from loket.tenancy import hours
 from loket.tenancy.models import AutoAssign, Availability, Membership, Team, Workspace
 from loket.tenancy.services import ADMIN_ROLES, NotAllowed
@@ -416,8 +417,24 @@ def _bot_greets(workspace_id: int, conversation_id: int) -> bool:
 
 
 # -- Events -----------------------------------------------------------------------------------
+def _load_auto_assigning(workspace_id: int) -> bool:
+    return (
+        Team.objects.filter(workspace_id=workspace_id).exclude(auto_assign=AutoAssign.OFF).exists()
+    )
+
+
+# Whether a workspace has a team that assigns by itself, kept briefly per process (like the
+# rules'): most conversations of most workspaces have nothing to be assigned by, and this runs
+# after every new one.
+_auto_assigning: PerWorkspace[bool] = PerWorkspace(_load_auto_assigning)
+
+
 def on_event(event: events.Event) -> None:
     """Subscriber (settings.LOKET_EVENT_SUBSCRIBERS), called after commit."""
+    if not isinstance(event, events.ConversationCreated | events.ConversationUpdated):
+        return
+    if not _auto_assigning.get(event.workspace_id):
+        return
     if isinstance(event, events.ConversationCreated):
         conversation_id = event.conversation_id
         if _bot_greets(event.workspace_id, conversation_id):
@@ -451,6 +468,7 @@ def configure_team(
         fields.append("reassign_when_offline")
     if fields:
         team.save(update_fields=fields)
+        _auto_assigning.forget(team.workspace_id)
         if "auto_assign" in fields and team.auto_assign != AutoAssign.OFF:
             assign_waiting(team_ids=[team.pk])
     return team
