@@ -17,6 +17,7 @@ from loket.knowledge.markdown import to_html, to_text
 
 LOCALES = ("en", "nl")
 QUESTIONS = Path(__file__).resolve().parents[2] / "bench" / "data" / "knowledge_questions.json"
+HELDOUT = QUESTIONS.with_name("knowledge_questions_heldout.json")
 
 
 def words(text: str) -> int:
@@ -32,6 +33,11 @@ def kb() -> dict:
 @pytest.fixture(scope="module")
 def questions() -> list[dict]:
     return json.loads(QUESTIONS.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def heldout() -> list[dict]:
+    return json.loads(HELDOUT.read_text(encoding="utf-8"))
 
 
 def test_categories(kb):
@@ -95,10 +101,10 @@ def test_articles(kb):
     assert sum("<li>" in to_html(b) for b in bodies) >= 20
 
 
-def test_questions(kb, questions):
+def check_labels(kb: dict, questions: list[dict]) -> set[str]:
+    """The checks both question sets share; returns the public article keys."""
     articles = {a["key"]: a for a in kb["articles"]}
     public = {k for k, a in articles.items() if not a["internal"]}
-    assert len(questions) >= 170
 
     texts = [q["question"].strip().lower() for q in questions]
     assert len(set(texts)) == len(texts), [t for t, n in Counter(texts).items() if n > 1]
@@ -123,6 +129,14 @@ def test_questions(kb, questions):
 
     languages = Counter(q["language"] for q in questions)
     assert 0.4 <= languages["en"] / len(questions) <= 0.6, languages
+    cross = [q for q in questions if q["cross"]]
+    assert {q["language"] for q in cross} == set(LOCALES)
+    return public
+
+
+def test_questions(kb, questions):
+    public = check_labels(kb, questions)
+    assert len(questions) >= 170
 
     answered = Counter(q["article"] for q in questions if q["article"])
     assert sum(answered.values()) / len(public) >= 3
@@ -131,6 +145,22 @@ def test_questions(kb, questions):
     )
 
     assert sum(q["article"] is None for q in questions) >= 25
-    cross = [q for q in questions if q["cross"]]
-    assert len(cross) >= 20
-    assert {q["language"] for q in cross} == set(LOCALES)
+    assert sum(q["cross"] for q in questions) >= 20
+
+
+def test_heldout_questions(kb, questions, heldout):
+    """The held-out set (never tuned on) is new: no question of the main set again."""
+    public = check_labels(kb, heldout)
+    assert len(heldout) >= 90
+
+    main = {q["question"].strip().lower() for q in questions}
+    again = [q["question"] for q in heldout if q["question"].strip().lower() in main]
+    assert not again, f"questions already in the main set: {again}"
+
+    answered = Counter(q["article"] for q in heldout if q["article"])
+    assert not public - set(answered), (
+        f"public articles without a held-out question: {public - set(answered)}"
+    )
+    assert max(answered.values()) <= 4, answered.most_common(3)
+    assert 12 <= sum(q["article"] is None for q in heldout) <= 20
+    assert 10 <= sum(q["cross"] for q in heldout) <= 16
