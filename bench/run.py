@@ -39,6 +39,7 @@ SCENARIOS: dict[str, list[str]] = {
     "knowledge.pg": ["knowledge.py", "--backend", "pg", "--no-machine"],
     "knowledge.sqlite": ["knowledge.py", "--backend", "sqlite", "--no-machine"],
     "knowledge.memory": ["knowledge.py", "--backend", "memory", "--no-machine"],
+    "knowledge.ann": ["knowledge_ann.py", "--no-machine"],
 }
 
 

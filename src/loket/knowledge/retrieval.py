@@ -102,6 +102,27 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
 
 
+# Nearest neighbours: exact below EXACT_UP_TO passages; above it an IVF index (numpy only):
+# spherical k-means (IVF_ITERATIONS of Lloyd's on a sample of IVF_SAMPLE_PER_LIST vectors a
+# list, about sqrt(n) lists, seeded) puts every passage in its nearest centroid's list; a question
+# scores the centroids and scores exactly the passages of the PROBES nearest lists only (measured
+# on bench/knowledge_ann.py: recall@50 against exact search, see docs/knowledge.md).
+EXACT_UP_TO = 20_000
+PROBES = 24
+IVF_ITERATIONS = 8
+IVF_SAMPLE_PER_LIST = 40
+IVF_SEED = 9
+
+
+@dataclass
+class _Index:
+    """An IVF index over a matrix whose rows are ordered by list: list j is rows
+    ``offsets[j]:offsets[j + 1]``."""
+
+    centroids: np.ndarray  # (k, 512) float32, L2-normalised
+    offsets: np.ndarray  # (k + 1,) int64
+
+
 @dataclass
 class _Matrix:
     ids: np.ndarray  # passage ids
@@ -109,6 +130,52 @@ class _Matrix:
     # passage id -> (article, translation, locale, internal, conversation); a conversation's
     # passage has no article or translation (None).
     meta: dict[int, tuple]
+    internal: np.ndarray | None = None  # (n,) bool, per row
+    conversation: np.ndarray | None = None  # (n,) bool: a resolved conversation's passage
+    index: _Index | None = None  # above EXACT_UP_TO passages
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
+
+
+def _build_index(vectors: np.ndarray) -> tuple[np.ndarray, _Index]:
+    """Spherical k-means over a sample, every vector assigned to its nearest centroid: the
+    rows' new order (by list) and the index."""
+    n = len(vectors)
+    k = max(1, int(np.sqrt(n) + 0.5))
+    rng = np.random.default_rng(IVF_SEED)
+    sample = vectors[np.sort(rng.choice(n, size=min(n, k * IVF_SAMPLE_PER_LIST), replace=False))]
+    centroids = sample[rng.choice(len(sample), size=k, replace=False)].copy()
+    for _ in range(IVF_ITERATIONS):
+        nearest = np.argmax(sample @ centroids.T, axis=1)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, nearest, sample)
+        counts = np.bincount(nearest, minlength=k)
+        empty = counts == 0
+        if empty.any():  # an empty list takes a random vector of the sample
+            sums[empty] = sample[rng.choice(len(sample), size=int(empty.sum()), replace=False)]
+        centroids = _normalised(sums)
+    assigned = np.empty(n, dtype=np.int64)
+    for start in range(0, n, 8192):  # in blocks: (8192, k) scores at a time
+        block = vectors[start : start + 8192] @ centroids.T
+        assigned[start : start + 8192] = np.argmax(block, axis=1)
+    order = np.argsort(assigned, kind="stable")
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(np.bincount(assigned, minlength=k))
+    return order, _Index(centroids, offsets)
+
+
+def _matrix(ids: np.ndarray, vectors: np.ndarray, meta: dict[int, tuple]) -> _Matrix:
+    """A matrix over these passages, with an IVF index above EXACT_UP_TO."""
+    index = None
+    if len(ids) > EXACT_UP_TO:
+        order, index = _build_index(vectors)
+        ids, vectors = ids[order], vectors[order]
+    internal = np.array([bool(meta[int(pk)][3]) for pk in ids], dtype=bool)
+    conversation = np.array([meta[int(pk)][4] is not None for pk in ids], dtype=bool)
+    return _Matrix(ids, vectors, meta, internal, conversation, index)
 
 
 def _load_matrix(workspace_id: int) -> _Matrix:
@@ -126,13 +193,13 @@ def _load_matrix(workspace_id: int) -> _Matrix:
         )
     )
     if not rows:
-        return _Matrix(
+        return _matrix(
             np.zeros(0, dtype=np.int64), np.zeros((0, embeddings.DIMENSIONS), np.float32), {}
         )
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     vectors = np.vstack([embeddings.from_bytes(r[5]) for r in rows])
     meta = {r[0]: (r[1], r[2], r[3], r[4], r[6]) for r in rows}
-    return _Matrix(ids, vectors, meta)
+    return _matrix(ids, vectors, meta)
 
 
 _matrices: PerWorkspace[_Matrix] = PerWorkspace(_load_matrix, seconds=MATRIX_SECONDS, limit=1000)
@@ -251,19 +318,45 @@ def _meaning_scores(
     if not len(matrix.ids):
         return {}
     question = embeddings.embed([query])[0]
-    cosines = matrix.vectors @ question
-    order = np.argsort(-cosines)
-    found: dict[int, float] = {}
-    for index in order:
-        pk = int(matrix.ids[index])
-        if not include_internal and matrix.meta[pk][3]:
-            continue
-        if not include_conversations and matrix.meta[pk][4] is not None:
-            continue
-        found[pk] = float(cosines[index])
-        if len(found) >= CANDIDATES:
-            break
-    return found
+    return _nearest(matrix, question, include_internal, include_conversations)
+
+
+def _nearest(
+    matrix: _Matrix, question: np.ndarray, include_internal: bool, include_conversations: bool
+) -> dict[int, float]:
+    """The CANDIDATES passages nearest the question among those asked for: exact, or through
+    the index's PROBES nearest lists (more when those hold too few passages asked for)."""
+    hidden = np.zeros(len(matrix.ids), dtype=bool)
+    if not include_internal:
+        hidden |= matrix.internal
+    if not include_conversations:
+        hidden |= matrix.conversation
+    index = matrix.index
+    if index is None:
+        rows = np.arange(len(matrix.ids))
+        cosines = matrix.vectors @ question
+    else:
+        lists = np.argsort(-(index.centroids @ question))
+        probes = PROBES
+        while True:
+            chosen = lists[:probes]
+            rows = np.concatenate(
+                [np.arange(index.offsets[j], index.offsets[j + 1]) for j in chosen]
+            )
+            if (~hidden[rows]).sum() >= CANDIDATES or probes >= len(lists):
+                break
+            probes *= 2  # too few of the passages asked for in those lists
+        cosines = np.concatenate(
+            [matrix.vectors[index.offsets[j] : index.offsets[j + 1]] @ question for j in chosen]
+        )
+    shown = ~hidden[rows]
+    rows, cosines = rows[shown], cosines[shown]
+    take = min(CANDIDATES, len(rows))
+    if not take:
+        return {}
+    best = np.argpartition(-cosines, take - 1)[:take]
+    best = best[np.argsort(-cosines[best], kind="stable")]
+    return {int(matrix.ids[rows[i]]): float(cosines[i]) for i in best}
 
 
 def _stems(text: str) -> set[str]:
