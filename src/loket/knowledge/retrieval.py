@@ -42,13 +42,13 @@ from django.db.models import Q
 from django.utils.translation import gettext
 
 from loket.knowledge import embeddings
+from loket.knowledge import words as kb_words
 from loket.knowledge.models import Passage
 from loket.memo import PerWorkspace
 
 MATRIX_SECONDS = 30.0
 CANDIDATES = 50  # passages taken from each ranking before fusing
 MAX_QUERY_CHARS = 500
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # An article's score: its best passage's meaning and full-text scores, and how many of the
 # question's words it has (tuned on bench/knowledge: see docs/knowledge.md).
 SCORE_MEANING = 0.5
@@ -62,15 +62,6 @@ CONFIDENCE_COVERAGE = 0.24
 CONFIDENCE_LEAD = 0.35
 LEAD_FULL = 0.5
 ANSWER_THRESHOLD = 0.59
-# Stop words for SQLite's OR query (PostgreSQL's configurations have their own lists).
-_STOP = frozenset(
-    """a an and are as at be but by can could do does for from have how i if in is it me my of
-    on or our please the their there this to was we what when where which who why will with you
-    your de het een en of ik je jij u uw mijn is zijn was kan kun kunt wil wilt hoe wat wanneer
-    waar waarom welke wie met van voor op in aan bij dat die dit er naar niet ook om te tot
-    als maar nog wel hebben heb heeft hi hey hello hallo hoi dear beste thanks bedankt
-    dank""".split()  # noqa: SIM905
-)
 
 
 @dataclass
@@ -213,7 +204,7 @@ def forget(workspace_id: int) -> None:
 
 
 def _words(query: str) -> list[str]:
-    return [w for w in _WORD.findall(query.lower()) if w not in _STOP and len(w) > 1][:20]
+    return kb_words.content_words(query)[:20]
 
 
 def _word_scores(
@@ -360,16 +351,6 @@ def _nearest(
     return {int(matrix.ids[rows[i]]): float(cosines[i]) for i in best}
 
 
-def _stems(text: str) -> set[str]:
-    """Words as crude stems (their first 5 letters): "refunds", "refunded" and "refund" meet,
-    and so do "bestelling" and "bestellingen", in any language."""
-    return {w[:5] for w in _WORD.findall(text.lower()) if len(w) > 1}
-
-
-def _coverage(words: list[str], stems: set[str]) -> float:
-    return sum(w[:5] in stems for w in words) / len(words) if words else 0.0
-
-
 @dataclass
 class _Article:
     meaning: float = 0.0  # best passage cosine
@@ -462,8 +443,8 @@ def search(
         titles.setdefault(key, set()).add(title)
     asked = _words(query)
     for key, found in articles.items():
-        found.coverage = _coverage(asked, _stems(" ".join(texts[key])))
-        found.title_coverage = _coverage(asked, _stems(" ".join(titles[key])))
+        found.coverage = kb_words.coverage(asked, kb_words.stems(" ".join(texts[key])))
+        found.title_coverage = kb_words.coverage(asked, kb_words.stems(" ".join(titles[key])))
         found.score = _score(found)
     ranked = sorted(articles.items(), key=lambda item: item[1].score, reverse=True)
     wanted = (locale or "").split("-")[0].lower()

@@ -38,6 +38,7 @@ from loket.automation import canned
 from loket.automation.models import CannedReply
 from loket.inbox.models import Conversation, Direction, Message, MessageKind
 from loket.knowledge import public, retrieval
+from loket.knowledge import words as kb_words
 from loket.knowledge.models import (
     Article,
     SuggestionFeedback,
@@ -56,21 +57,7 @@ EDITED_BELOW = 0.8
 MAX_TEXT = 10_000  # characters of inserted text kept for the check
 QUALITY_DAYS = 30
 
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _PLACEHOLDER = re.compile(r"\{\{[^{}\n]*\}\}")
-# Words that say nothing about what a message is about (English and Dutch).
-_STOP = frozenset(
-    """about after again all also and any are because been before but can cannot could did does
-    doing don for from get got had has have hello her here him his how into its just let like
-    may more most much must not now off once only other our out over please same she should
-    some such than thank thanks that the their them then there these they this those through
-    too under until very was way we were what when where which while who why will with would
-    you your yours aan al alle als ben bij dan dat de deze die dit doe doen door een en er
-    geen had heb hebben heeft het hier hij hoe hun iets ik in is ja je jij jou jouw kan
-    kunnen kunt maar me meer met mij mijn mag moet na naar niet nog nu of om ons onze ook op
-    over te tot uit van veel voor waar wanneer wat we wel wie wij wil wilt zal ze zelf zich
-    zijn zo zou alvast bedankt dank groet groeten graag hallo hoi""".split()  # noqa: SIM905
-)
 
 
 @dataclass
@@ -185,15 +172,10 @@ def article_suggestions(conversation: Conversation, message: Message) -> list[Ar
     return found
 
 
-def _stem(word: str) -> str:
-    # Crude but language-blind: "refund"/"refunds", "bezorging"/"bezorgd" meet at 5 letters.
-    return word[:5]
-
-
 def words(text: str) -> set[str]:
     """The stems of a text's meaningful words (no stop words, no ``{{variables}}``)."""
     text = _PLACEHOLDER.sub(" ", text or "").lower()
-    return {_stem(w) for w in _WORD.findall(text) if len(w) > 2 and w not in _STOP}
+    return {kb_words.stem(w) for w in kb_words.content_words(text, min_letters=3)}
 
 
 def canned_score(message_words: set[str], reply: CannedReply) -> float:
