@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -475,6 +476,41 @@ def setup_django(backend: Backend) -> None:
     import django
 
     django.setup()
+
+
+def run_on_throwaway(
+    name: str,
+    scenario: str,
+    measure: Callable[[Backend], bool],
+    *,
+    admin_email: str,
+    workspace: str,
+) -> bool:
+    """``measure(backend)`` on a throw-away database of backend ``name`` (PostgreSQL
+    ``loket_bench_<pid>`` or SQLite in a temp dir): migrated, with an owner of ``workspace``,
+    Django set up in this process; dropped afterwards, whatever happens."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"loket-bench-{scenario}-{name}-"))
+    backend = Backend(name, tmp)
+    started = time.monotonic()
+    c.note(f"{backend.label}: throw-away database, load average {c.load_average()}")
+    try:
+        backend.create()
+        loket(backend, "migrate", "--noinput")
+        loket(
+            backend, "createadmin", "--email", admin_email, "--workspace", workspace,
+            "--password", "bench-password-not-used",
+        )  # fmt: skip
+        setup_django(backend)
+        return measure(backend)
+    except Exception as exc:
+        c.verdict("check", False, f"{scenario}.{name}", f"benchmark error: {exc!r}")
+        raise
+    finally:
+        from inbox import close_django
+
+        close_django()
+        backend.drop()
+        c.note(f"{backend.label}: done in {time.monotonic() - started:.0f}s")
 
 
 def create_receive_channel():

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import _common as c
-from ingest import Backend, loket
+from ingest import run_on_throwaway
 
 BACKENDS = ("pg", "sqlite", "memory")
 ADMIN_EMAIL = "bench@example.com"
@@ -59,15 +59,6 @@ TOP3_TARGET = 0.85
 PRECISION_TARGET = 0.9
 LANGUAGE_TARGET = 0.95
 RSS_TARGET_MB = 400
-
-
-def setup_django(backend: Backend) -> None:
-    os.environ.clear()
-    os.environ.update(backend.env())
-    os.chdir(backend.tmp)
-    import django
-
-    django.setup()
 
 
 def _share(part: float, whole: float) -> float:
@@ -251,34 +242,13 @@ def measure_memory() -> bool:
 def run_backend(name: str) -> bool:
     if name == "memory":
         return measure_memory()
-    tmp = Path(tempfile.mkdtemp(prefix=f"loket-bench-knowledge-{name}-"))
-    backend = Backend(name, tmp)
-    started = time.monotonic()
-    c.note(f"{backend.label}: throw-away database, load average {c.load_average()}")
-    try:
-        backend.create()
-        loket(backend, "migrate", "--noinput")
-        loket(
-            backend,
-            "createadmin",
-            "--email",
-            ADMIN_EMAIL,
-            "--workspace",
-            WORKSPACE,
-            "--password",
-            "bench-password-not-used",
-        )
-        setup_django(backend)
-        return measure(name)
-    except Exception as exc:
-        c.verdict("check", False, f"knowledge.{name}", f"benchmark error: {exc!r}")
-        raise
-    finally:
-        from inbox import close_django
-
-        close_django()
-        backend.drop()
-        c.note(f"{backend.label}: done in {time.monotonic() - started:.0f}s")
+    return run_on_throwaway(
+        name,
+        "knowledge",
+        lambda backend: measure(name),
+        admin_email=ADMIN_EMAIL,
+        workspace=WORKSPACE,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import random
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import _common as c
-from ingest import Backend, loket, setup_django
+from ingest import Backend, run_on_throwaway
 
 BACKENDS = ("pg", "sqlite")
 RULES = 50
@@ -254,34 +252,7 @@ def measure(backend: Backend) -> bool:
 
 
 def run_backend(name: str) -> bool:
-    tmp = Path(tempfile.mkdtemp(prefix=f"loket-bench-rules-{name}-"))
-    backend = Backend(name, tmp)
-    started = time.monotonic()
-    c.note(f"{backend.label}: throw-away database, load average {c.load_average()}")
-    try:
-        backend.create()
-        loket(backend, "migrate", "--noinput")
-        loket(
-            backend,
-            "createadmin",
-            "--email",
-            ADMIN_EMAIL,
-            "--workspace",
-            WORKSPACE,
-            "--password",
-            "bench-password-not-used",
-        )
-        setup_django(backend)
-        return measure(backend)
-    except Exception as exc:
-        c.verdict("check", False, f"rules.{name}", f"benchmark error: {exc!r}")
-        raise
-    finally:
-        from inbox import close_django
-
-        close_django()
-        backend.drop()
-        c.note(f"{backend.label}: done in {time.monotonic() - started:.0f}s")
+    return run_on_throwaway(name, "rules", measure, admin_email=ADMIN_EMAIL, workspace=WORKSPACE)
 
 
 def main(argv: list[str] | None = None) -> int:
