@@ -40,7 +40,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from loket import events
-from loket.inbox.models import AuthorType, Conversation, Direction, Label, Message, MessageKind
+from loket.inbox.models import Conversation, Label, Message, MessageKind
 from loket.knowledge.models import (
     ConversationInsight,
     LabelModel,
@@ -48,7 +48,7 @@ from loket.knowledge.models import (
     SweepMark,
     Urgency,
 )
-from loket.knowledge.sweeps import settled_customer_messages
+from loket.knowledge.sweeps import customer_messages, settled_customer_messages
 
 SWEEP = "enrichment"
 BATCH = 500
@@ -416,17 +416,11 @@ def top1_accuracy(weights: np.ndarray, docs: list[np.ndarray], targets: np.ndarr
     return float(np.mean(targets[np.arange(len(docs)), best] > 0))
 
 
-def _customer_messages():
-    return Message.objects.filter(
-        direction=Direction.INBOUND, kind=MessageKind.MESSAGE, author_type=AuthorType.CONTACT
-    )
-
-
 def _label_texts(conversation_ids: list[int]) -> dict[int, str]:
     """Each conversation's first customer messages, joined (one query)."""
     texts: dict[int, list[str]] = {pk: [] for pk in conversation_ids}
     rows = (
-        _customer_messages()
+        customer_messages()
         .filter(conversation_id__in=conversation_ids)
         .order_by("conversation_id", "pk")
         .values_list("conversation_id", "text")
@@ -642,7 +636,7 @@ def enrich(conversation_id: int, workspace_id: int, model=None) -> dict:
     """Update one conversation's insight from its latest customer messages; returns what
     changed (and emits it as ``ConversationUpdated``, in this transaction)."""
     recent = list(
-        _customer_messages()
+        customer_messages()
         .filter(conversation_id=conversation_id)
         .order_by("-pk")
         .values_list("pk", "text", "created_at")[:RECENT]

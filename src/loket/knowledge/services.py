@@ -194,9 +194,9 @@ def _reorder(model, workspace_id: int, ids: list[int], **scope) -> None:
     rows = {r.pk: r for r in model.objects.filter(workspace_id=workspace_id, pk__in=ids, **scope)}
     if len(rows) != len(set(ids)):
         raise InvalidKnowledge(_("something to reorder is not in this workspace"))
-    with transaction.atomic():
-        for position, pk in enumerate(dict.fromkeys(ids), start=1):
-            model.objects.filter(pk=pk).update(position=position)
+    for position, pk in enumerate(dict.fromkeys(ids), start=1):
+        rows[pk].position = position
+    model.objects.bulk_update(rows.values(), ["position"])  # one statement, not one per row
 
 
 def reorder_categories(

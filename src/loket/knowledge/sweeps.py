@@ -17,13 +17,14 @@ from django.utils import timezone
 from loket.inbox.models import AuthorType, Direction, Message, MessageKind
 
 
+def customer_messages():
+    """What customers wrote (not activity lines, notes, replies or bot messages)."""
+    return Message.objects.filter(
+        direction=Direction.INBOUND, kind=MessageKind.MESSAGE, author_type=AuthorType.CONTACT
+    )
+
+
 def settled_customer_messages(after_id: int):
     """Customer messages after ``after_id`` that have settled, in id order."""
     before = timezone.now() - dt.timedelta(seconds=settings.LOKET_SWEEP_SETTLE_SECONDS)
-    return Message.objects.filter(
-        pk__gt=after_id,
-        direction=Direction.INBOUND,
-        kind=MessageKind.MESSAGE,
-        author_type=AuthorType.CONTACT,
-        created_at__lte=before,
-    ).order_by("pk")
+    return customer_messages().filter(pk__gt=after_id, created_at__lte=before).order_by("pk")
