@@ -37,13 +37,11 @@ import os
 import queue
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import _common as c
-from ingest import Backend, loket
+from ingest import Backend, run_on_throwaway
 
 BACKENDS = ("pg", "sqlite")
 CONVERSATIONS = int(os.environ.get("BENCH_BOT_CONVERSATIONS", "500"))
@@ -108,15 +106,6 @@ def start_business() -> tuple[subprocess.Popen, str]:
     )
     assert process.stdout is not None and process.stdout.readline().strip() == "ready"
     return process, f"http://127.0.0.1:{port}"
-
-
-def setup_django(backend: Backend) -> None:
-    os.environ.clear()
-    os.environ.update(backend.env(**ENV))
-    os.chdir(backend.tmp)
-    import django
-
-    django.setup()
 
 
 def make_world(business: str):
@@ -445,37 +434,19 @@ def measure(backend: Backend, business: str) -> bool:
 
 
 def run_backend(name: str) -> bool:
-    tmp = Path(tempfile.mkdtemp(prefix=f"loket-bench-bots-{name}-"))
-    backend = Backend(name, tmp)
-    started = time.monotonic()
-    c.note(f"{backend.label}: throw-away database, load average {c.load_average()}")
     business, business_url = start_business()
     try:
-        backend.create()
-        loket(backend, "migrate", "--noinput")
-        loket(
-            backend,
-            "createadmin",
-            "--email",
-            ADMIN_EMAIL,
-            "--workspace",
-            WORKSPACE,
-            "--password",
-            "bench-password-not-used",
+        return run_on_throwaway(
+            name,
+            "bots",
+            lambda backend: measure(backend, business_url),
+            admin_email=ADMIN_EMAIL,
+            workspace=WORKSPACE,
+            env=ENV,
         )
-        setup_django(backend)
-        return measure(backend, business_url)
-    except Exception as exc:
-        c.verdict("check", False, f"bots.{name}", f"benchmark error: {exc!r}")
-        raise
     finally:
-        from inbox import close_django
-
-        close_django()
         business.terminate()
         business.wait(timeout=10)
-        backend.drop()
-        c.note(f"{backend.label}: done in {time.monotonic() - started:.0f}s")
 
 
 def main(argv: list[str] | None = None) -> int:

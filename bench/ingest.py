@@ -469,9 +469,9 @@ def measure_floors(backend: Backend) -> dict[str, c.Run]:
 
 
 # --- Loket in-process: receive() through the journal --------------------------------------------
-def setup_django(backend: Backend) -> None:
+def setup_django(backend: Backend, **extra_env: str) -> None:
     os.environ.clear()
-    os.environ.update(backend.env())
+    os.environ.update(backend.env(**extra_env))
     os.chdir(backend.tmp)
     import django
 
@@ -485,10 +485,12 @@ def run_on_throwaway(
     *,
     admin_email: str,
     workspace: str,
+    env: dict[str, str] | None = None,
 ) -> bool:
     """``measure(backend)`` on a throw-away database of backend ``name`` (PostgreSQL
     ``loket_bench_<pid>`` or SQLite in a temp dir): migrated, with an owner of ``workspace``,
-    Django set up in this process; dropped afterwards, whatever happens."""
+    Django set up in this process (with ``env`` added to its environment); dropped afterwards,
+    whatever happens."""
     tmp = Path(tempfile.mkdtemp(prefix=f"loket-bench-{scenario}-{name}-"))
     backend = Backend(name, tmp)
     started = time.monotonic()
@@ -500,7 +502,7 @@ def run_on_throwaway(
             backend, "createadmin", "--email", admin_email, "--workspace", workspace,
             "--password", "bench-password-not-used",
         )  # fmt: skip
-        setup_django(backend)
+        setup_django(backend, **(env or {}))
         return measure(backend)
     except Exception as exc:
         c.verdict("check", False, f"{scenario}.{name}", f"benchmark error: {exc!r}")
