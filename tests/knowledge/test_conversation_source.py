@@ -16,7 +16,7 @@ from loket.inbox.models import AuthorType, Conversation, ConversationStatus, Mes
 from loket.inbox.services.conversations import update_conversation
 from loket.inbox.services.outbound import reply
 from loket.knowledge import bot, conversations, public, retrieval, suggestions
-from loket.knowledge.models import HelpCenter, Passage
+from loket.knowledge.models import HelpCenter, Passage, SuggestionFeedback
 from loket.tenancy.models import Workspace
 from tests import factories
 from tests.workspace_settings.conftest import signed_in, url
@@ -212,3 +212,53 @@ def test_an_agent_opening_without_a_reply_to_the_customer_is_marked_and_not_look
         retrieval.search(workspace.pk, "ferry", include_internal=True, include_conversations=True)
         == []
     )
+
+
+def test_feedback_on_a_conversation_answer_is_kept_and_counted(workspace, agent, api_channel):
+    learn(workspace)
+    old = resolved(api_channel, agent)
+    conversations.sweep()
+    new = asking(api_channel)
+    client = signed_in(agent)
+    panel = client.get(f"/w/{workspace.slug}/inbox/{new.number}/suggestions/")
+    assert f'data-kind="conversation" data-id="{old.pk}"' in panel.content.decode()
+    assert "data-wrong" in panel.content.decode()  # "Not helpful" is offered for it too
+    feedback = f"/w/{workspace.slug}/inbox/{new.number}/suggestions/feedback/"
+    used = client.post(
+        feedback, {"kind": "conversation", "id": str(old.pk), "verdict": "used", "text": ANSWER}
+    )
+    assert used.status_code == 200, used.content
+    client.post(
+        f"/w/{workspace.slug}/inbox/{new.number}/send/",
+        {"text": "Sure, it works.", "seen": str(2**62), "suggestion": used.json()["id"]},
+    )
+    row = SuggestionFeedback.objects.get(pk=used.json()["id"])
+    assert (row.kind, row.verdict, row.source_conversation_id) == ("conversation", "edited", old.pk)
+    assert (
+        client.post(
+            feedback, {"kind": "conversation", "id": str(old.pk), "verdict": "wrong"}
+        ).json()["verdict"]
+        == "wrong"
+    )
+    # Not the conversation itself, and never another workspace's.
+    other = factories.workspace("other")
+    theirs = asking(factories.api_channel(other), contact="c-9")
+    for bad in (new.pk, theirs.pk):
+        response = client.post(
+            feedback, {"kind": "conversation", "id": str(bad), "verdict": "used"}
+        )
+        assert response.status_code == 404
+    counts = suggestions.quality(workspace.pk)["conversation"]
+    assert counts == {"used": 0, "edited": 1, "wrong": 1}
+    api = factories.ApiClient(agent)
+    assert api.get("/knowledge/suggestion-quality").json()["conversation"]["wrong"] == 1
+    created = api.post(
+        f"/conversations/{new.pk}/suggestions/feedback",
+        {"kind": "conversation", "id": old.pk, "verdict": "used"},
+    )
+    assert created.status_code == 201 and created.json()["kind"] == "conversation"
+    settings_page = signed_in(factories.owner_of(workspace)).get(url("knowledge", workspace))
+    assert "Resolved conversation" in settings_page.content.decode()
+    # The judgement outlives the source.
+    old.delete()
+    assert suggestions.quality(workspace.pk)["conversation"]["wrong"] == 1

@@ -45,8 +45,8 @@ class SuggestionsOut(Schema):
 
 
 class FeedbackIn(Schema):
-    kind: Literal["article", "canned"]
-    id: int  # the article's or canned reply's id
+    kind: Literal["article", "canned", "conversation"]
+    id: int  # the article's, canned reply's or resolved conversation's id (its conversation_id)
     verdict: Literal["used", "edited", "wrong"]
 
 
@@ -68,6 +68,7 @@ class QualityOut(Schema):
     days: int
     article: VerdictCounts
     canned: VerdictCounts
+    conversation: VerdictCounts
 
 
 @router.get("/conversations/{conversation_id}/suggestions", response=SuggestionsOut)

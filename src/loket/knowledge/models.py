@@ -269,6 +269,7 @@ class SweepMark(models.Model):
 class SuggestionKind(models.TextChoices):
     ARTICLE = "article", _("Article")
     CANNED = "canned", _("Canned reply")
+    CONVERSATION = "conversation", _("Resolved conversation")
 
 
 class SuggestionVerdict(models.TextChoices):
@@ -281,7 +282,8 @@ class SuggestionFeedback(WorkspaceScoped):
     """What an agent did with one of the composer's suggestions (``loket.knowledge.suggestions``):
     inserted it (``used``; turned into ``edited`` when the reply sent differs substantially from
     ``text``, the text inserted) or called it not helpful (``wrong``). The source is
-    ``article`` or ``canned_reply`` by ``kind``; it stays counted when that row is deleted."""
+    ``article``, ``canned_reply`` or ``source_conversation`` (a resolved conversation's answer,
+    loket.knowledge.conversations) by ``kind``; it stays counted when that row is deleted."""
 
     conversation = models.ForeignKey(
         "inbox.Conversation", on_delete=models.CASCADE, related_name="+"
@@ -289,12 +291,15 @@ class SuggestionFeedback(WorkspaceScoped):
     member = models.ForeignKey(
         Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    kind = models.CharField(max_length=10, choices=SuggestionKind.choices)
+    kind = models.CharField(max_length=12, choices=SuggestionKind.choices)
     article = models.ForeignKey(
         Article, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     canned_reply = models.ForeignKey(
         "automation.CannedReply", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source_conversation = models.ForeignKey(
+        "inbox.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     verdict = models.CharField(max_length=10, choices=SuggestionVerdict.choices)
     text = models.TextField(blank=True)  # what was inserted (for the "edited" check)

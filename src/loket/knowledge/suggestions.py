@@ -12,7 +12,8 @@ think of them.
 * **Canned replies**: the member's own and the workspace's shared replies, ranked by the words
   they share with the message (``canned_score``): no model, one query, so never cached.
 
-Feedback: inserting a suggestion records it as ``used`` (``record``); when the reply it went into
+Feedback, for all three sources (article, canned reply, resolved conversation): inserting a
+suggestion records it as ``used`` (``record``); when the reply it went into
 is sent, ``settle`` compares the text sent with the text inserted and turns it into ``edited``
 when the reply kept less than ``EDITED_BELOW`` of the inserted words (``kept_share``); an agent
 may also call a suggestion not helpful (``wrong``). ``quality`` counts the verdicts.
@@ -241,11 +242,22 @@ def record(
         raise ValueError("unknown kind or verdict")
     if member.workspace_id != conversation.workspace_id:
         raise NotFound("no such conversation")
-    article = reply = None
+    article = reply = source = None
     if kind == SuggestionKind.ARTICLE:
         article = Article.objects.filter(workspace_id=member.workspace_id, pk=item_id).first()
         if article is None:
             raise NotFound("no such article")
+    elif kind == SuggestionKind.CONVERSATION:
+        # Another of the workspace's conversations whose answer was suggested; the passage may
+        # be gone by now (reopened since), the judgement still counts.
+        source = (
+            Conversation.objects.filter(workspace_id=member.workspace_id, pk=item_id)
+            .exclude(pk=conversation.pk)
+            .only("pk")
+            .first()
+        )
+        if source is None:
+            raise NotFound("no such conversation")
     else:
         reply = canned.visible(member).filter(pk=item_id).first()
         if reply is None:
@@ -257,6 +269,7 @@ def record(
         kind=kind,
         article=article,
         canned_reply=reply,
+        source_conversation=source,
         verdict=verdict,
         text=(text or "")[:MAX_TEXT],
     )
@@ -311,7 +324,7 @@ def settle(rows: list[SuggestionFeedback], message: Message) -> None:
 
 def quality(workspace_id: int, days: int = QUALITY_DAYS) -> dict:
     """Verdicts of the last ``days`` days: ``{"since", "days", "article": {"used": n, "edited":
-    n, "wrong": n}, "canned": {...}}``."""
+    n, "wrong": n}, "canned": {...}, "conversation": {...}}``."""
     since = timezone.now() - dt.timedelta(days=days)
     counts = {kind: dict.fromkeys(SuggestionVerdict.values, 0) for kind in SuggestionKind.values}
     rows = (

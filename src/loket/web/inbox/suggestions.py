@@ -32,7 +32,7 @@ def panel(request, number: int):
 @require_POST
 @workspace_view
 def feedback(request, number: int):
-    """``kind`` (article|canned), ``id``, ``verdict`` (used|wrong), ``text`` (what was
+    """``kind`` (article|canned|conversation), ``id``, ``verdict`` (used|wrong), ``text`` (what was
     inserted): ``{"id": <feedback id>}``, which the composer posts with the reply."""
     conversation = _conversation(request, number)
     verdict = request.POST.get("verdict", "")
@@ -54,5 +54,5 @@ def feedback(request, number: int):
     except suggestions.NotFound:
         raise Http404("no such suggestion") from None
     except ValueError:
-        return HttpResponseBadRequest("kind must be article or canned")
+        return HttpResponseBadRequest("kind must be article, canned or conversation")
     return JsonResponse({"id": row.pk, "verdict": row.verdict})

@@ -371,7 +371,6 @@
         }
         this.insert(value);
         item.classList.add("used");
-        if (item.dataset.kind === "conversation") return; // no feedback kept for those (yet)
         try {
           const saved = await this.suggestionFeedback(item, "used", value);
           this.suggested.push(saved.id);
