@@ -25,9 +25,15 @@ SEND_TASK = "loket.inbox.tasks.send_message"
 
 
 def call(api_client: factories.ApiClient, method: str, path: str, body=None):
-    """Any HTTP method on /api/v1<path>, JSON body when given."""
+    """Any HTTP method on /api/v1<path>, JSON body when given; multipart when the body holds a
+    file (each call sends the file from its start)."""
     kwargs = {}
-    if body is not None:
+    files = [value for value in (body or {}).values() if hasattr(value, "seek")]
+    if files:
+        for file in files:
+            file.seek(0)
+        kwargs = {"data": body}
+    elif body is not None:
         kwargs = {"data": json.dumps(body), "content_type": "application/json"}
     return getattr(api_client.client, method.lower())(f"/api/v1{path}", **kwargs)
 

@@ -12,6 +12,7 @@ import itertools
 import re
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Count
 from django_tasks_db.models import DBTaskResult
 
@@ -75,6 +76,9 @@ BODIES = {
         "kind": "article",
         "id": world.kb_suggested.pk,
         "verdict": "wrong",
+    },
+    ("POST", "/knowledge/articles/{article_id}/images"): lambda world: {
+        "file": SimpleUploadedFile("pixel.gif", b"GIF89a" + bytes(32)),
     },
 }
 
@@ -158,9 +162,10 @@ def body_for(method: str, template: str, operation: dict | None, world: World | 
 
 
 def body_schema(operation: dict) -> dict:
+    """The JSON body's schema ({} for a route that takes a file, not JSON)."""
     components = _schema().get("components", {}).get("schemas", {})
-    media = operation["requestBody"]["content"]["application/json"]
-    return _resolve(media["schema"], components)
+    media = operation["requestBody"]["content"].get("application/json")
+    return _resolve(media["schema"], components) if media else {}
 
 
 def fill(template: str, ids: dict[str, int]) -> str:

@@ -15,10 +15,11 @@ from typing import Any
 from django.db import transaction
 from django.http import Http404
 from django.utils.text import Truncator
-from ninja import Field, Router, Schema, Status
+from ninja import Field, File, Form, Router, Schema, Status
+from ninja.files import UploadedFile
 
 from loket.api.main import ApiError
-from loket.knowledge import public, retrieval, services
+from loket.knowledge import images, public, retrieval, services
 from loket.knowledge.models import (
     Article,
     ArticleTranslation,
@@ -349,6 +350,36 @@ def delete_translation(request, article_id: int, locale: str):
     except NotAllowed as exc:
         raise _refused(exc) from exc
     return Status(204, None)
+
+
+class ImageOut(Schema):
+    key: str
+    markdown: str  # put this into a translation's body: ![alt](image:<key>)
+    content_type: str
+    size: int
+
+
+@router.post("/knowledge/articles/{int:article_id}/images", response={201: ImageOut})
+def upload_image(request, article_id: int, file: File[UploadedFile], alt: Form[str] = ""):
+    """Upload an image (multipart field ``file``: PNG, JPEG, WebP or GIF, at most 5 MB; ``alt``:
+    its description) into the article. Its text refers to it as ``image:<key>``; the help center
+    serves it while the article is public."""
+    article = _article(request, article_id)
+    if file.size > images.MAX_IMAGE_BYTES:
+        raise ApiError(400, "invalid", "an image can be at most 5 MB")
+    try:
+        image = images.upload(article, file.read(), actor=request.membership)
+    except (NotAllowed, images.InvalidImage) as exc:
+        raise _refused(exc) from exc
+    return Status(
+        201,
+        {
+            "key": image.key,
+            "markdown": images.markdown_for(image, alt),
+            "content_type": image.content_type,
+            "size": image.size,
+        },
+    )
 
 
 @router.get("/knowledge/articles/{int:article_id}", response=ArticleOut)

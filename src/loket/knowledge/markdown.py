@@ -44,9 +44,18 @@ _ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "ol": {"s
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 
 
-def to_html(markdown: str) -> str:
+# An uploaded image's reference as Markdown renders it (loket.knowledge.images).
+_IMAGE_REFERENCE = re.compile(r'src="image:([0-9a-f]{24}\.(?:png|jpg|webp|gif))"')
+
+
+def to_html(markdown: str, images: str | None = None) -> str:
+    """Sanitised HTML; ``images``: the URL prefix of the page's uploaded images (the reference
+    ``image:<key>`` becomes ``<images><key>``). Without it such images are left out."""
+    html = _md.render(markdown or "")
+    if images is not None:
+        html = _IMAGE_REFERENCE.sub(lambda match: f'src="{images}{match[1]}"', html)
     return nh3.clean(
-        _md.render(markdown or ""),
+        html,
         tags=_TAGS,
         attributes=_ATTRIBUTES,
         url_schemes={"http", "https", "mailto", "tel"},

@@ -146,6 +146,27 @@ class Passage(WorkspaceScoped):
         return f"{self.translation_id}#{self.position}"
 
 
+class ArticleImage(WorkspaceScoped):
+    """An image uploaded into an article's text (loket.knowledge.images). The Markdown names it
+    ``image:<key>``; the help center and the editor turn that into their own URL for it. It
+    belongs to the article it was uploaded to: public while that article is public, to the
+    workspace's members otherwise. The file goes when the row does."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="images")
+    key = models.CharField(max_length=40, unique=True)  # "<24 random hex>.<ext>"
+    stored_name = models.CharField(max_length=200)  # in Django's default storage
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class ArticleVote(WorkspaceScoped):
     """A reader's "was this helpful?", one per reader (``voter``: a hashed visitor key) and
     translation; changing it moves the counts on the translation."""

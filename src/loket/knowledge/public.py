@@ -212,8 +212,9 @@ def description(translation: ArticleTranslation) -> str:
     return Truncator(" ".join(markdown.to_text(translation.body).split())).chars(160)
 
 
-def body_html(translation: ArticleTranslation) -> str:
-    return markdown.to_html(translation.body)
+def body_html(translation: ArticleTranslation, images: str | None = None) -> str:
+    """The published text as HTML; ``images``: where the page serves uploaded images."""
+    return markdown.to_html(translation.body, images)
 
 
 # --- Search -----------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Small photos (members' own, a live chat's team photos): checked by their first bytes
-(PNG, JPEG or WebP, at most 1 MB), stored through Django's default storage under random names,
-and read back with their content type. A member's photo is shown to live-chat visitors next to
-their replies."""
+"""Small images (members' own photos, a live chat's team photos, knowledge-base article images):
+checked by their first bytes (PNG, JPEG, WebP or GIF; never SVG or anything a browser could run),
+at most 1 MB unless the caller allows more, stored through Django's default storage under random
+names, and read back with their content type. A member's photo is shown to live-chat visitors
+next to their replies."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ MAX_PHOTO_BYTES = 1024 * 1024
 _TYPES = {  # magic bytes → (content type, extension)
     b"\x89PNG\r\n\x1a\n": ("image/png", "png"),
     b"\xff\xd8\xff": ("image/jpeg", "jpg"),
+    b"GIF87a": ("image/gif", "gif"),
+    b"GIF89a": ("image/gif", "gif"),
 }
 
 
 class InvalidPhoto(ValueError):
-    """Not a small PNG, JPEG or WebP image; the message says so."""
+    """Not a small PNG, JPEG, WebP or GIF image; the message says so."""
 
 
 def kind(data: bytes) -> tuple[str, str] | None:
@@ -30,13 +33,15 @@ def kind(data: bytes) -> tuple[str, str] | None:
     return None
 
 
-def store(folder: str, data: bytes) -> str:
-    """Store one photo under ``folder`` and return its stored name."""
-    if len(data) > MAX_PHOTO_BYTES:
-        raise InvalidPhoto("a photo can be at most 1 MB")
+def store(folder: str, data: bytes, *, max_bytes: int = MAX_PHOTO_BYTES) -> str:
+    """Store one image under ``folder`` and return its stored name (``folder/<random>.<ext>``)."""
+    if len(data) > max_bytes:
+        raise InvalidPhoto(f"an image can be at most {max_bytes // (1024 * 1024)} MB")
+    if not data:
+        raise InvalidPhoto("the image is empty")
     found = kind(data)
     if found is None:
-        raise InvalidPhoto("a photo must be a PNG, JPEG or WebP image")
+        raise InvalidPhoto("an image must be a PNG, JPEG, WebP or GIF file")
     return default_storage.save(f"{folder}/{secrets.token_hex(12)}.{found[1]}", ContentFile(data))
 
 

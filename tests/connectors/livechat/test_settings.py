@@ -141,7 +141,7 @@ def test_team_photos_are_uploaded_shown_to_the_widget_and_removed(owner, workspa
     not_image = admin.post(
         edit, {**FORM, "team_photos": SimpleUploadedFile("x.png", b"<svg/>", "image/png")}
     )
-    assert not_image.status_code == 400 and "PNG, JPEG or WebP" in not_image.content.decode()
+    assert not_image.status_code == 400 and "PNG, JPEG, WebP or GIF" in not_image.content.decode()
     saved = admin.post(edit, {**FORM, "team_photos": SimpleUploadedFile("a.png", png, "image/png")})
     assert saved.status_code == 302
     channel.refresh_from_db()
@@ -173,9 +173,11 @@ def test_an_agents_photo_is_shown_to_visitors_next_to_their_replies(owner, works
     )
     agent = signed_in(owner)
     bad = agent.post(
-        "/w/acme/me/", {"photo": SimpleUploadedFile("x.png", b"GIF89a", "image/png")}, follow=True
+        "/w/acme/me/",
+        {"photo": SimpleUploadedFile("x.png", b"BM6\x00\x00\x00", "image/png")},
+        follow=True,
     )
-    assert "PNG, JPEG or WebP" in bad.content.decode()
+    assert "PNG, JPEG, WebP or GIF" in bad.content.decode()
     agent.post("/w/acme/me/", {"photo": SimpleUploadedFile("me.png", png, "image/png")})
     owner.user.refresh_from_db()
     assert owner.user.preferences["photo"].startswith(f"avatars/{owner.user.pk}/")

@@ -9,6 +9,7 @@ from loket.web.helpcenter import views
 site_patterns = [
     path("", views.root, name="root"),
     path("brand.css", views.brand_css, name="brand_css"),
+    path("images/<str:key>", views.image, name="image"),
     path("<str:locale>/", views.home, name="home"),
     path("<str:locale>/search/", views.search, name="search"),
     path("<str:locale>/suggest.json", views.suggest, name="suggest"),

@@ -35,7 +35,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from loket.knowledge import public
+from loket.knowledge import images, public
 from loket.knowledge.models import HelpCenter
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,9 @@ class Site:
 
     def category(self, category, locale: str | None = None) -> str:
         return self.path(locale or self.locale, "c", category.slug)
+
+    def images(self) -> str:
+        return f"{self.prefix}images/"
 
     def brand_css(self) -> str:
         if not self.help_center.brand_color:
@@ -308,7 +311,7 @@ def article(request, site: Site, slug: str):
                 for code in site.locales
             },
             "article": found,
-            "body": public.body_html(found),
+            "body": public.body_html(found, site.images()),
             "category": category,
             "category_name": public.category_name(
                 category, site.locale, site.help_center.default_locale
@@ -419,6 +422,19 @@ def suggest(request, site: Site):
     response["Access-Control-Allow-Origin"] = "*"
     response["Cache-Control"] = "public, max-age=300"
     return response
+
+
+@require_GET
+def image(request, key: str, workspace: str | None = None):
+    """An image uploaded into one of the help center's articles (loket.knowledge.images)."""
+    site = _site_for(request, workspace)
+    found = images.for_public(site.workspace.pk, key)
+    content = images.read(found) if found is not None else None
+    if content is None:
+        raise Http404("no such image")
+    response = HttpResponse(content[0], content_type=content[1])
+    response["Cache-Control"] = "public, max-age=86400"
+    return _secure(response)
 
 
 @require_GET

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from loket.knowledge import markdown, services
+from loket.knowledge import images, markdown, services
 from loket.knowledge.models import Article, ArticleTranslation, Category, TranslationStatus
 from loket.tenancy.services import NotAllowed
 from loket.web.workspace import workspace_view
@@ -365,7 +365,7 @@ def article_edit(request, article_id: int):
                 "label": STATES[state],
                 "title": translation.draft_title if translation else "",
                 "body": body,
-                "preview": markdown.to_html(body),
+                "preview": markdown.to_html(body, _images_url(workspace.slug)),
             }
         )
     current = wanted or next((t.locale for t in article.translations.all()), locales[0])
@@ -463,7 +463,56 @@ def article_delete(request, article_id: int):
 def preview(request):
     """The Markdown in ``body`` as the help center shows it (sanitised HTML), for htmx."""
     body = (request.POST.get("body") or "")[:MAX_PREVIEW]
-    html = markdown.to_html(body)
+    html = markdown.to_html(body, _images_url(request.workspace.slug))
     if not html.strip():
         html = format_html('<p class="muted">{}</p>', _("Nothing to preview yet."))
     return HttpResponse(html, content_type="text/html; charset=utf-8")
+
+
+# -- images in articles (loket.knowledge.images) ----------------------------------------------
+def _images_url(slug: str) -> str:
+    """Where the editor's preview finds uploaded images (``image_view`` below)."""
+    return reverse("wsettings:knowledge", args=[slug]) + "images/"
+
+
+@workspace_view(admin=True)
+@require_POST
+def image_upload(request, article_id: int):
+    """One image (``file``) into the article: ``{"key", "markdown", "url"}`` to insert, or 400
+    ``{"error"}`` saying what is wrong with it."""
+    article = _article(request, article_id)
+    upload = request.FILES.get("file")
+    if upload is None:
+        return JsonResponse({"error": _("Choose an image file.")}, status=400)
+    if upload.size > images.MAX_IMAGE_BYTES:
+        return JsonResponse({"error": _("An image can be at most 5 MB.")}, status=400)
+    try:
+        image = images.upload(article, upload.read(), actor=request.membership)
+    except images.InvalidImage:
+        return JsonResponse(
+            {"error": _("Only PNG, JPEG, WebP and GIF images of at most 5 MB can be added.")},
+            status=400,
+        )
+    alt = (upload.name or "").rsplit(".", 1)[0].replace("_", " ").replace("-", " ")
+    return JsonResponse(
+        {
+            "key": image.key,
+            "markdown": images.markdown_for(image, alt),
+            "url": _images_url(request.workspace.slug) + image.key,
+        },
+        status=201,
+    )
+
+
+@workspace_view
+@require_GET
+def image_view(request, key: str):
+    """An uploaded image, to the workspace's members (internal and draft articles' too)."""
+    found = images.for_members(request.workspace.pk, key)
+    content = images.read(found) if found is not None else None
+    if content is None:
+        raise Http404("no such image")
+    response = HttpResponse(content[0], content_type=content[1])
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -75,6 +75,7 @@ urlpatterns = [
     path("knowledge/", knowledge.knowledge, name="knowledge"),
     path("knowledge/new/", knowledge.article_new, name="knowledge-new"),
     path("knowledge/preview/", knowledge.preview, name="knowledge-preview"),
+    path("knowledge/images/<str:key>", knowledge.image_view, name="knowledge-image"),
     path("knowledge/categories/", knowledge.category_new, name="knowledge-category-new"),
     path(
         "knowledge/categories/<int:category_id>/",
@@ -92,6 +93,11 @@ urlpatterns = [
         name="knowledge-category-move",
     ),
     path("knowledge/<int:article_id>/", knowledge.article_edit, name="knowledge-article"),
+    path(
+        "knowledge/<int:article_id>/images/",
+        knowledge.image_upload,
+        name="knowledge-image-upload",
+    ),
     path(
         "knowledge/<int:article_id>/delete/",
         knowledge.article_delete,
