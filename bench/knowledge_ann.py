@@ -16,7 +16,8 @@ of ``bench/data/knowledge_questions.json``, embedded.
 Figures per n (``knowledge.ann.<n>.…``):
 
 * ``build_s``: building the index (k-means on a sample, every vector assigned, rows reordered);
-  ``lists``: k;
+  ``lists``: k; ``refresh_s``: bringing it up to date after one article changed (10 passages
+  out, 10 in; the centroids kept, the two small queries of ``_refresh_matrix`` not included);
 * ``matrix_mb`` / ``index_extra_mb``: the matrix, and what the index adds (centroids, offsets);
   ``build_peak_mb``: the peak of numpy allocations while building (tracemalloc);
 * ``exact_p50_ms`` / ``exact_p99_ms`` and ``ivf_p50_ms`` / ``ivf_p99_ms``: the CANDIDATES
@@ -149,7 +150,16 @@ def measure(n: int, base: np.ndarray, questions: np.ndarray) -> bool:
     extra = ivf.index.centroids.nbytes + ivf.index.offsets.nbytes
     c.figure(f"{prefix}.index_extra_mb", extra / 2**20, "MB")
     c.figure(f"{prefix}.build_peak_mb", peak / 2**20, "MB")
-    del vectors
+    # An article re-indexed (10 passages deleted, 10 made): the in-memory part of the refresh
+    # (``_refresh_matrix`` without its two queries), the centroids kept.
+    started = time.perf_counter()
+    removed = np.flatnonzero(np.isin(ivf.ids, ids[:10]))
+    new_ids = np.arange(n + 1, n + 11, dtype=np.int64)
+    new_meta = {int(pk): meta[int(old)] for pk, old in zip(new_ids, ids[:10], strict=True)}
+    patched = retrieval._patched(ivf, removed, new_ids, vectors[:10].copy(), new_meta)
+    c.figure(f"{prefix}.refresh_s", time.perf_counter() - started, "s")
+    assert patched.index.centroids is ivf.index.centroids and len(patched.ids) == n
+    del vectors, patched
 
     def exact_search(question, everything=False):
         return retrieval._nearest(exact, question, everything, everything)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from loket.knowledge import embeddings, examples, retrieval
-from loket.knowledge.models import Passage
+from loket.knowledge import embeddings, examples, indexing, retrieval
+from loket.knowledge.models import Article, Passage
 
 QUESTIONS = Path(__file__).resolve().parents[2] / "bench" / "data" / "knowledge_questions.json"
 
@@ -112,3 +113,46 @@ def test_exact_search_below_the_threshold(workspace, passages, questions, monkey
         best = sorted(public, reverse=True)[: retrieval.CANDIDATES]
         assert list(result.values()) == pytest.approx([cosine for cosine, _pk in best])
         assert len(set(result) & {pk for _cosine, pk in best}) >= len(best) - 1  # ties
+
+
+def test_a_refresh_patches_the_matrix_and_keeps_the_centroids(
+    workspace, passages, questions, monkeypatch
+):
+    monkeypatch.setattr(retrieval, "EXACT_UP_TO", 100)
+    retrieval.forget(workspace.pk)
+    matrix = retrieval._matrices.get(workspace.pk)
+    centroids = matrix.index.centroids
+    # Nothing changed: the very same matrix, nothing read but the ids.
+    retrieval.changed(workspace.pk)
+    assert retrieval._matrices.get(workspace.pk) is matrix
+
+    # One article re-indexed (its passages deleted and made anew), another deleted.
+    ids = list(Passage.objects.filter(workspace=workspace).values_list("article_id", flat=True))
+    first, gone = ids[0], ids[-1]
+    indexing.reindex_article(first)
+    Article.objects.filter(pk=gone).delete()
+    refreshed = retrieval._matrices.get(workspace.pk)  # reindex_article said it changed
+    assert refreshed is not matrix and refreshed.index.centroids is centroids
+    now = Passage.objects.filter(workspace=workspace).exclude(embedding=None)
+    assert sorted(refreshed.ids) == sorted(now.values_list("pk", flat=True))
+    assert refreshed.index.offsets[-1] == len(refreshed.ids)
+    # Each row is in its nearest list, its vector and its facts are its own.
+    lists = refreshed.index.lists()
+    nearest = np.argmax(refreshed.vectors @ centroids.T, axis=1)
+    assert (lists == nearest).all()
+    stored = {
+        pk: (embeddings.from_bytes(vector), internal)
+        for pk, vector, internal in now.values_list("pk", "embedding", "internal")
+    }
+    for row, pk in enumerate(refreshed.ids):
+        assert np.allclose(refreshed.vectors[row], stored[int(pk)][0])
+        assert refreshed.internal[row] == stored[int(pk)][1]
+    # Far from the size the centroids were made for: made anew.
+    monkeypatch.setattr(retrieval, "EXACT_UP_TO", 10)
+    articles = sorted(set(now.values_list("article_id", flat=True)))
+    keep = articles[: len(articles) // 4]
+    Article.objects.filter(workspace=workspace).exclude(pk__in=keep).delete()
+    retrieval.changed(workspace.pk)
+    smaller = retrieval._matrices.get(workspace.pk)
+    assert smaller.index.centroids is not centroids
+    assert smaller.index.built_for == len(smaller.ids) < refreshed.index.built_for / 2

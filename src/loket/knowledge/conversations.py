@@ -112,7 +112,7 @@ def _forget(workspace_ids) -> None:
     from loket.knowledge import retrieval
 
     for workspace_id in set(workspace_ids):
-        retrieval.forget(workspace_id)
+        retrieval.changed(workspace_id)
 
 
 def drop_stale() -> int:

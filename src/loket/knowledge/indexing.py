@@ -85,5 +85,5 @@ def reindex_article(article_id: int) -> int:
         Passage.objects.bulk_create(rows)
     from loket.knowledge import retrieval
 
-    retrieval.forget(article.workspace_id)
+    retrieval.changed(article.workspace_id)
     return len(rows)

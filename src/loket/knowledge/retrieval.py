@@ -11,8 +11,9 @@ question's words each article has (title and text, as crude stems), into one sco
   (``loket.knowledge.embeddings``), in numpy, over a per-process matrix of the workspace's
   passages (2 KB a passage): exact up to ``EXACT_UP_TO`` passages, above it through an IVF index
   (k-means lists, ``PROBES`` of them scored; bench/knowledge_ann.py: recall@50 0.975 at 50,000
-  passages, 0.8 ms a question instead of 4 ms). The matrix is rebuilt when an article is
-  re-indexed here, or after ``MATRIX_SECONDS`` for changes made in another process.
+  passages, 0.8 ms a question instead of 4 ms). The matrix is brought up to date when an
+  article is re-indexed here, or after ``MATRIX_SECONDS`` for changes made in another process:
+  by the passage ids that came and went (``_refresh_matrix``), keeping the index's centroids.
 
 Passages are grouped by article: an article's best passage stands for it, in the reader's
 locale when the article has that translation. A hit's confidence weighs its evidence (meaning,
@@ -113,6 +114,11 @@ class _Index:
 
     centroids: np.ndarray  # (k, 512) float32, L2-normalised
     offsets: np.ndarray  # (k + 1,) int64
+    built_for: int  # passages when the centroids were made (a refresh keeps them while near)
+
+    def lists(self) -> np.ndarray:
+        """Each row's list."""
+        return np.repeat(np.arange(len(self.centroids)), np.diff(self.offsets))
 
 
 @dataclass
@@ -132,9 +138,17 @@ def _normalised(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)
 
 
-def _build_index(vectors: np.ndarray) -> tuple[np.ndarray, _Index]:
-    """Spherical k-means over a sample, every vector assigned to its nearest centroid: the
-    rows' new order (by list) and the index."""
+def _assign(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Each vector's nearest centroid, in blocks ((8192, k) scores at a time)."""
+    assigned = np.empty(len(vectors), dtype=np.int64)
+    for start in range(0, len(vectors), 8192):
+        block = vectors[start : start + 8192] @ centroids.T
+        assigned[start : start + 8192] = np.argmax(block, axis=1)
+    return assigned
+
+
+def _centroids(vectors: np.ndarray) -> np.ndarray:
+    """Spherical k-means over a sample: about sqrt(n) centroids."""
     n = len(vectors)
     k = max(1, int(np.sqrt(n) + 0.5))
     rng = np.random.default_rng(IVF_SEED)
@@ -149,14 +163,28 @@ def _build_index(vectors: np.ndarray) -> tuple[np.ndarray, _Index]:
         if empty.any():  # an empty list takes a random vector of the sample
             sums[empty] = sample[rng.choice(len(sample), size=int(empty.sum()), replace=False)]
         centroids = _normalised(sums)
-    assigned = np.empty(n, dtype=np.int64)
-    for start in range(0, n, 8192):  # in blocks: (8192, k) scores at a time
-        block = vectors[start : start + 8192] @ centroids.T
-        assigned[start : start + 8192] = np.argmax(block, axis=1)
-    order = np.argsort(assigned, kind="stable")
-    offsets = np.zeros(k + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum(np.bincount(assigned, minlength=k))
-    return order, _Index(centroids, offsets)
+    return centroids
+
+
+def _grouped(lists: np.ndarray, centroids: np.ndarray, built_for: int):
+    """Rows in the order of their lists: the new order and the index."""
+    order = np.argsort(lists, kind="stable")
+    offsets = np.zeros(len(centroids) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(np.bincount(lists, minlength=len(centroids)))
+    return order, _Index(centroids, offsets, built_for)
+
+
+def _build_index(vectors: np.ndarray) -> tuple[np.ndarray, _Index]:
+    """New centroids, every vector assigned to its nearest: the rows' new order and the index."""
+    centroids = _centroids(vectors)
+    return _grouped(_assign(vectors, centroids), centroids, len(vectors))
+
+
+def _flags(ids: np.ndarray, meta: dict[int, tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: internal, and a resolved conversation's passage."""
+    internal = np.array([bool(meta[int(pk)][3]) for pk in ids], dtype=bool)
+    conversation = np.array([meta[int(pk)][4] is not None for pk in ids], dtype=bool)
+    return internal, conversation
 
 
 def _matrix(ids: np.ndarray, vectors: np.ndarray, meta: dict[int, tuple]) -> _Matrix:
@@ -165,42 +193,134 @@ def _matrix(ids: np.ndarray, vectors: np.ndarray, meta: dict[int, tuple]) -> _Ma
     if len(ids) > EXACT_UP_TO:
         order, index = _build_index(vectors)
         ids, vectors = ids[order], vectors[order]
-    internal = np.array([bool(meta[int(pk)][3]) for pk in ids], dtype=bool)
-    conversation = np.array([meta[int(pk)][4] is not None for pk in ids], dtype=bool)
-    return _Matrix(ids, vectors, meta, internal, conversation, index)
+    return _Matrix(ids, vectors, meta, *_flags(ids, meta), index)
 
 
-def _load_matrix(workspace_id: int) -> _Matrix:
-    rows = list(
-        Passage.objects.filter(workspace_id=workspace_id, model=embeddings.MODEL)
-        .exclude(embedding=None)
-        .values_list(
-            "pk",
-            "article_id",
-            "translation_id",
-            "locale",
-            "internal",
-            "embedding",
-            "conversation_id",
-        )
-    )
-    if not rows:
+def _without(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return np.delete(array, rows, axis=0) if len(rows) else array
+
+
+def _patched(
+    old: _Matrix,
+    removed: np.ndarray,
+    new_ids: np.ndarray,
+    new_vectors: np.ndarray,
+    new_meta: dict[int, tuple],
+) -> _Matrix:
+    """``old`` without its rows ``removed`` and with the new passages. An IVF index keeps its
+    centroids (each new row joins its nearest list, inserted at the list's end: one copy of the
+    matrix, no k-means) while the number of passages stays within half and double of what they
+    were made for; otherwise the matrix is made anew from the vectors at hand."""
+    meta = dict(old.meta)
+    for pk in old.ids[removed]:
+        meta.pop(int(pk), None)
+    meta.update(new_meta)
+    size = len(old.ids) - len(removed) + len(new_ids)
+    earlier = old.index
+    if earlier is None or not (
+        size > EXACT_UP_TO and earlier.built_for / 2 <= size <= earlier.built_for * 2
+    ):
         return _matrix(
-            np.zeros(0, dtype=np.int64), np.zeros((0, embeddings.DIMENSIONS), np.float32), {}
+            np.concatenate([_without(old.ids, removed), new_ids]),
+            np.concatenate([_without(old.vectors, removed), new_vectors]),
+            meta,
+        )
+    k = len(earlier.centroids)
+    kept_lists = _without(earlier.lists(), removed)
+    new_lists = _assign(new_vectors, earlier.centroids)
+    by_list = np.argsort(new_lists, kind="stable")
+    new_ids, new_vectors, new_lists = new_ids[by_list], new_vectors[by_list], new_lists[by_list]
+    counts = np.bincount(kept_lists, minlength=k)
+    at = np.cumsum(counts)[new_lists]  # before the next list's first row
+
+    def merged(old_rows: np.ndarray, new_rows: np.ndarray) -> np.ndarray:
+        kept = _without(old_rows, removed)
+        return np.insert(kept, at, new_rows, axis=0) if len(new_rows) else kept
+
+    internal, conversation = _flags(new_ids, meta)
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(counts + np.bincount(new_lists, minlength=k))
+    return _Matrix(
+        merged(old.ids, new_ids),
+        merged(old.vectors, new_vectors),
+        meta,
+        merged(old.internal, internal),
+        merged(old.conversation, conversation),
+        _Index(earlier.centroids, offsets, earlier.built_for),
+    )
+
+
+def _passages(workspace_id: int):
+    return Passage.objects.filter(workspace_id=workspace_id, model=embeddings.MODEL).exclude(
+        embedding=None
+    )
+
+
+def _read(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray, dict[int, tuple]]:
+    if not rows:
+        return (
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, embeddings.DIMENSIONS), np.float32),
+            {},
         )
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     vectors = np.vstack([embeddings.from_bytes(r[5]) for r in rows])
     meta = {r[0]: (r[1], r[2], r[3], r[4], r[6]) for r in rows}
-    return _matrix(ids, vectors, meta)
+    return ids, vectors, meta
 
 
-_matrices: PerWorkspace[_Matrix] = PerWorkspace(_load_matrix, seconds=MATRIX_SECONDS, limit=1000)
+_FIELDS = (
+    "pk",
+    "article_id",
+    "translation_id",
+    "locale",
+    "internal",
+    "embedding",
+    "conversation_id",
+)
+
+
+def _load_matrix(workspace_id: int) -> _Matrix:
+    return _matrix(*_read(list(_passages(workspace_id).values_list(*_FIELDS))))
+
+
+def _refresh_matrix(workspace_id: int, old: _Matrix) -> _Matrix:
+    """The matrix brought up to date: passages are never changed, only made and deleted
+    (loket.knowledge.indexing, .conversations), so the current ids say what changed. Unchanged:
+    the same matrix; mostly new: read anew; otherwise only the new passages are read
+    (``_patched``)."""
+    current = np.array(
+        list(_passages(workspace_id).order_by().values_list("pk", flat=True)), dtype=np.int64
+    )
+    removed = np.flatnonzero(~np.isin(old.ids, current))
+    added = np.setdiff1d(current, old.ids, assume_unique=True)
+    if not len(removed) and not len(added):
+        return old
+    if len(added) > max(len(current) // 2, 1000):
+        return _load_matrix(workspace_id)
+    rows = []
+    for start in range(0, len(added), 2000):
+        chunk = [int(pk) for pk in added[start : start + 2000]]
+        rows += list(_passages(workspace_id).filter(pk__in=chunk).values_list(*_FIELDS))
+    return _patched(old, removed, *_read(rows))
+
+
+_matrices: PerWorkspace[_Matrix] = PerWorkspace(
+    _load_matrix, seconds=MATRIX_SECONDS, limit=1000, refresh=_refresh_matrix
+)
 _matrix_lock = threading.Lock()
 
 
 def forget(workspace_id: int) -> None:
+    """Build the workspace's matrix anew on its next search."""
     with _matrix_lock:
         _matrices.forget(workspace_id)
+
+
+def changed(workspace_id: int) -> None:
+    """Passages were made or deleted: bring the matrix up to date on the next search."""
+    with _matrix_lock:
+        _matrices.expire(workspace_id)
 
 
 def _words(query: str) -> list[str]:
