@@ -504,6 +504,113 @@ def test_a_failing_action_is_recorded_and_the_others_still_happen(shop, workspac
     assert labels_of(conversation) == ["seen"]
 
 
+# -- automatic mail: a rule never answers a machine --
+OUT_OF_OFFICE = {
+    "auto_submitted": True,
+    "email": {"auto_reason": "Auto-Submitted: auto-replied"},
+}
+
+
+def _canned(owner):
+    return create_canned_reply(
+        owner, shortcut="thanks", title="Thanks", shared=True, body="Thanks, we are on it."
+    )
+
+
+def rule_replies(conversation) -> list[str]:
+    return list(
+        Message.objects.filter(
+            conversation=conversation, kind=MessageKind.MESSAGE, data__has_key="rule_id"
+        ).values_list("text", flat=True)
+    )
+
+
+def test_a_rule_does_not_reply_to_automatic_mail_but_does_its_other_actions(shop, workspace, owner):
+    answer = rule(
+        workspace,
+        name="Answer everything",
+        actions=[
+            {"type": "add_labels", "labels": ["seen"]},
+            {"type": "send_canned_reply", "canned_reply_id": _canned(owner).pk},
+        ],
+    )
+    ooo = customer_writes(shop, "I am out of office until Monday.", data=dict(OUT_OF_OFFICE))
+    assert rule_replies(ooo) == []
+    assert labels_of(ooo) == ["seen"]  # only the reply is skipped
+    [run] = RuleRun.objects.filter(rule=answer, conversation=ooo)
+    assert run.outcome == "partly"
+    skipped = run.done[1]
+    assert skipped["type"] == "send_canned_reply" and skipped["ok"] is False
+    assert skipped["said"] == {
+        "message": "skipped: the message it would answer is automatic (%(reason)s)",
+        "values": {"reason": "Auto-Submitted: auto-replied"},
+    }
+    # The admin sees why on the conversation's timeline too.
+    line = Message.objects.get(conversation=ooo, data__action="rule_ran")
+    assert line.data["failed"] == [skipped]
+    from loket.automation.rules.actions import described_detail
+
+    assert "Auto-Submitted: auto-replied" in described_detail(skipped)
+
+    # A person's mail gets the rule's reply as before.
+    person = customer_writes(shop, "Where is my parcel?", contact_id="cust-2")
+    assert rule_replies(person) == ["Thanks, we are on it."]
+    assert RuleRun.objects.get(rule=answer, conversation=person).outcome == "done"
+
+
+def test_whatsapp_system_messages_count_as_automatic(shop, workspace, owner):
+    rule(workspace, actions=[{"type": "send_canned_reply", "canned_reply_id": _canned(owner).pk}])
+    system = {"provider": {"system": {"type": "customer_changed_number"}}}
+    conversation = customer_writes(shop, "Sanne changed her number", data=system)
+    assert rule_replies(conversation) == []
+    [run] = RuleRun.objects.filter(conversation=conversation)
+    assert run.outcome == "failed"
+    assert run.done[0]["said"]["values"] == {"reason": "WhatsApp system message"}
+
+
+def test_other_triggers_do_not_answer_a_conversation_that_waits_on_automatic_mail(
+    shop, workspace, owner, agent
+):
+    canned = _canned(owner)
+    rule(
+        workspace,
+        RuleTrigger.CONVERSATION_CREATED,
+        name="Greet",
+        actions=[{"type": "send_canned_reply", "canned_reply_id": canned.pk}],
+    )
+    rule(
+        workspace,
+        RuleTrigger.UNANSWERED_FOR,
+        name="Still busy",
+        minutes=30,
+        actions=[{"type": "send_canned_reply", "canned_reply_id": canned.pk}],
+    )
+    nudge = rule(
+        workspace,
+        RuleTrigger.NO_CUSTOMER_REPLY_FOR,
+        name="Nudge",
+        minutes=60,
+        actions=[{"type": "send_canned_reply", "canned_reply_id": canned.pk}],
+    )
+    start = timezone.now()
+    with clock.frozen(start):
+        conversation = customer_writes(shop, "Delivery failed", data=dict(OUT_OF_OFFICE))
+    Conversation.objects.filter(pk=conversation.pk).update(waiting_since=start)
+    with clock.frozen(start + dt.timedelta(minutes=31)):
+        assert engine.run_timed() == 1  # it ran, and skipped its reply
+    assert rule_replies(conversation) == []
+    assert {r.rule.name: r.outcome for r in RuleRun.objects.filter(conversation=conversation)} == {
+        "Greet": "failed",
+        "Still busy": "failed",
+    }
+    # After the team's own reply, a reminder answers that reply, not the out-of-office.
+    outbound.reply(conversation, author=agent, text="Could you send the order number?")
+    with clock.frozen(timezone.now() + dt.timedelta(minutes=61)):
+        assert engine.run_timed() == 1
+    assert rule_replies(conversation) == ["Thanks, we are on it."]
+    assert RuleRun.objects.get(rule=nudge).outcome == "done"
+
+
 class _Receiver(http.server.BaseHTTPRequestHandler):
     received: list = []
     status = 200

@@ -588,6 +588,59 @@ def test_the_test_panel_talks_with_a_draft_and_leaves_no_trace(
     assert after == counts
 
 
+OUT_OF_OFFICE = {"auto_submitted": True, "email": {"auto_reason": "Auto-Submitted: auto-replied"}}
+
+
+def test_automatic_mail_starts_no_bot_and_a_persons_message_does(shop, workspace, bookings):
+    published(workspace, ferry_flow(bookings))
+    conversation = says(shop, "I am out of office until Monday.", data=dict(OUT_OF_OFFICE))
+    assert bot_lines(conversation) == []
+    assert not BotSession.objects.filter(conversation=conversation).exists()
+    # The person's first own message is the conversation's first: the bot greets.
+    says(shop, "Hello, back now. About my booking?")
+    assert bot_lines(conversation) == ["Hi Sanne! I am the ferry helper.", "What do you need?"]
+    # A WhatsApp system message (a changed number) starts no bot either.
+    system = {"provider": {"system": {"type": "customer_changed_number"}}}
+    other = says(shop, "Bram changed his number", contact_id="cust-2", data=system)
+    assert bot_lines(other) == [] and not BotSession.objects.filter(conversation=other).exists()
+
+
+def test_automatic_mail_is_no_answer_to_the_bots_question(shop, workspace, bookings):
+    published(workspace, ferry_flow(bookings))
+    conversation = says(shop, "Hello")
+    assert bot_lines(conversation)[-1] == "What do you need?"
+    says(shop, "Automatic reply: I am away", data=dict(OUT_OF_OFFICE))
+    session = session_of(conversation)
+    assert session.step == "need" and "need" not in session.variables
+    assert bot_lines(conversation)[-1] == "What do you need?"  # no retry text either
+    # An out-of-office and the person's answer handled in one turn: only the answer counts.
+    factories.inbound(shop, "Out of office", contact_id="cust-1", data=dict(OUT_OF_OFFICE))
+    answer = factories.inbound(shop, "2", contact_id="cust-1", name="Sanne de Vries")
+    engine.turn(answer.message_id)
+    run_tasks()
+    assert session_of(conversation).variables["need"] == "refund"
+    assert bot_lines(conversation)[-1] == "What is your booking code? (two letters, six digits)"
+
+
+def test_a_rule_starts_no_bot_for_automatic_mail(shop, workspace, bookings):
+    from loket.automation.models import RuleRun
+    from loket.automation.rules import service as rule_service
+
+    flow = published(workspace, ferry_flow(bookings), trigger="manual")
+    rule_service.create_rule(
+        workspace,
+        name="Everything to the bot",
+        trigger="message_received",
+        actions=[{"type": "start_bot", "flow_id": flow.pk}],
+    )
+    ooo = says(shop, "Out of office", data=dict(OUT_OF_OFFICE))
+    assert bot_lines(ooo) == [] and not BotSession.objects.filter(conversation=ooo).exists()
+    [run] = RuleRun.objects.filter(conversation=ooo)
+    assert run.done[0]["type"] == "start_bot" and run.done[0]["ok"] is False
+    person = says(shop, "Hello", contact_id="cust-2")
+    assert bot_lines(person)[-1] == "What do you need?"
+
+
 def test_a_rule_starts_a_manual_flow_and_the_timeline_names_the_bot(shop, workspace, bookings):
     from django.test import Client
     from django.urls import reverse

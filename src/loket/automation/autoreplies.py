@@ -3,8 +3,9 @@ customer writes outside business hours (the channel's own hours, else the worksp
 
 When one goes out, decided for each new customer message after commit (``on_event``):
 
-- never to a message marked ``auto_submitted`` (an out-of-office, a bounce, a mailing: two
-  robots answering each other is how mail loops start), nor to a blocked contact;
+- never to an automatic message (``loket.automation.automatic.is_automatic``: an out-of-office,
+  a bounce, a mailing: two robots answering each other is how mail loops start), nor to a
+  blocked contact;
 - at most one automatic answer per customer message, the away message first (it says more);
 - the away message once per conversation; the greeting only for the message that started it;
 - at most one automatic answer per contact within ``LOKET_AUTO_REPLY_PER_CONTACT_MINUTES``
@@ -28,6 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from loket import events
+from loket.automation.automatic import is_automatic
 from loket.automation.canned import render_text
 from loket.automation.models import AutoReply, AutoReplyKind
 from loket.inbox.models import (
@@ -168,7 +170,7 @@ def answer(message_id: int) -> Message | None:
         )
         .first()
     )
-    if message is None or (message.data or {}).get("auto_submitted"):
+    if message is None or is_automatic(message):
         return None
     if (message.data or {}).get("blocked"):
         return None

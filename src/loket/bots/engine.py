@@ -14,6 +14,9 @@ off to a person, timeouts, and an agent taking over.
   ``run_timeouts``.
 - Every bot message goes through the one outbound path (statuses, retries, reply windows);
   choices are rendered per channel by ``loket.inbox.services.choices``.
+- A bot never answers an automatic message (``loket.automation.automatic.is_automatic``: an
+  out-of-office, a bounce, a mailing, a WhatsApp system message): it starts no flow, and an
+  active session does not take it as the customer's answer (it waits for the person).
 - "agent" / "medewerker" (the flow's ``handoff_words``) reach a person from any step; an agent's
   reply stops the bot (``on_event``); a customer who goes quiet follows the flow's timeout path,
   or the session is dropped (``run_timeouts``).
@@ -37,6 +40,7 @@ from django.utils import timezone
 
 from loket import events, http
 from loket.automation import clock
+from loket.automation.automatic import is_automatic
 from loket.automation.canned import render_text
 from loket.bots import definition as flow_definition
 from loket.bots.models import BotSession, Flow, FlowTrigger, SessionState
@@ -730,12 +734,15 @@ def _flow_to_start(conversation: Conversation, message: Message) -> Flow | None:
     flows = enabled_flows(conversation.workspace_id)
     if not flows:
         return None
-    first = not Message.objects.filter(
+    # The first message a person wrote (out-of-office mail before it does not count); more than
+    # a handful of earlier messages is no new conversation however they were sent.
+    earlier = Message.objects.filter(
         conversation=conversation,
         direction=Direction.INBOUND,
         kind=MessageKind.MESSAGE,
         pk__lt=message.pk,
-    ).exists()
+    ).only("id", "data")[:20]
+    first = all(is_automatic(m) for m in earlier) and len(earlier) < 20
     human = Message.objects.filter(
         conversation=conversation, author_type=AuthorType.MEMBER, kind=MessageKind.MESSAGE
     ).exists()
@@ -771,6 +778,10 @@ def turn(message_id: int) -> BotSession | None:
         .first()
     )
     if message is None or (message.data or {}).get("blocked"):
+        return None
+    if is_automatic(message):
+        # Machine mail starts no flow and answers no question; the turn for the customer's next
+        # message passes over it.
         return None
     conversation = message.conversation
     now = clock.now()
@@ -821,11 +832,12 @@ def turn(message_id: int) -> BotSession | None:
             for answer in pending:
                 if session.state != SessionState.ACTIVE:
                     break
-                current.answer = answer
-                if _is_handoff_word(current, answer):
-                    handoff(current, _handoff_step(current))
-                elif not session.fetching:  # else it was said before the bot's next question
-                    _advance(current)
+                if not is_automatic(answer):  # an out-of-office is no answer
+                    current.answer = answer
+                    if _is_handoff_word(current, answer):
+                        handoff(current, _handoff_step(current))
+                    elif not session.fetching:  # else it was said before the bot's next question
+                        _advance(current)
                 session.last_message_id = answer.pk
             session.last_message_id = message.pk
             _finish(current, now)

@@ -2,6 +2,11 @@
 its parameters checked when saved and carried out through the same services agents use, so
 every change leaves its activity line and event. An action is ``{"type": ..., ...params}``.
 
+Actions that speak to the customer (``ANSWERS``: a canned reply, a bot flow) are skipped, and
+recorded as skipped with the reason, when a rule would answer an automatic message
+(``loket.automation.automatic``): an out-of-office or a bounce never gets a rule's reply. The
+rule's other actions (labels, assignment, notes) still run.
+
 Changes are made as the rule (``context={"via": "rule", ...}``): the timeline says which rule
 did it and the events name the rule as their actor, so a rule is never triggered by itself.
 """
@@ -64,6 +69,9 @@ class Doer:
     rule_id: int | None = None
     rule_name: str = ""
     member: Membership | None = None
+    # Why the message a rule would answer was sent by a machine ("" if a person sent it): the
+    # actions in ANSWERS are then skipped.
+    automatic: str = ""
     # Work to do after the transaction commits (the auto-assigner takes its own locks).
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -435,6 +443,14 @@ ACTIONS: dict[str, ActionType] = {
 }
 
 
+# Actions whose result the customer sees as an answer: never done by a rule for automatic mail.
+ANSWERS = frozenset({"send_canned_reply", "start_bot"})
+
+
+def answers_customer(actions: list[dict]) -> bool:
+    return any(isinstance(item, dict) and item.get("type") in ANSWERS for item in actions)
+
+
 def clean(raw: Any, workspace_id: int) -> list[dict]:
     """The actions as they will be stored, or InvalidAction saying which one is wrong."""
     if not isinstance(raw, list) or not raw:
@@ -486,6 +502,11 @@ def perform(doer: Doer, actions: list[dict]) -> list[dict]:
             done.append({"type": item.get("type"), "ok": False, "detail": "unknown action"})
             continue
         try:
+            if doer.automatic and item["type"] in ANSWERS:
+                raise Skipped(
+                    gettext_noop("skipped: the message it would answer is automatic (%(reason)s)"),
+                    reason=doer.automatic,
+                )
             with transaction.atomic():
                 detail = action.do(doer, item)
             done.append({"type": item["type"], "ok": True, "detail": detail})

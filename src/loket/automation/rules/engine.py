@@ -7,6 +7,10 @@ order against one set of facts, acting, and keeping a record.
 - **Time-based triggers** (``run_timed``, a periodic job) ask the database which conversations
   have waited long enough by ``clock.now()`` (the database's clock); a rule acts once per
   conversation per episode (the moment the waiting began), enforced by a unique constraint.
+- **Automatic mail** (``loket.automation.automatic``): when the message a rule would answer
+  (the one that triggered it, else the conversation's latest) was sent by a machine, the rule's
+  customer-facing actions (``rule_actions.ANSWERS``) are skipped and recorded so in the run log
+  and on the timeline; its other actions still run.
 - **Loop guards**: an event caused by a rule never triggers that same rule; and once rules have
   acted ``LOKET_RULE_RUNS_PER_CONVERSATION`` times on one conversation within an hour, no rule
   acts there until the hour has passed — recorded once as a run stopped by the guard, with an
@@ -27,6 +31,7 @@ from django.utils.translation import gettext_noop
 
 from loket import events
 from loket.automation import clock
+from loket.automation.automatic import answered_message, automatic_reason
 from loket.automation.models import TIMED_TRIGGERS, Rule, RuleRun, RuleRunOutcome, RuleTrigger
 from loket.automation.rules import actions as rule_actions
 from loket.automation.rules import conditions as rule_conditions
@@ -250,6 +255,10 @@ def _act(
     if conversation.merged_into_id is not None:
         return None  # merged into another since: that one is where work happens
     doer = rule_actions.Doer(conversation, rule_id=rule.pk, rule_name=rule.name)
+    if rule_actions.answers_customer(rule.actions):
+        doer.automatic = automatic_reason(
+            answered_message(conversation.pk, facts.trigger_message_id)
+        )
     reasons = [
         {k: item.get(k) for k in ("field", "key", "operator", "value", "actual") if k in item}
         for item in verdict.reasons

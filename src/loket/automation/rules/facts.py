@@ -104,6 +104,11 @@ class Facts:
         return cls(conversation, **kwargs) if conversation is not None else None
 
     @property
+    def trigger_message_id(self) -> int | None:
+        """The message that triggered the rules, if a message did."""
+        return self._message.pk if self._message is not None else None
+
+    @property
     def conversation(self) -> Conversation:
         if self._conversation is None:
             self._conversation = _conversations().get(pk=self.conversation_id)
