@@ -152,7 +152,10 @@ class Schedule:
     @classmethod
     def _build(cls, hours: dict, holidays: list, time_zone: str) -> Schedule:
         week = {
-            day: tuple((_minutes(start), _minutes(end)) for start, end in hours.get(day) or [])
+            # Sorted: open_ranges stops at the first range past its end.
+            day: tuple(
+                sorted((_minutes(start), _minutes(end)) for start, end in hours.get(day) or [])
+            )
             for day in WEEKDAYS
         }
         return cls(
