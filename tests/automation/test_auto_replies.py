@@ -80,6 +80,18 @@ def test_automatic_mail_and_blocked_contacts_never_get_an_answer(shop, workspace
     assert auto_replies() == []
 
 
+def test_machine_messages_get_no_answer_and_the_persons_first_message_is_greeted(shop, workspace):
+    autoreplies.configure(workspace, AutoReplyKind.GREETING, body="Hello!")
+    system = {"provider": {"system": {"type": "customer_changed_number"}}}
+    changed = customer_writes(shop, "Sanne changed her number", data=system)
+    customer_writes(shop, "Newsletter", data={"auto_submitted": True})
+    assert auto_replies() == []
+    # The first message the person wrote is the one greeted, machine mail before it or not.
+    customer_writes(shop, "Hi, a question about my order")
+    [greeting] = auto_replies()
+    assert greeting.conversation_id == changed.conversation_id
+
+
 def test_one_automatic_answer_per_contact_within_the_rate_limit(shop, workspace, settings):
     settings.LOKET_AUTO_REPLY_PER_CONTACT_MINUTES = 60
     autoreplies.configure(workspace, AutoReplyKind.GREETING, body="Hello!")

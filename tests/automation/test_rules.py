@@ -542,7 +542,7 @@ def test_a_rule_does_not_reply_to_automatic_mail_but_does_its_other_actions(shop
     skipped = run.done[1]
     assert skipped["type"] == "send_canned_reply" and skipped["ok"] is False
     assert skipped["said"] == {
-        "message": "skipped: the message it would answer is automatic (%(reason)s)",
+        "message": "no answer to an automatic message (%(reason)s)",
         "values": {"reason": "Auto-Submitted: auto-replied"},
     }
     # The admin sees why on the conversation's timeline too.

@@ -22,9 +22,12 @@ service messages), so there is nothing for them to mark.
 
 from __future__ import annotations
 
-from loket.inbox.models import Message, MessageKind
+from loket.inbox.models import Direction, Message, MessageKind
 
-__all__ = ["answered_message", "automatic_reason", "is_automatic"]
+__all__ = ["answered_message", "automatic_reason", "first_from_a_person", "is_automatic"]
+
+# Earlier messages looked at by ``first_from_a_person``: more than this is no new conversation.
+_FIRST_WINDOW = 20
 
 
 def automatic_reason(message: Message | None) -> str:
@@ -55,3 +58,18 @@ def answered_message(conversation_id: int, message_id: int | None = None) -> Mes
     if message_id is not None:
         return found.filter(pk=message_id).only("id", "data").first()
     return found.order_by("-created_at", "-pk").only("id", "data").first()
+
+
+def first_from_a_person(message: Message) -> bool:
+    """Whether ``message`` is the first in its conversation a person wrote: machine mail before
+    it (a mailing, an out-of-office that opened the conversation) does not count, so the
+    greeting and a new-conversation bot go to the person's first message."""
+    earlier = list(
+        Message.objects.filter(
+            conversation_id=message.conversation_id,
+            direction=Direction.INBOUND,
+            kind=MessageKind.MESSAGE,
+            pk__lt=message.pk,
+        ).only("id", "data")[:_FIRST_WINDOW]
+    )
+    return len(earlier) < _FIRST_WINDOW and all(is_automatic(m) for m in earlier)

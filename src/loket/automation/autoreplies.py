@@ -7,7 +7,8 @@ When one goes out, decided for each new customer message after commit (``on_even
   a bounce, a mailing: two robots answering each other is how mail loops start), nor to a
   blocked contact;
 - at most one automatic answer per customer message, the away message first (it says more);
-- the away message once per conversation; the greeting only for the message that started it;
+- the away message once per conversation; the greeting only for the first message a person
+  wrote in it (machine mail before it does not count);
 - at most one automatic answer per contact within ``LOKET_AUTO_REPLY_PER_CONTACT_MINUTES``
   across all their conversations, so a customer writing ten times at night gets one;
 - through the one outbound path as a system message (email sends it with
@@ -29,7 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from loket import events
-from loket.automation.automatic import is_automatic
+from loket.automation.automatic import first_from_a_person, is_automatic
 from loket.automation.canned import render_text
 from loket.automation.models import AutoReply, AutoReplyKind
 from loket.inbox.models import (
@@ -186,7 +187,7 @@ def answer(message_id: int) -> Message | None:
         and not earlier.filter(data__auto_reply=AutoReplyKind.AWAY).exists()
     ):
         chosen = away
-    first_message = not earlier.filter(direction=Direction.INBOUND).exists()
+    first_message = first_from_a_person(message)
     if chosen is None and greeting is not None and first_message:
         chosen = greeting
     if chosen is None:

@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from loket import events, http
 from loket.automation import clock
-from loket.automation.automatic import is_automatic
+from loket.automation.automatic import first_from_a_person, is_automatic
 from loket.automation.canned import render_text
 from loket.bots import definition as flow_definition
 from loket.bots.models import BotSession, Flow, FlowTrigger, SessionState
@@ -734,15 +734,7 @@ def _flow_to_start(conversation: Conversation, message: Message) -> Flow | None:
     flows = enabled_flows(conversation.workspace_id)
     if not flows:
         return None
-    # The first message a person wrote (out-of-office mail before it does not count); more than
-    # a handful of earlier messages is no new conversation however they were sent.
-    earlier = Message.objects.filter(
-        conversation=conversation,
-        direction=Direction.INBOUND,
-        kind=MessageKind.MESSAGE,
-        pk__lt=message.pk,
-    ).only("id", "data")[:20]
-    first = all(is_automatic(m) for m in earlier) and len(earlier) < 20
+    first = first_from_a_person(message)  # out-of-office mail before it does not count
     human = Message.objects.filter(
         conversation=conversation, author_type=AuthorType.MEMBER, kind=MessageKind.MESSAGE
     ).exists()

@@ -504,7 +504,7 @@ def perform(doer: Doer, actions: list[dict]) -> list[dict]:
         try:
             if doer.automatic and item["type"] in ANSWERS:
                 raise Skipped(
-                    gettext_noop("skipped: the message it would answer is automatic (%(reason)s)"),
+                    gettext_noop("no answer to an automatic message (%(reason)s)"),
                     reason=doer.automatic,
                 )
             with transaction.atomic():
