@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django import forms as forms_module
 
 from loket.inbox.models import Channel
 from tests.workspace_settings.conftest import signed_in, url
@@ -198,3 +199,146 @@ def test_an_agents_photo_is_shown_to_visitors_next_to_their_replies(owner, works
     assert photo.status_code == 200 and photo.content == png
     agent.post("/w/acme/me/", {"remove_photo": "1"})
     assert client.get(avatar).status_code == 404
+
+
+PRECHAT_FORM = {
+    **FORM,
+    "prechat_enabled": "on",
+    "prechat_name": "on",
+    "prechat_name_required": "on",
+    "prechat_name_label": "Your name",
+    "prechat_email": "on",
+    "prechat_email_label": "",  # empty: the default label
+    "prechat_phone_label": "Phone",
+    "prechat_custom_0_label": "Order number",
+    "prechat_custom_0_name": "",  # empty: made from the question
+    "prechat_custom_0_type": "text",
+    "prechat_custom_0_required": "on",
+    "prechat_custom_1_label": "Callback number",
+    "prechat_custom_1_name": "callback",
+    "prechat_custom_1_type": "tel",
+    "prechat_custom_2_type": "text",
+}
+PRECHAT = {
+    "enabled": True,
+    "fields": [
+        {"name": "name", "label": "Your name", "type": "text", "required": True},
+        {"name": "email", "label": "Email", "type": "email", "required": False},
+        {"name": "order_number", "label": "Order number", "type": "text", "required": True},
+        {"name": "callback", "label": "Callback number", "type": "tel", "required": False},
+    ],
+}
+
+
+def test_the_prechat_form_is_set_in_the_settings(owner, workspace):
+    from loket.connectors.livechat import widget
+
+    client = signed_in(owner)
+    client.post(url("channels", workspace), PRECHAT_FORM)
+    channel = Channel.objects.get(workspace=workspace, kind="livechat")
+    assert channel.settings["prechat"] == PRECHAT
+    assert widget.config(channel, "en")["prechat"] == PRECHAT  # what the visitor's widget gets
+
+    edit = url("channel-edit", workspace, channel.pk)
+    page = client.get(edit).content.decode()
+    for name in ("prechat_enabled", "prechat_name", "prechat_name_required", "prechat_email"):
+        assert re.search(rf'<input type="checkbox" name="{name}"[^>]* checked', page), name
+    for name in ("prechat_email_required", "prechat_phone", "prechat_custom_1_required"):
+        assert not re.search(rf'<input type="checkbox" name="{name}"[^>]* checked', page), name
+    for value in ("Your name", "Order number", "order_number", "Callback number", "callback"):
+        assert f'value="{value}"' in page, value
+    assert re.search(r'<option value="tel" selected>', page)  # the callback question's type
+
+    # Asking for the phone number too, and dropping the order number.
+    changed = {
+        **PRECHAT_FORM,
+        "prechat_phone": "on",
+        "prechat_custom_0_label": "",
+        "prechat_custom_0_name": "",
+    }
+    assert client.post(edit, changed).status_code == 302
+    channel.refresh_from_db()
+    assert [(f["name"], f["label"], f["type"]) for f in channel.settings["prechat"]["fields"]] == [
+        ("name", "Your name", "text"),
+        ("email", "Email", "email"),
+        ("phone", "Phone", "tel"),
+        ("callback", "Callback number", "tel"),
+    ]
+    off = {k: v for k, v in changed.items() if k != "prechat_enabled"}
+    assert client.post(edit, off).status_code == 302
+    channel.refresh_from_db()
+    assert channel.settings["prechat"]["enabled"] is False
+    assert len(channel.settings["prechat"]["fields"]) == 4  # kept for when it is switched on
+
+
+def test_a_bad_prechat_key_is_shown_at_its_row_and_nothing_typed_is_lost(owner, workspace):
+    client = signed_in(owner)
+    client.post(url("channels", workspace), PRECHAT_FORM)
+    channel = Channel.objects.get(workspace=workspace, kind="livechat")
+    before = dict(channel.settings)
+    edit = url("channel-edit", workspace, channel.pk)
+    bad = {
+        **PRECHAT_FORM,
+        "greeting": "Hello again",
+        "prechat_custom_1_name": "Call Back!",
+        "prechat_custom_2_label": "Shoe size",
+        "prechat_custom_2_name": "shoe_size",
+    }
+    response = client.post(edit, bad)
+    assert response.status_code == 400
+    page = response.content.decode()
+    # The error is under that row's key field (the connector's own check refused it) …
+    key_field = page.index('name="prechat_custom_1_name"')
+    error = page.index("cannot be a key", key_field)
+    assert error < page.index('name="prechat_custom_1_type"')
+    assert "“Call Back!” cannot be a key" in page
+    # … everything typed is still in the form, and nothing was saved.
+    for value in ("Hello again", "Call Back!", "Shoe size", "shoe_size", "Your name"):
+        assert f'value="{value}"' in page, value
+    channel.refresh_from_db()
+    assert channel.settings == before
+
+    # A question made into a bad key (a digit first) is refused the same way.
+    digit = client.post(edit, {**PRECHAT_FORM, "prechat_custom_2_label": "2nd phone"})
+    assert digit.status_code == 400
+    assert "“2nd_phone” cannot be a key" in digit.content.decode()
+
+
+def test_prechat_fields_set_through_the_api_survive_a_save_of_the_settings_page(owner, workspace):
+    """Labels of name/email/phone and custom fields beyond the page's rows are kept."""
+    from loket.connectors.registry import get_connector
+    from loket.inbox.services.channels import create_channel
+    from loket.web.workspace_settings.forms import LiveChatChannelForm
+
+    prechat = {
+        "enabled": True,
+        "fields": [
+            {"name": "email", "label": "E-mailadres", "type": "email", "required": True},
+            *(
+                {"name": f"q{n}", "label": f"Question {n}", "type": "text", "required": n == 4}
+                for n in range(1, 6)
+            ),
+        ],
+    }
+    channel, _ = create_channel(
+        workspace, get_connector("livechat"), name="Website", config={"prechat": prechat}
+    )
+    form = LiveChatChannelForm(workspace, initial_config=channel.settings)
+    assert form["prechat_email_label"].value() == "E-mailadres"
+    assert form["prechat_custom_2_name"].value() == "q3"
+    # The page as it is, posted back unchanged.
+    posted = {"name": "Website"}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if name in ("team_photos", "clear_team_photos", "default_team") or value in (None, ""):
+            continue
+        if isinstance(field, forms_module.BooleanField):
+            if value:
+                posted[name] = "on"
+        else:
+            posted[name] = value
+    client = signed_in(owner)
+    response = client.post(url("channel-edit", workspace, channel.pk), posted)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    channel.refresh_from_db()
+    assert channel.settings["prechat"] == prechat

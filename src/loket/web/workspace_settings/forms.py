@@ -8,9 +8,11 @@ import re
 from django import forms
 from django.conf import settings
 from django.core.validators import RegexValidator
+from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from loket.connectors.base import InvalidConfig
 from loket.connectors.email.connector import SECRET_KEYS as EMAIL_SECRET_KEYS
 from loket.inbox.services.labels import COLOR_PATTERN, NAME_MAX_LENGTH
 from loket.tenancy import hours
@@ -531,6 +533,7 @@ class LiveChatChannelForm(ChannelForm):
         rules = list(initial.get("proactive") or [])
         self.extra_rules = rules[self.PROACTIVE_ROWS :]
         self._add_proactive_fields(rules)
+        self._add_prechat_fields(initial.get("prechat") or {})
         self.initial_texts = dict(initial.get("texts") or {})
         self._add_text_fields(self.initial_texts)
         mailboxes = Channel.objects.filter(workspace=workspace, kind="email").order_by("name")
@@ -619,8 +622,158 @@ class LiveChatChannelForm(ChannelForm):
             for index in range(self.PROACTIVE_ROWS)
         ]
 
+    PRECHAT_BUILTIN = (
+        # (key, type, label in the config when the admin gives none)
+        ("name", "text", "Name"),
+        ("email", "email", "Email"),
+        ("phone", "tel", "Phone"),
+    )
+    PRECHAT_CUSTOM_ROWS = 3
+
+    def _add_prechat_fields(self, prechat: dict) -> None:
+        """The pre-chat form (``config.prechat``): name, email and phone, each asked or not and
+        required or not, and a few custom questions (label, key, type, required). Fields set
+        through the API beyond these rows are kept as they are."""
+        fields = [f for f in prechat.get("fields") or [] if isinstance(f, dict)]
+        builtin = {key for key, _type, _label in self.PRECHAT_BUILTIN}
+        by_name = {f.get("name"): f for f in fields if f.get("name") in builtin}
+        custom = [f for f in fields if f.get("name") not in builtin]
+        self.extra_prechat = custom[self.PRECHAT_CUSTOM_ROWS :]
+        self.fields["prechat_enabled"] = forms.BooleanField(
+            label=_("Ask these questions before the chat starts"),
+            required=False,
+            initial=bool(prechat.get("enabled")),
+        )
+        asks = {
+            "name": _("Ask for the name"),
+            "email": _("Ask for the email address"),
+            "phone": _("Ask for the phone number"),
+        }
+        for key, _type, default in self.PRECHAT_BUILTIN:
+            field = by_name.get(key) or {}
+            self.fields[f"prechat_{key}"] = forms.BooleanField(
+                label=asks[key], required=False, initial=bool(field)
+            )
+            self.fields[f"prechat_{key}_required"] = forms.BooleanField(
+                label=_("Required"), required=False, initial=bool(field.get("required"))
+            )
+            self.fields[f"prechat_{key}_label"] = forms.CharField(
+                label=_("Label"),
+                max_length=100,
+                required=False,
+                initial=field.get("label") or default,
+            )
+        for index in range(self.PRECHAT_CUSTOM_ROWS):
+            field = custom[index] if index < len(custom) else {}
+            prefix = f"prechat_custom_{index}_"
+            self.fields[prefix + "label"] = forms.CharField(
+                label=_("Question"), max_length=100, required=False, initial=field.get("label")
+            )
+            self.fields[prefix + "name"] = forms.CharField(
+                label=_("Key"),
+                max_length=40,
+                required=False,
+                initial=field.get("name"),
+                help_text=_("e.g. order_number; empty: made from the question."),
+            )
+            self.fields[prefix + "type"] = forms.ChoiceField(
+                label=_("Answer"),
+                choices=[
+                    ("text", _("Text")),
+                    ("email", _("Email address")),
+                    ("tel", _("Phone number")),
+                ],
+                initial=field.get("type") or "text",
+                required=False,
+            )
+            self.fields[prefix + "required"] = forms.BooleanField(
+                label=_("Required"), required=False, initial=bool(field.get("required"))
+            )
+
+    def prechat_rows(self):
+        """(legend, fields) per row: name, email, phone, then the custom questions."""
+        legends = {"name": _("Name"), "email": _("Email address"), "phone": _("Phone number")}
+        rows = [
+            (legends[key], [self[f"prechat_{key}{name}"] for name in ("", "_required", "_label")])
+            for key, _type, _label in self.PRECHAT_BUILTIN
+        ]
+        for index in range(self.PRECHAT_CUSTOM_ROWS):
+            names = ("label", "name", "type", "required")
+            rows.append(
+                (
+                    _("Question %(number)s") % {"number": index + 1},
+                    [self[f"prechat_custom_{index}_{name}"] for name in names],
+                )
+            )
+        return rows
+
+    def _prechat_custom(self, index: int) -> dict | None:
+        """A custom question row as a config field (None when empty); an empty key is made
+        from the question."""
+        data = self.cleaned_data
+        prefix = f"prechat_custom_{index}_"
+        label = (data.get(prefix + "label") or "").strip()
+        name = (data.get(prefix + "name") or "").strip()
+        if not label and not name:
+            return None
+        if not name:
+            name = re.sub(r"[^a-z0-9]+", "_", slugify(label)).strip("_")[:40]
+        return {
+            "name": name,
+            "label": label,
+            "type": data.get(prefix + "type") or "text",
+            "required": bool(data.get(prefix + "required")),
+        }
+
+    def _prechat_config(self) -> dict:
+        data = self.cleaned_data
+        fields = [
+            {
+                "name": key,
+                "label": (data.get(f"prechat_{key}_label") or "").strip() or default,
+                "type": kind,
+                "required": bool(data.get(f"prechat_{key}_required")),
+            }
+            for key, kind, default in self.PRECHAT_BUILTIN
+            if data.get(f"prechat_{key}")
+        ]
+        for index in range(self.PRECHAT_CUSTOM_ROWS):
+            field = self._prechat_custom(index)
+            if field is not None:
+                fields.append(field)
+        return {"enabled": bool(data.get("prechat_enabled")), "fields": fields + self.extra_prechat}
+
+    def clean(self):
+        """The pre-chat questions go through the connector's own check (the one the API
+        uses); a bad row's error is shown at its key, anything else above the form."""
+        from loket.connectors.livechat.connector import _prechat as check_prechat
+
+        data = super().clean()
+        for index in range(self.PRECHAT_CUSTOM_ROWS):
+            field = self._prechat_custom(index)
+            if field is None:
+                continue
+            try:
+                check_prechat({"fields": [field]})
+            except InvalidConfig:
+                self.add_error(
+                    f"prechat_custom_{index}_name",
+                    _(
+                        "“%(key)s” cannot be a key: use lowercase letters, digits and “_”, "
+                        "starting with a letter, e.g. order_number."
+                    )
+                    % {"key": field["name"]},
+                )
+        if not any(name.startswith("prechat_") for name in self.errors):
+            try:
+                check_prechat(self._prechat_config())
+            except InvalidConfig as exc:
+                self.add_error(None, str(exc))
+        return data
+
     def config(self) -> dict:
         config = {key: self.cleaned_data[key] for key in self.KEYS}
+        config["prechat"] = self._prechat_config()
         rules = []
         for index in range(self.PROACTIVE_ROWS):
 
