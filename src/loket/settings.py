@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "loket.automation",
     "loket.bots",
     "loket.knowledge",
+    "loket.reports",
     "loket.connectors",
     "loket.connectors.livechat",
     "loket.realtime",

@@ -1,0 +1,102 @@
+"""What reports read: each conversation's facts (``ReportFact``, made from its timeline by
+``loket.reports.metrics``) and their sums per day (``DailyRollup``) and per hour
+(``HourlyVolume``), kept current by ``loket.reports.rollups``. A report never scans messages or
+conversations; a number's drill-down reads the facts behind it."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from loket.tenancy.models import workspace_key_covered_by_indexes
+
+
+class FactKind(models.TextChoices):
+    CREATED = "created"
+    FIRST_RESPONSE = "first_response"
+    NEXT_RESPONSE = "next_response"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+
+
+class ReportFact(models.Model):
+    """One counted thing of one conversation, on the workspace-local day (and hour) it
+    happened. Made anew whenever the conversation's timeline changes, so late and out-of-order
+    messages correct it. ``member_id``: who responded (responses) or the assignee (the rest);
+    ids without foreign keys, so a deleted member's or team's figures stay."""
+
+    workspace = workspace_key_covered_by_indexes()
+    conversation = models.ForeignKey(
+        "inbox.Conversation", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    kind = models.CharField(max_length=16, choices=FactKind.choices)
+    at = models.DateTimeField()
+    day = models.DateField()
+    hour = models.PositiveSmallIntegerField()
+    channel_id = models.BigIntegerField(null=True)
+    team_id = models.BigIntegerField(null=True)
+    member_id = models.BigIntegerField(null=True)
+    priority = models.PositiveSmallIntegerField(default=0)
+    seconds = models.FloatField(null=True)
+    business_seconds = models.FloatField(null=True)
+    responses = models.PositiveIntegerField(null=True)  # resolved: responses in the stretch
+    by_bot = models.BooleanField(default=False)  # resolved by the bot
+    handoff = models.BooleanField(default=False)  # resolved after a bot handed over
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "day", "kind"], name="report_fact_ws_day"),
+            models.Index(fields=["conversation"], name="report_fact_conversation"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of conversation {self.conversation_id} on {self.day}"
+
+
+class DailyRollup(models.Model):
+    """The facts of one workspace-local day summed per channel, team, member and priority."""
+
+    workspace = workspace_key_covered_by_indexes()
+    day = models.DateField()
+    channel_id = models.BigIntegerField(null=True)
+    team_id = models.BigIntegerField(null=True)
+    member_id = models.BigIntegerField(null=True)
+    priority = models.PositiveSmallIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    resolved = models.PositiveIntegerField(default=0)
+    reopened = models.PositiveIntegerField(default=0)
+    bot_resolved = models.PositiveIntegerField(default=0)
+    handoffs = models.PositiveIntegerField(default=0)
+    resolution_responses = models.PositiveIntegerField(
+        default=0
+    )  # replies per resolution: / resolved
+    resolution_seconds = models.FloatField(default=0)
+    resolution_business_seconds = models.FloatField(default=0)
+    first_responses = models.PositiveIntegerField(default=0)
+    first_response_seconds = models.FloatField(default=0)
+    first_response_business_seconds = models.FloatField(default=0)
+    next_responses = models.PositiveIntegerField(default=0)
+    next_response_seconds = models.FloatField(default=0)
+    next_response_business_seconds = models.FloatField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "day"], name="report_daily_ws_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} of workspace {self.workspace_id}"
+
+
+class HourlyVolume(models.Model):
+    """Conversations that came in (new or reopened) per workspace-local day and hour."""
+
+    workspace = workspace_key_covered_by_indexes()
+    day = models.DateField()
+    hour = models.PositiveSmallIntegerField()
+    channel_id = models.BigIntegerField(null=True)
+    team_id = models.BigIntegerField(null=True)
+    conversations = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "day"], name="report_hourly_ws_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.hour}h of workspace {self.workspace_id}"

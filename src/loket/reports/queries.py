@@ -1,0 +1,205 @@
+"""Reading the reports: sums of ``DailyRollup`` / ``HourlyVolume`` over a range of
+workspace-local days, filtered by channel, team, member and priority, and the figures derived
+from them (averages, shares) by the definitions of ``loket.reports.metrics``. Every query reads
+the rollups only (one row per day and combination of dimensions), never conversations; the
+drill-down (``conversations_behind``) reads the facts of the range."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Sum
+from django.db.models.functions import ExtractIsoWeekDay
+
+from loket.inbox.models import Conversation
+from loket.reports.models import DailyRollup, FactKind, HourlyVolume, ReportFact
+
+COUNTS = (
+    "created",
+    "resolved",
+    "reopened",
+    "bot_resolved",
+    "handoffs",
+    "resolution_responses",
+    "first_responses",
+    "next_responses",
+)
+SECONDS = (
+    "resolution_seconds",
+    "resolution_business_seconds",
+    "first_response_seconds",
+    "first_response_business_seconds",
+    "next_response_seconds",
+    "next_response_business_seconds",
+)
+FIELDS = COUNTS + SECONDS
+DIMENSIONS = ("channel_id", "team_id", "member_id", "priority")
+
+
+@dataclass(frozen=True)
+class Filters:
+    channel_id: int | None = None
+    team_id: int | None = None
+    member_id: int | None = None
+    priority: int | None = None
+
+    def of(self) -> dict:
+        return {name: getattr(self, name) for name in DIMENSIONS if getattr(self, name) is not None}
+
+
+def _rows(workspace_id: int, start: dt.date, end: dt.date, filters: Filters):
+    """Rollup rows of the days ``start`` to ``end`` (both included)."""
+    return DailyRollup.objects.filter(
+        workspace_id=workspace_id, day__gte=start, day__lte=end, **filters.of()
+    )
+
+
+def _sums(values: dict) -> dict:
+    return {name: values.get(name) or 0 for name in FIELDS}
+
+
+def derived(sums: dict) -> dict:
+    """The figures a report shows, from summed rollups: counts as they are, averages in seconds
+    (None without a sample), shares of resolutions (0..1, None without one)."""
+
+    def average(total: str, count: str) -> float | None:
+        return sums[total] / sums[count] if sums[count] else None
+
+    resolved = sums["resolved"]
+    return {
+        "created": sums["created"],
+        "resolved": resolved,
+        "reopened": sums["reopened"],
+        "first_response_seconds": average("first_response_seconds", "first_responses"),
+        "first_response_business_seconds": average(
+            "first_response_business_seconds", "first_responses"
+        ),
+        "next_response_seconds": average("next_response_seconds", "next_responses"),
+        "next_response_business_seconds": average(
+            "next_response_business_seconds", "next_responses"
+        ),
+        "resolution_seconds": average("resolution_seconds", "resolved"),
+        "resolution_business_seconds": average("resolution_business_seconds", "resolved"),
+        "replies_per_resolution": average("resolution_responses", "resolved"),
+        "bot_resolved_share": sums["bot_resolved"] / resolved if resolved else None,
+        "handoff_share": sums["handoffs"] / resolved if resolved else None,
+        "first_responses": sums["first_responses"],
+        "next_responses": sums["next_responses"],
+    }
+
+
+def totals(workspace_id: int, start: dt.date, end: dt.date, filters: Filters = Filters()) -> dict:
+    """The range's figures (``derived``)."""
+    found = _rows(workspace_id, start, end, filters).aggregate(
+        **{name: Sum(name) for name in FIELDS}
+    )
+    return derived(_sums(found))
+
+
+def compare(workspace_id: int, start: dt.date, end: dt.date, filters: Filters = Filters()):
+    """The range's figures and those of the same number of days just before it."""
+    length = (end - start).days + 1
+    before_end = start - dt.timedelta(days=1)
+    before_start = before_end - dt.timedelta(days=length - 1)
+    return (
+        totals(workspace_id, start, end, filters),
+        totals(workspace_id, before_start, before_end, filters),
+        (before_start, before_end),
+    )
+
+
+def series(
+    workspace_id: int, start: dt.date, end: dt.date, filters: Filters = Filters(), by: str = "day"
+) -> list[tuple[dt.date, dict]]:
+    """The figures per day (or per ISO week, by its Monday) of the range, every day (week)
+    present, empty ones with zero counts."""
+    per_day = {
+        row["day"]: _sums(row)
+        for row in _rows(workspace_id, start, end, filters)
+        .values("day")
+        .annotate(**{name: Sum(name) for name in FIELDS})
+        .order_by()
+    }
+    buckets: dict[dt.date, dict] = {}
+    day = start
+    while day <= end:
+        key = day - dt.timedelta(days=day.weekday()) if by == "week" else day
+        bucket = buckets.setdefault(key, dict.fromkeys(FIELDS, 0))
+        for name, value in per_day.get(day, {}).items():
+            bucket[name] += value
+        day += dt.timedelta(days=1)
+    return [(key, derived(sums)) for key, sums in buckets.items()]
+
+
+def by_dimension(
+    workspace_id: int,
+    start: dt.date,
+    end: dt.date,
+    dimension: str,
+    filters: Filters = Filters(),
+) -> dict:
+    """The range's figures per channel, team, member or priority: ``{id: derived}``."""
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"unknown dimension {dimension!r}")
+    return {
+        row[dimension]: derived(_sums(row))
+        for row in _rows(workspace_id, start, end, filters)
+        .values(dimension)
+        .annotate(**{name: Sum(name) for name in FIELDS})
+        .order_by()
+    }
+
+
+def heatmap(
+    workspace_id: int, start: dt.date, end: dt.date, filters: Filters = Filters()
+) -> list[list[int]]:
+    """Conversations that came in (new or reopened) per weekday (Monday first) and local hour:
+    7 rows of 24."""
+    grid = [[0] * 24 for _ in range(7)]
+    wanted = {k: v for k, v in filters.of().items() if k in ("channel_id", "team_id")}
+    rows = (
+        HourlyVolume.objects.filter(
+            workspace_id=workspace_id, day__gte=start, day__lte=end, **wanted
+        )
+        .annotate(weekday=ExtractIsoWeekDay("day"))
+        .values("weekday", "hour")
+        .annotate(n=Sum("conversations"))
+        .order_by()
+    )
+    for row in rows:
+        grid[row["weekday"] - 1][row["hour"]] += row["n"]
+    return grid
+
+
+_BEHIND = {
+    "created": {"kind": FactKind.CREATED},
+    "resolved": {"kind": FactKind.RESOLVED},
+    "reopened": {"kind": FactKind.REOPENED},
+    "bot_resolved": {"kind": FactKind.RESOLVED, "by_bot": True},
+    "handoffs": {"kind": FactKind.RESOLVED, "handoff": True},
+    "first_responses": {"kind": FactKind.FIRST_RESPONSE},
+    "next_responses": {"kind": FactKind.NEXT_RESPONSE},
+}
+
+
+def conversations_behind(
+    workspace_id: int,
+    start: dt.date,
+    end: dt.date,
+    figure: str,
+    filters: Filters = Filters(),
+):
+    """The conversations a figure counts (latest activity first), for the drill-down."""
+    if figure not in _BEHIND:
+        raise ValueError(f"unknown figure {figure!r}")
+    facts = ReportFact.objects.filter(
+        workspace_id=workspace_id,
+        day__gte=start,
+        day__lte=end,
+        **_BEHIND[figure],
+        **filters.of(),
+    )
+    return Conversation.objects.filter(
+        workspace_id=workspace_id, pk__in=facts.values("conversation_id")
+    ).order_by("-last_message_at", "-pk")
