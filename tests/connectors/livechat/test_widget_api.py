@@ -6,10 +6,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
+from types import SimpleNamespace
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from loket.connectors.livechat import widget
 from loket.connectors.registry import get_connector
 from loket.inbox.models import (
     Contact,
@@ -21,6 +25,7 @@ from loket.inbox.models import (
 )
 from loket.inbox.services import outbound
 from loket.inbox.services.channels import create_channel
+from loket.inbox.services.contacts import merge_contacts
 
 pytestmark = pytest.mark.django_db
 
@@ -243,3 +248,231 @@ def test_an_agent_opening_the_chat_marks_the_visitors_messages_seen(chat, owner)
     assert client.get(f"/w/acme/inbox/{conversation.number}/pane/").status_code == 200
     history = start(chat, token=token)["messages"]
     assert history[0]["status"] == "read"
+
+
+def _pane(owner, conversation) -> str:
+    client = Client()
+    client.force_login(owner.user)
+    return client.get(f"/w/acme/inbox/{conversation.number}/pane/").content.decode()
+
+
+def _contact_of(chat, token: str) -> Contact | None:
+    key = widget.visitor_from_token(chat, token).key
+    identity = ContactIdentity.objects.filter(channel=chat, external_id=key).first()
+    return Contact.objects.get(pk=identity.contact_id) if identity else None
+
+
+def test_custom_pre_chat_answers_reach_the_contact_and_the_agents_sidebar(chat, owner):
+    token = start(chat)["token"]
+    answered = api(
+        chat,
+        "prechat",
+        {
+            "token": token,
+            "name": "Ann",
+            "email": "ann@example.com",
+            # Only the channel's own custom fields become attributes: not a field the form
+            # does not have, nor a standard field slipped in among the custom ones.
+            "fields": {"order": "  NL123  ", "coupon": "FREE", "email": "mallory@example.com"},
+        },
+    )
+    assert answered.status_code == 200, answered.content
+    token = answered.json()["token"]
+    contact = _contact_of(chat, token)  # on the contact at once, before any message
+    assert contact.attributes == {"order": "NL123"}
+    assert contact.email == "ann@example.com"
+
+    shown = say(chat, token, "Where is my order?", "c-1").json()["message"]
+    conversation = Conversation.objects.get(pk=Message.objects.get(pk=shown["id"]).conversation_id)
+    pane = _pane(owner, conversation)
+    assert "<dt>order</dt><dd>NL123</dd>" in pane
+
+    # A later answer replaces the earlier one, cut to the attribute's size.
+    again = api(chat, "prechat", {"token": token, "name": "Ann", "email": "ann@example.com",
+                                  "fields": {"order": "N" * 700}})  # fmt: skip
+    assert again.status_code == 200
+    contact.refresh_from_db()
+    assert contact.attributes == {"order": "N" * widget.ATTRIBUTE_TEXT_MAX}
+
+
+def test_set_attributes_are_stored_on_the_contact_within_bounds(chat, owner):
+    first = start(
+        chat,
+        attributes={
+            "plan": " gold ",
+            "seats": 5,
+            "trial": True,
+            "ratio": 1.5,
+            "empty": "",
+            "long": "y" * 600,
+            "bad key": "x",  # not a key: a space
+            "_private": "x",  # must start with a letter
+            "k" * 41: "x",  # too long a key
+            "nested": {"a": 1},  # only text, numbers and true/false
+            "list": [1, 2],
+            "nothing": None,
+            "huge": 2**60,
+        },
+    )
+    token = first["token"]
+    # A page view creates no contact: the attributes wait for the first message.
+    assert _contact_of(chat, token) is None
+    shown = say(chat, token, "Hello", "c-1").json()["message"]
+    contact = _contact_of(chat, token)
+    assert contact.attributes == {
+        "plan": "gold",
+        "seats": 5,
+        "trial": True,
+        "ratio": 1.5,
+        "empty": "",
+        "long": "y" * widget.ATTRIBUTE_TEXT_MAX,
+    }
+    # Once there is a contact, a session call's attributes are stored at once; the latest
+    # value wins on an anonymous visitor's contact.
+    start(chat, token=token, attributes={"plan": "platinum", "cart": 49.95})
+    contact.refresh_from_db()
+    assert contact.attributes["plan"] == "platinum" and contact.attributes["cart"] == 49.95
+    conversation = Conversation.objects.get(pk=Message.objects.get(pk=shown["id"]).conversation_id)
+    pane = _pane(owner, conversation)
+    assert "<dt>plan</dt><dd>platinum</dd>" in pane and "<dt>cart</dt><dd>49.95</dd>" in pane
+
+    # At most 20 keys per call, and new keys only while the contact has fewer than 50.
+    many = start(chat, token=token, attributes={f"a{n:02}": n for n in range(30)})
+    assert many["token"]
+    contact.refresh_from_db()
+    assert sorted(k for k in contact.attributes if k.startswith("a")) == [
+        f"a{n:02}" for n in range(20)
+    ]
+    for batch in range(3):
+        start(chat, token=token, attributes={f"b{batch}{n:02}": n for n in range(20)})
+    contact.refresh_from_db()
+    assert len(contact.attributes) == widget.ATTRIBUTES_PER_CONTACT
+    start(chat, token=token, attributes={"plan": "silver", "brand_new": 1})
+    contact.refresh_from_db()
+    assert contact.attributes["plan"] == "silver" and "brand_new" not in contact.attributes
+
+    # Attributes that are no dict at all, or NaN, never fail the session.
+    assert api(chat, "session", {"token": token, "attributes": ["x"]}).status_code == 200
+    body = '{"token": "TOKEN", "attributes": {"n": NaN, "i": Infinity}}'.replace("TOKEN", token)
+    response = Client().post(
+        f"/widget/{chat.uuid}/api/session", body, content_type="application/json"
+    )
+    assert response.status_code == 200
+    contact.refresh_from_db()
+    assert "n" not in contact.attributes and "i" not in contact.attributes
+
+
+def test_a_verified_sessions_attributes_win_over_an_unverified_ones(chat, owner):
+    signature = hmac.new(chat.shown_secret.encode(), b"42", hashlib.sha256).hexdigest()
+    user = {"id": "42", "name": "Ann", "email": "ann@example.com", "hmac": signature}
+    signed_in = start(chat, user=user, attributes={"plan": "gold"})
+    say(chat, signed_in["token"], "Account question", "c-1")
+    ann = _contact_of(chat, signed_in["token"])
+    assert ann.attributes == {"plan": "gold"}
+
+    # Ann also chatted anonymously, and an agent merged that visitor into her contact.
+    anonymous = start(chat)["token"]
+    say(chat, anonymous, "Hi", "c-2")
+    merge_contacts(_contact_of(chat, anonymous), ann, actor=owner)
+    assert _contact_of(chat, anonymous).pk == ann.pk
+
+    # The unsigned page may add a key, but never change what the signed-in session set.
+    start(chat, token=anonymous, attributes={"plan": "free", "color": "red"})
+    ann.refresh_from_db()
+    assert ann.attributes == {"plan": "gold", "color": "red"}
+    # A pre-chat answer from the unsigned page is held to the same rule.
+    chat.settings = {**chat.settings, "prechat": {**chat.settings["prechat"], "fields": [
+        {"name": "plan", "label": "Plan", "type": "text", "required": False}]}}  # fmt: skip
+    chat.save()
+    assert api(chat, "prechat", {"token": anonymous, "fields": {"plan": "free"}}).status_code == 200
+    ann.refresh_from_db()
+    assert ann.attributes["plan"] == "gold"
+    # The verified session changes it, also what the unsigned page added.
+    changed = {"plan": "platinum", "color": "blue"}
+    start(chat, user=user, token=signed_in["token"], attributes=changed)
+    ann.refresh_from_db()
+    assert ann.attributes == {"plan": "platinum", "color": "blue"}
+
+
+def test_the_api_refuses_browsers_on_other_websites(chat, settings):
+    settings.LOKET_PUBLIC_URL = "https://support.loket.example"
+    token = start(chat)["token"]
+
+    def session(**headers):
+        return api(chat, "session", {"token": token}, **headers)
+
+    refused = session(Origin="https://evil.example")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "origin_not_allowed"
+    assert session(Origin="https://www.shop.example.evil.example").status_code == 403
+    assert session(Origin="http://www.shop.example").status_code == 403  # another scheme
+    assert session(Origin="https://support.loket.example").status_code == 200  # the frame's
+    assert session(Origin="http://testserver").status_code == 200  # same origin as the request
+    assert session(Origin="https://www.shop.example").status_code == 200  # an allowed website
+    assert session().status_code == 200  # no browser
+
+    # Nothing a foreign page sends is stored.
+    sent = api(chat, "messages", {"token": token, "client_id": "c-1", "text": "spam"},
+               Origin="https://evil.example")  # fmt: skip
+    assert sent.status_code == 403 and not Message.objects.filter(channel=chat).exists()
+    polled = api(chat, "messages", method="get", Origin="https://evil.example",
+                 **{"X-Loket-Visitor": token})  # fmt: skip
+    assert polled.status_code == 403
+    upload = Client().post(
+        f"/widget/{chat.uuid}/api/files",
+        {"token": token, "client_id": "f-1", "file": SimpleUploadedFile("a.txt", b"hi")},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert upload.status_code == 403
+
+    # "Origin: null" (what the frame's own POSTs may say, and a sandboxed page elsewhere):
+    # only what no other site can send without a CORS preflight passes.
+    url = f"/widget/{chat.uuid}/api/messages"
+    body = json.dumps({"token": token, "client_id": "c-2", "text": "hi"})
+    null = {"Origin": "null"}
+    plain = Client().post(url, body, content_type="text/plain", headers=null)
+    assert plain.status_code == 403
+    form = Client().post(
+        f"/widget/{chat.uuid}/api/files",
+        {"token": token, "client_id": "f-2", "file": SimpleUploadedFile("a.txt", b"hi")},
+        headers=null,
+    )
+    assert form.status_code == 403
+    assert not Message.objects.filter(channel=chat).exists()
+    as_json = Client().post(url, body, content_type="application/json", headers=null)
+    assert as_json.status_code == 201
+    with_header = Client().post(
+        url,
+        json.dumps({"token": token, "client_id": "c-3", "text": "hi"}),
+        content_type="text/plain",
+        headers={**null, "X-Loket-Visitor": token},
+    )
+    assert with_header.status_code == 201
+
+    # An empty allow-list lets any site embed the frame, not talk to the API itself.
+    chat.settings = {**chat.settings, "allowed_origins": []}
+    chat.save()
+    assert session(Origin="https://www.shop.example").status_code == 403
+    assert session(Origin="https://support.loket.example").status_code == 200
+
+
+def test_messages_are_rate_limited_per_ip(chat, settings, monkeypatch):
+    settings.LOKET_WIDGET_MESSAGES_PER_MINUTE_PER_IP = 3
+    frozen = time.time()  # one rate window, however long the test takes
+    monkeypatch.setattr(widget, "time", SimpleNamespace(time=lambda: frozen))
+
+    def say_from(ip: str, n: int):
+        token = start(chat)["token"]  # a new visitor each time: only the address is the same
+        return Client(REMOTE_ADDR=ip).post(
+            f"/widget/{chat.uuid}/api/messages",
+            json.dumps({"token": token, "client_id": f"c-{n}", "text": f"hello {n}"}),
+            content_type="application/json",
+        )
+
+    codes = [say_from("203.0.113.7", n).status_code for n in range(3)]
+    assert codes == [201, 201, 201]
+    limited = say_from("203.0.113.7", 3)
+    assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
+    assert int(limited["Retry-After"]) > 0
+    assert say_from("203.0.113.8", 4).status_code == 201  # another address is not limited
+    assert Message.objects.filter(channel=chat).count() == 4

@@ -87,12 +87,27 @@ def verify_identity(channel: Channel, user_id: str, given: str) -> bool:
     return hmac.compare_digest(identity_hmac(channel, user_id), given.strip().lower())
 
 
-def origin_allowed(channel: Channel, origin: str) -> bool:
-    """An empty allow-list allows any site (the admin is told so); else an exact match."""
-    allowed = channel.settings.get("allowed_origins") or []
-    if not allowed:
+def own_origin() -> str:
+    """Loket's public origin: where the loader points the frame, so the widget's requests and
+    socket come from it."""
+    parts = urlsplit(settings.LOKET_PUBLIC_URL.strip().lower())
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def origin_allowed(channel: Channel, origin: str, host: str = "") -> bool:
+    """Whether a browser page at ``origin`` (an ``Origin`` header) may use this channel's
+    widget API and socket: Loket's own origin (``LOKET_PUBLIC_URL``, or ``host``: the host the
+    request itself was sent to, i.e. a same-origin request) or one of the channel's allowed
+    websites. Anything else, ``null`` included, is not. An empty allow-list admits no other
+    site: any site may then embed the frame (``frame-ancestors *``), but only the frame, on
+    Loket's origin, talks to Loket."""
+    parts = urlsplit(origin.strip().lower())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        return False
+    normal = f"{parts.scheme}://{parts.netloc}"
+    if normal == own_origin() or (host and parts.netloc == host.strip().lower()):
         return True
-    return origin.rstrip("/").lower() in allowed
+    return normal in (channel.settings.get("allowed_origins") or [])
 
 
 def _origin(value: str) -> str:

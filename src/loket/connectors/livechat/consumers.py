@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from loket.connectors.livechat import continuity, delivery, widget
-from loket.connectors.livechat.connector import visitor_group
+from loket.connectors.livechat.connector import origin_allowed, visitor_group
 from loket.connectors.livechat.widget import WidgetError
 from loket.inbox.models import Channel, Conversation, ConversationStatus
 from loket.realtime.consumers import header
@@ -19,6 +19,7 @@ from loket.realtime.publish import agents_group
 
 MAX_FRAME = 16 * 1024
 CLOSE_BAD_FRAME, CLOSE_BAD_TOKEN, CLOSE_NO_CHANNEL, CLOSE_RATE = 4400, 4401, 4404, 4429
+CLOSE_ORIGIN = 4403
 
 
 @database_sync_to_async
@@ -57,6 +58,13 @@ class WidgetConsumer(AsyncWebsocketConsumer):
         await self.accept()
         if channel is None:
             await self.close(code=CLOSE_NO_CHANNEL)
+            return
+        # Browsers open a socket from any page (no CORS for websockets) and always say which
+        # page in Origin: only the frame (Loket's own origin) and the allowed websites may.
+        # Without Origin it is no browser, which could say anything anyway.
+        origin = header(self.scope, b"origin")
+        if origin and not origin_allowed(channel, origin, header(self.scope, b"host")):
+            await self.close(code=CLOSE_ORIGIN)
             return
         if found is None:
             await self.close(code=CLOSE_BAD_TOKEN)

@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from loket.connectors.livechat import delivery, widget
+from loket.connectors.livechat.connector import origin_allowed
 from loket.connectors.livechat.widget import WidgetError
 from loket.inbox.models import Channel, Conversation
 from loket.tenancy import hours
@@ -72,12 +73,36 @@ def _ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
+def _check_origin(request, channel: Channel) -> None:
+    """Only the frame (served from Loket's own origin) and the channel's allowed websites may
+    drive the API from a browser: a request whose ``Origin`` names another site gets 403.
+    Without ``Origin`` (not a browser, or a same-origin GET) nothing is checked. ``Origin: null``
+    is what the frame's own POSTs may say (it is served with ``Referrer-Policy: no-referrer``),
+    but also what a sandboxed or no-referrer page elsewhere sends; such a request passes only
+    when no other site could send it without a CORS preflight (which Loket never answers):
+    JSON as ``application/json``, or the ``X-Loket-Visitor`` header."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    if origin.strip().lower() == "null":
+        if (
+            request.method in ("GET", "HEAD")
+            or request.content_type == "application/json"
+            or "X-Loket-Visitor" in request.headers
+        ):
+            return
+    elif origin_allowed(channel, origin, request.get_host()):
+        return
+    raise WidgetError(403, "origin_not_allowed", "origin not allowed")
+
+
 def _api(view):
-    """JSON errors for WidgetError; never cached; no cookies set."""
+    """JSON errors for WidgetError; the origin checked; never cached; no cookies set."""
 
     def wrapper(request, channel_uuid: str, *args, **kwargs):
         channel = _channel(channel_uuid)
         try:
+            _check_origin(request, channel)
             response = view(request, channel, *args, **kwargs)
         except WidgetError as exc:
             response = _error(exc)
@@ -131,6 +156,7 @@ def session(request, channel: Channel):
     token, visitor = widget.start_session(
         channel, token=str(data.get("token") or ""), user=user, language=language
     )
+    widget.set_attributes(channel, visitor, data.get("attributes"))
     return JsonResponse(
         {
             "token": token,
@@ -182,10 +208,14 @@ def messages(request, channel: Channel):
     except ValueError:
         raise WidgetError(400, "invalid", "after and wait must be numbers") from None
     deadline = time.monotonic() + wait
+    # The rating prompt as the session call gives it; a change (the chat was resolved, rated or
+    # reopened) ends the wait like a message does, so a long-polling widget learns of it too.
+    prompt = delivery.rating_prompt(channel, visitor.key)
     while True:  # long-poll: the websocket's fallback through proxies that block it
         found = delivery.history(channel, visitor.key, after=after)
-        if found or time.monotonic() >= deadline:
-            return JsonResponse({"messages": found, "typing": None})
+        now = delivery.rating_prompt(channel, visitor.key)
+        if found or now != prompt or time.monotonic() >= deadline:
+            return JsonResponse({"messages": found, "typing": None, "csat": now})
         time.sleep(1.0)
 
 

@@ -1,11 +1,13 @@
 """What the widget endpoints and the widget websocket do, in one place: start or resume a
 visitor's session, take a message (through the journal, the one ingest path), the pre-chat
-form, read receipts, and abuse limits."""
+form, custom attributes, read receipts, and abuse limits."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -234,6 +236,116 @@ def start_session(
     return issue_token(channel, visitor.key, visitor.profile), visitor
 
 
+# Custom attributes: the host page's (Loket.setAttributes) and the pre-chat form's own fields
+# end up in the contact's attributes, which agents see in the conversation's sidebar.
+ATTRIBUTES_PER_CALL = 20  # keys taken from one session call; more are left out
+ATTRIBUTES_PER_CONTACT = 50  # a new key is only added while the contact has fewer
+ATTRIBUTE_TEXT_MAX = 500
+ATTRIBUTE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,39}")
+# Until the visitor has a contact (their first message or the pre-chat form), the host page's
+# attributes wait in the cache this long; a session alone creates no contact.
+PENDING_ATTRIBUTES_SECONDS = 24 * 3600
+_SAFE_NUMBER = 2**53  # what JavaScript holds exactly
+
+
+def clean_attributes(values) -> dict:
+    """What may be stored of the host page's attributes: up to ``ATTRIBUTES_PER_CALL`` keys
+    like ``plan`` or ``order-id`` (a letter, then letters, digits, ``_`` or ``-``; 40 at most),
+    each text (cut to ``ATTRIBUTE_TEXT_MAX`` characters), a finite number or true/false.
+    Anything else is left out, never an error: no attribute may keep the chat from starting."""
+    if not isinstance(values, dict):
+        return {}
+    out: dict = {}
+    for key, value in values.items():
+        if len(out) >= ATTRIBUTES_PER_CALL:
+            break
+        if not isinstance(key, str) or not ATTRIBUTE_KEY.fullmatch(key):
+            continue
+        if isinstance(value, bool):
+            out[key] = value
+        elif isinstance(value, int | float):
+            if math.isfinite(value) and abs(value) <= _SAFE_NUMBER:
+                out[key] = value
+        elif isinstance(value, str):
+            out[key] = value.strip()[:ATTRIBUTE_TEXT_MAX]
+    return out
+
+
+def _contact_of(channel: Channel, visitor: Visitor):
+    from loket.inbox.models import ContactIdentity
+
+    identity = (
+        ContactIdentity.objects.filter(channel=channel, external_id=visitor.key)
+        .select_related("contact")
+        .first()
+    )
+    return identity.contact if identity else None
+
+
+def _pending_key(channel: Channel, visitor: Visitor) -> str:
+    digest = hashlib.sha256(visitor.key.encode()).hexdigest()[:32]
+    return f"loket:lc-attributes:{channel.pk}:{digest}"
+
+
+def _store_attributes(contact, visitor: Visitor, values: dict) -> None:
+    """Merge ``values`` into the contact's attributes. A verified (HMAC) session's values always
+    win. An unverified session may change the attributes of a contact without a verified
+    identity (the latest value wins), but on a contact that belongs to a verified user (e.g. an
+    anonymous visitor an agent merged into them) it may only add keys the contact lacks: what
+    the host site said about its signed-in user is never overwritten by an unsigned page."""
+    from loket.inbox.models import ContactIdentity
+
+    if not values:
+        return
+    keep = (
+        not visitor.verified
+        and ContactIdentity.objects.filter(
+            contact_id=contact.pk, channel__kind="livechat", external_id__startswith="user:"
+        ).exists()
+    )
+    contacts.update_contact(
+        contact,
+        actor=None,
+        merge_attributes=values,
+        keep_existing=keep,
+        max_attributes=ATTRIBUTES_PER_CONTACT,
+    )
+
+
+def set_attributes(channel: Channel, visitor: Visitor, values) -> None:
+    """The host page's ``Loket.setAttributes(...)``, sent with a session call: on the visitor's
+    contact at once when they have one, else kept until their first message or pre-chat form
+    (a page view alone creates no contact)."""
+    cleaned = clean_attributes(values)
+    key = _pending_key(channel, visitor)
+    pending = cache.get(key) or {}
+    if not cleaned and not pending:
+        return
+    contact = _contact_of(channel, visitor)
+    if contact is None:
+        for name, value in cleaned.items():
+            if name in pending or len(pending) < ATTRIBUTES_PER_CONTACT:
+                pending[name] = value
+        cache.set(key, pending, PENDING_ATTRIBUTES_SECONDS)
+        return
+    if pending:
+        cache.delete(key)
+    _store_attributes(contact, visitor, {**pending, **cleaned})
+
+
+def store_pending_attributes(channel: Channel, visitor: Visitor, contact=None) -> None:
+    """Attributes the host page set before the visitor had a contact, now that they have one."""
+    key = _pending_key(channel, visitor)
+    pending = cache.get(key)
+    if not pending:
+        return
+    contact = contact or _contact_of(channel, visitor)
+    if contact is None:
+        return
+    cache.delete(key)
+    _store_attributes(contact, visitor, pending)
+
+
 def save_prechat(channel: Channel, visitor: Visitor, data: dict) -> tuple[str, Visitor]:
     fields = {f["name"]: f for f in prechat(channel).get("fields", [])}
     profile = dict(visitor.profile)
@@ -242,7 +354,11 @@ def save_prechat(channel: Channel, visitor: Visitor, data: dict) -> tuple[str, V
         if value:
             profile[name] = value[:254]
     custom = data.get("fields") if isinstance(data.get("fields"), dict) else {}
-    extra = {k: str(v).strip()[:500] for k, v in custom.items() if k in fields and v}
+    extra = {
+        k: str(v).strip()[:ATTRIBUTE_TEXT_MAX]
+        for k, v in custom.items()
+        if k in fields and k not in ("name", "email", "phone") and v
+    }
     for name, field in fields.items():
         value = profile.get(name) if name in ("name", "email", "phone") else extra.get(name)
         if field.get("required") and not value:
@@ -256,13 +372,17 @@ def save_prechat(channel: Channel, visitor: Visitor, data: dict) -> tuple[str, V
         profile["fields"] = extra
     profile["prechat_done"] = True
     # On the contact now, so messages sent over a socket opened before the form carry it too.
-    contacts.identify(
+    contact = contacts.identify(
         channel,
         visitor.key,
         name=profile.get("name", ""),
         email=profile.get("email", ""),
         phone=profile.get("phone", ""),
     )
+    # The answers to the channel's own fields become the contact's attributes (by the field's
+    # name), so agents see them; the host page's earlier attributes join them.
+    store_pending_attributes(channel, visitor, contact)
+    _store_attributes(contact, visitor, extra)
     return issue_token(channel, visitor.key, profile), Visitor(visitor.key, profile)
 
 
@@ -322,6 +442,7 @@ def post_message(
         .select_related("author_member__user")
         .first()
     )
+    store_pending_attributes(channel, visitor)  # the first message created the contact
     shown = delivery.as_widget_message(message)
     # The visitor's other tabs show it too.
     delivery.push(channel, [visitor.key], {"type": "message", "message": shown})
@@ -404,6 +525,7 @@ def post_file(
         .prefetch_related("attachments")
         .first()
     )
+    store_pending_attributes(channel, visitor)
     shown = delivery.as_widget_message(message)
     delivery.push(channel, [visitor.key], {"type": "message", "message": shown})
     return shown

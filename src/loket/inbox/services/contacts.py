@@ -104,8 +104,17 @@ def update_contact(
     phone: str = _UNSET,
     locale: str = _UNSET,
     attributes: dict[str, Any] = _UNSET,
+    merge_attributes: dict[str, Any] | None = None,
+    keep_existing: bool = False,
+    max_attributes: int | None = None,
 ) -> Contact:
-    """Apply the given changes; arguments left out stay as they are."""
+    """Apply the given changes; arguments left out stay as they are.
+
+    ``attributes`` replaces the contact's attributes; ``merge_attributes`` merges into what the
+    contact has at that moment (read under a row lock, so two writers never lose each other's
+    keys): its keys replace theirs, unless ``keep_existing`` (then only keys the contact does not
+    have yet are added), and with ``max_attributes`` a new key is added only while the contact
+    has fewer than that many."""
     check_actor(actor, contact.workspace_id)
     changes: dict[str, Any] = {}
     for name_, value in (("name", name), ("email", email), ("phone", phone), ("locale", locale)):
@@ -124,10 +133,35 @@ def update_contact(
         if not isinstance(attributes, dict) or not all(isinstance(k, str) for k in attributes):
             raise InvalidChange(_("attributes must map names to values"))
         changes["attributes"] = attributes
-    if not changes:
+    if merge_attributes is not None:
+        if attributes is not _UNSET:
+            raise TypeError("give attributes or merge_attributes, not both")
+        if not isinstance(merge_attributes, dict) or not all(
+            isinstance(k, str) for k in merge_attributes
+        ):
+            raise InvalidChange(_("attributes must map names to values"))
+    if not changes and not merge_attributes:
         return contact
     with transaction.atomic():
-        Contact.objects.filter(pk=contact.pk).update(**changes, updated_at=timezone.now())
+        if merge_attributes:
+            current = (
+                Contact.objects.select_for_update()
+                .filter(pk=contact.pk)
+                .values_list("attributes", flat=True)
+                .first()
+            )
+            merged = dict(current or {})
+            for key, value in merge_attributes.items():
+                if key in merged:
+                    if not keep_existing:
+                        merged[key] = value
+                elif max_attributes is None or len(merged) < max_attributes:
+                    merged[key] = value
+            if merged != (current or {}):
+                changes["attributes"] = merged
+            contact.attributes = merged
+        if changes:
+            Contact.objects.filter(pk=contact.pk).update(**changes, updated_at=timezone.now())
     for name_, value in changes.items():
         setattr(contact, name_, value)
     return contact
