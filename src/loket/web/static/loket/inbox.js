@@ -204,7 +204,7 @@
     const menu = document.getElementById(id);
     if (!menu) return;
     menu.open = true;
-    const first = menu.querySelector("button, input");
+    const first = menu.querySelector("button, input:not([type=hidden])");
     if (first) first.focus();
   }
   document.addEventListener("loket:shortcut", (event) => {
@@ -224,6 +224,13 @@
     const frame = button.closest("article").querySelector("iframe.msg-html");
     if (frame) frame.src += (frame.src.includes("?") ? "&" : "?") + "images=1";
     button.remove();
+  });
+  document.addEventListener("keydown", (event) => { // Escape closes an open menu, back to its button
+    if (event.key !== "Escape" || !event.target.closest) return;
+    const menu = event.target.closest(".thread-actions details[open]");
+    if (!menu) return;
+    menu.open = false;
+    menu.querySelector("summary").focus();
   });
   document.addEventListener("click", (event) => { // close an open menu when clicking elsewhere
     document.querySelectorAll(".thread-actions details[open]").forEach((menu) => {
