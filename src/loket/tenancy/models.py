@@ -150,6 +150,11 @@ class Membership(WorkspaceScoped):
         return self.role in (Role.OWNER, Role.ADMIN)
 
     @property
+    def reads_reports(self) -> bool:
+        """Supervisors, admins and owners see the reports (loket.web.reports)."""
+        return self.role in (Role.OWNER, Role.ADMIN, Role.SUPERVISOR)
+
+    @property
     def display_name(self) -> str:
         return self.user.get_full_name()
 

@@ -1,0 +1,413 @@
+"""The report pages (supervisors, admins and owners): overview, agents, busiest hours, and the
+conversations behind a number. They read loket.reports.queries (rollups, never conversations)
+over a range of the workspace's days, filtered by channel, team, agent and priority, in calendar
+or business time; each figure carries its definition and links to its conversations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET
+
+from loket.inbox.models import Channel, Priority
+from loket.reports import queries
+from loket.reports.queries import Filters
+from loket.tenancy.models import Membership, Team
+from loket.web.workspace import workspace_view, workspace_zone
+
+DEFAULT_DAYS = 30
+NONE = "\u2013"  # an en dash: no sample
+MAX_DAYS = 366
+
+# The definitions shown next to each figure (docs/reports.md, loket.reports.metrics).
+DEFINITIONS = {
+    "created": gettext_lazy("Conversations whose first message came in these days."),
+    "resolved": gettext_lazy(
+        "Resolutions these days: a conversation resolved again after reopening counts again."
+    ),
+    "reopened": gettext_lazy(
+        "Resolved conversations that became active again: the customer wrote, or a member "
+        "reopened it."
+    ),
+    "first_response": gettext_lazy(
+        "Average time from the customer's first message to the first reply by a person. Bots, "
+        "automatic replies, rules and notes are not replies. Pending and snoozed do not stop "
+        "the clock."
+    ),
+    "next_response": gettext_lazy(
+        "Average time from a customer's later message (the oldest unanswered one) to the next "
+        "reply by a person."
+    ),
+    "resolution": gettext_lazy(
+        "Average time from the start (or the reopening) to the resolution, without the time "
+        "spent pending, waiting for the customer."
+    ),
+    "replies_per_resolution": gettext_lazy(
+        "Replies by people per resolution, from the start (or the reopening) to the resolution."
+    ),
+    "bot_resolved_share": gettext_lazy(
+        "Share of resolutions where the bot wrote and no person replied."
+    ),
+    "handoff_share": gettext_lazy(
+        "Share of resolutions where the bot wrote first and a person replied after it."
+    ),
+}
+
+
+def _reader(request) -> None:
+    if not request.membership.reads_reports:
+        raise PermissionDenied(_("Reports are for supervisors, admins and owners."))
+
+
+def _date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+@dataclass
+class Selection:
+    """The range, filters and clock a report page shows, read from its query string."""
+
+    start: dt.date
+    end: dt.date
+    filters: Filters
+    business: bool
+    problems: list[str]
+
+    @classmethod
+    def of(cls, request) -> Selection:
+        today = timezone.now().astimezone(workspace_zone(request.workspace)).date()
+        problems = []
+        end = _date(request.GET.get("to")) or today
+        start = _date(request.GET.get("from")) or end - dt.timedelta(days=DEFAULT_DAYS - 1)
+        if start > end:
+            problems.append(_("The range starts after it ends; showing the last 30 days."))
+            end, start = today, today - dt.timedelta(days=DEFAULT_DAYS - 1)
+        if (end - start).days + 1 > MAX_DAYS:
+            problems.append(_("At most a year at a time; showing the year up to the end date."))
+            start = end - dt.timedelta(days=MAX_DAYS - 1)
+        workspace_id = request.workspace.pk
+        # Only this workspace's ids count; another's is ignored as if not given.
+        channel = _int(request.GET.get("channel"))
+        team = _int(request.GET.get("team"))
+        member = _int(request.GET.get("agent"))
+        if channel and not Channel.objects.filter(workspace_id=workspace_id, pk=channel).exists():
+            channel = None
+        if team and not Team.objects.filter(workspace_id=workspace_id, pk=team).exists():
+            team = None
+        if member and not Membership.objects.filter(workspace_id=workspace_id, pk=member).exists():
+            member = None
+        priority = _int(request.GET.get("priority"))
+        if priority not in Priority.values:
+            priority = None
+        return cls(
+            start,
+            end,
+            Filters(channel_id=channel, team_id=team, member_id=member, priority=priority),
+            request.GET.get("clock") == "business",
+            problems,
+        )
+
+    def query(self, **extra) -> str:
+        values = {
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "channel": self.filters.channel_id or "",
+            "team": self.filters.team_id or "",
+            "agent": self.filters.member_id or "",
+            "priority": "" if self.filters.priority is None else self.filters.priority,
+            "clock": "business" if self.business else "",
+            **extra,
+        }
+        return urlencode({k: v for k, v in values.items() if v != ""})
+
+
+def _options(workspace_id: int) -> dict:
+    return {
+        "channels": list(
+            Channel.objects.filter(workspace_id=workspace_id).order_by("name").values("pk", "name")
+        ),
+        "teams": list(
+            Team.objects.filter(workspace_id=workspace_id).order_by("name").values("pk", "name")
+        ),
+        "members": [
+            {"pk": m.pk, "name": m.display_name or m.user.email}
+            for m in Membership.objects.filter(workspace_id=workspace_id)
+            .select_related("user")
+            .order_by("user__name", "user__email")
+        ],
+        "priorities": Priority.choices,
+    }
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return NONE
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return _("%(n)s min") % {"n": minutes}
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return _("%(h)s h %(m)s min") % {"h": hours, "m": minutes}
+    return _("%(d)s d %(h)s h") % {"d": hours // 24, "h": hours % 24}
+
+
+def _share(value: float | None) -> str:
+    return NONE if value is None else f"{round(100 * value)}%"
+
+
+def _change(now, before, lower_is_better: bool) -> dict | None:
+    """The change against the previous period, and whether it is for the better."""
+    if now is None or before in (None, 0):
+        return None
+    change = (now - before) / before
+    return {
+        "percent": f"{change:+.0%}",
+        "good": (change < 0) == lower_is_better if change else None,
+    }
+
+
+def _tiles(sel: Selection, now: dict, before: dict, drill) -> list[dict]:
+    suffix = "_business_seconds" if sel.business else "_seconds"
+    tiles = []
+    for key, label, value, shown, lower, figure in (
+        ("created", _("New conversations"), now["created"], None, False, "created"),
+        ("resolved", _("Resolutions"), now["resolved"], None, False, "resolved"),
+        ("reopened", _("Reopened"), now["reopened"], None, True, "reopened"),
+        (
+            "first_response",
+            _("First response time"),
+            now["first_response" + suffix],
+            _duration(now["first_response" + suffix]),
+            True,
+            "first_responses",
+        ),
+        (
+            "next_response",
+            _("Next response time"),
+            now["next_response" + suffix],
+            _duration(now["next_response" + suffix]),
+            True,
+            "next_responses",
+        ),
+        (
+            "resolution",
+            _("Resolution time"),
+            now["resolution" + suffix],
+            _duration(now["resolution" + suffix]),
+            True,
+            "resolved",
+        ),
+        (
+            "replies_per_resolution",
+            _("Replies per resolution"),
+            now["replies_per_resolution"],
+            NONE
+            if now["replies_per_resolution"] is None
+            else f"{now['replies_per_resolution']:.1f}",
+            True,
+            "resolved",
+        ),
+        (
+            "bot_resolved_share",
+            _("Resolved by the bot"),
+            now["bot_resolved_share"],
+            _share(now["bot_resolved_share"]),
+            False,
+            "bot_resolved",
+        ),
+        (
+            "handoff_share",
+            _("Handed over by the bot"),
+            now["handoff_share"],
+            _share(now["handoff_share"]),
+            False,
+            "handoffs",
+        ),
+    ):
+        previous_key = key if key in before else key + suffix
+        tiles.append(
+            {
+                "key": key,
+                "label": label,
+                "value": value if shown is None else shown,
+                "definition": DEFINITIONS[key],
+                "change": _change(value, before.get(previous_key), lower),
+                "url": drill(figure),
+            }
+        )
+    return tiles
+
+
+def _page(request, template: str, sel: Selection, **context):
+    base = reverse(request.resolver_match.view_name, args=[request.workspace.slug])
+    return render(
+        request,
+        "web/reports/" + template,
+        {
+            "sel": sel,
+            "options": _options(request.workspace.pk),
+            "page_url": base,
+            "query": sel.query(),
+            **context,
+        },
+    )
+
+
+def _drill(request, sel: Selection):
+    url = reverse("reports:conversations", args=[request.workspace.slug])
+    return lambda figure: f"{url}?{sel.query(figure=figure)}"
+
+
+@require_GET
+@workspace_view
+def overview(request):
+    _reader(request)
+    sel = Selection.of(request)
+    workspace_id = request.workspace.pk
+    now, before, (before_start, before_end) = queries.compare(
+        workspace_id, sel.start, sel.end, sel.filters
+    )
+    by = "week" if (sel.end - sel.start).days > 92 else "day"
+    series = queries.series(workspace_id, sel.start, sel.end, sel.filters, by=by)
+    suffix = "_business_seconds" if sel.business else "_seconds"
+    chart = {
+        "days": [day.isoformat() for day, _figures in series],
+        "created": [f["created"] for _d, f in series],
+        "resolved": [f["resolved"] for _d, f in series],
+        "first_response_minutes": [
+            None if f["first_response" + suffix] is None else f["first_response" + suffix] / 60
+            for _d, f in series
+        ],
+        "labels": {
+            "created": _("New conversations"),
+            "resolved": _("Resolutions"),
+            "first_response_minutes": _("First response time (minutes)"),
+        },
+    }
+    rows = [
+        {
+            "day": day,
+            "created": f["created"],
+            "resolved": f["resolved"],
+            "first_response": _duration(f["first_response" + suffix]),
+        }
+        for day, f in series
+    ]
+    return _page(
+        request,
+        "overview.html",
+        sel,
+        tiles=_tiles(sel, now, before, _drill(request, sel)),
+        before_start=before_start,
+        before_end=before_end,
+        chart=chart,
+        rows=rows,
+        by=by,
+    )
+
+
+@require_GET
+@workspace_view
+def agents(request):
+    _reader(request)
+    sel = Selection.of(request)
+    suffix = "_business_seconds" if sel.business else "_seconds"
+    figures = queries.by_dimension(
+        request.workspace.pk, sel.start, sel.end, "member_id", sel.filters
+    )
+    names = {m["pk"]: m["name"] for m in _options(request.workspace.pk)["members"]}
+    drill = reverse("reports:conversations", args=[request.workspace.slug])
+    rows = []
+    for member_id, f in figures.items():
+        rows.append(
+            {
+                "name": names.get(member_id, _("Unassigned") if member_id is None else "?"),
+                "responses": f["first_responses"] + f["next_responses"],
+                "first_response": _duration(f["first_response" + suffix]),
+                "next_response": _duration(f["next_response" + suffix]),
+                "resolved": f["resolved"],
+                "resolution": _duration(f["resolution" + suffix]),
+                "replies_per_resolution": NONE
+                if f["replies_per_resolution"] is None
+                else f"{f['replies_per_resolution']:.1f}",
+                "url": f"{drill}?{sel.query(figure='resolved', agent=member_id or '')}",
+                "sort": (-(f["first_responses"] + f["next_responses"]), names.get(member_id, "")),
+            }
+        )
+    rows.sort(key=lambda row: row["sort"])
+    return _page(request, "agents.html", sel, rows=rows, definitions=DEFINITIONS)
+
+
+@require_GET
+@workspace_view
+def busiest_hours(request):
+    _reader(request)
+    sel = Selection.of(request)
+    grid = queries.heatmap(request.workspace.pk, sel.start, sel.end, sel.filters)
+    top = max((max(row) for row in grid), default=0) or 1
+    days = [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
+    rows = [
+        {
+            "day": days[index],
+            "cells": [
+                {"count": count, "level": 0 if not count else 1 + round(4 * count / top)}
+                for count in row
+            ],
+            "total": sum(row),
+        }
+        for index, row in enumerate(grid)
+    ]
+    return _page(
+        request, "busiest_hours.html", sel, rows=rows, hours=range(24), total=sum(map(sum, grid))
+    )
+
+
+FIGURES = {
+    "created": gettext_lazy("New conversations"),
+    "resolved": gettext_lazy("Resolutions"),
+    "reopened": gettext_lazy("Reopened"),
+    "bot_resolved": gettext_lazy("Resolved by the bot"),
+    "handoffs": gettext_lazy("Handed over by the bot"),
+    "first_responses": gettext_lazy("First responses"),
+    "next_responses": gettext_lazy("Next responses"),
+}
+
+
+@require_GET
+@workspace_view
+def conversations(request):
+    """The conversations a figure counts (20 a page), each linking to the inbox."""
+    _reader(request)
+    sel = Selection.of(request)
+    figure = request.GET.get("figure", "created")
+    if figure not in FIGURES:
+        figure = "created"
+    found = queries.conversations_behind(
+        request.workspace.pk, sel.start, sel.end, figure, sel.filters
+    ).select_related("contact", "assignee__user")
+    page = Paginator(found, 20).get_page(request.GET.get("page"))
+    return _page(
+        request,
+        "conversations.html",
+        sel,
+        figure=figure,
+        figure_label=FIGURES[figure],
+        page=page,
+        figure_query=sel.query(figure=figure),
+    )
