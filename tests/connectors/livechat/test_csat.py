@@ -78,3 +78,41 @@ def test_ratings_are_checked_and_only_for_the_visitors_own_conversation(chat, ow
     stranger = post(chat, "csat", {**body, "rating": 1, "token": other_token})
     assert stranger.status_code == 404
     assert not SatisfactionRating.objects.exists()
+
+
+def test_the_long_poll_carries_the_rating_prompt_like_the_session(chat, owner, monkeypatch):
+    """The long-poll fallback learns of the prompt too: ``GET messages`` carries ``csat`` as
+    ``POST session`` does, and a waiting poll ends when it changes."""
+    token, visitor = widget.start_session(chat)
+    shown = widget.post_message(chat, visitor, client_id="c-1", text="Hi", page=None, ip="1")
+    conversation = Conversation.objects.get(pk=Message.objects.get(pk=shown["id"]).conversation_id)
+
+    def poll(wait: int = 0) -> dict:
+        response = Client().get(
+            f"/widget/{chat.uuid}/api/messages?after={shown['id']}&wait={wait}",
+            headers={"X-Loket-Visitor": token},
+        )
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    assert poll()["csat"] is None
+
+    # The agent resolves while the widget's poll is waiting (on its first pause): the poll
+    # answers then, with no message, instead of at the end of its wait.
+    pauses = []
+
+    def pause(seconds):
+        pauses.append(seconds)
+        if len(pauses) == 1:
+            update_conversation(conversation, actor=owner, status=ConversationStatus.RESOLVED)
+
+    monkeypatch.setattr("loket.connectors.livechat.views.time.sleep", pause)
+    answered = poll(wait=3)
+    assert answered["messages"] == [] and len(pauses) == 1
+    expected = {"conversation_id": conversation.pk, "rating": None}
+    assert answered["csat"] == expected
+    assert post(chat, "session", {"token": token}).json()["csat"] == expected
+
+    post(chat, "csat", {"token": token, "conversation_id": conversation.pk, "rating": 4})
+    assert poll()["csat"] == {"conversation_id": conversation.pk, "rating": 4}
+    assert poll()["csat"] == post(chat, "session", {"token": token}).json()["csat"]
