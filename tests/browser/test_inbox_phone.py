@@ -84,6 +84,15 @@ def test_an_agent_replies_from_a_phone(agent_app, browser_pages, screenshot):
     assert_no_sideways_scroll(page, "the conversation with the assign menu open")
     page.locator("#assign-menu summary").tap()
 
+    # The contact details slide over the conversation, and close again.
+    page.get_by_role("button", name="Details").tap()
+    sidebar = page.locator("#conv-sidebar")
+    expect(sidebar).to_be_visible()
+    expect(sidebar).to_contain_text("noor@example.org")
+    assert_no_sideways_scroll(page, "the conversation with the contact details open")
+    sidebar.get_by_role("button", name="Close").tap()
+    expect(sidebar).to_be_hidden()
+
     # Back to the list: one pane again, the other conversation still there to pick.
     page.get_by_role("link", name="Conversations", exact=True).tap()
     expect(page.locator("#list-pane")).to_be_visible(timeout=LIVE)
