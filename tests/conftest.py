@@ -91,6 +91,15 @@ def admin(workspace):
 
 
 @pytest.fixture
+def supervisor(workspace):
+    from loket.tenancy.models import Role
+    from loket.tenancy.services import add_member
+
+    user = factories.user("sup@acme.example", "Sue Supervisor")
+    return add_member(workspace, user, role=Role.SUPERVISOR)
+
+
+@pytest.fixture
 def agent(workspace):
     from loket.tenancy.models import Role
     from loket.tenancy.services import add_member

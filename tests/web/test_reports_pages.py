@@ -14,8 +14,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from loket.reports import rollups
-from loket.tenancy.models import Role
-from loket.tenancy.services import add_member
 from tests import factories
 from tests.reports.test_rollups import conversation_with
 from tests.workspace_settings.conftest import signed_in
@@ -30,12 +28,6 @@ def at(day: int, hour: int, minute: int = 0) -> dt.datetime:
 
 
 RANGE = "from=2026-11-09&to=2026-11-15"  # Monday to Sunday; the 10th is a Tuesday
-
-
-@pytest.fixture
-def supervisor(workspace):
-    user = factories.user("sup@acme.example", "Sue Supervisor")
-    return add_member(workspace, user, role=Role.SUPERVISOR)
 
 
 @pytest.fixture

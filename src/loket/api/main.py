@@ -108,6 +108,7 @@ def _routers() -> None:
         inbound_events,
         knowledge,
         macros,
+        reports,
         rules,
         sla,
         suggestions,
@@ -126,6 +127,7 @@ def _routers() -> None:
     api.add_router("", knowledge.router)  # /knowledge/…
     api.add_router("", suggestions.router)  # /conversations/…/suggestions, /knowledge/…
     api.add_router("", ai.router)  # /conversations/…/ai/draft|summary, /ai/translate
+    api.add_router("", reports.router)  # /reports/…
 
 
 _routers()
