@@ -53,7 +53,11 @@
     csat_thanks: "Thank you for your rating!",
     suggestions: "Articles that may help",
     new_tab: "(opens in a new tab)",
+    emoji: "Insert an emoji",
   };
+  // The emoji picker's choice: common ones, drawn by the visitor's own system font.
+  const EMOJI = "😀 😃 😄 😁 😆 😅 😂 🙂 😉 😊 😍 😘 😎 🤔 😐 😕 🙁 😢 😭 😡 😮 😴 🙄 🤗 👍 👎 👌 👏 🙌 🙏 👋 💪 ✌️ 🤞 ❤️ 💔 🎉 🔥 ⭐ ✅ ❌ ❓ ❗ 💡 📦 🚚 💳 ☕".split(" ");
+  const EMOJI_COLS = 8; // widget.css .lk-emojis
 
   // ---- state ---------------------------------------------------------------------------
   let token = store("token");
@@ -129,6 +133,7 @@
     chat: "M20 2H4a2 2 0 0 0-2 2v18l4-4h14a2 2 0 0 0 2-2V4a2 2 0 0 0-2-2zM6 9h12v2H6zm8 5H6v-2h8zm4-6H6V6h12z",
     close: "M19 6.41 17.59 5 12 10.59 6.41 5 5 6.41 10.59 12 5 17.59 6.41 19 12 13.41 17.59 19 19 17.59 13.41 12z",
     send: "M2.01 21 23 12 2.01 3 2 10l15 2-15 2z",
+    emoji: "M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm0 18a8 8 0 1 1 0-16 8 8 0 0 1 0 16zm3.5-9a1.5 1.5 0 1 0 0-3 1.5 1.5 0 0 0 0 3zm-7 0a1.5 1.5 0 1 0 0-3 1.5 1.5 0 0 0 0 3zm3.5 6.5c2.33 0 4.31-1.46 5.11-3.5H6.89c.8 2.04 2.78 3.5 5.11 3.5z",
     attach: "M16.5 6v11.5a4 4 0 0 1-8 0V5a2.5 2.5 0 0 1 5 0v10.5a1 1 0 0 1-2 0V6H10v9.5a2.5 2.5 0 0 0 5 0V5a4 4 0 0 0-8 0v12.5a5.5 5.5 0 0 0 11 0V6z",
   };
   function icon(name) {
@@ -628,6 +633,9 @@
     if (typing && typeof typing === "object") showTyping(typing.name, typing.typing !== false);
     else if (typeof typing === "string" && typing) showTyping(typing, true);
     else if (typing === false || typing === null) showTyping(null, false);
+    // Long-poll's stand-in for the socket's {type: "csat"}: the same field as the session's.
+    if (res.csat) showCsat(res.csat);
+    else if (res.csat === null && ui.csat) ui.csat = ui.csat.remove();
   }
 
   async function catchUp() {
@@ -1205,6 +1213,8 @@
     ui.attach.setAttribute("aria-label", t("attach"));
     ui.attach.setAttribute("title", t("attach"));
     ui.attach.hidden = !types.length;
+    for (const el of [ui.emoji, ui.emojis]) el.setAttribute("aria-label", t("emoji"));
+    ui.emoji.setAttribute("title", t("emoji"));
     ui.file.setAttribute("accept", types.join(","));
     ui.send.setAttribute("title", t("send"));
     ui.close.setAttribute("aria-label", t("close"));
@@ -1257,6 +1267,7 @@
     if (need && !ui.prechat.firstChild) buildPrechat();
     ui.prechat.hidden = !need;
     ui.composer.hidden = need;
+    if (need) showEmojis(false);
   }
 
   const AUTOCOMPLETE = { name: "name", email: "email", phone: "tel", tel: "tel", company: "organization" };
@@ -1443,6 +1454,7 @@
     } else {
       const hadFocus = document.hasFocus() && ui.panel.contains(document.activeElement);
       visitorTyping(false);
+      showEmojis(false);
       ui.panel.hidden = true;
       ui.launcher.hidden = false;
       resize();
@@ -1461,7 +1473,8 @@
     if (!isOpen) return;
     if (event.key === "Escape") {
       event.preventDefault();
-      setOpen(false, true);
+      if (!ui.emojis.hidden) showEmojis(false, ui.emojis.contains(document.activeElement));
+      else setOpen(false, true);
     } else if (event.key === "Tab") {
       const items = focusable();
       if (!items.length) return;
@@ -1483,8 +1496,45 @@
     ui.input.style.height = Math.min(ui.input.scrollHeight, 132) + "px";
   }
 
+  // ---- emoji picker: a grid of buttons above the composer; arrows move, Escape closes -----
+  function showEmojis(open, refocus) {
+    if (ui.emojis.hidden === !open) return;
+    ui.emojis.hidden = !open;
+    ui.emoji.setAttribute("aria-expanded", String(open));
+    if (open) {
+      Array.from(ui.emojis.children, (b, i) => (b.tabIndex = i ? -1 : 0));
+      ui.emojis.firstChild.focus();
+    }
+    else if (refocus) ui.emoji.focus();
+  }
+
+  function insertEmoji(text) {
+    const input = ui.input;
+    const start = input.selectionStart;
+    const end = input.selectionEnd;
+    if (input.value.length - (end - start) + text.length <= MAX_TEXT) {
+      input.setRangeText(text, start, end, "end");
+      input.dispatchEvent(new Event("input")); // size, typing, suggestions
+    }
+    showEmojis(false);
+    input.focus();
+  }
+
+  function emojiKey(event) {
+    const items = Array.from(ui.emojis.children);
+    const at = items.indexOf(document.activeElement);
+    const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: EMOJI_COLS, ArrowUp: -EMOJI_COLS }[event.key];
+    let next = step ? at + step : event.key === "Home" ? 0 : event.key === "End" ? items.length - 1 : -1;
+    if (next < 0 || next >= items.length || at < 0) return;
+    event.preventDefault();
+    items[at].tabIndex = -1;
+    items[next].tabIndex = 0;
+    items[next].focus();
+  }
+
   function submitComposer(event) {
     event.preventDefault();
+    showEmojis(false);
     const text = ui.input.value.trim();
     if (!text) return;
     ui.input.value = "";
@@ -1543,15 +1593,19 @@
       ui.input.focus();
     } });
     ui.attach = h("button", { type: "button", class: "lk-attach", onclick: () => ui.file.click() }, [icon("attach")]);
+    ui.emoji = h("button", { type: "button", class: "lk-attach lk-emoji", "aria-expanded": "false", "aria-controls": "lk-emojis",
+      onclick: () => showEmojis(ui.emojis.hidden) }, [icon("emoji")]);
+    ui.emojis = h("div", { class: "lk-emojis", id: "lk-emojis", role: "group", hidden: true, onkeydown: emojiKey },
+      EMOJI.map((e, i) => h("button", { type: "button", tabindex: i ? "-1" : "0", text: e, onclick: () => insertEmoji(e) })));
     ui.fileError = h("p", { class: "lk-field-error lk-file-error", role: "alert", hidden: true });
-    ui.composer = h("form", { class: "lk-composer", onsubmit: submitComposer }, [ui.attach, ui.file, ui.input, ui.send]);
+    ui.composer = h("form", { class: "lk-composer", onsubmit: submitComposer }, [ui.attach, ui.emoji, ui.file, ui.input, ui.send]);
     ui.suggestTitle = h("p", { class: "lk-suggest-title", id: "lk-suggest-title" });
     ui.suggestList = h("ul");
     ui.suggest = h("section", { class: "lk-suggest", "aria-labelledby": "lk-suggest-title", hidden: true }, [ui.suggestTitle, ui.suggestList]);
     ui.brand = h("p", { class: "lk-brand", hidden: true, text: "Powered by Loket" });
 
     ui.panel = h("div", { class: "lk-panel", id: "lk-panel", role: "dialog", "aria-modal": "true", tabindex: "-1", hidden: true }, [
-      head, ui.notice, ui.conn, ui.log, ui.typing, ui.prechat, ui.fileError, ui.suggest, ui.composer, ui.brand,
+      head, ui.notice, ui.conn, ui.log, ui.typing, ui.prechat, ui.fileError, ui.suggest, ui.emojis, ui.composer, ui.brand,
     ]);
     root.appendChild(ui.launcher);
     root.appendChild(ui.panel);
@@ -1566,6 +1620,9 @@
     if (!ui.composer.hidden && !ui.attach.hidden && isOpen) files.forEach(sendFile);
   }
   ui.input.addEventListener("paste", (event) => dropped(event, event.clipboardData));
+  document.addEventListener("click", (event) => {
+    if (!ui.emojis.contains(event.target) && !ui.emoji.contains(event.target)) showEmojis(false);
+  });
   document.addEventListener("dragover", (event) => event.preventDefault());
   document.addEventListener("drop", (event) => dropped(event, event.dataTransfer));
   if (EMBEDDED) {
