@@ -193,3 +193,22 @@ def test_contacts_search_and_settings_pass_axe(agent_app, browser_pages):
         assert response is not None and response.status == 200, (where, path, response)
         check(page, where, report)
     assert_clean(report)
+
+
+def test_the_check_finds_what_it_should(chromium):
+    """The check itself: on a page with a nameless button, an image without alt text, faint text
+    and a nameless form field, ``violations`` reports each (so a clean page is not an axe-core
+    that never ran)."""
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.set_content(
+            '<!doctype html><html lang="en"><head><title>t</title></head><body><main>'
+            "<h1>Check</h1><button></button><img src='data:,'>"
+            '<p style="color: #bbb; background: #fff">faint text</p><input type="text">'
+            "</main></body></html>"
+        )
+        rules = {line.split(" ", 1)[0] for line in violations(page)}
+        assert {"button-name", "image-alt", "color-contrast", "label"} <= rules, rules
+    finally:
+        context.close()
