@@ -342,3 +342,18 @@ def test_prechat_fields_set_through_the_api_survive_a_save_of_the_settings_page(
     assert response.status_code == 302, response.content.decode()[:3000]
     channel.refresh_from_db()
     assert channel.settings["prechat"] == prechat
+
+
+def test_the_emoji_pickers_label_is_a_widget_text_per_language(workspace):
+    from loket.connectors.livechat import widget
+    from loket.connectors.registry import get_connector
+    from loket.inbox.services.channels import create_channel
+
+    channel, _ = create_channel(
+        workspace,
+        get_connector("livechat"),
+        name="Website",
+        config={"texts": {"nl": {"emoji": "Kies een emoji"}}},
+    )
+    assert widget.config(channel, "en")["texts"]["emoji"] == "Insert an emoji"
+    assert widget.config(channel, "nl")["texts"]["emoji"] == "Kies een emoji"

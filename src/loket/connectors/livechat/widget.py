@@ -112,6 +112,7 @@ def texts(channel: Channel, language: str) -> dict:
             "csat_thanks": _("Thank you for your rating!"),
             "suggestions": _("Articles that may help"),
             "new_tab": _("(opens in a new tab)"),
+            "emoji": _("Insert an emoji"),
         }
     overrides = (channel.settings.get("texts") or {}).get(language) or {}
     return {**base, **{k: v for k, v in overrides.items() if k in base and v}}

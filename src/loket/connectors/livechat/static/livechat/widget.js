@@ -56,7 +56,7 @@
     emoji: "Insert an emoji",
   };
   // The emoji picker's choice: common ones, drawn by the visitor's own system font.
-  const EMOJI = "😀 😃 😄 😁 😆 😅 😂 🙂 😉 😊 😍 😘 😎 🤔 😐 😕 🙁 😢 😭 😡 😮 😴 🙄 🤗 👍 👎 👌 👏 🙌 🙏 👋 💪 ✌️ 🤞 ❤️ 💔 🎉 🔥 ⭐ ✅ ❌ ❓ ❗ 💡 📦 🚚 💳 ☕".split(" ");
+  const EMOJI = "😀 😃 😄 😁 😆 😅 😂 🙂 😉 😊 😍 😘 😎 🤔 😐 😕 🙁 😢 😭 😡 😮 😴 🙄 🤗 👍 👎 👌 👏 🙌 🙏 👋 💪 ✌️ 🤞 ❤️ 💔 🎉 🔥 ⭐ ✅ ❌ ❓ ❗ 💡 📦 🚚 💳 📞".split(" ");
   const EMOJI_COLS = 8; // widget.css .lk-emojis
 
   // ---- state ---------------------------------------------------------------------------
