@@ -146,8 +146,8 @@ def test_the_inbox_and_a_conversation_pass_axe(agent_app, browser_pages):
 def test_the_composer_is_usable_by_keyboard(agent_app, browser_pages):
     """What axe cannot see: every control of the composer is reached with Tab (the Attach button
     is a label around a file input, which must stay focusable), and shows where focus is."""
-    agent_app.ingest("Where is my parcel?")
-    [page] = browser_pages("agent-a", goto="/w/acme/inbox/1/")
+    number = agent_app.ingest("Where is my parcel?").conversation.number
+    [page] = browser_pages("agent-a", goto=f"/w/acme/inbox/{number}/")
     page.wait_for_function("() => !!document.querySelector('#composer')?._x_dataStack")
     page.locator("#composer-text").focus()
     reached = []
