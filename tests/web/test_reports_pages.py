@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from loket.inbox.models import SatisfactionRating
 from loket.reports import rollups
 from tests import factories
 from tests.reports.test_rollups import conversation_with
@@ -130,3 +131,37 @@ def test_queries_do_not_grow_with_the_data(supervisor, owner, api_channel, data)
         conversation_with(api_channel, owner, [at(12, 9 + n), at(12, 9 + n, 5)], contact=f"x-{n}")
     rollups.catch_up()
     assert {path: count(path) for path in before} == before
+
+
+def test_ratings_in_the_reports(supervisor, owner, agent, data):
+    from loket.inbox.services.conversations import update_conversation
+    from loket.inbox.services.satisfaction import rate
+
+    first, second, _before = data
+    update_conversation(second, actor=agent, team=None, assignee=agent)
+    update_conversation(second, actor=agent, status="resolved")
+    update_conversation(first, actor=owner, assignee=owner)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    rate(first, 5, "Quick and friendly")
+    rate(second, 2, "")
+    # Rated on the 12th (a rating counts on the day it was last given).
+    SatisfactionRating.objects.update(updated_at=at(12, 10))
+    rollups.rebuild(first.workspace_id)
+    client = signed_in(supervisor)
+    html = page(client, f"?{RANGE}")
+    assert re.search(
+        r'data-figure="csat".*?class="value"[^>]*>50% \(2 ratings, 3.5/5\)<', html, re.S
+    )
+    agents = page(client, f"agents/?{RANGE}")
+    assert re.search(
+        rf"{owner.display_name}</th>.*?<td>100% \(1 rating, 5.0/5\)</td>", agents, re.S
+    )
+    assert re.search(rf"{agent.display_name}</th>.*?<td>0% \(1 rating, 2.0/5\)</td>", agents, re.S)
+    ratings = page(client, f"ratings/?{RANGE}")
+    assert "Quick and friendly" in ratings and f">#{second.number}</a>" in ratings
+    with_comment = page(client, f"ratings/?{RANGE}&comments=1")
+    assert "Quick and friendly" in with_comment and f">#{second.number}</a>" not in with_comment
+    only_agent = page(client, f"ratings/?{RANGE}&agent={agent.pk}")
+    assert "Quick and friendly" not in only_agent and f">#{second.number}</a>" in only_agent
+    assert "No ratings in these days." in page(client, "ratings/?from=2026-10-01&to=2026-10-31")

@@ -43,6 +43,9 @@ class Figures(Schema):
     replies_per_resolution: float | None
     bot_resolved_share: float | None  # 0..1
     handoff_share: float | None
+    ratings: int  # CSAT answers (counted for the assignee)
+    csat_average: float | None  # 1..5
+    csat_score: float | None  # share of ratings of 4 or 5, 0..1
 
 
 class Period(Figures):

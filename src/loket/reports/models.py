@@ -16,6 +16,7 @@ class FactKind(models.TextChoices):
     NEXT_RESPONSE = "next_response"
     RESOLVED = "resolved"
     REOPENED = "reopened"
+    CSAT = "csat"  # the customer's rating (inbox.SatisfactionRating), on the day it was last set
 
 
 class ReportFact(models.Model):
@@ -41,6 +42,7 @@ class ReportFact(models.Model):
     responses = models.PositiveIntegerField(null=True)  # resolved: responses in the stretch
     by_bot = models.BooleanField(default=False)  # resolved by the bot
     handoff = models.BooleanField(default=False)  # resolved after a bot handed over
+    rating = models.PositiveSmallIntegerField(null=True)  # csat: 1-5
 
     class Meta:
         indexes = [
@@ -77,6 +79,9 @@ class DailyRollup(models.Model):
     next_responses = models.PositiveIntegerField(default=0)
     next_response_seconds = models.FloatField(default=0)
     next_response_business_seconds = models.FloatField(default=0)
+    ratings = models.PositiveIntegerField(default=0)  # CSAT answers
+    rating_sum = models.PositiveIntegerField(default=0)
+    ratings_satisfied = models.PositiveIntegerField(default=0)  # rated 4 or 5
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "day"], name="report_daily_ws_day")]

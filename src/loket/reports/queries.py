@@ -24,6 +24,9 @@ COUNTS = (
     "resolution_responses",
     "first_responses",
     "next_responses",
+    "ratings",
+    "rating_sum",
+    "ratings_satisfied",
 )
 SECONDS = (
     "resolution_seconds",
@@ -86,6 +89,10 @@ def derived(sums: dict) -> dict:
         "handoff_share": sums["handoffs"] / resolved if resolved else None,
         "first_responses": sums["first_responses"],
         "next_responses": sums["next_responses"],
+        "ratings": sums["ratings"],
+        "csat_average": average("rating_sum", "ratings"),  # 1-5
+        # The usual CSAT score: the share of ratings that are 4 or 5.
+        "csat_score": sums["ratings_satisfied"] / sums["ratings"] if sums["ratings"] else None,
     }
 
 
@@ -180,6 +187,7 @@ _BEHIND = {
     "handoffs": {"kind": FactKind.RESOLVED, "handoff": True},
     "first_responses": {"kind": FactKind.FIRST_RESPONSE},
     "next_responses": {"kind": FactKind.NEXT_RESPONSE},
+    "ratings": {"kind": FactKind.CSAT},
 }
 
 

@@ -6,7 +6,8 @@ messages, replies, bot messages and the activity lines of status, assignment and
 For each conversation they belong to it makes the conversation's facts anew from its whole
 timeline (``loket.reports.metrics``), so a late or out-of-order message corrects them, and then
 sums again the days whose facts changed (old and new days both). Nothing runs in the ingest's
-transaction.
+transaction. A customer's rating (CSAT) is a fact too; giving or changing one writes an activity
+line, so the sweep sees it like any other change.
 
 Days and hours are the workspace's local ones (its time zone). Changing the time zone, or
 anything that touches old conversations without a message (deleting one), is caught up by
@@ -24,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from loket.inbox.models import Conversation, Message
+from loket.inbox.models import Conversation, Message, SatisfactionRating
 from loket.knowledge.models import SweepMark
 from loket.reports import metrics
 from loket.reports.models import DailyRollup, FactKind, HourlyVolume, ReportFact
@@ -52,8 +53,12 @@ def _fact(conversation, zone, kind, at, *, member_id=None, **values) -> ReportFa
     )
 
 
-def facts_of(conversation: Conversation) -> list[ReportFact]:
-    """The conversation's report facts (not saved)."""
+_UNSET = object()
+
+
+def facts_of(conversation: Conversation, rating=_UNSET) -> list[ReportFact]:
+    """The conversation's report facts (not saved); ``rating``: its SatisfactionRating or None
+    when the caller has read it already."""
     found = metrics.conversation_facts(conversation)
     if found.created_at is None:
         return []
@@ -90,6 +95,12 @@ def facts_of(conversation: Conversation) -> list[ReportFact]:
         for resolution in found.resolutions
     ]
     rows += [_fact(conversation, zone, FactKind.REOPENED, at) for at in found.reopened_at]
+    if rating is _UNSET:
+        rating = SatisfactionRating.objects.filter(conversation_id=conversation.pk).first()
+    if rating is not None:
+        rows.append(
+            _fact(conversation, zone, FactKind.CSAT, rating.updated_at, rating=rating.rating)
+        )
     return rows
 
 
@@ -110,7 +121,11 @@ def remake(conversation_ids: Iterable[int]) -> set[tuple[int, dt.date]]:
             old = ReportFact.objects.filter(conversation_id__in=chunk)
             touched.update(old.values_list("workspace_id", "day").distinct())
             old.delete()
-            made = [row for c in conversations for row in facts_of(c)]
+            ratings = {
+                r.conversation_id: r
+                for r in SatisfactionRating.objects.filter(conversation_id__in=chunk)
+            }
+            made = [row for c in conversations for row in facts_of(c, ratings.get(c.pk))]
             ReportFact.objects.bulk_create(made, batch_size=1000)
             touched.update((row.workspace_id, row.day) for row in made)
     return touched
@@ -137,6 +152,9 @@ _SUMS = {
     "next_response_business_seconds": Sum(
         "business_seconds", filter=Q(kind=FactKind.NEXT_RESPONSE), default=0.0
     ),
+    "ratings": Count("pk", filter=Q(kind=FactKind.CSAT)),
+    "rating_sum": Sum("rating", filter=Q(kind=FactKind.CSAT), default=0),
+    "ratings_satisfied": Count("pk", filter=Q(kind=FactKind.CSAT, rating__gte=4)),
 }
 _DIMENSIONS = ("channel_id", "team_id", "member_id", "priority")
 

@@ -15,10 +15,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET
 
-from loket.inbox.models import Channel, Priority
+from loket.inbox.models import Channel, Priority, SatisfactionRating
 from loket.reports import queries
 from loket.reports.queries import Filters
 from loket.tenancy.models import Membership, Team
@@ -59,6 +59,10 @@ DEFINITIONS = {
     ),
     "handoff_share": gettext_lazy(
         "Share of resolutions where the bot wrote first and a person replied after it."
+    ),
+    "csat": gettext_lazy(
+        "Share of customers' ratings that are 4 or 5 out of 5, on the day the rating was last "
+        "given; counted for the conversation's assignee."
     ),
 }
 
@@ -171,6 +175,20 @@ def _share(value: float | None) -> str:
     return NONE if value is None else f"{round(100 * value)}%"
 
 
+def _csat(figures: dict) -> str:
+    if not figures["ratings"]:
+        return NONE
+    return ngettext(
+        "%(score)s (%(n)s rating, %(average)s/5)",
+        "%(score)s (%(n)s ratings, %(average)s/5)",
+        figures["ratings"],
+    ) % {
+        "score": _share(figures["csat_score"]),
+        "n": figures["ratings"],
+        "average": f"{figures['csat_average']:.1f}",
+    }
+
+
 def _change(now, before, lower_is_better: bool) -> dict | None:
     """The change against the previous period, and whether it is for the better."""
     if now is None or before in (None, 0):
@@ -239,8 +257,9 @@ def _tiles(sel: Selection, now: dict, before: dict, drill) -> list[dict]:
             False,
             "handoffs",
         ),
+        ("csat", _("Customer satisfaction"), now["csat_score"], _csat(now), False, "ratings"),
     ):
-        previous_key = key if key in before else key + suffix
+        previous_key = {"csat": "csat_score"}.get(key, key if key in before else key + suffix)
         tiles.append(
             {
                 "key": key,
@@ -347,6 +366,7 @@ def agents(request):
                 if f["replies_per_resolution"] is None
                 else f"{f['replies_per_resolution']:.1f}",
                 "url": f"{drill}?{sel.query(figure='resolved', agent=member_id or '')}",
+                "csat": _csat(f),
                 "sort": (-(f["first_responses"] + f["next_responses"]), names.get(member_id, "")),
             }
         )
@@ -386,6 +406,7 @@ FIGURES = {
     "handoffs": gettext_lazy("Handed over by the bot"),
     "first_responses": gettext_lazy("First responses"),
     "next_responses": gettext_lazy("Next responses"),
+    "ratings": gettext_lazy("Customer ratings"),
 }
 
 
@@ -410,4 +431,33 @@ def conversations(request):
         figure_label=FIGURES[figure],
         page=page,
         figure_query=sel.query(figure=figure),
+    )
+
+
+@require_GET
+@workspace_view
+def ratings(request):
+    """The customers' ratings of the range (newest first, 20 a page), with their comments."""
+    _reader(request)
+    sel = Selection.of(request)
+    behind = queries.conversations_behind(
+        request.workspace.pk, sel.start, sel.end, "ratings", sel.filters
+    )
+    found = (
+        SatisfactionRating.objects.filter(
+            workspace_id=request.workspace.pk, conversation__in=behind.values("pk")
+        )
+        .select_related("conversation__contact", "conversation__assignee__user")
+        .order_by("-updated_at", "-pk")
+    )
+    if request.GET.get("comments") == "1":
+        found = found.exclude(comment="")
+    page = Paginator(found, 20).get_page(request.GET.get("page"))
+    return _page(
+        request,
+        "ratings.html",
+        sel,
+        page=page,
+        comments_only=request.GET.get("comments") == "1",
+        page_query=sel.query(comments="1" if request.GET.get("comments") == "1" else ""),
     )
