@@ -82,6 +82,11 @@ def test_setup_validates_and_shows_the_identity_secret_once():
         ({"allowed_origins": ["https://x.example/path"]}, "origin"),
         ({"position": "top"}, "position"),
         ({"prechat": {"enabled": True, "fields": [{"name": "Bad Name"}]}}, "prechat"),
+        (
+            {"prechat": {"fields": [{"name": "order"}, {"name": "order", "type": "tel"}]}},
+            "asked twice",
+        ),
+        ({"prechat": {"fields": [{"name": "email", "type": "text"}]}}, "contact's own field"),
         ({"nope": 1}, "unknown"),
     ]:
         with pytest.raises(InvalidConfig, match=reason):

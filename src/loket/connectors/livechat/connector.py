@@ -43,6 +43,7 @@ OUTBOUND_ID_PREFIX = "lc_"
 MAX_TEXT = 5000
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 PRECHAT_TYPES = ("text", "email", "tel")
+_PRECHAT_STANDARD = {"name": "text", "email": "email", "phone": "tel"}
 
 
 def visitor_group(channel_id: int, visitor_key: str) -> str:
@@ -310,14 +311,25 @@ def _prechat(value: Any) -> dict[str, Any]:
     if not isinstance(fields, list) or len(fields) > 10:
         raise InvalidConfig("prechat.fields must be a list of at most 10 fields")
     out = []
+    seen = set()
     for index, field in enumerate(fields):
         if not isinstance(field, dict) or not re.fullmatch(
             r"[a-z][a-z0-9_]{0,39}", str(field.get("name", ""))
         ):
             raise InvalidConfig(f"prechat.fields[{index}] needs a name like 'order_number'")
+        if field["name"] in seen:
+            raise InvalidConfig(f"prechat.fields[{index}]: '{field['name']}' is asked twice")
+        seen.add(field["name"])
         kind = field.get("type", "text")
         if kind not in PRECHAT_TYPES:
             raise InvalidConfig(f"prechat.fields[{index}].type must be one of text, email, tel")
+        # The contact's own fields keep their kind (a custom question cannot take their names).
+        expected = _PRECHAT_STANDARD.get(field["name"])
+        if expected is not None and kind != expected:
+            raise InvalidConfig(
+                f"prechat.fields[{index}]: '{field['name']}' is the contact's own field, "
+                f"of type {expected}"
+            )
         out.append(
             {
                 "name": field["name"],
