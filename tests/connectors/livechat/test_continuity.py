@@ -58,13 +58,19 @@ def test_outside_hours_the_widget_asks_for_an_email_address(db, workspace, smtp_
         widget.save_prechat(chat, visitor, {"name": "Emily"})
 
 
-def test_a_reply_to_a_visitor_who_left_is_emailed_and_the_answer_threads_back(
+def test_outside_hours_a_visitor_leaves_an_email_the_reply_is_emailed_and_the_answer_threads_back(
     transactional_db, smtp_server
 ):
     workspace = factories.workspace("cont")
     chat, mailbox = setup_channels(workspace, smtp_server)
     owner = factories.owner_of(workspace)
+    # Outside business hours: the form asks for an email address, and the visitor leaves one.
+    workspace.business_hours = {"mon": [["00:00", "00:01"]]}
+    workspace.save()
+    chat.refresh_from_db()
     _, visitor = widget.start_session(chat)
+    with pytest.raises(widget.WidgetError, match="Email"):
+        widget.save_prechat(chat, visitor, {"name": "Emily"})
     _, visitor = widget.save_prechat(
         chat, visitor, {"name": "Emily", "email": "emily@visitor.example"}
     )
