@@ -199,6 +199,7 @@ LOKET_EVENT_ENQUEUERS = [
     "loket.automation.autoreplies.enqueue_jobs",  # greetings and away messages
     "loket.automation.rules.engine.enqueue_jobs",  # rules triggered by events
     "loket.bots.engine.enqueue_jobs",  # the flow bot's turn on a customer's message
+    "loket.reports.csat.enqueue_jobs",  # CSAT survey after resolve; answers to it
 ]
 
 # --- Auth -------------------------------------------------------------------------------------

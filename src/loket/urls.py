@@ -19,5 +19,6 @@ urlpatterns = [
     path("hooks/<str:kind>/<str:channel_id>/", webhook_view, name="webhook"),
     path("widget/", include("loket.connectors.livechat.urls")),
     path("help/", include("loket.web.helpcenter.urls")),
+    path("csat/", include("loket.web.csat.urls")),
     path("media/<str:token>/<str:filename>", public_media.serve, name="public_media"),
 ]

@@ -10,6 +10,7 @@ from loket.connectors.base import InvalidConfig
 from loket.connectors.registry import REGISTRY, webhook_url
 from loket.inbox import selectors
 from loket.inbox.models import Channel
+from loket.reports import csat
 
 router = Router(tags=["channels"])
 
@@ -33,6 +34,9 @@ class ChannelOut(Schema):
     capabilities: dict[str, Any]
     # Hours of its own ({"hours", "holidays", "time_zone"}); null: the workspace's.
     business_hours: dict[str, Any] | None = None
+    # The satisfaction survey after resolve ({"enabled", "delay_minutes"}); null: the live
+    # chat, whose widget asks for a rating itself.
+    csat: dict[str, Any] | None = None
 
 
 class ChannelCreatedOut(ChannelOut):
@@ -71,6 +75,7 @@ def channel_out(channel: Channel) -> dict[str, Any]:
         "default_team_id": channel.default_team_id,
         "capabilities": caps.__dict__,
         "business_hours": channel.business_hours,
+        "csat": csat.setting_of(channel) if csat.applies_to(channel) else None,
     }
 
 
@@ -142,6 +147,7 @@ class ChannelPatch(Schema):
     config: dict[str, Any] | None = None
     default_team_id: int | None = None
     business_hours: dict[str, Any] | None = None
+    csat: dict[str, Any] | None = None  # {"enabled": bool, "delay_minutes": 0..10080}
 
 
 class ConnectionCheckOut(Schema):
@@ -159,7 +165,8 @@ def _admin(request):
 @router.patch("/{int:channel_id}", response=ChannelOut)
 def update_channel(request, channel_id: int, data: ChannelPatch):
     """Rename, set the default team, or change the provider settings (``config``: only the
-    keys given change; a blank secret keeps the stored one)."""
+    keys given change; a blank secret keeps the stored one), the business hours, or the
+    satisfaction survey (``csat``: ``{"enabled": bool, "delay_minutes": 0..10080}``)."""
     from loket.inbox.services.channels import reconfigure_channel, set_channel_hours
     from loket.inbox.services.channels import update_channel as update
 
@@ -167,12 +174,20 @@ def update_channel(request, channel_id: int, data: ChannelPatch):
     channel = selectors.channel(member, channel_id)
     fields = data.model_dump(exclude_unset=True)
     try:
+        if "csat" in fields:  # checked before anything changes
+            csat.clean_setting(data.csat)
         if "name" in fields or "default_team_id" in fields:
             team_id = fields.get("default_team_id", channel.default_team_id)
             team = selectors.team(member, team_id) if team_id else None
             update(channel, name=fields.get("name") or channel.name, default_team=team)
         if data.config is not None:
+            survey = (channel.settings or {}).get("csat")
             reconfigure_channel(channel, REGISTRY[channel.kind], data.config)
+            if survey is not None and "csat" not in channel.settings:  # kept, not provider's
+                channel.settings = {**channel.settings, "csat": survey}
+                channel.save(update_fields=["settings"])
+        if "csat" in fields:
+            csat.set_setting(channel, data.csat)
         if "business_hours" in fields:
             set_channel_hours(channel, data.business_hours)
     except Http404 as exc:

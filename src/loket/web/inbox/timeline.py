@@ -109,6 +109,16 @@ def activity_sentence(message: Message, who: str) -> str:
             "Resolved automatically after %(days)d days without an answer",
             days,
         ) % {"days": days}
+    if action == "csat_rated":
+        if data.get("changed"):
+            return _("The customer changed their rating to %(rating)s/5") % {
+                "rating": data.get("rating")
+            }
+        return _("The customer rated this conversation %(rating)s/5") % {
+            "rating": data.get("rating")
+        }
+    if action == "status_changed" and data.get("via") == "csat":
+        return _("Resolved again: the customer's message answered the satisfaction survey")
     if action == "rule_ran":
         matched = data.get("matched") or []
         failed = data.get("failed") or []
@@ -119,6 +129,14 @@ def activity_sentence(message: Message, who: str) -> str:
                 "%(who)s ran; %(count)d actions failed: %(reasons)s",
                 len(failed),
             ) % {"who": who, "count": len(failed), "reasons": reasons}
+        skipped = data.get("skipped") or []
+        if skipped:
+            reasons = "; ".join(rule_actions.described_detail(item) for item in skipped)
+            return ngettext(
+                "%(who)s ran; %(count)d action skipped: %(reasons)s",
+                "%(who)s ran; %(count)d actions skipped: %(reasons)s",
+                len(skipped),
+            ) % {"who": who, "count": len(skipped), "reasons": reasons}
         if matched:
             return ngettext(
                 "%(who)s ran (%(count)d condition held)",

@@ -459,7 +459,11 @@ class EmailChannelForm(ChannelForm):
 
     def config(self) -> dict:
         data = self.cleaned_data
-        keys = [name for name in self.fields if name not in ("name", "default_team")]
+        keys = [
+            name
+            for name in self.fields
+            if name not in ("name", "default_team") and not name.startswith("csat_")
+        ]
         return {key: data[key] for key in keys if not (key in self.SECRETS and not data[key])}
 
 

@@ -48,6 +48,7 @@ from loket.tenancy.services import (
     update_workspace_profile,
 )
 from loket.web import working_hours
+from loket.web.csat import forms as csat_fields
 from loket.web.workspace import workspace_view
 from loket.web.workspace_settings import queries
 from loket.web.workspace_settings.forms import (
@@ -478,6 +479,12 @@ def _snippet(channel) -> str:
 
 
 def _edit_form(request, channel):
+    form = _connector_form(request, channel)
+    csat_fields.add_fields(form, channel)  # the satisfaction survey (not on the live chat)
+    return form
+
+
+def _connector_form(request, channel):
     workspace = request.workspace
     data = request.POST if request.method == "POST" else None
     files = request.FILES if request.method == "POST" else None
@@ -514,7 +521,8 @@ def channel_edit(request, channel_id: int):
                     reconfigure_channel(channel, get_connector(channel.kind), form.config())
                 if isinstance(form, LiveChatChannelForm):
                     _save_team_photos(request, channel, form)
-        except InvalidConfig as exc:
+                csat_fields.save(form, channel)
+        except (InvalidConfig, ValueError) as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(request, _("Channel “%(name)s” saved.") % {"name": channel.name})
