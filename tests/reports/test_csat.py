@@ -210,6 +210,15 @@ def test_every_rating_writes_an_activity_line_the_timeline_says(conversation, ow
     assert entry(lines[1]).sentence == "The customer changed their rating to 2/5"
 
 
+def test_agents_see_the_rating_line_in_the_conversation(conversation, owner, client):
+    conversation = resolve(conversation, owner)
+    satisfaction.rate(conversation, 4, source="api")
+    client.force_login(owner.user)
+    page = client.get(f"/w/acme/inbox/{conversation.number}/")
+    assert page.status_code == 200
+    assert "The customer rated this conversation 4/5" in page.content.decode()
+
+
 # -- the page -----------------------------------------------------------------------------------
 
 
@@ -340,6 +349,12 @@ def test_the_settings_page_sets_the_survey_for_an_email_channel(workspace, owner
     assert client.post(url, form).status_code == 400
     channel.refresh_from_db()
     assert channel.settings["csat"]["delay_minutes"] == 15
+    # Unticked and the delay left empty: off, the delay kept.
+    del form["csat_enabled"]
+    form["csat_delay_minutes"] = ""
+    assert client.post(url, form).status_code == 302
+    channel.refresh_from_db()
+    assert channel.settings["csat"] == {"enabled": False, "delay_minutes": 15}
 
 
 def test_the_live_chat_settings_page_has_no_survey_fields(workspace, owner, client):
@@ -360,3 +375,35 @@ def test_the_api_shows_and_sets_the_survey(channel, api):
     api.patch(f"/channels/{channel.pk}", {"config": {"outbound_url": ""}})
     channel.refresh_from_db()
     assert channel.settings["csat"] == {"enabled": True, "delay_minutes": 5}
+
+
+# -- answers in the conversation ---------------------------------------------------------------
+
+
+def test_a_typed_score_on_a_link_channel_rates_and_re_resolves(channel, conversation, owner):
+    turn_on(channel)
+    conversation = resolve(conversation, owner)
+    run_queued()
+    result = factories.inbound(channel, "4")  # reopens it, as any customer message does
+    assert Conversation.objects.get(pk=conversation.pk).status == ConversationStatus.OPEN
+    [row] = queued(csat.take_survey_answer.module_path)
+    csat.take_survey_answer.call(*row.args_kwargs["args"])
+    assert SatisfactionRating.objects.get(conversation=conversation).rating == 4
+    again = Conversation.objects.get(pk=conversation.pk)
+    assert again.status == ConversationStatus.RESOLVED
+    assert again.resolved_at == conversation.resolved_at
+    assert result.conversation_id == conversation.pk
+
+
+def test_a_reply_from_someone_after_the_survey_means_it_was_no_answer(channel, conversation, owner):
+    from loket.inbox.services import outbound
+
+    turn_on(channel)
+    conversation = resolve(conversation, owner)
+    run_queued()
+    update_conversation(conversation, actor=owner, status=ConversationStatus.OPEN)
+    outbound.reply(conversation, author=owner, text="Anything else?")
+    factories.inbound(channel, "5")
+    csat.take_survey_answer.call(conversation.pk)
+    assert not SatisfactionRating.objects.exists()
+    assert Conversation.objects.get(pk=conversation.pk).status == ConversationStatus.OPEN

@@ -17,6 +17,7 @@ def add_fields(form: forms.Form, channel) -> None:
     if not csat.applies_to(channel):
         return
     current = csat.setting_of(channel)
+    form.csat_before = current  # a provider reconfigure may drop it before save() runs
     form.fields[ENABLED] = forms.BooleanField(
         label=_("Send a satisfaction survey after a conversation is resolved"),
         required=False,
@@ -28,6 +29,7 @@ def add_fields(form: forms.Form, channel) -> None:
     )
     form.fields[DELAY] = forms.IntegerField(
         label=_("Survey delay (minutes)"),
+        required=False,  # left empty: the delay stays as it is
         min_value=0,
         max_value=csat.DELAY_MAX,
         initial=current["delay_minutes"],
@@ -47,12 +49,9 @@ def save(form: forms.Form, channel) -> None:
     """Store the survey setting from a valid form (ValueError as clean_setting says)."""
     if not has_fields(form):
         return
+    delay = form.cleaned_data.get(DELAY)
+    if delay is None:
+        delay = getattr(form, "csat_before", csat.setting_of(channel))["delay_minutes"]
     csat.set_setting(
-        channel,
-        {
-            "enabled": bool(form.cleaned_data.get(ENABLED)),
-            "delay_minutes": form.cleaned_data.get(DELAY)
-            if form.cleaned_data.get(DELAY) is not None
-            else csat.DEFAULT_DELAY,
-        },
+        channel, {"enabled": bool(form.cleaned_data.get(ENABLED)), "delay_minutes": delay}
     )
