@@ -538,19 +538,22 @@ def test_a_rule_does_not_reply_to_automatic_mail_but_does_its_other_actions(shop
     assert rule_replies(ooo) == []
     assert labels_of(ooo) == ["seen"]  # only the reply is skipped
     [run] = RuleRun.objects.filter(rule=answer, conversation=ooo)
-    assert run.outcome == "partly"
+    assert run.outcome == "done"  # skipping the answer is right, not a failure
     skipped = run.done[1]
-    assert skipped["type"] == "send_canned_reply" and skipped["ok"] is False
+    assert skipped["type"] == "send_canned_reply" and skipped["skipped"] is True
     assert skipped["said"] == {
         "message": "no answer to an automatic message (%(reason)s)",
         "values": {"reason": "Auto-Submitted: auto-replied"},
     }
     # The admin sees why on the conversation's timeline too.
     line = Message.objects.get(conversation=ooo, data__action="rule_ran")
-    assert line.data["failed"] == [skipped]
+    assert line.data["skipped"] == [skipped] and line.data["failed"] == []
     from loket.automation.rules.actions import described_detail
+    from loket.web.inbox.timeline import activity_sentence
 
     assert "Auto-Submitted: auto-replied" in described_detail(skipped)
+    said = activity_sentence(line, "Rule")
+    assert "1 action skipped: no answer to an automatic message" in said
 
     # A person's mail gets the rule's reply as before.
     person = customer_writes(shop, "Where is my parcel?", contact_id="cust-2")
@@ -564,7 +567,7 @@ def test_whatsapp_system_messages_count_as_automatic(shop, workspace, owner):
     conversation = customer_writes(shop, "Sanne changed her number", data=system)
     assert rule_replies(conversation) == []
     [run] = RuleRun.objects.filter(conversation=conversation)
-    assert run.outcome == "failed"
+    assert run.outcome == "done" and run.done[0]["skipped"] is True
     assert run.done[0]["said"]["values"] == {"reason": "WhatsApp system message"}
 
 
@@ -600,8 +603,8 @@ def test_other_triggers_do_not_answer_a_conversation_that_waits_on_automatic_mai
         assert engine.run_timed() == 1  # it ran, and skipped its reply
     assert rule_replies(conversation) == []
     assert {r.rule.name: r.outcome for r in RuleRun.objects.filter(conversation=conversation)} == {
-        "Greet": "failed",
-        "Still busy": "failed",
+        "Greet": "done",  # each skipped its reply
+        "Still busy": "done",
     }
     # After the team's own reply, a reminder answers that reply, not the out-of-office.
     outbound.reply(conversation, author=agent, text="Could you send the order number?")

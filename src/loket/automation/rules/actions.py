@@ -494,19 +494,31 @@ def described_detail(item: dict) -> str:
 
 def perform(doer: Doer, actions: list[dict]) -> list[dict]:
     """Carry out the actions in order, each in its own savepoint: one that fails is recorded
-    and undone, and the others still happen. Returns ``[{"type", "ok", "detail"}]``."""
+    and undone, and the others still happen. Returns ``[{"type", "ok", "detail"}]`` (with
+    ``"skipped": True`` for an action that had nothing to do, e.g. no answer to automatic mail)."""
     done = []
     for item in actions:
         action = ACTIONS.get(item.get("type"))
         if action is None:
             done.append({"type": item.get("type"), "ok": False, "detail": "unknown action"})
             continue
+        if doer.automatic and item["type"] in ANSWERS:
+            # Not a failure: the rule did right not to answer an out-of-office or a bounce.
+            said = Said(
+                gettext_noop("no answer to an automatic message (%(reason)s)"),
+                reason=doer.automatic,
+            )
+            done.append(
+                {
+                    "type": item["type"],
+                    "ok": False,
+                    "skipped": True,
+                    "detail": said.message % said.values,
+                    "said": {"message": said.message, "values": said.values},
+                }
+            )
+            continue
         try:
-            if doer.automatic and item["type"] in ANSWERS:
-                raise Skipped(
-                    gettext_noop("no answer to an automatic message (%(reason)s)"),
-                    reason=doer.automatic,
-                )
             with transaction.atomic():
                 detail = action.do(doer, item)
             done.append({"type": item["type"], "ok": True, "detail": detail})

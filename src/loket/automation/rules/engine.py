@@ -236,10 +236,11 @@ def _activity(conversation: Conversation, action: str, rule: Rule, **data: Any) 
 
 
 def _outcome(done: list[dict]) -> str:
-    ok = [item["ok"] for item in done]
-    if all(ok):
+    """Done when nothing failed (a skipped action is not a failure)."""
+    failed = [item for item in done if not item["ok"] and not item.get("skipped")]
+    if not failed:
         return RuleRunOutcome.DONE
-    return RuleRunOutcome.PARTLY if any(ok) else RuleRunOutcome.FAILED
+    return RuleRunOutcome.PARTLY if len(failed) < len(done) else RuleRunOutcome.FAILED
 
 
 def _act(
@@ -280,8 +281,11 @@ def _act(
             run.done = done
             run.outcome = _outcome(done)
             run.save(update_fields=["done", "outcome"])
-            if run.outcome != RuleRunOutcome.DONE:  # the timeline says what failed, and why
-                line.data["failed"] = [item for item in done if not item["ok"]]
+            # The timeline says what failed or was skipped, and why.
+            failed = [item for item in done if not item["ok"] and not item.get("skipped")]
+            skipped = [item for item in done if item.get("skipped")]
+            if failed or skipped:
+                line.data.update({"failed": failed, "skipped": skipped})
                 line.save(update_fields=["data"])
     except IntegrityError:  # another worker ran this episode first
         return None
