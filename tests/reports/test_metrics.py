@@ -235,3 +235,31 @@ def test_a_stored_conversation(workspace, owner, api_channel):
     (resolution,) = found.resolutions
     assert resolution.responses == 1 and resolution.handoff
     assert len(found.reopened_at) == 1
+
+
+def test_a_survey_answer_is_no_reopening_and_no_second_resolution():
+    found = metrics.facts(
+        [
+            customer(at(7, 9)),
+            agent(at(7, 9, 20)),
+            status(at(7, 10), "resolved"),
+            Entry(at(7, 11), AUTOMATIC),  # the survey
+            customer(at(7, 12)),  # "4": reopens for a moment
+            Entry(at(7, 12, 1), STATUS, status="resolved", survey_answered=True),
+            customer(at(8, 9)),  # a real question later: a reopening
+            agent(at(8, 9, 30)),
+            status(at(8, 10), "resolved"),
+        ],
+        OFFICE,
+    )
+    assert found.reopened_at == [at(8, 9)]
+    assert [r.at for r in found.resolutions] == [at(7, 10), at(8, 10)]
+    assert [d.seconds for d in found.next_responses] == [30 * MINUTE]
+    assert metrics.entry_of(
+        "out",
+        "activity",
+        "system",
+        None,
+        {"action": "status_changed", "status": "resolved", "via": "csat"},
+        at(7, 12),
+    ).survey_answered

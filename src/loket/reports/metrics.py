@@ -20,7 +20,8 @@ add up — the same definitions the report pages show next to each number (docs/
   (waiting for the customer, who holds the clock then). Snoozed time counts: the snooze is the
   team's choice, the customer still waits.
 * **Reopened**: a resolved conversation becoming active again (the customer writing, or a
-  member reopening it).
+  member reopening it). A customer's answer to the satisfaction survey reopens it only for a
+  moment (loket.reports.csat resolves it again, ``via: csat``): no reopening, no resolution.
 * **Replies per resolution**: responses between the resolution's start and the resolution.
 * **Bot-resolved**: a resolution with no response in its stretch and at least one bot message.
 * **Handoff**: a stretch in which a bot wrote and then a member responded.
@@ -55,6 +56,7 @@ class Entry:
     kind: str  # CUSTOMER, RESPONSE, BOT, AUTOMATIC or STATUS
     member_id: int | None = None  # the member who responded (RESPONSE)
     status: str = ""  # the new status (STATUS)
+    survey_answered: bool = False  # STATUS: resolved again by a survey answer
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,18 @@ def facts(entries: Iterable[Entry], schedule: Schedule) -> Facts:
             new = entry.status
             if new == status:
                 continue
+            if (
+                entry.survey_answered
+                and new in _DONE
+                and stretch is not None
+                and stretch.reopened_from is not None
+                and found.reopened_at
+                and found.reopened_at[-1] == stretch.reopened_from
+            ):
+                # The survey answer's moment of reopening: as if it had stayed resolved.
+                found.reopened_at.pop()
+                stretch, waiting_since, status = None, None, new
+                continue
             if new in _DONE and status in _ACTIVE:
                 resolve(entry.at)
             elif new in _ACTIVE and status in _DONE:
@@ -224,7 +238,9 @@ def entry_of(
     data = data or {}
     if kind == "activity":
         if data.get("action") == "status_changed" and data.get("status"):
-            return Entry(at, STATUS, status=str(data["status"]))
+            return Entry(
+                at, STATUS, status=str(data["status"]), survey_answered=data.get("via") == "csat"
+            )
         return None
     if kind != "message":
         return None
