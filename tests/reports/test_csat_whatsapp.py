@@ -8,6 +8,7 @@ A typed "4" counts too; a real question next to the answer keeps the conversatio
 from __future__ import annotations
 
 import pytest
+from django.utils import translation
 
 from loket.inbox.models import Conversation, ConversationStatus, Message, SatisfactionRating
 from loket.inbox.services.conversations import update_conversation
@@ -57,7 +58,11 @@ def test_the_survey_goes_out_as_interactive_choices(resolved, graph):  # noqa: F
     assert interactive["type"] == "list"  # five options: a list (buttons stop at three)
     rows = interactive["action"]["sections"][0]["rows"]
     assert [row["id"] for row in rows] == [f"csat:{n}" for n in range(1, 6)]
-    assert rows[3]["title"] == "4 \u2013 Good"
+    # In the conversation's language (the sample customer writes Dutch).
+    resolved.refresh_from_db()
+    with translation.override(csat.language_of(resolved)):
+        assert rows[3]["title"] == csat.score_items()[3]["title"]
+    assert rows[3]["title"].startswith("4 \u2013 ")
     assert "/csat/" in interactive["body"]["text"]  # the link for a comment
     survey = survey_of(resolved)
     assert survey.status == "sent" and survey.author_type == "system"
