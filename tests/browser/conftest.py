@@ -114,8 +114,13 @@ def loket_server(django_db_setup, tmp_path_factory, meta_graph):
         require(harness.redis_answers(settings.REDIS_URL), f"Redis at {settings.REDIS_URL}")
     # Failure artifacts are about the last run of this backend's pass.
     shutil.rmtree(harness.failures_dir(), ignore_errors=True)
+    # One server for the whole package: a second one on the same database would run jobs too,
+    # and publish their realtime events to its own in-memory channel layer (SQLite pass), where
+    # no browser listens. The demo endpoints are on for the ferry bot's look-up.
     with harness.running_server(
-        tmp_path_factory.mktemp("loket-serve"), LOKET_META_GRAPH_URL=meta_graph.url
+        tmp_path_factory.mktemp("loket-serve"),
+        LOKET_META_GRAPH_URL=meta_graph.url,
+        LOKET_DEMO_ENDPOINTS="1",
     ) as server:
         yield server
 

@@ -22,18 +22,6 @@ from tests.browser.test_livechat import host_site
 from tests.processes import wait_until
 
 
-@pytest.fixture(scope="module")
-def loket_server(django_db_setup, tmp_path_factory, meta_graph):
-    """A server of its own with the demo endpoints on (the package's has them off, as any
-    server with DATABASE_URL does)."""
-    with harness.running_server(
-        tmp_path_factory.mktemp("loket-serve-demo"),
-        LOKET_META_GRAPH_URL=meta_graph.url,
-        LOKET_DEMO_ENDPOINTS="1",
-    ) as server:
-        yield server
-
-
 @pytest.fixture
 def demo(agent_app):
     """``loket demo`` against the running server; the demo's live-chat channel."""
