@@ -14,10 +14,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from loket.connectors.registry import get_connector
 from loket.inbox.models import ConversationStatus, Message, SatisfactionRating
 from loket.inbox.services import journal
-from loket.inbox.services.channels import create_channel
 from loket.inbox.services.conversations import update_conversation
 from loket.reports import csat
 from loket.web.inbox.timeline import entry
@@ -27,29 +25,13 @@ from tests.connectors.providers import run_tasks
 
 @pytest.fixture
 def smtp_server(settings, tmp_path):
-    bundle = tmp_path / "ca.pem"
-    bundle.write_bytes(smtp_servers.certificate()[0])
-    settings.LOKET_EMAIL_CA_FILE = str(bundle)
-    with smtp_servers.RecordingServer(tls="starttls", credentials={"desk": "smtp-pass"}) as server:
+    with smtp_servers.trusted_server(settings, tmp_path) as server:
         yield server
 
 
 @pytest.fixture
 def channel(transactional_db, workspace, smtp_server):
-    channel, _ = create_channel(
-        workspace,
-        get_connector("email"),
-        name="Support mail",
-        config={
-            "address": "support@shop.example",
-            "inbound": "forward",
-            "smtp_host": smtp_server.host,
-            "smtp_port": smtp_server.port,
-            "smtp_security": "starttls",
-            "smtp_username": "desk",
-            "smtp_password": "smtp-pass",
-        },
-    )
+    channel = smtp_servers.forwarding_channel(workspace, smtp_server)
     csat.set_setting(channel, {"enabled": True, "delay_minutes": 0})
     return channel
 

@@ -259,3 +259,35 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def trusted_server(settings, folder: Path):
+    """A recording STARTTLS server (login desk / smtp-pass) whose certificate Loket trusts."""
+    bundle = folder / "ca.pem"
+    bundle.write_bytes(certificate()[0])
+    settings.LOKET_EMAIL_CA_FILE = str(bundle)
+    with RecordingServer(tls="starttls", credentials={"desk": "smtp-pass"}) as server:
+        yield server
+
+
+def forwarding_channel(workspace, server):
+    """An email channel whose mail arrives forwarded (no IMAP) and leaves through ``server``."""
+    from loket.connectors.registry import get_connector
+    from loket.inbox.services.channels import create_channel
+
+    channel, _ = create_channel(
+        workspace,
+        get_connector("email"),
+        name="Support mail",
+        config={
+            "address": "support@shop.example",
+            "inbound": "forward",
+            "smtp_host": server.host,
+            "smtp_port": server.port,
+            "smtp_security": "starttls",
+            "smtp_username": "desk",
+            "smtp_password": "smtp-pass",
+        },
+    )
+    return channel

@@ -19,10 +19,8 @@ from loket.automation.models import AutoReplyKind, RuleRun
 from loket.automation.rules import service as rule_service
 from loket.bots import services as bot_services
 from loket.bots.models import BotSession
-from loket.connectors.registry import get_connector
 from loket.inbox.models import Direction, Message, MessageKind
 from loket.inbox.services import journal
-from loket.inbox.services.channels import create_channel
 from tests.connectors.email import smtp_servers
 from tests.connectors.providers import run_tasks
 
@@ -48,30 +46,13 @@ FLOW = {
 
 @pytest.fixture
 def smtp_server(settings, tmp_path):
-    bundle = tmp_path / "ca.pem"
-    bundle.write_bytes(smtp_servers.certificate()[0])
-    settings.LOKET_EMAIL_CA_FILE = str(bundle)
-    with smtp_servers.RecordingServer(tls="starttls", credentials={"desk": "smtp-pass"}) as server:
+    with smtp_servers.trusted_server(settings, tmp_path) as server:
         yield server
 
 
 @pytest.fixture
 def channel(transactional_db, workspace, smtp_server):
-    channel, _ = create_channel(
-        workspace,
-        get_connector("email"),
-        name="Support mail",
-        config={
-            "address": "support@shop.example",
-            "inbound": "forward",
-            "smtp_host": smtp_server.host,
-            "smtp_port": smtp_server.port,
-            "smtp_security": "starttls",
-            "smtp_username": "desk",
-            "smtp_password": "smtp-pass",
-        },
-    )
-    return channel
+    return smtp_servers.forwarding_channel(workspace, smtp_server)
 
 
 @pytest.fixture
