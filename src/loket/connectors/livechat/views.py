@@ -19,7 +19,7 @@ from loket.connectors.livechat import delivery, widget
 from loket.connectors.livechat.connector import origin_allowed
 from loket.connectors.livechat.widget import WidgetError
 from loket.inbox.models import Channel, Conversation
-from loket.tenancy import hours
+from loket.tenancy import hours, photos
 
 STATIC = Path(__file__).parent / "static" / "livechat"
 MAX_BODY = 64 * 1024
@@ -321,12 +321,7 @@ def csat(request, channel: Channel):
 
 
 def _image(found) -> HttpResponse:
-    if found is None:
-        raise Http404("no such photo")
-    response = HttpResponse(found[0], content_type=found[1])
-    response["Cache-Control"] = "public, max-age=3600"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return photos.response(found, "public, max-age=3600")
 
 
 @require_GET

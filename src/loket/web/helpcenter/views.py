@@ -37,6 +37,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from loket.knowledge import images, public
 from loket.knowledge.models import HelpCenter
+from loket.tenancy import photos
 
 log = logging.getLogger(__name__)
 
@@ -429,12 +430,7 @@ def image(request, key: str, workspace: str | None = None):
     """An image uploaded into one of the help center's articles (loket.knowledge.images)."""
     site = _site_for(request, workspace)
     found = images.for_public(site.workspace.pk, key)
-    content = images.read(found) if found is not None else None
-    if content is None:
-        raise Http404("no such image")
-    response = HttpResponse(content[0], content_type=content[1])
-    response["Cache-Control"] = "public, max-age=86400"
-    return _secure(response)
+    return _secure(photos.response(images.read(found) if found else None, "public, max-age=86400"))
 
 
 @require_GET

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from loket.knowledge import images, markdown, services
 from loket.knowledge.models import Article, ArticleTranslation, Category, TranslationStatus
+from loket.tenancy import photos
 from loket.tenancy.services import NotAllowed
 from loket.web.workspace import workspace_view
 
@@ -509,10 +510,4 @@ def image_upload(request, article_id: int):
 def image_view(request, key: str):
     """An uploaded image, to the workspace's members (internal and draft articles' too)."""
     found = images.for_members(request.workspace.pk, key)
-    content = images.read(found) if found is not None else None
-    if content is None:
-        raise Http404("no such image")
-    response = HttpResponse(content[0], content_type=content[1])
-    response["Cache-Control"] = "private, max-age=3600"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return photos.response(images.read(found) if found else None, "private, max-age=3600")
