@@ -161,3 +161,21 @@ def test_keyboard_moves_through_the_list(agent_app, browser_pages):
     expect(a.locator("#conv-pane h1")).to_contain_text("Tweede Klant", timeout=LIVE)
     a.keyboard.press("?")
     expect(a.locator("#shortcut-sheet")).to_be_visible()
+
+
+def test_an_open_menu_stays_open_through_a_live_update(agent_app, browser_pages):
+    Label.objects.create(workspace=agent_app.workspace, name="refund", color="#b42318")
+    agent_app.ingest("I want my money back")
+    (a,) = browser_pages("agent-a", goto="/w/acme/")
+    open_conversation(a, "Noor de Vries")
+    conversation = Conversation.objects.get(workspace=agent_app.workspace)
+    a.locator("#label-menu summary").click()
+    a.locator("#label-menu").get_by_label("refund").check()
+    # A colleague (here: the API) changes the priority: the header is fetched anew.
+    response = agent_app.api.patch(f"/conversations/{conversation.pk}", json={"priority": 4})
+    assert response.status_code == 200, response.text
+    expect(a.locator("#conv-head .chip.prio-4")).to_be_visible(timeout=LIVE)
+    # The agent's menu is still open, with their tick, and applying it works.
+    expect(a.locator("#label-menu").get_by_label("refund")).to_be_checked()
+    a.locator("#label-menu").get_by_role("button", name="Apply").click()
+    expect(a.locator("#conv-labels")).to_contain_text("refund", timeout=LIVE)

@@ -65,8 +65,25 @@
     const head = $("#conv-head");
     if (!el || !head) return;
     const html = await getHTML(el.dataset.headUrl);
+    // A menu the agent has open stays open through a live update, with what they ticked in it
+    // (a colleague's change, or the language found, must not close it under their pointer).
+    const key = (input) => `${input.name}=${input.value}`;
+    const open = Array.from(head.querySelectorAll("details[open][id]")).map((menu) => ({
+      id: menu.id,
+      ticked: new Map(Array.from(menu.querySelectorAll("input[type=checkbox]")).map((i) => [key(i), i.checked])),
+    }));
+    const focused = head.contains(document.activeElement) ? document.activeElement.id : "";
     // The head response carries the sidebar out of band; htmx.swap handles both.
     htmx.swap(head, html, { swapStyle: "outerHTML" });
+    for (const { id, ticked } of open) {
+      const menu = document.getElementById(id);
+      if (!menu) continue;
+      menu.open = true;
+      menu.querySelectorAll("input[type=checkbox]").forEach((input) => {
+        if (ticked.has(key(input))) input.checked = ticked.get(key(input));
+      });
+    }
+    if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
   }
 
   // --- the list: refresh in place when at the top, otherwise offer to --------------------
