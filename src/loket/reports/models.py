@@ -6,6 +6,7 @@ conversations; a number's drill-down reads the facts behind it."""
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from loket.tenancy.models import workspace_key_covered_by_indexes
 
@@ -105,3 +106,57 @@ class HourlyVolume(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.hour}h of workspace {self.workspace_id}"
+
+
+class ScheduleFrequency(models.TextChoices):
+    DAILY = "daily", _("Daily")
+    WEEKLY = "weekly", _("Weekly")
+
+
+class ScheduleReport(models.TextChoices):
+    OVERVIEW = "overview", _("Overview")
+    AGENTS = "agents", _("Agents")
+
+
+class ReportSchedule(models.Model):
+    """A report e-mailed to chosen members after each day or ISO week (loket.reports.schedules):
+    the previous period's figures against the period before, at ``hour`` o'clock in the
+    workspace's time zone (weekly: on ``weekday``, 1 = Monday). ``last_period_sent`` is the
+    first day of the last period claimed for sending; claiming it is one conditional UPDATE, so
+    a period is sent at most once however many workers or retries try. Filters are ids like
+    the rollups' (an id that no longer exists matches nothing)."""
+
+    workspace = models.ForeignKey(
+        "tenancy.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    name = models.CharField(max_length=100)
+    frequency = models.CharField(max_length=8, choices=ScheduleFrequency.choices)
+    weekday = models.PositiveSmallIntegerField(null=True, blank=True)  # ISO: 1 Monday .. 7
+    hour = models.PositiveSmallIntegerField(default=8)  # 0-23, workspace-local
+    report = models.CharField(
+        max_length=16, choices=ScheduleReport.choices, default=ScheduleReport.OVERVIEW
+    )
+    channel_id = models.BigIntegerField(null=True, blank=True)
+    team_id = models.BigIntegerField(null=True, blank=True)
+    priority = models.PositiveSmallIntegerField(null=True, blank=True)
+    business_time = models.BooleanField(default=False)
+    recipients = models.ManyToManyField("tenancy.Membership", related_name="+", blank=True)
+    created_by = models.ForeignKey(
+        "tenancy.Membership",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    enabled = models.BooleanField(default=True)
+    last_period_sent = models.DateField(null=True, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "name"], name="report_schedule_ws_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.frequency}) of workspace {self.workspace_id}"
