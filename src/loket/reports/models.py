@@ -149,6 +149,8 @@ class ReportSchedule(models.Model):
         related_name="+",
     )
     enabled = models.BooleanField(default=True)
+    # The first day of the last period a send job was enqueued for (one job per period).
+    last_period_enqueued = models.DateField(null=True, blank=True)
     last_period_sent = models.DateField(null=True, blank=True)
     last_sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
