@@ -1,0 +1,690 @@
+"""Exports of the reports as CSV and XLSX, streamed with flat memory (docs/reports.md, Exports).
+
+A ``Table`` is column headers and a way to iterate its rows; ``csv_chunks`` and ``xlsx_chunks``
+turn one into bytes a piece at a time, never holding the whole file. The tables:
+
+* ``conversation_table``: one row per conversation *created* in the range (its ``created`` fact
+  falls on one of the days — the conversations the overview's "New conversations" counts, with
+  the same filters), in day order then conversation id, with the conversation's metrics over
+  its whole timeline so far. Read in keyset chunks of ``CHUNK`` conversations per day with a
+  fixed number of queries per chunk, so a million rows read like a thousand.
+* ``overview_table``, ``agents_table``, ``busiest_hours_table``, ``ratings_table``: the report
+  pages' numbers, from the same ``loket.reports.queries`` the pages read.
+
+Cell values are ``None`` (empty), ``str``, ``int``/``float`` (numbers), ``datetime.datetime``
+(naive, the workspace's local time) or ``datetime.date``. CSV writes dates as ISO text
+(``2026-11-10 09:30:00``); XLSX writes them as Excel date numbers with a date format. Durations
+are whole seconds, shares percentages. Headers and translated values (status, priority, weekday)
+are made when the table is built, in the language active then.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import escape
+
+from django.db.models import Count, Q
+from django.utils.translation import gettext as _
+
+from loket.inbox.models import (
+    Channel,
+    Conversation,
+    ConversationStatus,
+    Priority,
+    SatisfactionRating,
+)
+from loket.reports import queries
+from loket.reports.models import FactKind, ReportFact
+from loket.reports.queries import Filters
+from loket.tenancy.hours import _zone
+from loket.tenancy.models import Membership, Team, Workspace
+
+CHUNK = 2000  # conversations read at a time
+EVERYTHING = Filters()  # no filter
+BATCH = 500  # rows serialised between two yields
+
+Cell = None | str | int | float | dt.date | dt.datetime
+
+
+@dataclass(frozen=True)
+class Table:
+    """What an export holds: ``headers`` and ``rows()``, a fresh iterator of row sequences (one
+    cell per header) each time it is called."""
+
+    name: str  # for the file name and the XLSX sheet
+    headers: Sequence[str]
+    rows: Callable[[], Iterator[Sequence[Cell]]]
+
+    def __iter__(self) -> Iterator[Sequence[Cell]]:
+        return self.rows()
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+
+_RISKY = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Cell) -> str | int | float:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, int | float):
+        return "" if isinstance(value, float) and not math.isfinite(value) else value
+    text = str(value)
+    # A spreadsheet would run a cell starting like a formula: make it text.
+    return "'" + text if text.startswith(_RISKY) else text
+
+
+def csv_chunks(table: Table) -> Iterator[bytes]:
+    """The table as CSV (UTF-8 with a byte order mark, so Excel reads it as UTF-8; CRLF line
+    ends; quoted where needed), ``BATCH`` rows a chunk. Text cells starting with ``= + - @``, a
+    tab or a carriage return get a leading apostrophe (no formula injection)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([_csv_cell(h) for h in table.headers])
+    yield "\ufeff".encode() + buffer.getvalue().encode()
+    buffer.seek(0)
+    buffer.truncate()
+    for count, row in enumerate(table.rows(), start=1):
+        writer.writerow([_csv_cell(cell) for cell in row])
+        if count % BATCH == 0:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# XLSX: a minimal Office Open XML workbook with one sheet, written as a zip stream.
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, unseekable file: zipfile writes data descriptors then, and we hand on
+    what it wrote after each batch of rows."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        raise OSError("unseekable")
+
+    def write(self, data) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def drain(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
+_XML = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+
+_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml."
+_RELATION = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+_CONTENT_TYPES = (
+    _XML + '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" '
+    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    f'<Override PartName="/xl/workbook.xml" ContentType="{_TYPE}sheet.main+xml"/>'
+    f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{_TYPE}worksheet+xml"/>'
+    f'<Override PartName="/xl/styles.xml" ContentType="{_TYPE}styles+xml"/>'
+    "</Types>"
+)
+_ROOT_RELS = (
+    _XML + f'<Relationships xmlns="{_PKG_REL}">'
+    f'<Relationship Id="rId1" Type="{_RELATION}officeDocument" Target="xl/workbook.xml"/>'
+    "</Relationships>"
+)
+_WORKBOOK_RELS = (
+    _XML + f'<Relationships xmlns="{_PKG_REL}">'
+    f'<Relationship Id="rId1" Type="{_RELATION}worksheet" Target="worksheets/sheet1.xml"/>'
+    f'<Relationship Id="rId2" Type="{_RELATION}styles" Target="styles.xml"/>'
+    "</Relationships>"
+)
+# Cell styles: 0 plain, 1 date and time, 2 date, 3 bold (the header row).
+_STYLES = (
+    _XML + f'<styleSheet xmlns="{_MAIN}">'
+    '<numFmts count="2"><numFmt numFmtId="164" formatCode="yyyy-mm-dd hh:mm:ss"/>'
+    '<numFmt numFmtId="165" formatCode="yyyy-mm-dd"/></numFmts>'
+    '<fonts count="2"><font><sz val="11"/><name val="Calibri"/></font>'
+    '<font><b/><sz val="11"/><name val="Calibri"/></font></fonts>'
+    '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+    '<fill><patternFill patternType="gray125"/></fill></fills>'
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+    '<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/></cellXfs>'
+    '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+    "</styleSheet>"
+)
+# Characters XML 1.0 cannot hold at all.
+_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_SHEET_NAME_BAD = re.compile(r"[\[\]:*?/\\]")
+_EPOCH = dt.datetime(1899, 12, 30)
+MAX_TEXT = 32767  # the most characters an Excel cell holds
+
+
+def _column(index: int) -> str:
+    name = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        name = chr(65 + rest) + name
+    return name
+
+
+def _text(value: str) -> str:
+    value = _ILLEGAL.sub("", value)[:MAX_TEXT]
+    space = ' xml:space="preserve"' if value != value.strip() else ""
+    return f"<is><t{space}>{escape(value)}</t></is>"
+
+
+def _xlsx_cell(ref: str, value: Cell, style: str = "") -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, dt.datetime):
+        serial = (value.replace(tzinfo=None) - _EPOCH).total_seconds() / 86400
+        return f'<c r="{ref}" s="1"><v>{serial:.10f}</v></c>'
+    if isinstance(value, dt.date):
+        return f'<c r="{ref}" s="2"><v>{(value - _EPOCH.date()).days}</v></c>'
+    if isinstance(value, int):
+        return f'<c r="{ref}"{style}><v>{value}</v></c>'
+    if isinstance(value, float):
+        return f'<c r="{ref}"{style}><v>{value!r}</v></c>' if math.isfinite(value) else ""
+    return f'<c r="{ref}" t="inlineStr"{style}>{_text(str(value))}</c>'
+
+
+def _xlsx_row(number: int, columns: list[str], row: Iterable[Cell], style: str = "") -> str:
+    cells = "".join(
+        _xlsx_cell(f"{column}{number}", value, style)
+        for column, value in zip(columns, row, strict=False)
+    )
+    return f'<row r="{number}">{cells}</row>'
+
+
+def _sheet_name(name: str) -> str:
+    return escape(_SHEET_NAME_BAD.sub(" ", _ILLEGAL.sub("", name)).strip()[:31] or "Sheet1")
+
+
+def xlsx_chunks(table: Table) -> Iterator[bytes]:
+    """The table as an XLSX workbook of one sheet (header row in bold and frozen; text as
+    inline strings, numbers as numbers, dates as date numbers with a date format), streamed:
+    the zip is written to an unseekable buffer (data descriptors, ZIP64) emptied after every
+    ``BATCH`` rows."""
+    sink = _Sink()
+    columns = [_column(i) for i in range(len(table.headers))]
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", _CONTENT_TYPES)
+        archive.writestr("_rels/.rels", _ROOT_RELS)
+        archive.writestr(
+            "xl/workbook.xml",
+            _XML + f'<workbook xmlns="{_MAIN}" xmlns:r="{_REL}"><sheets>'
+            f'<sheet name="{_sheet_name(table.name)}" sheetId="1" r:id="rId1"/>'
+            "</sheets></workbook>",
+        )
+        archive.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
+        archive.writestr("xl/styles.xml", _STYLES)
+        yield sink.drain()
+        with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
+            sheet.write(
+                (
+                    _XML + f'<worksheet xmlns="{_MAIN}" xmlns:r="{_REL}"><sheetViews>'
+                    '<sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
+                    'activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>'
+                    "<sheetData>" + _xlsx_row(1, columns, table.headers, ' s="3"')
+                ).encode()
+            )
+            parts: list[str] = []
+            number = 1
+            for row in table.rows():
+                number += 1
+                parts.append(_xlsx_row(number, columns, row))
+                if len(parts) == BATCH:
+                    sheet.write("".join(parts).encode())
+                    parts.clear()
+                    yield sink.drain()
+            sheet.write(("".join(parts) + "</sheetData></worksheet>").encode())
+    yield sink.drain()
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-conversation export
+
+
+def _seconds(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
+def _local(at: dt.datetime | None, zone) -> dt.datetime | None:
+    return None if at is None else at.astimezone(zone).replace(tzinfo=None)
+
+
+def _names(model, workspace_id: int) -> dict[int, str]:
+    return dict(model.objects.filter(workspace_id=workspace_id).values_list("pk", "name"))
+
+
+def member_names(workspace_id: int) -> dict[int, str]:
+    return {
+        m.pk: m.display_name or m.user.email
+        for m in Membership.objects.filter(workspace_id=workspace_id).select_related("user")
+    }
+
+
+def _attributes(values) -> str:
+    return json.dumps(values, ensure_ascii=False, sort_keys=True) if values else ""
+
+
+def conversation_headers() -> list[str]:
+    return [
+        _("Number"),
+        _("Created at"),
+        _("Channel"),
+        _("Contact"),
+        _("Status"),
+        _("Priority"),
+        _("Team"),
+        _("Assignee"),
+        _("First response time (s)"),
+        _("First response time, business hours (s)"),
+        _("Responses"),
+        _("Resolutions"),
+        _("Reopened"),
+        _("Last resolution time (s)"),
+        _("Last resolution time, business hours (s)"),
+        _("Replies per resolution"),
+        _("Resolved by the bot"),
+        _("Handed over by the bot"),
+        _("Rating (1-5)"),
+        _("Rating comment"),
+        _("Labels"),
+        _("Contact attributes"),
+        _("Conversation fields"),
+    ]
+
+
+def _created_chunks(workspace_id: int, start: dt.date, end: dt.date, filters: Filters):
+    """The ``created`` facts of the range, in day order then conversation id, ``CHUNK`` at a
+    time: per day a keyset (``conversation_id > last``) on the (workspace, day, kind) index."""
+    created = ReportFact.objects.filter(
+        workspace_id=workspace_id, kind=FactKind.CREATED, **filters.of()
+    )
+    days = list(
+        created.filter(day__gte=start, day__lte=end)
+        .values("day")
+        .annotate(n=Count("pk"))
+        .order_by("day")
+        .values_list("day", flat=True)
+    )
+    for day in days:
+        last = 0
+        while True:
+            chunk = list(
+                created.filter(day=day, conversation_id__gt=last)
+                .order_by("conversation_id")
+                .values_list("conversation_id", "at")[:CHUNK]
+            )
+            if not chunk:
+                break
+            yield chunk
+            last = chunk[-1][0]
+            if len(chunk) < CHUNK:
+                break
+
+
+def conversation_table(
+    workspace_id: int, start: dt.date, end: dt.date, filters: Filters = EVERYTHING
+) -> Table:
+    """One row per conversation created in the range (``conversation_headers``). Metrics cover
+    the conversation's whole timeline so far: first response time, responses (waits a person's
+    reply ended, as the agents report counts them), resolutions, reopenings, the last
+    resolution's time, replies per resolution, resolutions by the bot and after a handoff."""
+    workspace = Workspace.objects.get(pk=workspace_id)
+    zone = _zone(workspace.time_zone)
+    statuses = {value: str(label) for value, label in ConversationStatus.choices}
+    priorities = {value: str(label) for value, label in Priority.choices}
+    headers = conversation_headers()
+
+    def rows() -> Iterator[list[Cell]]:
+        channels = _names(Channel, workspace_id)
+        teams = _names(Team, workspace_id)
+        members = member_names(workspace_id)
+        for chunk in _created_chunks(workspace_id, start, end, filters):
+            ids = [conversation_id for conversation_id, _at in chunk]
+            conversations = {
+                row["pk"]: row
+                for row in Conversation.objects.filter(
+                    workspace_id=workspace_id, pk__in=ids
+                ).values(
+                    "pk",
+                    "number",
+                    "channel_id",
+                    "status",
+                    "priority",
+                    "team_id",
+                    "assignee_id",
+                    "custom_attributes",
+                    "contact__name",
+                    "contact__email",
+                    "contact__phone",
+                    "contact__attributes",
+                )
+            }
+            metrics: dict[int, dict] = {}
+            for conversation_id, kind, _at, seconds, business, responses, by_bot, handoff in (
+                ReportFact.objects.filter(workspace_id=workspace_id, conversation_id__in=ids)
+                .exclude(kind__in=(FactKind.CREATED, FactKind.CSAT))
+                .order_by("conversation_id", "at", "pk")
+                .values_list(
+                    "conversation_id",
+                    "kind",
+                    "at",
+                    "seconds",
+                    "business_seconds",
+                    "responses",
+                    "by_bot",
+                    "handoff",
+                )
+            ):
+                m = metrics.setdefault(
+                    conversation_id,
+                    {
+                        "first": None,
+                        "answers": 0,
+                        "resolved": 0,
+                        "reopened": 0,
+                        "last": None,
+                        "replies": 0,
+                        "bot": 0,
+                        "handoff": 0,
+                    },
+                )
+                if kind == FactKind.FIRST_RESPONSE:
+                    m["first"] = (seconds, business)
+                    m["answers"] += 1
+                elif kind == FactKind.NEXT_RESPONSE:
+                    m["answers"] += 1
+                elif kind == FactKind.REOPENED:
+                    m["reopened"] += 1
+                elif kind == FactKind.RESOLVED:
+                    m["resolved"] += 1
+                    m["last"] = (seconds, business)
+                    m["replies"] += responses or 0
+                    m["bot"] += bool(by_bot)
+                    m["handoff"] += bool(handoff)
+            labels: dict[int, list[str]] = {}
+            for conversation_id, name in (
+                Conversation.labels.through.objects.filter(
+                    conversation_id__in=ids, label__workspace_id=workspace_id
+                )
+                .order_by("label__name")
+                .values_list("conversation_id", "label__name")
+            ):
+                labels.setdefault(conversation_id, []).append(name)
+            ratings = {
+                conversation_id: (rating, comment)
+                for conversation_id, rating, comment in SatisfactionRating.objects.filter(
+                    workspace_id=workspace_id, conversation_id__in=ids
+                ).values_list("conversation_id", "rating", "comment")
+            }
+            for conversation_id, created_at in chunk:
+                c = conversations.get(conversation_id)
+                if c is None:  # deleted since its facts were made
+                    continue
+                m = metrics.get(conversation_id, {})
+                first = m.get("first") or (None, None)
+                last = m.get("last") or (None, None)
+                resolved = m.get("resolved", 0)
+                rating, comment = ratings.get(conversation_id, (None, ""))
+                yield [
+                    c["number"],
+                    _local(created_at, zone),
+                    channels.get(c["channel_id"], ""),
+                    c["contact__name"] or c["contact__email"] or c["contact__phone"],
+                    statuses.get(c["status"], c["status"]),
+                    priorities.get(c["priority"], c["priority"]),
+                    teams.get(c["team_id"], ""),
+                    members.get(c["assignee_id"], ""),
+                    _seconds(first[0]),
+                    _seconds(first[1]),
+                    m.get("answers", 0),
+                    resolved,
+                    m.get("reopened", 0),
+                    _seconds(last[0]),
+                    _seconds(last[1]),
+                    round(m["replies"] / resolved, 2) if resolved else None,
+                    m.get("bot", 0),
+                    m.get("handoff", 0),
+                    rating,
+                    comment,
+                    ", ".join(labels.get(conversation_id, ())),
+                    _attributes(c["contact__attributes"]),
+                    _attributes(c["custom_attributes"]),
+                ]
+
+    return Table("conversations", headers, rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The report pages' tables
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 1)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _figure_columns() -> list[tuple[str, Callable[[dict], Cell]]]:
+    """The figures of ``queries.derived`` as columns: counts, average durations in whole
+    seconds (calendar and business), shares in percent."""
+    return [
+        (_("New conversations"), lambda f: f["created"]),
+        (_("Resolutions"), lambda f: f["resolved"]),
+        (_("Reopened"), lambda f: f["reopened"]),
+        (_("Responses"), lambda f: f["first_responses"] + f["next_responses"]),
+        (_("First responses"), lambda f: f["first_responses"]),
+        (_("First response time (s)"), lambda f: _seconds(f["first_response_seconds"])),
+        (
+            _("First response time, business hours (s)"),
+            lambda f: _seconds(f["first_response_business_seconds"]),
+        ),
+        (_("Next responses"), lambda f: f["next_responses"]),
+        (_("Next response time (s)"), lambda f: _seconds(f["next_response_seconds"])),
+        (
+            _("Next response time, business hours (s)"),
+            lambda f: _seconds(f["next_response_business_seconds"]),
+        ),
+        (_("Resolution time (s)"), lambda f: _seconds(f["resolution_seconds"])),
+        (
+            _("Resolution time, business hours (s)"),
+            lambda f: _seconds(f["resolution_business_seconds"]),
+        ),
+        (_("Replies per resolution"), lambda f: _rounded(f["replies_per_resolution"])),
+        (_("Resolved by the bot (%)"), lambda f: _percent(f["bot_resolved_share"])),
+        (_("Handed over by the bot (%)"), lambda f: _percent(f["handoff_share"])),
+        (_("Ratings"), lambda f: f["ratings"]),
+        (_("Average rating (1-5)"), lambda f: _rounded(f["csat_average"])),
+        (_("Customer satisfaction (%)"), lambda f: _percent(f["csat_score"])),
+    ]
+
+
+def overview_table(
+    workspace_id: int, start: dt.date, end: dt.date, filters: Filters = EVERYTHING
+) -> Table:
+    """The overview's figures per day of the range (``queries.series``), then a row with the
+    range's totals (``queries.totals``)."""
+    columns = _figure_columns()
+    headers = [_("Day"), *(header for header, _value in columns)]
+    total = _("Total")
+
+    def rows() -> Iterator[list[Cell]]:
+        for day, figures in queries.series(workspace_id, start, end, filters, by="day"):
+            yield [day, *(value(figures) for _header, value in columns)]
+        figures = queries.totals(workspace_id, start, end, filters)
+        yield [total, *(value(figures) for _header, value in columns)]
+
+    return Table("overview", headers, rows)
+
+
+def agents_table(
+    workspace_id: int, start: dt.date, end: dt.date, filters: Filters = EVERYTHING
+) -> Table:
+    """The agents report (``queries.by_dimension`` per member): responses count for who
+    replied, the rest for the conversation's assignee; most responses first, as on the page."""
+    columns = _figure_columns()[1:]  # no "New conversations": not the agents' figure
+    headers = [_("Agent"), *(header for header, _value in columns)]
+    unassigned = _("Unassigned")
+
+    def rows() -> Iterator[list[Cell]]:
+        names = member_names(workspace_id)
+        found = queries.by_dimension(workspace_id, start, end, "member_id", filters)
+        ordered = sorted(
+            found.items(),
+            key=lambda item: (
+                -(item[1]["first_responses"] + item[1]["next_responses"]),
+                names.get(item[0], ""),
+            ),
+        )
+        for member_id, figures in ordered:
+            name = unassigned if member_id is None else names.get(member_id, f"#{member_id}")
+            yield [name, *(value(figures) for _header, value in columns)]
+
+    return Table("agents", headers, rows)
+
+
+def busiest_hours_table(
+    workspace_id: int, start: dt.date, end: dt.date, filters: Filters = EVERYTHING
+) -> Table:
+    """Conversations that came in (new or reopened) per weekday (rows, Monday first) and local
+    hour (columns 00-23), with each weekday's total (``queries.heatmap``)."""
+    days = [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
+    headers = [_("Day"), *(f"{hour:02d}" for hour in range(24)), _("Total")]
+
+    def rows() -> Iterator[list[Cell]]:
+        grid = queries.heatmap(workspace_id, start, end, filters)
+        for day, counts in zip(days, grid, strict=True):
+            yield [day, *counts, sum(counts)]
+
+    return Table("busiest-hours", headers, rows)
+
+
+def ratings_found(
+    workspace_id: int,
+    start: dt.date,
+    end: dt.date,
+    filters: Filters = EVERYTHING,
+    *,
+    comments_only: bool = False,
+):
+    """The ratings the range's customer satisfaction counts (newest first): the Ratings page's
+    list."""
+    behind = queries.conversations_behind(workspace_id, start, end, "ratings", filters)
+    found = SatisfactionRating.objects.filter(
+        workspace_id=workspace_id, conversation__in=behind.values("pk")
+    ).order_by("-updated_at", "-pk")
+    return found.exclude(comment="") if comments_only else found
+
+
+def ratings_table(
+    workspace_id: int,
+    start: dt.date,
+    end: dt.date,
+    filters: Filters = EVERYTHING,
+    *,
+    comments_only: bool = False,
+) -> Table:
+    """The Ratings page's list: every rating with its comment, newest first, read in keyset
+    chunks (``-updated_at, -pk``)."""
+    zone = _zone(Workspace.objects.get(pk=workspace_id).time_zone)
+    headers = [
+        _("Rated at"),
+        _("Rating (1-5)"),
+        _("Comment"),
+        _("Number"),
+        _("Contact"),
+        _("Assignee"),
+        _("Channel"),
+    ]
+
+    def rows() -> Iterator[list[Cell]]:
+        members = member_names(workspace_id)
+        channels = _names(Channel, workspace_id)
+        found = ratings_found(workspace_id, start, end, filters, comments_only=comments_only)
+        fields = (
+            "pk",
+            "updated_at",
+            "rating",
+            "comment",
+            "conversation__number",
+            "conversation__contact__name",
+            "conversation__contact__email",
+            "conversation__assignee_id",
+            "conversation__channel_id",
+        )
+        after = None
+        while True:
+            page = found
+            if after is not None:
+                page = page.filter(
+                    Q(updated_at__lt=after[0]) | Q(updated_at=after[0], pk__lt=after[1])
+                )
+            chunk = list(page.values_list(*fields)[:CHUNK])
+            for _pk, at, rating, comment, number, name, email, assignee, channel in chunk:
+                yield [
+                    _local(at, zone),
+                    rating,
+                    comment,
+                    number,
+                    name or email,
+                    members.get(assignee, ""),
+                    channels.get(channel, ""),
+                ]
+            if len(chunk) < CHUNK:
+                break
+            after = (chunk[-1][1], chunk[-1][0])
+
+    return Table("ratings", headers, rows)
+
+
+REPORTS = {
+    "overview": overview_table,
+    "agents": agents_table,
+    "busiest-hours": busiest_hours_table,
+    "ratings": ratings_table,
+    "conversations": conversation_table,
+}
