@@ -51,6 +51,33 @@ def _allow_private_http(settings):
     settings.LOKET_SWEEP_SETTLE_SECONDS = 0
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _embeddings_remembered_per_text():
+    """The suite embeds the same texts again and again (every test that seeds the demo indexes
+    its 45 articles: ~25 s of the model each time). The model is deterministic, so each text is
+    embedded by the real model once per test process and remembered."""
+    from loket.knowledge import embeddings
+
+    real = embeddings.embed
+    seen: dict[str, object] = {}
+
+    def embed(texts):
+        texts = list(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in seen))
+        if missing:
+            for text, row in zip(missing, real(missing), strict=True):
+                seen[text] = row
+        if not texts:
+            return real(texts)
+        import numpy as np
+
+        return np.stack([seen[t] for t in texts])
+
+    embeddings.embed = embed
+    yield
+    embeddings.embed = real
+
+
 @pytest.fixture(autouse=True)
 def _fresh_memos():
     """Per-process memories of workspaces start empty: a rolled-back test's workspace id comes
