@@ -66,7 +66,14 @@ from loket.inbox.services.conversations import update_conversation
 from loket.jobs.policy import job
 from loket.memo import PerWorkspace
 from loket.tenancy import hours
-from loket.tenancy.models import AutoAssign, Availability, Membership, Team, Workspace
+from loket.tenancy.models import (
+    AutoAssign,
+    Availability,
+    AvailabilityPeriod,
+    Membership,
+    Team,
+    Workspace,
+)
 from loket.tenancy.services import ADMIN_ROLES, NotAllowed
 
 log = logging.getLogger(__name__)
@@ -335,6 +342,7 @@ def set_availability(membership: Membership, availability: str) -> Membership:
         )
         if previous != availability:
             Membership.objects.filter(pk=membership.pk).update(availability=availability)
+            _record_period(membership, availability)
     membership.availability = availability
     if previous == availability:
         return membership
@@ -343,6 +351,21 @@ def set_availability(membership: Membership, availability: str) -> Membership:
     elif availability == Availability.ONLINE:
         _assign_waiting_for(membership)
     return membership
+
+
+def _record_period(membership: Membership, availability: str) -> None:
+    """Close the member's open availability period and open the new one (the agents report's
+    online time), in the transaction that changes the availability."""
+    now = clock.now()
+    AvailabilityPeriod.objects.filter(membership_id=membership.pk, ended_at__isnull=True).update(
+        ended_at=now
+    )
+    AvailabilityPeriod.objects.create(
+        workspace_id=membership.workspace_id,
+        membership_id=membership.pk,
+        availability=availability,
+        started_at=now,
+    )
 
 
 def _assign_waiting_for(membership: Membership) -> int:

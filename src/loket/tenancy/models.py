@@ -159,6 +159,33 @@ class Membership(WorkspaceScoped):
         return self.user.get_full_name()
 
 
+class AvailabilityPeriod(models.Model):
+    """A stretch of time a member spent in one availability, for the agents report's online time:
+    opened and the previous one closed in the transaction that changes the availability
+    (``loket.automation.assignment.set_availability``); ``ended_at`` is empty while it lasts."""
+
+    workspace = workspace_key_covered_by_indexes()
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+")
+    availability = models.CharField(max_length=16, choices=Availability.choices)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "started_at"], name="availability_period_ws"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["membership"],
+                condition=models.Q(ended_at__isnull=True),
+                name="availability_period_one_open",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.membership_id} {self.availability} from {self.started_at}"
+
+
 class AutoAssign(models.TextChoices):
     OFF = "off", _("Off")
     ROUND_ROBIN = "round_robin", _("Round robin")
