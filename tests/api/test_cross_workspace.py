@@ -22,7 +22,8 @@ from loket.bots.models import Flow
 from loket.inbox.models import Channel, Contact, Conversation, InboundEvent, Label, Message
 from loket.knowledge import services as kb_services
 from loket.knowledge.models import Article, ArticleTranslation, Category, SuggestionFeedback
-from loket.reports import rollups
+from loket.reports import rollups, schedules
+from loket.reports.models import ReportSchedule
 from loket.tenancy.models import Membership, Team
 from tests import factories
 from tests.api.conftest import World, assert_error, call
@@ -43,6 +44,7 @@ PATH_OBJECTS = {
     "flow_id": "flow",
     "category_id": "kb_category",
     "article_id": "kb_article",
+    "schedule_id": "report_schedule",
 }
 
 # Path parameters that address no row of their own (the same value in every workspace): filled
@@ -258,6 +260,11 @@ def snapshot() -> dict:
                 "pk", "workspace_id", "conversation_id", "kind", "article_id", "verdict",
             )
         ),
+        "report_schedules": list(
+            ReportSchedule.objects.order_by("pk")
+            .annotate(n_recipients=Count("recipients"))
+            .values_list("pk", "workspace_id", "name", "enabled", "hour", "n_recipients")
+        ),
         "tasks": DBTaskResult.objects.count(),
     }  # fmt: skip
 
@@ -286,14 +293,27 @@ def with_knowledge(world: World) -> World:
     return world
 
 
+def with_report_schedule(world: World) -> World:
+    """A scheduled report of the workspace, e-mailed to its owner."""
+    world.report_schedule = schedules.create_schedule(
+        world.workspace,
+        actor=world.owner,
+        name=f"{world.marker} schedule",
+        frequency="daily",
+        hour=8,
+        recipient_ids=[world.owner.pk],
+    )
+    return world
+
+
 @pytest.fixture
 def world_a(world_a) -> World:
-    return with_knowledge(world_a)
+    return with_report_schedule(with_knowledge(world_a))
 
 
 @pytest.fixture
 def world_b(world_b) -> World:
-    return with_knowledge(world_b)
+    return with_report_schedule(with_knowledge(world_b))
 
 
 # -- the walk ----------------------------------------------------------------------------------

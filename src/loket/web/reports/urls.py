@@ -1,6 +1,12 @@
 from django.urls import path
 
 from loket.web.reports import views
+from loket.web.reports.schedules import (
+    schedule_delete,
+    schedule_edit,
+    schedule_list,
+    schedule_send,
+)
 
 urlpatterns = [
     path("", views.overview, name="overview"),
@@ -8,4 +14,8 @@ urlpatterns = [
     path("busiest-hours/", views.busiest_hours, name="busiest_hours"),
     path("ratings/", views.ratings, name="ratings"),
     path("conversations/", views.conversations, name="conversations"),
+    path("schedules/", schedule_list, name="schedules"),
+    path("schedules/<int:schedule_id>/", schedule_edit, name="schedule-edit"),
+    path("schedules/<int:schedule_id>/delete/", schedule_delete, name="schedule-delete"),
+    path("schedules/<int:schedule_id>/send/", schedule_send, name="schedule-send"),
 ]
