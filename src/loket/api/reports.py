@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.db.models import F
 from ninja import Field, Query, Router, Schema
 
 from loket.api.main import ApiError
-from loket.reports import queries
+from loket.reports import queries, sla_bots
 from loket.reports.queries import Filters
 from loket.web.workspace import workspace_zone
 
@@ -127,3 +128,138 @@ def agents(request, query: Query[ReportQuery]):
 def busiest_hours(request, query: Query[ReportQuery]):
     start, end, filters = _range(request, query)
     return {"weekdays": queries.heatmap(request.membership.workspace_id, start, end, filters)}
+
+
+# -- SLA and bots (loket.reports.sla_bots) ----------------------------------------------------
+class SlaQuery(ReportQuery):
+    policy_id: int | None = None  # the breaches of one policy
+    target: str | None = None  # first_response | next_response | resolution
+    limit: int = Field(50, ge=1, le=200)  # breaches, newest first
+    offset: int = Field(0, ge=0)
+
+
+class TargetFigures(Schema):
+    met: int  # ended by the due time, on the day they ended
+    breached: int  # due time passed, on that day
+    achieved_share: float | None  # met / (met + breached), 0..1
+
+
+class SlaTargets(Schema):
+    first_response: TargetFigures
+    next_response: TargetFigures
+    resolution: TargetFigures
+
+
+class SlaPolicyFigures(Schema):
+    policy_id: int | None  # null: a deleted policy's
+    name: str | None
+    targets: SlaTargets
+    all: TargetFigures
+
+
+class SlaBreachOut(Schema):
+    conversation_id: int
+    conversation_number: int
+    policy_id: int | None
+    target: str
+    due_at: dt.datetime
+    breached_at: dt.datetime
+    completed_at: dt.datetime | None  # when the late target ended after all
+
+
+class SlaOut(Schema):
+    start: dt.date = Field(..., alias="from")
+    end: dt.date = Field(..., alias="to")
+    totals: SlaTargets
+    all: TargetFigures
+    policies: list[SlaPolicyFigures]
+    breaches_count: int
+    breaches: list[SlaBreachOut]
+
+
+@router.get("/reports/sla", response=SlaOut, by_alias=True)
+def sla(request, query: Query[SlaQuery]):
+    """Per SLA policy and target: achieved, breached and the achieved share; and the range's
+    breaches (``limit``/``offset``, newest first, optionally of one ``policy_id`` and
+    ``target``). Channel, team, member (the assignee) and priority are the conversation's now."""
+    start, end, filters = _range(request, query)
+    if query.target is not None and query.target not in sla_bots.TARGETS:
+        raise ApiError(400, "invalid", "target is first_response, next_response or resolution")
+    workspace = request.membership.workspace
+    zone = workspace_zone(workspace)
+    figures = sla_bots.sla(workspace.pk, start, end, zone, filters)
+    found = sla_bots.breaches(
+        workspace.pk, start, end, zone, filters, policy_id=query.policy_id, target=query.target
+    )
+    rows = found.values(
+        "conversation_id",
+        "policy_id",
+        "target",
+        "due_at",
+        "breached_at",
+        "completed_at",
+        conversation_number=F("conversation__number"),
+    )[query.offset : query.offset + query.limit]
+    return {
+        "from": start,
+        "to": end,
+        **figures,
+        "breaches_count": found.count(),
+        "breaches": list(rows),
+    }
+
+
+class EndFigures(Schema):
+    started: int  # sessions that started in the range
+    active: int  # still talking
+    completed: int
+    handed_off: int
+    dropped: int
+    stopped: int  # an agent took over
+    bot_resolved: int  # ended at a close step
+    active_share: float | None  # of started, 0..1
+    completed_share: float | None
+    handed_off_share: float | None
+    dropped_share: float | None
+    stopped_share: float | None
+    bot_resolved_share: float | None
+
+
+class StepFigures(Schema):
+    # The step id; "__handoff__": too many wrong answers, a failed lookup or no FAQ answer,
+    # where the flow names no step of its own.
+    step: str
+    type: str | None
+    title: str
+    reached: int  # sessions that came to it at least once
+    reached_share: float | None
+    dropped: int  # sessions dropped while waiting there
+
+
+class VersionFigures(EndFigures):
+    version_id: int
+    number: int
+    steps: list[StepFigures]
+
+
+class FlowFigures(EndFigures):
+    flow_id: int
+    name: str
+    steps: list[StepFigures]  # every version's steps, the newest version's order first
+    versions: list[VersionFigures]  # newest first
+
+
+class BotsOut(Schema):
+    start: dt.date = Field(..., alias="from")
+    end: dt.date = Field(..., alias="to")
+    flows: list[FlowFigures]
+
+
+@router.get("/reports/bots", response=BotsOut, by_alias=True)
+def bots(request, query: Query[ReportQuery]):
+    """Per flow and version: the sessions that started in the range, how they ended, and how
+    many reached each step (in the flow's order). ``member_id`` does not apply to bots."""
+    start, end, filters = _range(request, query)
+    workspace = request.membership.workspace
+    flows = sla_bots.bots(workspace.pk, start, end, workspace_zone(workspace), filters)
+    return {"from": start, "to": end, "flows": flows}

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from loket.tenancy.models import WorkspaceScoped, workspace_key_covered_by_indexes
 
-__all__ = ["SlaBreach", "SlaPolicy", "SlaTarget", "SlaWarnUnit", "SlaWarning"]
+__all__ = ["SlaBreach", "SlaOutcome", "SlaPolicy", "SlaTarget", "SlaWarnUnit", "SlaWarning"]
 
 
 class SlaTarget(models.TextChoices):
@@ -110,4 +110,35 @@ class SlaWarning(WorkspaceScoped):
         ]
         indexes = [
             models.Index(fields=["workspace", "-warned_at"], name="sla_warning_ws_recent"),
+        ]
+
+
+class SlaOutcome(WorkspaceScoped):
+    """How a target ended: met (answered or resolved by its due time) or breached, written in
+    the transaction that stops it (loket.automation.sla). The SLA report counts the met ones;
+    breaches it counts from ``SlaBreach`` (when the due time passed, whether or not the target
+    has ended since). A response target still running when the conversation is resolved before
+    its due time ends neither met nor breached, and leaves no row. Targets that ended before
+    this table existed have none (no backfill)."""
+
+    workspace = workspace_key_covered_by_indexes()
+    conversation = models.ForeignKey(
+        "inbox.Conversation", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    policy = models.ForeignKey(
+        SlaPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target = models.CharField(max_length=16, choices=SlaTarget.choices)
+    due_at = models.DateTimeField()
+    completed_at = models.DateTimeField()
+    met = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "target", "due_at"], name="sla_outcome_once"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "completed_at"], name="sla_outcome_ws_completed"),
         ]

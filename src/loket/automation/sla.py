@@ -34,6 +34,10 @@ when the periodic check must look next (``sla_check_at``) follow from it.
 and due time (unique constraints, so two workers cannot both announce it), emits
 ``events.SlaChanged`` (``at_risk`` / ``breached``) and notifies the assignee. A target whose
 due time passes before anyone looked is only announced as breached.
+
+**Outcomes.** When a target stops (the reply that ends a response target, the resolution that
+ends the resolution target) an ``SlaOutcome`` row says whether it was met, in the same
+transaction (the SLA report counts targets achieved from them).
 """
 
 from __future__ import annotations
@@ -49,7 +53,14 @@ from django.utils.translation import gettext as _
 
 from loket import events
 from loket.automation import clock
-from loket.automation.models import SlaBreach, SlaPolicy, SlaTarget, SlaWarning, SlaWarnUnit
+from loket.automation.models import (
+    SlaBreach,
+    SlaOutcome,
+    SlaPolicy,
+    SlaTarget,
+    SlaWarning,
+    SlaWarnUnit,
+)
 from loket.events import Actor
 from loket.inbox.models import (
     Channel,
@@ -459,6 +470,7 @@ def _finish(
     outcome = state.setdefault("outcome", {})
     if entry.get("breached"):
         outcome[target] = "breached"
+        _record_outcome(conversation, policy, target, _moment(entry["breached"]), now, met=False)
         return
     due, _warn = _due_and_warn(
         policy, schedule_for(conversation, policy), conversation.priority, target, entry
@@ -470,6 +482,30 @@ def _finish(
         outcome[target] = "breached"
     else:
         outcome[target] = "met"
+    _record_outcome(conversation, policy, target, due, now, met=due >= now)
+
+
+def _record_outcome(
+    conversation: Conversation,
+    policy: SlaPolicy,
+    target: str,
+    due: dt.datetime,
+    now: dt.datetime,
+    *,
+    met: bool,
+) -> None:
+    """The durable record of how a target ended (``SlaOutcome``, for the SLA report), in the
+    transaction that stops it; once per conversation, target and due time."""
+    _record_once(
+        SlaOutcome,
+        workspace_id=conversation.workspace_id,
+        conversation_id=conversation.pk,
+        policy=policy,
+        target=target,
+        due_at=due,
+        completed_at=now,
+        met=met,
+    )
 
 
 def _pause(conversation: Conversation, state: dict, now: dt.datetime) -> None:
