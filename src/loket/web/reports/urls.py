@@ -7,12 +7,15 @@ from loket.web.reports.schedules import (
     schedule_list,
     schedule_send,
 )
+from loket.web.reports.sla_bots import bots, sla
 
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("agents/", views.agents, name="agents"),
     path("busiest-hours/", views.busiest_hours, name="busiest_hours"),
     path("ratings/", views.ratings, name="ratings"),
+    path("sla/", sla, name="sla"),
+    path("bots/", bots, name="bots"),
     path("conversations/", views.conversations, name="conversations"),
     path("schedules/", schedule_list, name="schedules"),
     path("schedules/<int:schedule_id>/", schedule_edit, name="schedule-edit"),
