@@ -13,9 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core import mail
 from django.db import connection
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from loket.jobs import policy
+from loket.jobs.worker import Worker, run_due_periodic_jobs
 from loket.reports import rollups, schedules
 from loket.reports.models import ReportSchedule
 from loket.reports.tasks import send_due_report_schedules, send_report_schedule
@@ -177,6 +179,19 @@ def test_the_periodic_job_twice_sends_one_mail(workspace, owner, supervisor, fig
     assert registered[send_due_report_schedules.module_path] == 60
 
 
+def test_through_the_worker(workspace, owner):
+    """The periodic job as the worker runs it: it enqueues the send job, which mails."""
+    schedule = never_sent(make(workspace, owner))
+    assert send_due_report_schedules.module_path in run_due_periodic_jobs()
+    worker = Worker(worker_id="w-test")
+    while (row := worker.claim()) is not None:
+        worker.execute(row)
+    assert [m.to for m in mail.outbox] == [[owner.user.email]]
+    schedule.refresh_from_db()
+    assert schedule.last_period_sent == schedules.latest_period(schedule, timezone.now())
+    assert run_due_periodic_jobs() == []  # not due again yet
+
+
 def test_a_claim_wins_once(workspace, owner):
     schedule = make(workspace, owner)
     period = dt.date(2030, 1, 1)
@@ -305,9 +320,15 @@ def test_each_recipient_in_their_language(workspace, owner, supervisor, figures)
     english, dutch = by_address[owner.user.email], by_address[supervisor.user.email]
     assert "New conversations: 2" in english.body
     assert "The report, with the same days and filters:" in english.body
-    assert "New conversations" not in dutch.body
+    assert "Nieuwe gesprekken: 2" in dutch.body and "New conversations" not in dutch.body
     assert "10 november 2026" in dutch.subject
     assert 'lang="nl"' in dutch.alternatives[0][0]
+
+    # Without a language of their own: the workspace's.
+    Workspace.objects.filter(pk=workspace.pk).update(locale="nl")
+    schedule = never_sent(make(workspace, owner, recipient_ids=[owner.pk]))
+    schedules.send(schedule.pk, dt.date(2026, 11, 10))
+    assert "Nieuwe gesprekken: 2" in mail.outbox[-1].body
 
 
 def test_the_csv_is_attached(workspace, owner, figures):
