@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.db.models.functions import ExtractIsoWeekDay
 
 from loket.inbox.models import Conversation
 from loket.reports.models import DailyRollup, FactKind, HourlyVolume, ReportFact
+from loket.reports.rollups import FACT_SUMS
 
 COUNTS = (
     "created",
@@ -158,6 +159,30 @@ def by_dimension(
     }
 
 
+def by_label(workspace_id: int, start: dt.date, end: dt.date, filters: Filters = Filters()) -> dict:
+    """The range's figures per label the conversations carry now: ``{label_id: derived}``,
+    ``None`` for conversations without a label. The rollups have no label dimension, so this
+    reads the range's facts (index ``report_fact_ws_day``) joined to their conversations'
+    labels, in one grouped query summed as the rollups are; a conversation with two labels
+    counts in both rows."""
+    return {
+        row["label_id"]: derived(_sums(row))
+        for row in label_rows(workspace_id, start, end, filters)
+    }
+
+
+def label_rows(workspace_id: int, start: dt.date, end: dt.date, filters: Filters = Filters()):
+    """``by_label``'s one grouped query: the facts' sums per label id."""
+    return (
+        ReportFact.objects.filter(
+            workspace_id=workspace_id, day__gte=start, day__lte=end, **filters.of()
+        )
+        .values(label_id=F("conversation__labels"))
+        .annotate(**FACT_SUMS)
+        .order_by()
+    )
+
+
 def heatmap(
     workspace_id: int, start: dt.date, end: dt.date, filters: Filters = Filters()
 ) -> list[list[int]]:
@@ -197,8 +222,15 @@ def conversations_behind(
     end: dt.date,
     figure: str,
     filters: Filters = Filters(),
+    *,
+    without_team: bool = False,
+    label_id: int | None = None,
+    unlabelled: bool = False,
 ):
-    """The conversations a figure counts (latest activity first), for the drill-down."""
+    """The conversations a figure counts (latest activity first), for the drill-down;
+    ``without_team``: only facts with no team; ``label_id``: only conversations carrying this
+    label now (of this workspace: another's matches nothing); ``unlabelled``: only those with
+    none."""
     if figure not in _BEHIND:
         raise ValueError(f"unknown figure {figure!r}")
     facts = ReportFact.objects.filter(
@@ -208,6 +240,13 @@ def conversations_behind(
         **_BEHIND[figure],
         **filters.of(),
     )
-    return Conversation.objects.filter(
+    if without_team:
+        facts = facts.filter(team_id__isnull=True)
+    found = Conversation.objects.filter(
         workspace_id=workspace_id, pk__in=facts.values("conversation_id")
-    ).order_by("-last_message_at", "-pk")
+    )
+    if label_id is not None:
+        found = found.filter(labels__pk=label_id, labels__workspace_id=workspace_id)
+    elif unlabelled:
+        found = found.filter(labels__isnull=True)
+    return found.order_by("-last_message_at", "-pk")

@@ -157,6 +157,7 @@ _SUMS = {
     "ratings_satisfied": Count("pk", filter=Q(kind=FactKind.CSAT, rating__gte=4)),
 }
 _DIMENSIONS = ("channel_id", "team_id", "member_id", "priority")
+FACT_SUMS = _SUMS  # what a report sums from facts (the label report reads them directly)
 
 
 def roll(days: Iterable[tuple[int, dt.date]]) -> None:

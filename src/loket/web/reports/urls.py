@@ -1,6 +1,6 @@
 from django.urls import path
 
-from loket.web.reports import views
+from loket.web.reports import breakdowns, views
 from loket.web.reports.schedules import (
     schedule_delete,
     schedule_edit,
@@ -13,6 +13,9 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("agents/", views.agents, name="agents"),
     path("busiest-hours/", views.busiest_hours, name="busiest_hours"),
+    path("channels/", breakdowns.channels, name="channels"),
+    path("teams/", breakdowns.teams, name="teams"),
+    path("labels/", breakdowns.labels, name="labels"),
     path("ratings/", views.ratings, name="ratings"),
     path("sla/", sla, name="sla"),
     path("bots/", bots, name="bots"),

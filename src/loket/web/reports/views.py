@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET
 
-from loket.inbox.models import Channel, Priority, SatisfactionRating
+from loket.inbox.models import Channel, Label, Priority, SatisfactionRating
 from loket.reports import queries
 from loket.reports.queries import Filters
 from loket.tenancy.models import Membership, Team
@@ -419,18 +419,45 @@ def conversations(request):
     figure = request.GET.get("figure", "created")
     if figure not in FIGURES:
         figure = "created"
+    # The breakdowns' links: conversations without a team, with a label (this workspace's,
+    # another's matches nothing) or without any.
+    without_team = request.GET.get("no_team") == "1"
+    label = request.GET.get("label", "")
+    label_id = _int(label)
     found = queries.conversations_behind(
-        request.workspace.pk, sel.start, sel.end, figure, sel.filters
+        request.workspace.pk,
+        sel.start,
+        sel.end,
+        figure,
+        sel.filters,
+        without_team=without_team,
+        label_id=label_id,
+        unlabelled=label == "none",
     ).select_related("contact", "assignee__user")
     page = Paginator(found, 20).get_page(request.GET.get("page"))
+    hidden = {
+        "no_team": "1" if without_team else "",
+        "label": label if label_id or label == "none" else "",
+    }
+    hidden = {name: value for name, value in hidden.items() if value}
+    of = [_("No team")] if without_team else []
+    if label == "none":
+        of.append(_("No label"))
+    elif label_id:
+        of.extend(
+            Label.objects.filter(workspace_id=request.workspace.pk, pk=label_id).values_list(
+                "name", flat=True
+            )
+        )
     return _page(
         request,
         "conversations.html",
         sel,
         figure=figure,
-        figure_label=FIGURES[figure],
+        figure_label=" · ".join([str(FIGURES[figure]), *of]),
         page=page,
-        figure_query=sel.query(figure=figure),
+        figure_query=sel.query(figure=figure, **hidden),
+        hidden=hidden,
     )
 
 
