@@ -93,6 +93,8 @@ def test_create_edit_and_delete(workspace, owner, supervisor, agent):
         7,
     )
     assert (schedule.channel_id, schedule.priority, schedule.business_time) == (channel.pk, 3, True)
+    listed = client.get(BASE).content.decode()
+    assert f"Channel: {channel.name} · Priority: High · Business hours" in listed
     assert [m.pk for m in schedule.recipients.all()] == [owner.pk]
 
     assert client.post(f"{edit}delete/").status_code == 302

@@ -445,7 +445,7 @@ def report_url(schedule: ReportSchedule, start: dt.date, end: dt.date) -> str:
     return f"{settings.LOKET_PUBLIC_URL}{reverse(name, args=[schedule.workspace.slug])}?{query}"
 
 
-def _filter_names(schedule: ReportSchedule) -> list[str]:
+def filter_names(schedule: ReportSchedule) -> list[str]:
     names = []
     if schedule.channel_id:
         channel = Channel.objects.filter(
@@ -544,7 +544,7 @@ def compose(
             "agents": agent_rows(schedule, computed.start, computed.end)
             if schedule.report == ScheduleReport.AGENTS
             else None,
-            "filters": _filter_names(schedule),
+            "filters": filter_names(schedule),
             "url": report_url(schedule, computed.start, computed.end),
             "settings_url": settings.LOKET_PUBLIC_URL
             + reverse("reports:schedules", args=[schedule.workspace.slug]),

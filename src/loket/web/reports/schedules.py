@@ -115,6 +115,7 @@ def _rows(workspace_id: int) -> list[dict]:
         {
             "schedule": schedule,
             "when": schedules.describe_when(schedule),
+            "filters": " · ".join(schedules.filter_names(schedule)),
             "recipients": ", ".join(m.display_name for m in schedule.recipients.all()),
         }
         for schedule in schedules.schedules(workspace_id)
