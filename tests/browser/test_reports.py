@@ -32,6 +32,7 @@ from loket.reports import queries, rollups
 from loket.tenancy.models import Role, Workspace
 from loket.tenancy.services import create_team
 from tests import factories
+from tests.browser.test_accessibility import violations
 
 AMS = ZoneInfo("Europe/Amsterdam")
 DAYS = 28
@@ -218,6 +219,7 @@ def test_a_supervisor_reads_the_reports(agent_app, browser_pages, screenshot):
             str(per_channel[channel.pk]["created"])
         )
     screenshot(sue, "reports-channels", full_page=True)
+    assert violations(sue) == []  # axe-core: WCAG A/AA, serious or critical
 
     per_team = queries.by_dimension(workspace_id, start, end, "team_id")
     sue.get_by_role("link", name="Teams", exact=True).click()
@@ -227,6 +229,7 @@ def test_a_supervisor_reads_the_reports(agent_app, browser_pages, screenshot):
     )
     expect(_table_cell(sue, "No team", "created")).to_have_text(str(per_team[None]["created"]))
     screenshot(sue, "reports-teams", full_page=True)
+    assert violations(sue) == []  # axe-core: WCAG A/AA, serious or critical
 
     per_label = queries.by_label(workspace_id, start, end)
     sue.get_by_role("link", name="Labels", exact=True).click()
@@ -235,6 +238,7 @@ def test_a_supervisor_reads_the_reports(agent_app, browser_pages, screenshot):
         expect(_table_cell(sue, name, "created")).to_have_text(str(per_label[label.pk]["created"]))
     expect(sue.get_by_text("a conversation with two labels counts in both rows")).to_be_visible()
     screenshot(sue, "reports-labels", full_page=True)
+    assert violations(sue) == []  # axe-core: WCAG A/AA, serious or critical
 
     # A number opens the conversations behind it.
     delivery = per_label[built["labels"]["Delivery"].pk]["created"]
