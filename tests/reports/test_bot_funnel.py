@@ -10,6 +10,8 @@ import datetime as dt
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from loket.automation import clock
 from loket.bots import engine, services
@@ -230,6 +232,23 @@ def test_the_page(story, workspace, days, owner, supervisor, agent):
     assert "The customer went quiet and the bot stopped waiting." in html  # definitions
     empty = signed_in(owner).get("/w/acme/reports/bots/?from=2025-01-01&to=2025-01-31")
     assert "No bot talked in these days." in empty.content.decode()
+
+
+def test_the_pages_queries_do_not_grow_with_the_sessions(story, workspace, days, shop, owner):
+    client = signed_in(owner)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"/w/acme/reports/bots/?{days[2]}").status_code == 200
+        return len(captured)
+
+    before = count()
+    services.update_flow(story["flow"], enabled=False)
+    published(workspace, HELPDESK, name="Another flow")  # a second flow, and more sessions
+    for n in range(3):
+        says(shop, "Hello", contact_id=f"more-{n}")
+    assert [f["started"] for f in report(workspace, days)] == [3, 9]
+    assert count() == before
 
 
 def test_the_api(story, workspace, days, owner, agent):

@@ -10,6 +10,8 @@ import datetime as dt
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from loket.automation import sla
 from loket.automation.models import SlaBreach, SlaOutcome
@@ -227,6 +229,23 @@ def test_the_page_shows_the_figures_definitions_and_breaches(story, office):
     assert f"#{story['c'].number}<" in listed and f"#{story['b'].number}<" not in listed
     both = page(supervisor, BOTH_DAYS).content.decode()
     assert "3 breaches in these days." in both
+
+
+def test_the_pages_queries_do_not_grow_with_the_data(story, office, anna):
+    owner = factories.owner_of(office)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert page(owner, BOTH_DAYS).status_code == 200
+        return len(captured)
+
+    before = count()
+    policy(office, "Gold", {"0": {"first_response": 1}}, channels=[story["vip_channel"]])
+    for n in range(3):
+        conversation = customer_writes(story["shop"], monday("13:00"), contact_id=f"more-{n}")
+        agent_replies(conversation, anna, monday("15:00"))
+    assert figures(office, end=TUESDAY)["totals"]["first_response"]["breached"] == 5
+    assert count() == before
 
 
 def test_who_may_see_it(story, office, anna):
