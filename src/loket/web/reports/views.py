@@ -18,8 +18,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET
 
-from loket.inbox.models import Channel, Label, Priority, SatisfactionRating
-from loket.reports import queries
+from loket.inbox.models import Channel, Label, Priority
+from loket.reports import exports, queries
 from loket.reports.queries import Filters
 from loket.tenancy.models import Membership, Team
 from loket.web.workspace import workspace_view, workspace_zone
@@ -467,18 +467,13 @@ def ratings(request):
     """The customers' ratings of the range (newest first, 20 a page), with their comments."""
     _reader(request)
     sel = Selection.of(request)
-    behind = queries.conversations_behind(
-        request.workspace.pk, sel.start, sel.end, "ratings", sel.filters
-    )
-    found = (
-        SatisfactionRating.objects.filter(
-            workspace_id=request.workspace.pk, conversation__in=behind.values("pk")
-        )
-        .select_related("conversation__contact", "conversation__assignee__user")
-        .order_by("-updated_at", "-pk")
-    )
-    if request.GET.get("comments") == "1":
-        found = found.exclude(comment="")
+    found = exports.ratings_found(
+        request.workspace.pk,
+        sel.start,
+        sel.end,
+        sel.filters,
+        comments_only=request.GET.get("comments") == "1",
+    ).select_related("conversation__contact", "conversation__assignee__user")
     page = Paginator(found, 20).get_page(request.GET.get("page"))
     return _page(
         request,
