@@ -174,9 +174,7 @@ def browser_pages(chromium, agent_app, request):
         for entry in who:
             person = agent_app.person(entry)
             context = chromium.new_context(
-                viewport={"width": 1440, "height": 900},
-                locale=locale,
-                **context_options,
+                **{"viewport": {"width": 1440, "height": 900}, "locale": locale, **context_options}
             )
             context.set_default_timeout(15_000)
             contexts.append(context)
