@@ -108,6 +108,7 @@ def _routers() -> None:
         inbound_events,
         knowledge,
         macros,
+        report_exports,
         report_schedules,
         reports,
         rules,
@@ -129,6 +130,7 @@ def _routers() -> None:
     api.add_router("", suggestions.router)  # /conversations/…/suggestions, /knowledge/…
     api.add_router("", ai.router)  # /conversations/…/ai/draft|summary, /ai/translate
     api.add_router("", reports.router)  # /reports/…
+    api.add_router("", report_exports.router)  # /reports/export/…
     api.add_router("", report_schedules.router)  # /reports/schedules
 
 

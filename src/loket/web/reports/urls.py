@@ -1,6 +1,7 @@
 from django.urls import path
 
 from loket.web.reports import breakdowns, views
+from loket.web.reports.exports import export
 from loket.web.reports.schedules import (
     schedule_delete,
     schedule_edit,
@@ -20,6 +21,7 @@ urlpatterns = [
     path("sla/", sla, name="sla"),
     path("bots/", bots, name="bots"),
     path("conversations/", views.conversations, name="conversations"),
+    path("export/<str:report>.<str:fmt>", export, name="export"),
     path("schedules/", schedule_list, name="schedules"),
     path("schedules/<int:schedule_id>/", schedule_edit, name="schedule-edit"),
     path("schedules/<int:schedule_id>/delete/", schedule_delete, name="schedule-delete"),
