@@ -76,3 +76,10 @@ def test_described_in_openapi(api):
     }
     names = {p["name"] for p in operation["parameters"]}
     assert {"report", "format", "from", "to", "channel_id", "member_id", "comments"} <= names
+
+
+def test_in_the_token_owners_language(supervisor, data):  # noqa: F811
+    supervisor.user.locale = "nl"
+    supervisor.user.save(update_fields=["locale"])
+    rows = rows_of(factories.ApiClient(supervisor).get(f"/reports/export/overview?{RANGE}"))
+    assert rows[0][:3] == ["Dag", "Nieuwe gesprekken", "Oplossingen"]

@@ -114,7 +114,7 @@ def test_filters_and_workspace_scoping(workspace, agent, api_channel, data):
     assert exports.conversation_table(workspace.pk, START, END, Filters()).rows is not None
 
 
-def test_the_report_tables(workspace, owner, agent, data):
+def test_the_report_tables(workspace, owner, agent, api_channel, data):
     first, _second, _before, _other = data
     overview = exports.overview_table(workspace.pk, START, END, Filters())
     rows = list(overview)
@@ -139,6 +139,15 @@ def test_the_report_tables(workspace, owner, agent, data):
     grid = list(hours)
     assert [row[0] for row in grid] == ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
     assert grid[1][1 + 9] == 1 and grid[2][1 + 14] == 1 and sum(row[-1] for row in grid) == 2
+
+    channels = list(exports.channels_table(workspace.pk, START, END, Filters()))
+    assert [row[:3] for row in channels] == [[api_channel.name, 2, 1]]
+    teams = list(exports.teams_table(workspace.pk, START, END, Filters()))
+    assert [row[:3] for row in teams] == [["No team", 2, 1]]
+    labels = exports.labels_table(workspace.pk, START, END, Filters())
+    assert labels.headers[:3] == ["Label", "New conversations", "Resolutions"]
+    # Both labels of the first conversation, then the one without any, last.
+    assert [row[:3] for row in labels] == [["billing", 1, 1], ["vip", 1, 1], ["No label", 1, 0]]
 
     ratings = rows_of(exports.ratings_table(workspace.pk, START, END, Filters()))
     assert len(ratings) == 1

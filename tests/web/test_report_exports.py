@@ -80,6 +80,13 @@ def test_the_report_downloads(workspace, supervisor, data):  # noqa: F811
     assert len(hours) == 8 and hours[2][1 + 9] == "1"
     agents = rows_of(client.get(f"/w/acme/reports/export/agents.csv?{RANGE}"))
     assert agents[0][0] == "Agent" and len(agents) == 3
+    labels = rows_of(client.get(f"/w/acme/reports/export/labels.csv?{RANGE}"))
+    assert [row[:2] for row in labels] == [
+        ["Label", "New conversations"],
+        ["billing", "1"],
+        ["vip", "1"],
+        ["No label", "1"],
+    ]
     ratings = rows_of(client.get(f"/w/acme/reports/export/ratings.csv?{RANGE}&comments=1"))
     assert len(ratings) == 2 and ratings[1][1] == "5"
 
@@ -107,6 +114,9 @@ def test_the_links_on_the_pages(workspace, supervisor, data):  # noqa: F811
         ("agents/", "agents"),
         ("busiest-hours/", "busiest-hours"),
         ("ratings/", "ratings"),
+        ("channels/", "channels"),
+        ("teams/", "teams"),
+        ("labels/", "labels"),
     ):
         html = client.get(f"/w/acme/reports/{path}?{RANGE}").content.decode()
         assert (
@@ -152,3 +162,16 @@ def test_served_chunk_by_chunk_under_asgi():
 
     body = b"".join(asyncio.run(everything())).decode("utf-8-sig")
     assert body.split("\r\n") == ["n", "0", "1", "2", ""] and pulled == [0, 1, 2]
+
+
+def test_in_the_members_language(workspace, supervisor, data):  # noqa: F811
+    supervisor.user.locale = "nl"
+    supervisor.user.save(update_fields=["locale"])
+    client = signed_in(supervisor)
+    overview = rows_of(client.get(f"/w/acme/reports/export/overview.csv?{RANGE}"))
+    assert overview[0][:3] == ["Dag", "Nieuwe gesprekken", "Oplossingen"]
+    assert overview[-1][0] == "Totaal"
+    hours = rows_of(client.get(f"/w/acme/reports/export/busiest-hours.csv?{RANGE}"))
+    assert [row[0] for row in hours[1:3]] == ["ma", "di"]
+    teams = rows_of(client.get(f"/w/acme/reports/export/teams.csv?{RANGE}"))
+    assert teams[1][0] == "Geen team"

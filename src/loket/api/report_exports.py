@@ -17,7 +17,16 @@ from loket.web.reports.exports import CONTENT_TYPES, download, filename, table_o
 
 router = Router(tags=["reports"])
 
-Report = Literal["overview", "agents", "busiest-hours", "ratings", "conversations"]
+Report = Literal[
+    "overview",
+    "agents",
+    "busiest-hours",
+    "channels",
+    "teams",
+    "labels",
+    "ratings",
+    "conversations",
+]
 
 
 class ExportQuery(ReportQuery):
@@ -52,7 +61,8 @@ _FILE = {"schema": {"type": "string", "format": "binary"}}
 )
 def export(request, report: Report, query: Query[ExportQuery]):
     """A report as CSV or XLSX: ``overview`` (figures per day and the range's totals),
-    ``agents``, ``busiest-hours`` (weekday by hour), ``ratings`` (with their comments) or
+    ``agents``, ``busiest-hours`` (weekday by hour), ``channels``, ``teams``, ``labels`` (the
+    figures per channel, team or label), ``ratings`` (with their comments) or
     ``conversations`` (one row per conversation created in the range, with its metrics,
     labels, rating and custom fields). Durations in seconds, shares in percent."""
     start, end, filters = _range(request, query)

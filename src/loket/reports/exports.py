@@ -38,6 +38,7 @@ from loket.inbox.models import (
     Channel,
     Conversation,
     ConversationStatus,
+    Label,
     Priority,
     SatisfactionRating,
 )
@@ -610,6 +611,86 @@ def agents_table(
     return Table("agents", headers, rows)
 
 
+def _breakdown(
+    name: str,
+    heading: str,
+    figures: Callable[[], dict],
+    names: Callable[[], dict[int, str]],
+    *,
+    none: str,
+    removed: str,
+    known_only: bool = False,
+) -> Table:
+    """Figures per channel, team or label, ordered as their pages order them: most new
+    conversations first, then most resolutions, then by name; the row without one (``none``)
+    last. ``known_only``: leave out ids the workspace no longer has."""
+    columns = _figure_columns()
+    headers = [heading, *(header for header, _value in columns)]
+
+    def rows() -> Iterator[list[Cell]]:
+        known = names()
+        found = figures()
+        if known_only:
+            found = {key: f for key, f in found.items() if key is None or key in known}
+        named = {key: none if key is None else known.get(key) or removed for key in found}
+        for key in sorted(
+            found,
+            key=lambda key: (
+                key is None,
+                -found[key]["created"],
+                -found[key]["resolved"],
+                named[key].lower(),
+            ),
+        ):
+            yield [named[key], *(value(found[key]) for _header, value in columns)]
+
+    return Table(name, headers, rows)
+
+
+def channels_table(
+    workspace_id: int, start: dt.date, end: dt.date, filters: Filters = EVERYTHING
+) -> Table:
+    """The channels report: the figures per channel (``queries.by_dimension``)."""
+    return _breakdown(
+        "channels",
+        _("Channel"),
+        lambda: queries.by_dimension(workspace_id, start, end, "channel_id", filters),
+        lambda: _names(Channel, workspace_id),
+        none=_("Removed channel"),
+        removed=_("Removed channel"),
+    )
+
+
+def teams_table(
+    workspace_id: int, start: dt.date, end: dt.date, filters: Filters = EVERYTHING
+) -> Table:
+    """The teams report: the figures per team the conversations have now."""
+    return _breakdown(
+        "teams",
+        _("Team"),
+        lambda: queries.by_dimension(workspace_id, start, end, "team_id", filters),
+        lambda: _names(Team, workspace_id),
+        none=_("No team"),
+        removed=_("Removed team"),
+    )
+
+
+def labels_table(
+    workspace_id: int, start: dt.date, end: dt.date, filters: Filters = EVERYTHING
+) -> Table:
+    """The labels report (``queries.by_label``): a conversation with two labels counts in
+    both rows."""
+    return _breakdown(
+        "labels",
+        _("Label"),
+        lambda: queries.by_label(workspace_id, start, end, filters),
+        lambda: _names(Label, workspace_id),
+        none=_("No label"),
+        removed=_("No label"),
+        known_only=True,
+    )
+
+
 def busiest_hours_table(
     workspace_id: int, start: dt.date, end: dt.date, filters: Filters = EVERYTHING
 ) -> Table:
@@ -708,6 +789,9 @@ REPORTS = {
     "overview": overview_table,
     "agents": agents_table,
     "busiest-hours": busiest_hours_table,
+    "channels": channels_table,
+    "teams": teams_table,
+    "labels": labels_table,
     "ratings": ratings_table,
     "conversations": conversation_table,
 }
