@@ -10,10 +10,15 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db.models import F, Sum
-from django.db.models.functions import ExtractIsoWeekDay
 
 from loket.inbox.models import Conversation
-from loket.reports.models import DailyRollup, FactKind, HourlyVolume, ReportFact
+from loket.reports.models import (
+    DailyChannelMemberRollup,
+    DailyRollup,
+    FactKind,
+    HourlyVolume,
+    ReportFact,
+)
 from loket.reports.rollups import FACT_SUMS
 
 COUNTS = (
@@ -52,9 +57,16 @@ class Filters:
         return {name: getattr(self, name) for name in DIMENSIONS if getattr(self, name) is not None}
 
 
-def _rows(workspace_id: int, start: dt.date, end: dt.date, filters: Filters):
-    """Rollup rows of the days ``start`` to ``end`` (both included)."""
-    return DailyRollup.objects.filter(
+def _rows(workspace_id: int, start: dt.date, end: dt.date, filters: Filters, dimension: str = ""):
+    """Rollup rows of the days ``start`` to ``end`` (both included): the per-channel-and-member
+    ones (``DailyChannelMemberRollup``, ~10 times fewer) unless the filters or the ``dimension``
+    grouped by need a team or a priority."""
+    detailed = (
+        filters.team_id is not None
+        or filters.priority is not None
+        or dimension in ("team_id", "priority")
+    )
+    return (DailyRollup if detailed else DailyChannelMemberRollup).objects.filter(
         workspace_id=workspace_id, day__gte=start, day__lte=end, **filters.of()
     )
 
@@ -152,7 +164,7 @@ def by_dimension(
         raise ValueError(f"unknown dimension {dimension!r}")
     return {
         row[dimension]: derived(_sums(row))
-        for row in _rows(workspace_id, start, end, filters)
+        for row in _rows(workspace_id, start, end, filters, dimension)
         .values(dimension)
         .annotate(**{name: Sum(name) for name in FIELDS})
         .order_by()
@@ -194,13 +206,13 @@ def heatmap(
         HourlyVolume.objects.filter(
             workspace_id=workspace_id, day__gte=start, day__lte=end, **wanted
         )
-        .annotate(weekday=ExtractIsoWeekDay("day"))
-        .values("weekday", "hour")
+        .values("day", "hour")
         .annotate(n=Sum("conversations"))
         .order_by()
     )
+    # Grouped by day in SQL and by weekday here: no weekday computed for every row.
     for row in rows:
-        grid[row["weekday"] - 1][row["hour"]] += row["n"]
+        grid[row["day"].weekday()][row["hour"]] += row["n"]
     return grid
 
 

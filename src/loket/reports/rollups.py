@@ -28,7 +28,13 @@ from django.utils import timezone
 from loket.inbox.models import Conversation, Message, SatisfactionRating
 from loket.knowledge.models import SweepMark
 from loket.reports import metrics
-from loket.reports.models import DailyRollup, FactKind, HourlyVolume, ReportFact
+from loket.reports.models import (
+    DailyChannelMemberRollup,
+    DailyRollup,
+    FactKind,
+    HourlyVolume,
+    ReportFact,
+)
 from loket.tenancy.hours import _zone
 
 SWEEP = "reports"
@@ -160,8 +166,20 @@ _DIMENSIONS = ("channel_id", "team_id", "member_id", "priority")
 FACT_SUMS = _SUMS  # what a report sums from facts (the label report reads them directly)
 
 
+def per_channel_and_member(rows: Iterable[dict]) -> dict[tuple, dict]:
+    """Detailed rollup rows (dicts with the dimensions and the sums) summed again per
+    (channel_id, member_id): the rows of ``DailyChannelMemberRollup``."""
+    found: dict[tuple, dict] = {}
+    for row in rows:
+        sums = found.setdefault((row["channel_id"], row["member_id"]), dict.fromkeys(_SUMS, 0))
+        for name in _SUMS:
+            sums[name] += row[name] or 0
+    return found
+
+
 def roll(days: Iterable[tuple[int, dt.date]]) -> None:
-    """Sum these (workspace, day)s again from their facts."""
+    """Sum these (workspace, day)s again from their facts: ``DailyRollup``, the same per channel
+    and member (``DailyChannelMemberRollup``) and ``HourlyVolume``."""
     for workspace_id, day in sorted(set(days)):
         with transaction.atomic():
             if connection.vendor == "postgresql":
@@ -173,10 +191,17 @@ def roll(days: Iterable[tuple[int, dt.date]]) -> None:
                     )
             facts = ReportFact.objects.filter(workspace_id=workspace_id, day=day)
             DailyRollup.objects.filter(workspace_id=workspace_id, day=day).delete()
+            DailyChannelMemberRollup.objects.filter(workspace_id=workspace_id, day=day).delete()
             HourlyVolume.objects.filter(workspace_id=workspace_id, day=day).delete()
+            detailed = list(facts.values(*_DIMENSIONS).annotate(**_SUMS).order_by())
             DailyRollup.objects.bulk_create(
-                DailyRollup(workspace_id=workspace_id, day=day, **row)
-                for row in facts.values(*_DIMENSIONS).annotate(**_SUMS).order_by()
+                DailyRollup(workspace_id=workspace_id, day=day, **row) for row in detailed
+            )
+            DailyChannelMemberRollup.objects.bulk_create(
+                DailyChannelMemberRollup(
+                    workspace_id=workspace_id, day=day, channel_id=channel, member_id=member, **sums
+                )
+                for (channel, member), sums in per_channel_and_member(detailed).items()
             )
             HourlyVolume.objects.bulk_create(
                 HourlyVolume(workspace_id=workspace_id, day=day, **row)
