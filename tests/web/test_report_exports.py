@@ -117,6 +117,8 @@ def test_the_links_on_the_pages(workspace, supervisor, data):  # noqa: F811
         ("channels/", "channels"),
         ("teams/", "teams"),
         ("labels/", "labels"),
+        ("sla/", "sla"),
+        ("bots/", "bots"),
     ):
         html = client.get(f"/w/acme/reports/{path}?{RANGE}").content.decode()
         assert (

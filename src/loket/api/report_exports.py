@@ -24,6 +24,8 @@ Report = Literal[
     "channels",
     "teams",
     "labels",
+    "sla",
+    "bots",
     "ratings",
     "conversations",
 ]
@@ -62,7 +64,8 @@ _FILE = {"schema": {"type": "string", "format": "binary"}}
 def export(request, report: Report, query: Query[ExportQuery]):
     """A report as CSV or XLSX: ``overview`` (figures per day and the range's totals),
     ``agents``, ``busiest-hours`` (weekday by hour), ``channels``, ``teams``, ``labels`` (the
-    figures per channel, team or label), ``ratings`` (with their comments) or
+    figures per channel, team or label), ``sla`` (per policy and target), ``bots`` (the funnel:
+    per flow, version and step), ``ratings`` (with their comments) or
     ``conversations`` (one row per conversation created in the range, with its metrics,
     labels, rating and custom fields). Durations in seconds, shares in percent."""
     start, end, filters = _range(request, query)

@@ -34,6 +34,8 @@ from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast
 from django.utils.translation import gettext as _
 
+from loket.automation.models import SlaTarget
+from loket.bots.models import SessionState
 from loket.inbox.models import (
     Channel,
     Conversation,
@@ -42,7 +44,7 @@ from loket.inbox.models import (
     Priority,
     SatisfactionRating,
 )
-from loket.reports import queries
+from loket.reports import queries, sla_bots
 from loket.reports.models import FactKind, ReportFact
 from loket.reports.queries import Filters
 from loket.tenancy.hours import _zone
@@ -707,6 +709,95 @@ def busiest_hours_table(
     return Table("busiest-hours", headers, rows)
 
 
+def sla_table(
+    workspace_id: int, start: dt.date, end: dt.date, filters: Filters = EVERYTHING
+) -> Table:
+    """The SLA report (``sla_bots.sla``): per policy, then all policies, each target's
+    achieved, breached and achieved share (%), and the same over all targets."""
+    zone = _zone(Workspace.objects.get(pk=workspace_id).time_zone)
+    targets = [(key, str(label)) for key, label in SlaTarget.choices]
+    every = _("All targets")
+    headers = [_("SLA policy")]
+    for _key, label in [*targets, ("all", every)]:
+        headers += [
+            _("%(target)s: achieved") % {"target": label},
+            _("%(target)s: breached") % {"target": label},
+            _("%(target)s: achieved (%%)") % {"target": label},
+        ]
+    deleted, everything = _("A deleted policy"), _("All policies")
+
+    def cells(figures: dict) -> list[Cell]:
+        return [figures["met"], figures["breached"], _percent(figures["achieved_share"])]
+
+    def rows() -> Iterator[list[Cell]]:
+        found = sla_bots.sla(workspace_id, start, end, zone, filters)
+        for policy in found["policies"]:
+            row: list[Cell] = [policy["name"] or deleted]
+            for key, _label in targets:
+                row += cells(policy["targets"][key])
+            yield row + cells(policy["all"])
+        row = [everything]
+        for key, _label in targets:
+            row += cells(found["totals"][key])
+        yield row + cells(found["all"])
+
+    return Table("sla", headers, rows)
+
+
+def bots_table(
+    workspace_id: int, start: dt.date, end: dt.date, filters: Filters = EVERYTHING
+) -> Table:
+    """The bot funnel (``sla_bots.bots``), one row per flow, version and step: the flow's (or
+    version's) sessions, how they ended and how many the bot resolved, then how many reached
+    the step and were dropped there. "All versions" rows add up the flow's versions."""
+    zone = _zone(Workspace.objects.get(pk=workspace_id).time_zone)
+    ends = [(state, str(label)) for state, label in SessionState.choices]
+    headers = [
+        _("Flow"),
+        _("Version"),
+        _("Step"),
+        _("Sessions"),
+        *(label for _state, label in ends),
+        _("Resolved by the bot"),
+        _("Reached the step"),
+        _("Reached the step (%)"),
+        _("Dropped here"),
+    ]
+    all_versions = _("All versions")
+    handoff = _("Hand-off (too many wrong answers, a failed lookup, or no FAQ answer)")
+
+    def lines(flow: str, version: Cell, figures: dict) -> Iterator[list[Cell]]:
+        common = [
+            figures["started"],
+            *(figures[state] for state, _label in ends),
+            figures["bot_resolved"],
+        ]
+        for step in figures["steps"] or [None]:
+            if step is None:
+                yield [flow, version, None, *common, None, None, None]
+                continue
+            title = (
+                handoff if step["step"] == sla_bots.HANDOFF_STEP else step["title"] or step["step"]
+            )
+            yield [
+                flow,
+                version,
+                title,
+                *common,
+                step["reached"],
+                _percent(step["reached_share"]),
+                step["dropped"],
+            ]
+
+    def rows() -> Iterator[list[Cell]]:
+        for flow in sla_bots.bots(workspace_id, start, end, zone, filters):
+            yield from lines(flow["name"], all_versions, flow)
+            for version in flow["versions"]:
+                yield from lines(flow["name"], version["number"], version)
+
+    return Table("bots", headers, rows)
+
+
 def ratings_found(
     workspace_id: int,
     start: dt.date,
@@ -792,6 +883,8 @@ REPORTS = {
     "channels": channels_table,
     "teams": teams_table,
     "labels": labels_table,
+    "sla": sla_table,
+    "bots": bots_table,
     "ratings": ratings_table,
     "conversations": conversation_table,
 }

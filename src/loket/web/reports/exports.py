@@ -1,9 +1,9 @@
 """Downloads of the reports (supervisors, admins and owners, like the pages):
 ``/w/<slug>/reports/export/<report>.<csv|xlsx>?<the page's filters>``, streamed
 (loket.reports.exports). ``report``: overview, agents, busiest-hours, channels, teams, labels,
-ratings or conversations (one row per conversation created in the range). Unlike the pages, a
-filter that cannot be read is refused (400) rather than replaced: a download must be what was
-asked for. An id the workspace does not have matches nothing."""
+sla, bots, ratings or conversations (one row per conversation created in the range). Unlike
+the pages, a filter that cannot be read is refused (400) rather than replaced: a download must
+be what was asked for. An id the workspace does not have matches nothing."""
 
 from __future__ import annotations
 
