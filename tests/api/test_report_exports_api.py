@@ -83,3 +83,31 @@ def test_in_the_token_owners_language(supervisor, data):  # noqa: F811
     supervisor.user.save(update_fields=["locale"])
     rows = rows_of(factories.ApiClient(supervisor).get(f"/reports/export/overview?{RANGE}"))
     assert rows[0][:3] == ["Dag", "Nieuwe gesprekken", "Oplossingen"]
+
+
+def test_streamed_under_asgi(transactional_db, supervisor, data):  # noqa: F811
+    """Through the real ASGI application (uvicorn's): the rows come from the database while
+    the response is being sent, chunk by chunk, never read whole first."""
+    import warnings
+
+    import httpx
+    from asgiref.sync import async_to_sync
+
+    from loket.asgi import application
+
+    first, second, _before, _other = data
+    token = factories.ApiClient(supervisor).token
+
+    async def get(path: str):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return await c.get(path, headers={"Authorization": f"Bearer {token}"})
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        response = async_to_sync(get)(f"/api/v1/reports/export/conversations?{RANGE}")
+    assert response.status_code == 200, response.text[:300]
+    assert not [w for w in caught if "must consume synchronous iterators" in str(w.message)]
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert [row[0] for row in rows[1:]] == [str(first.number), str(second.number)]
+    assert response.headers["content-disposition"].startswith("attachment; filename=")
