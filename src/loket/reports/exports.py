@@ -201,44 +201,37 @@ _EPOCH = dt.datetime(1899, 12, 30)
 MAX_TEXT = 32767  # the most characters an Excel cell holds
 
 
-def _column(index: int) -> str:
-    name = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        name = chr(65 + rest) + name
-    return name
-
-
 def _text(value: str) -> str:
     value = _ILLEGAL.sub("", value)[:MAX_TEXT]
     space = ' xml:space="preserve"' if value != value.strip() else ""
     return f"<is><t{space}>{escape(value)}</t></is>"
 
 
-def _xlsx_cell(ref: str, value: Cell, style: str = "") -> str:
+def _xlsx_cell(value: Cell, style: str = "") -> str:
+    """One cell, in its place: cells carry no reference, so an empty one is ``<c/>``."""
+    kind = type(value)
+    if kind is int:
+        return f"<c{style}><v>{value}</v></c>"
+    if kind is str:
+        return f'<c t="inlineStr"{style}>{_text(value)}</c>'
     if value is None:
-        return ""
+        return "<c/>"
     if isinstance(value, bool):
-        value = int(value)
+        return f"<c{style}><v>{int(value)}</v></c>"
     if isinstance(value, dt.datetime):
         serial = (value.replace(tzinfo=None) - _EPOCH).total_seconds() / 86400
-        return f'<c r="{ref}" s="1"><v>{serial:.10f}</v></c>'
+        return f'<c s="1"><v>{serial:.10f}</v></c>'
     if isinstance(value, dt.date):
-        return f'<c r="{ref}" s="2"><v>{(value - _EPOCH.date()).days}</v></c>'
+        return f'<c s="2"><v>{(value - _EPOCH.date()).days}</v></c>'
     if isinstance(value, int):
-        return f'<c r="{ref}"{style}><v>{value}</v></c>'
+        return f"<c{style}><v>{int(value)}</v></c>"
     if isinstance(value, float):
-        return f'<c r="{ref}"{style}><v>{value!r}</v></c>' if math.isfinite(value) else ""
-    return f'<c r="{ref}" t="inlineStr"{style}>{_text(str(value))}</c>'
+        return f"<c{style}><v>{value!r}</v></c>" if math.isfinite(value) else "<c/>"
+    return f'<c t="inlineStr"{style}>{_text(str(value))}</c>'
 
 
-def _xlsx_row(number: int, columns: list[str], row: Iterable[Cell], style: str = "") -> str:
-    cells = "".join(
-        _xlsx_cell(f"{column}{number}", value, style)
-        for column, value in zip(columns, row, strict=False)
-    )
-    return f'<row r="{number}">{cells}</row>'
+def _xlsx_row(number: int, row: Iterable[Cell], style: str = "") -> str:
+    return f'<row r="{number}">{"".join([_xlsx_cell(value, style) for value in row])}</row>'
 
 
 def _sheet_name(name: str) -> str:
@@ -251,7 +244,6 @@ def xlsx_chunks(table: Table) -> Iterator[bytes]:
     the zip is written to an unseekable buffer (data descriptors, ZIP64) emptied after every
     ``BATCH`` rows."""
     sink = _Sink()
-    columns = [_column(i) for i in range(len(table.headers))]
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("[Content_Types].xml", _CONTENT_TYPES)
         archive.writestr("_rels/.rels", _ROOT_RELS)
@@ -270,14 +262,14 @@ def xlsx_chunks(table: Table) -> Iterator[bytes]:
                     _XML + f'<worksheet xmlns="{_MAIN}" xmlns:r="{_REL}"><sheetViews>'
                     '<sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
                     'activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>'
-                    "<sheetData>" + _xlsx_row(1, columns, table.headers, ' s="3"')
+                    "<sheetData>" + _xlsx_row(1, table.headers, ' s="3"')
                 ).encode()
             )
             parts: list[str] = []
             number = 1
             for row in table.rows():
                 number += 1
-                parts.append(_xlsx_row(number, columns, row))
+                parts.append(_xlsx_row(number, row))
                 if len(parts) == BATCH:
                     sheet.write("".join(parts).encode())
                     parts.clear()
