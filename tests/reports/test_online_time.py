@@ -69,3 +69,24 @@ def test_another_workspaces_members_never_count(workspace, agent):
         assert online_seconds(elsewhere.pk, dt.date(2026, 3, 2), dt.date(2026, 3, 2), AMS) == {
             stranger.pk: 3600.0
         }
+
+
+def test_the_agents_page_and_the_api_show_online_time(workspace, owner, agent, supervisor):
+    from tests.workspace_settings.conftest import signed_in
+
+    workspace.time_zone = "Europe/Amsterdam"
+    workspace.save(update_fields=["time_zone"])
+    change(agent, "online", at(2, 9))
+    change(agent, "offline", at(2, 11, 30))  # online without a single reply: listed all the same
+    query = "from=2026-03-02&to=2026-03-02"
+
+    page = signed_in(supervisor).get(f"/w/acme/reports/agents/?{query}").content.decode()
+    table = page[page.index('id="agents-table"') :]
+    row = table[table.index("Abe Agent") :]
+    assert "Online time" in page and "2 h 30 min" in row[: row.index("</tr>")]
+    items = factories.ApiClient(owner).get(f"/reports/agents?{query}").json()["items"]
+    assert {i["member_id"]: i["online_seconds"] for i in items} == {agent.pk: 9000.0}
+    # Online time is no channel's: with a channel filter only members with figures are listed.
+    channel = factories.api_channel(workspace)
+    items = factories.ApiClient(owner).get(f"/reports/agents?{query}&channel_id={channel.pk}")
+    assert items.json()["items"] == []

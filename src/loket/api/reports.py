@@ -64,6 +64,7 @@ class OverviewOut(Schema):
 
 class AgentFigures(Figures):
     member_id: int | None  # null: unassigned conversations' resolutions
+    online_seconds: float | None  # time online on these days (null for the unassigned row)
 
 
 class AgentsOut(Schema):
@@ -120,7 +121,8 @@ def agents(request, query: Query[ReportQuery]):
     """The range's figures per member: responses count for who replied, the rest for the
     conversation's assignee."""
     start, end, filters = _range(request, query)
-    found = queries.by_dimension(request.membership.workspace_id, start, end, "member_id", filters)
+    workspace = request.membership.workspace
+    found = queries.by_agent(workspace.pk, start, end, workspace_zone(workspace), filters)
     return {"items": [{"member_id": member, **figures} for member, figures in found.items()]}
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from django.db.models import F, Sum
 
 from loket.inbox.models import Conversation
+from loket.reports import presence
 from loket.reports.models import (
     DailyChannelMemberRollup,
     DailyRollup,
@@ -169,6 +171,28 @@ def by_dimension(
         .annotate(**{name: Sum(name) for name in FIELDS})
         .order_by()
     }
+
+
+def by_agent(
+    workspace_id: int,
+    start: dt.date,
+    end: dt.date,
+    zone: ZoneInfo,
+    filters: Filters = Filters(),
+) -> dict:
+    """The agents report: ``by_dimension`` per member, each with ``online_seconds`` (time spent
+    online on those days, ``loket.reports.presence``). Online time belongs to no channel, team or
+    priority: with one of those filters only members with figures are listed; otherwise members
+    who were online without figures are listed too (with the agent filter, only that member)."""
+    found = by_dimension(workspace_id, start, end, "member_id", filters)
+    members = None if filters.member_id is None else [filters.member_id]
+    online = presence.online_seconds(workspace_id, start, end, zone, members)
+    if filters.channel_id is None and filters.team_id is None and filters.priority is None:
+        for member_id in online.keys() - found.keys():
+            found[member_id] = derived(_sums({}))
+    for member_id, figures in found.items():
+        figures["online_seconds"] = None if member_id is None else online.get(member_id, 0.0)
+    return found
 
 
 def by_label(workspace_id: int, start: dt.date, end: dt.date, filters: Filters = Filters()) -> dict:

@@ -60,6 +60,11 @@ DEFINITIONS = {
     "handoff_share": gettext_lazy(
         "Share of resolutions where the bot wrote first and a person replied after it."
     ),
+    "online": gettext_lazy(
+        "Time the member was online (their availability in the inbox) on these days, counted "
+        "since Loket started recording it; away and offline do not count. Not split by channel, "
+        "team or priority."
+    ),
     "csat": gettext_lazy(
         "Share of customers' ratings that are 4 or 5 out of 5, on the day the rating was last "
         "given; counted for the conversation's assignee."
@@ -347,8 +352,8 @@ def agents(request):
     _reader(request)
     sel = Selection.of(request)
     suffix = "_business_seconds" if sel.business else "_seconds"
-    figures = queries.by_dimension(
-        request.workspace.pk, sel.start, sel.end, "member_id", sel.filters
+    figures = queries.by_agent(
+        request.workspace.pk, sel.start, sel.end, workspace_zone(request.workspace), sel.filters
     )
     names = {m["pk"]: m["name"] for m in _options(request.workspace.pk)["members"]}
     drill = reverse("reports:conversations", args=[request.workspace.slug])
@@ -367,6 +372,7 @@ def agents(request):
                 else f"{f['replies_per_resolution']:.1f}",
                 "url": f"{drill}?{sel.query(figure='resolved', agent=member_id or '')}",
                 "csat": _csat(f),
+                "online": NONE if f["online_seconds"] is None else _duration(f["online_seconds"]),
                 "sort": (-(f["first_responses"] + f["next_responses"]), names.get(member_id, "")),
             }
         )
