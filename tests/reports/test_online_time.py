@@ -90,3 +90,16 @@ def test_the_agents_page_and_the_api_show_online_time(workspace, owner, agent, s
     channel = factories.api_channel(workspace)
     items = factories.ApiClient(owner).get(f"/reports/agents?{query}&channel_id={channel.pk}")
     assert items.json()["items"] == []
+
+
+def test_the_agents_download_has_the_online_time(workspace, agent):
+    from loket.reports import exports
+
+    workspace.time_zone = "Europe/Amsterdam"
+    workspace.save(update_fields=["time_zone"])
+    change(agent, "online", at(2, 9))
+    change(agent, "away", at(2, 10))
+    table = exports.agents_table(workspace.pk, dt.date(2026, 3, 2), dt.date(2026, 3, 2))
+    rows = list(table)
+    column = table.headers.index("Online time (s)")
+    assert [(row[0], row[column]) for row in rows] == [("Abe Agent", 3600)]

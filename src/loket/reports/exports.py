@@ -582,15 +582,19 @@ def overview_table(
 def agents_table(
     workspace_id: int, start: dt.date, end: dt.date, filters: Filters = EVERYTHING
 ) -> Table:
-    """The agents report (``queries.by_dimension`` per member): responses count for who
-    replied, the rest for the conversation's assignee; most responses first, as on the page."""
-    columns = _figure_columns()[1:]  # no "New conversations": not the agents' figure
+    """The agents report (``queries.by_agent``): responses count for who replied, the rest for
+    the conversation's assignee, and the time online; most responses first, as on the page."""
+    columns = [
+        *_figure_columns()[1:],  # no "New conversations": not the agents' figure
+        (_("Online time (s)"), lambda f: _seconds(f["online_seconds"])),
+    ]
     headers = [_("Agent"), *(header for header, _value in columns)]
     unassigned = _("Unassigned")
 
     def rows() -> Iterator[list[Cell]]:
         names = member_names(workspace_id)
-        found = queries.by_dimension(workspace_id, start, end, "member_id", filters)
+        zone = _zone(Workspace.objects.values_list("time_zone", flat=True).get(pk=workspace_id))
+        found = queries.by_agent(workspace_id, start, end, zone, filters)
         ordered = sorted(
             found.items(),
             key=lambda item: (
