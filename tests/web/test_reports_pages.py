@@ -151,7 +151,9 @@ def test_ratings_in_the_reports(supervisor, owner, agent, data):
     client = signed_in(supervisor)
     html = page(client, f"?{RANGE}")
     assert re.search(
-        r'data-figure="csat".*?class="value"[^>]*>50% \(2 ratings, 3.5/5\)<', html, re.S
+        r'data-figure="csat".*?class="value"[^>]*>50%</a>\s*<span[^>]*>2 ratings, 3.5/5<',
+        html,
+        re.S,
     )
     agents = page(client, f"agents/?{RANGE}")
     assert re.search(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from loket.inbox.models import Channel, Label
@@ -21,6 +21,7 @@ from loket.web.reports.views import (
     _page,
     _reader,
     _share,
+    ratings_detail,
 )
 from loket.web.workspace import workspace_view
 
@@ -60,11 +61,7 @@ def _shown(figures: dict, key: str, business: bool) -> str:
 
 def _detail(figures: dict, key: str) -> str:
     """Under the CSAT score: how many ratings, and their average."""
-    if key != "csat" or not figures["ratings"]:
-        return ""
-    return ngettext(
-        "%(n)s rating, %(average)s/5", "%(n)s ratings, %(average)s/5", figures["ratings"]
-    ) % {"n": figures["ratings"], "average": f"{figures['csat_average']:.1f}"}
+    return ratings_detail(figures) if key == "csat" else ""
 
 
 def _rows(request, sel: Selection, figures: dict, names: dict, link) -> list[dict]:

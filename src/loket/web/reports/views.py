@@ -194,6 +194,15 @@ def _csat(figures: dict) -> str:
     }
 
 
+def ratings_detail(figures: dict) -> str:
+    """Under a CSAT score: how many ratings, and their average."""
+    if not figures["ratings"]:
+        return ""
+    return ngettext(
+        "%(n)s rating, %(average)s/5", "%(n)s ratings, %(average)s/5", figures["ratings"]
+    ) % {"n": figures["ratings"], "average": f"{figures['csat_average']:.1f}"}
+
+
 def _change(now, before, lower_is_better: bool) -> dict | None:
     """The change against the previous period, and whether it is for the better."""
     if now is None or before in (None, 0):
@@ -262,7 +271,14 @@ def _tiles(sel: Selection, now: dict, before: dict, drill) -> list[dict]:
             False,
             "handoffs",
         ),
-        ("csat", _("Customer satisfaction"), now["csat_score"], _csat(now), False, "ratings"),
+        (
+            "csat",
+            _("Customer satisfaction"),
+            now["csat_score"],
+            _share(now["csat_score"]) if now["ratings"] else NONE,
+            False,
+            "ratings",
+        ),
     ):
         previous_key = {"csat": "csat_score"}.get(key, key if key in before else key + suffix)
         tiles.append(
@@ -272,6 +288,7 @@ def _tiles(sel: Selection, now: dict, before: dict, drill) -> list[dict]:
                 "value": value if shown is None else shown,
                 "definition": DEFINITIONS[key],
                 "change": _change(value, before.get(previous_key), lower),
+                "detail": ratings_detail(now) if key == "csat" else "",
                 "url": drill(figure),
             }
         )
