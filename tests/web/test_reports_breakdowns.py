@@ -253,9 +253,10 @@ def test_another_workspaces_ids_show_nothing_of_theirs(supervisor, data):
     assert set(rows) == {"API", "Webshop"}
     rows = table(page(client, f"teams/?{RANGE}&team={data['their_team'].pk}"))
     assert set(rows) == {"Support", "No team"}
-    # Their label in the drill-down matches nothing.
+    # Their label in a filter is ignored too: the drill-down lists ours, never theirs.
     url = f"conversations/?{RANGE}&figure=created&label={data['their_label'].pk}"
-    assert behind(client, f"/w/acme/reports/{url}") == set()
+    ours = {data[name].number for name in ("resolved", "waiting", "early")}
+    assert behind(client, f"/w/acme/reports/{url}") == ours
     assert "Their label" not in page(client, url)
 
 
@@ -288,3 +289,44 @@ def test_queries_do_not_grow_with_the_data(supervisor, owner, api_channel, data)
         update_conversation(made, actor=owner, labels=[extra, data["billing"]])
     rollups.catch_up()
     assert {path: count(path) for path in paths} == before
+
+
+def test_the_label_filter_on_every_figure(workspace, owner, supervisor, data):
+    """A label filter sums the facts of the labelled conversations (the rollups have no label),
+    giving exactly the labels report's row; the pages, drill-down, downloads and API take it."""
+    from loket.reports import exports
+    from loket.reports.queries import Filters
+
+    start, end = dt.date(2026, 11, 9), dt.date(2026, 11, 15)
+    billing = data["billing"].pk
+    only = Filters(label_id=billing)
+    assert (
+        queries.totals(workspace.pk, start, end, only)
+        == (queries.by_label(workspace.pk, start, end)[billing])
+    )
+    assert queries.totals(workspace.pk, start, end, only)["created"] == 2
+    days = dict(queries.series(workspace.pk, start, end, only))
+    assert (days[dt.date(2026, 11, 10)]["created"], days[dt.date(2026, 11, 11)]["created"]) == (
+        1,
+        1,
+    )
+    agents = queries.by_agent(workspace.pk, start, end, AMS, only)
+    assert sum(f["first_responses"] for f in agents.values()) == 2
+    grid = queries.heatmap(workspace.pk, start, end, only)
+    assert sum(map(sum, grid)) == 2 and grid[1][9] == 1 and grid[2][14] == 1
+    webshop = Filters(label_id=billing, channel_id=data["webshop"].pk)
+    assert queries.totals(workspace.pk, start, end, webshop)["created"] == 1
+
+    client = signed_in(supervisor)
+    html = page(client, f"?{RANGE}&label={billing}")
+    assert f'<option value="{billing}" selected>Billing</option>' in html
+    tile = re.search(r'data-figure="created".*?href="([^"]+)"[^>]*>(\d+)<', html, re.S)
+    assert tile.group(2) == "2" and f"label={billing}" in htmllib.unescape(tile.group(1))
+    wanted = {data["resolved"].number, data["waiting"].number}
+    assert behind(client, htmllib.unescape(tile.group(1))) == wanted
+    download = client.get(f"/w/acme/reports/export/conversations.csv?{RANGE}&label={billing}")
+    assert len(b"".join(download.streaming_content).decode().strip().splitlines()) == 1 + 2
+    table_rows = list(exports.conversation_table(workspace.pk, start, end, only))
+    assert len(table_rows) == 2
+    api = factories.ApiClient(owner).get(f"/reports/overview?{RANGE}&label_id={billing}")
+    assert api.json()["totals"]["created"] == 2

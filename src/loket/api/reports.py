@@ -26,6 +26,7 @@ class ReportQuery(Schema):
     team_id: int | None = None
     member_id: int | None = None
     priority: int | None = None
+    label_id: int | None = None  # conversations carrying this label now
 
 
 class Figures(Schema):
@@ -91,6 +92,7 @@ def _range(request, query: ReportQuery) -> tuple[dt.date, dt.date, Filters]:
         team_id=query.team_id,
         member_id=query.member_id,
         priority=query.priority,
+        label_id=query.label_id,
     )
     return start, end, filters
 

@@ -340,8 +340,9 @@ def _created_chunks(workspace_id: int, start: dt.date, end: dt.date, filters: Fi
     time: per day a keyset (``conversation_id > last``) on the (workspace, day, kind) index.
     Yields each chunk's ``(conversation_id, at)`` pairs and the same chunk as a subquery of
     conversation ids (cheaper to send again than 2,000 parameters)."""
-    created = ReportFact.objects.filter(
-        workspace_id=workspace_id, kind=FactKind.CREATED, **filters.of()
+    created = queries.labelled_facts(
+        ReportFact.objects.filter(workspace_id=workspace_id, kind=FactKind.CREATED, **filters.of()),
+        filters.label_id,
     )
     days = list(
         created.filter(day__gte=start, day__lte=end)

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from django.db.models import F, Sum
+from django.db.models import Count, F, Sum
 
 from loket.inbox.models import Conversation
 from loket.reports import presence
@@ -54,9 +54,39 @@ class Filters:
     team_id: int | None = None
     member_id: int | None = None
     priority: int | None = None
+    # Conversations carrying this label now. The rollups have no label dimension: with it the
+    # figures are summed from the range's facts instead (``_summable``).
+    label_id: int | None = None
 
     def of(self) -> dict:
         return {name: getattr(self, name) for name in DIMENSIONS if getattr(self, name) is not None}
+
+
+def labelled_facts(facts, label_id: int | None):
+    """Facts of conversations carrying the label (a subquery on the labels' table, no join of
+    the conversations)."""
+    if label_id is None:
+        return facts
+    through = Conversation.labels.through
+    return facts.filter(
+        conversation_id__in=through.objects.filter(label_id=label_id).values("conversation_id")
+    )
+
+
+def _summable(
+    workspace_id: int, start: dt.date, end: dt.date, filters: Filters, dimension: str = ""
+) -> tuple:
+    """The rows a report sums and how: the rollups (``_rows``) with ``Sum`` of each field, or,
+    with a label filter, the range's facts of the labelled conversations summed as ``roll()``
+    sums them into the rollups (``FACT_SUMS``), so both give the same figures."""
+    if filters.label_id is None:
+        return _rows(workspace_id, start, end, filters, dimension), {
+            name: Sum(name) for name in FIELDS
+        }
+    facts = ReportFact.objects.filter(
+        workspace_id=workspace_id, day__gte=start, day__lte=end, **filters.of()
+    )
+    return labelled_facts(facts, filters.label_id), FACT_SUMS
 
 
 def _rows(workspace_id: int, start: dt.date, end: dt.date, filters: Filters, dimension: str = ""):
@@ -113,10 +143,8 @@ def derived(sums: dict) -> dict:
 
 def totals(workspace_id: int, start: dt.date, end: dt.date, filters: Filters = Filters()) -> dict:
     """The range's figures (``derived``)."""
-    found = _rows(workspace_id, start, end, filters).aggregate(
-        **{name: Sum(name) for name in FIELDS}
-    )
-    return derived(_sums(found))
+    rows, sums = _summable(workspace_id, start, end, filters)
+    return derived(_sums(rows.aggregate(**sums)))
 
 
 def compare(workspace_id: int, start: dt.date, end: dt.date, filters: Filters = Filters()):
@@ -136,13 +164,8 @@ def series(
 ) -> list[tuple[dt.date, dict]]:
     """The figures per day (or per ISO week, by its Monday) of the range, every day (week)
     present, empty ones with zero counts."""
-    per_day = {
-        row["day"]: _sums(row)
-        for row in _rows(workspace_id, start, end, filters)
-        .values("day")
-        .annotate(**{name: Sum(name) for name in FIELDS})
-        .order_by()
-    }
+    rows, sums = _summable(workspace_id, start, end, filters)
+    per_day = {row["day"]: _sums(row) for row in rows.values("day").annotate(**sums).order_by()}
     buckets: dict[dt.date, dict] = {}
     day = start
     while day <= end:
@@ -164,12 +187,10 @@ def by_dimension(
     """The range's figures per channel, team, member or priority: ``{id: derived}``."""
     if dimension not in DIMENSIONS:
         raise ValueError(f"unknown dimension {dimension!r}")
+    rows, sums = _summable(workspace_id, start, end, filters, dimension)
     return {
         row[dimension]: derived(_sums(row))
-        for row in _rows(workspace_id, start, end, filters, dimension)
-        .values(dimension)
-        .annotate(**{name: Sum(name) for name in FIELDS})
-        .order_by()
+        for row in rows.values(dimension).annotate(**sums).order_by()
     }
 
 
@@ -181,13 +202,17 @@ def by_agent(
     filters: Filters = Filters(),
 ) -> dict:
     """The agents report: ``by_dimension`` per member, each with ``online_seconds`` (time spent
-    online on those days, ``loket.reports.presence``). Online time belongs to no channel, team or
-    priority: with one of those filters only members with figures are listed; otherwise members
-    who were online without figures are listed too (with the agent filter, only that member)."""
+    online on those days, ``loket.reports.presence``). Online time belongs to no channel, team,
+    priority or label: with one of those filters only members with figures are listed;
+    otherwise members who were online without figures are listed too (with the agent filter,
+    only that member)."""
     found = by_dimension(workspace_id, start, end, "member_id", filters)
     members = None if filters.member_id is None else [filters.member_id]
     online = presence.online_seconds(workspace_id, start, end, zone, members)
-    if filters.channel_id is None and filters.team_id is None and filters.priority is None:
+    if all(
+        value is None
+        for value in (filters.channel_id, filters.team_id, filters.priority, filters.label_id)
+    ):
         for member_id in online.keys() - found.keys():
             found[member_id] = derived(_sums({}))
     for member_id, figures in found.items():
@@ -209,10 +234,11 @@ def by_label(workspace_id: int, start: dt.date, end: dt.date, filters: Filters =
 
 def label_rows(workspace_id: int, start: dt.date, end: dt.date, filters: Filters = Filters()):
     """``by_label``'s one grouped query: the facts' sums per label id."""
+    facts = ReportFact.objects.filter(
+        workspace_id=workspace_id, day__gte=start, day__lte=end, **filters.of()
+    )
     return (
-        ReportFact.objects.filter(
-            workspace_id=workspace_id, day__gte=start, day__lte=end, **filters.of()
-        )
+        labelled_facts(facts, filters.label_id)
         .values(label_id=F("conversation__labels"))
         .annotate(**FACT_SUMS)
         .order_by()
@@ -226,14 +252,29 @@ def heatmap(
     7 rows of 24."""
     grid = [[0] * 24 for _ in range(7)]
     wanted = {k: v for k, v in filters.of().items() if k in ("channel_id", "team_id")}
-    rows = (
-        HourlyVolume.objects.filter(
-            workspace_id=workspace_id, day__gte=start, day__lte=end, **wanted
+    if filters.label_id is None:
+        rows = (
+            HourlyVolume.objects.filter(
+                workspace_id=workspace_id, day__gte=start, day__lte=end, **wanted
+            )
+            .values("day", "hour")
+            .annotate(n=Sum("conversations"))
+            .order_by()
         )
-        .values("day", "hour")
-        .annotate(n=Sum("conversations"))
-        .order_by()
-    )
+    else:  # HourlyVolume has no label: count the labelled conversations' facts as roll() does
+        facts = ReportFact.objects.filter(
+            workspace_id=workspace_id,
+            day__gte=start,
+            day__lte=end,
+            kind__in=(FactKind.CREATED, FactKind.REOPENED),
+            **wanted,
+        )
+        rows = (
+            labelled_facts(facts, filters.label_id)
+            .values("day", "hour")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
     # Grouped by day in SQL and by weekday here: no weekday computed for every row.
     for row in rows:
         grid[row["day"].weekday()][row["hour"]] += row["n"]
@@ -278,6 +319,7 @@ def conversations_behind(
     )
     if without_team:
         facts = facts.filter(team_id__isnull=True)
+    facts = labelled_facts(facts, filters.label_id)
     found = Conversation.objects.filter(
         workspace_id=workspace_id, pk__in=facts.values("conversation_id")
     )

@@ -188,7 +188,7 @@ def labels(request):
         sel,
         figures,
         lambda pk: _("No label") if pk is None else known[pk],
-        lambda pk: {"label": "none" if pk is None else pk},
+        lambda pk: {"no_label": "1"} if pk is None else {"label": pk},
     )
     return _render(
         request,

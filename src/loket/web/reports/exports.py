@@ -57,8 +57,9 @@ def _id(request, name: str) -> int | None:
 
 def selection(request, workspace) -> tuple[dt.date, dt.date, Filters]:
     """The range and filters of an export from the page's query string (``from``, ``to``,
-    ``channel``, ``team``, ``agent``, ``priority``), with the pages' defaults (the last 30 days
-    of the workspace) and limits (at most a year); ``BadFilter`` when one cannot be read."""
+    ``channel``, ``team``, ``agent``, ``priority``, ``label``), with the pages' defaults (the
+    last 30 days of the workspace) and limits (at most a year); ``BadFilter`` when one cannot
+    be read."""
     today = timezone.now().astimezone(workspace_zone(workspace)).date()
     end = _day(request, "to") or today
     start = _day(request, "from") or end - dt.timedelta(days=DEFAULT_DAYS - 1)
@@ -74,6 +75,7 @@ def selection(request, workspace) -> tuple[dt.date, dt.date, Filters]:
         team_id=_id(request, "team"),
         member_id=_id(request, "agent"),
         priority=priority,
+        label_id=_id(request, "label"),
     )
     return start, end, filters
 

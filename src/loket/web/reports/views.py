@@ -124,10 +124,19 @@ class Selection:
         priority = _int(request.GET.get("priority"))
         if priority not in Priority.values:
             priority = None
+        label = _int(request.GET.get("label"))
+        if label and not Label.objects.filter(workspace_id=workspace_id, pk=label).exists():
+            label = None
         return cls(
             start,
             end,
-            Filters(channel_id=channel, team_id=team, member_id=member, priority=priority),
+            Filters(
+                channel_id=channel,
+                team_id=team,
+                member_id=member,
+                priority=priority,
+                label_id=label,
+            ),
             request.GET.get("clock") == "business",
             problems,
         )
@@ -140,6 +149,7 @@ class Selection:
             "team": self.filters.team_id or "",
             "agent": self.filters.member_id or "",
             "priority": "" if self.filters.priority is None else self.filters.priority,
+            "label": self.filters.label_id or "",
             "clock": "business" if self.business else "",
             **extra,
         }
@@ -161,6 +171,9 @@ def _options(workspace_id: int) -> dict:
             .order_by("user__name", "user__email")
         ],
         "priorities": Priority.choices,
+        "labels": list(
+            Label.objects.filter(workspace_id=workspace_id).order_by("name").values("pk", "name")
+        ),
     }
 
 
@@ -442,11 +455,10 @@ def conversations(request):
     figure = request.GET.get("figure", "created")
     if figure not in FIGURES:
         figure = "created"
-    # The breakdowns' links: conversations without a team, with a label (this workspace's,
-    # another's matches nothing) or without any.
+    # The breakdowns' links: conversations without a team or without a label (a label itself
+    # is one of the filters).
     without_team = request.GET.get("no_team") == "1"
-    label = request.GET.get("label", "")
-    label_id = _int(label)
+    unlabelled = request.GET.get("no_label") == "1" and sel.filters.label_id is None
     found = queries.conversations_behind(
         request.workspace.pk,
         sel.start,
@@ -454,23 +466,19 @@ def conversations(request):
         figure,
         sel.filters,
         without_team=without_team,
-        label_id=label_id,
-        unlabelled=label == "none",
+        unlabelled=unlabelled,
     ).select_related("contact", "assignee__user")
     page = Paginator(found, 20).get_page(request.GET.get("page"))
-    hidden = {
-        "no_team": "1" if without_team else "",
-        "label": label if label_id or label == "none" else "",
-    }
+    hidden = {"no_team": "1" if without_team else "", "no_label": "1" if unlabelled else ""}
     hidden = {name: value for name, value in hidden.items() if value}
     of = [_("No team")] if without_team else []
-    if label == "none":
+    if unlabelled:
         of.append(_("No label"))
-    elif label_id:
+    elif sel.filters.label_id:
         of.extend(
-            Label.objects.filter(workspace_id=request.workspace.pk, pk=label_id).values_list(
-                "name", flat=True
-            )
+            Label.objects.filter(
+                workspace_id=request.workspace.pk, pk=sel.filters.label_id
+            ).values_list("name", flat=True)
         )
     return _page(
         request,
