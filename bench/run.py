@@ -40,6 +40,8 @@ SCENARIOS: dict[str, list[str]] = {
     "knowledge.sqlite": ["knowledge.py", "--backend", "sqlite", "--no-machine"],
     "knowledge.memory": ["knowledge.py", "--backend", "memory", "--no-machine"],
     "knowledge.ann": ["knowledge_ann.py", "--no-machine"],
+    "reports.pg": ["reports.py", "--backend", "pg", "--no-machine"],
+    "reports.sqlite": ["reports.py", "--backend", "sqlite", "--no-machine"],
 }
 
 
