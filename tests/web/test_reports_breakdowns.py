@@ -330,3 +330,41 @@ def test_the_label_filter_on_every_figure(workspace, owner, supervisor, data):
     assert len(table_rows) == 2
     api = factories.ApiClient(owner).get(f"/reports/overview?{RANGE}&label_id={billing}")
     assert api.json()["totals"]["created"] == 2
+
+
+def test_every_number_of_the_agents_overview_and_hours_pages_links_to_its_conversations(
+    owner, supervisor, data
+):
+    client = signed_in(supervisor)
+    agents = page(client, f"agents/?{RANGE}")
+    body = agents[agents.index('id="agents-table"') :]
+    row = body[body.index(owner.display_name) :]
+    row = row[: row.index("</tr>")]
+    links = [htmllib.unescape(url) for url in re.findall(r'href="([^"]+)"', row)]
+    figures = [re.search(r"figure=([a-z_]+)", url).group(1) for url in links]
+    assert figures == [
+        "responses", "first_responses", "next_responses", "resolved", "resolved", "resolved",
+        "ratings",
+    ]  # fmt: skip
+    # The owner responded in "resolved" and "early" this week; nobody was assigned, so the
+    # resolution is the Unassigned row's, and its link lists only that one.
+    mine = {data["resolved"].number, data["early"].number}
+    assert behind(client, links[0]) == mine and behind(client, links[1]) == mine
+    assert behind(client, links[3]) == set()
+    unassigned = body[body.index("Unassigned") :]
+    unassigned = unassigned[: unassigned.index("</tr>")]
+    resolved = htmllib.unescape(re.findall(r'href="([^"]+)"', unassigned)[3])
+    assert "unassigned=1" in resolved
+    assert behind(client, resolved) == {data["resolved"].number}
+
+    overview = page(client, f"?{RANGE}")
+    tuesday = re.search(r'<th scope="row">2026-11-10</th><td><a href="([^"]+)">1<', overview)
+    assert behind(client, htmllib.unescape(tuesday.group(1))) == {data["resolved"].number}
+
+    hours = page(client, f"busiest-hours/?{RANGE}")
+    cells = re.findall(r'<td class="l\d"><a href="([^"]+)">(\d+)</a></td>', hours)
+    assert len(cells) == 3  # Tuesday 9:00, Wednesday 14:00, Thursday 8:00
+    wednesday = next(url for url, n in cells if "weekday=2" in url)
+    assert "hour=14" in wednesday
+    assert behind(client, htmllib.unescape(wednesday)) == {data["waiting"].number}
+    assert "Wed 14:00" in page(client, htmllib.unescape(wednesday).removeprefix("/w/acme/reports/"))

@@ -290,6 +290,9 @@ _BEHIND = {
     "first_responses": {"kind": FactKind.FIRST_RESPONSE},
     "next_responses": {"kind": FactKind.NEXT_RESPONSE},
     "ratings": {"kind": FactKind.CSAT},
+    "responses": {"kind__in": (FactKind.FIRST_RESPONSE, FactKind.NEXT_RESPONSE)},
+    # The busiest-hours grid: conversations that came in (new or reopened).
+    "came_in": {"kind__in": (FactKind.CREATED, FactKind.REOPENED)},
 }
 
 
@@ -301,13 +304,17 @@ def conversations_behind(
     filters: Filters = Filters(),
     *,
     without_team: bool = False,
+    without_member: bool = False,
     label_id: int | None = None,
     unlabelled: bool = False,
+    weekday: int | None = None,
+    hour: int | None = None,
 ):
     """The conversations a figure counts (latest activity first), for the drill-down;
     ``without_team``: only facts with no team; ``label_id``: only conversations carrying this
     label now (of this workspace: another's matches nothing); ``unlabelled``: only those with
-    none."""
+    none; ``without_member``: only facts without a member (unassigned); ``weekday`` (0 is
+    Monday) and ``hour``: only facts of that local weekday and hour (a cell of the heatmap)."""
     if figure not in _BEHIND:
         raise ValueError(f"unknown figure {figure!r}")
     facts = ReportFact.objects.filter(
@@ -319,6 +326,12 @@ def conversations_behind(
     )
     if without_team:
         facts = facts.filter(team_id__isnull=True)
+    if without_member:
+        facts = facts.filter(member_id__isnull=True)
+    if weekday is not None:
+        facts = facts.filter(day__iso_week_day=weekday + 1)
+    if hour is not None:
+        facts = facts.filter(hour=hour)
     facts = labelled_facts(facts, filters.label_id)
     found = Conversation.objects.filter(
         workspace_id=workspace_id, pk__in=facts.values("conversation_id")

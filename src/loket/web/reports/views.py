@@ -193,20 +193,6 @@ def _share(value: float | None) -> str:
     return NONE if value is None else f"{round(100 * value)}%"
 
 
-def _csat(figures: dict) -> str:
-    if not figures["ratings"]:
-        return NONE
-    return ngettext(
-        "%(score)s (%(n)s rating, %(average)s/5)",
-        "%(score)s (%(n)s ratings, %(average)s/5)",
-        figures["ratings"],
-    ) % {
-        "score": _share(figures["csat_score"]),
-        "n": figures["ratings"],
-        "average": f"{figures['csat_average']:.1f}",
-    }
-
-
 def ratings_detail(figures: dict) -> str:
     """Under a CSAT score: how many ratings, and their average."""
     if not figures["ratings"]:
@@ -354,12 +340,24 @@ def overview(request):
             "first_response_minutes": _("First response time (minutes)"),
         },
     }
+    drill = reverse("reports:conversations", args=[request.workspace.slug])
+
+    def link(day: dt.date, figure: str) -> str:
+        """The conversations behind a row's number: its day, or its week within the range."""
+        last = min(sel.end, day + dt.timedelta(days=6)) if by == "week" else day
+        first = max(sel.start, day)
+        bounds = {"from": first.isoformat(), "to": last.isoformat()}
+        return f"{drill}?{sel.query(figure=figure, **bounds)}"
+
     rows = [
         {
             "day": day,
             "created": f["created"],
+            "created_url": link(day, "created"),
             "resolved": f["resolved"],
+            "resolved_url": link(day, "resolved"),
             "first_response": _duration(f["first_response" + suffix]),
+            "first_response_url": link(day, "first_responses"),
         }
         for day, f in series
     ]
@@ -389,6 +387,11 @@ def agents(request):
     drill = reverse("reports:conversations", args=[request.workspace.slug])
     rows = []
     for member_id, f in figures.items():
+        who = {"agent": member_id} if member_id else {"agent": "", "unassigned": "1"}
+
+        def link(figure: str, who=who) -> str:
+            return f"{drill}?{sel.query(figure=figure, **who)}"
+
         rows.append(
             {
                 "name": names.get(member_id, _("Unassigned") if member_id is None else "?"),
@@ -400,8 +403,13 @@ def agents(request):
                 "replies_per_resolution": NONE
                 if f["replies_per_resolution"] is None
                 else f"{f['replies_per_resolution']:.1f}",
-                "url": f"{drill}?{sel.query(figure='resolved', agent=member_id or '')}",
-                "csat": _csat(f),
+                "url": link("resolved"),
+                "responses_url": link("responses"),
+                "first_response_url": link("first_responses"),
+                "next_response_url": link("next_responses"),
+                "ratings_url": link("ratings"),
+                "csat": _share(f["csat_score"]) if f["ratings"] else NONE,
+                "csat_detail": ratings_detail(f),
                 "online": NONE if f["online_seconds"] is None else _duration(f["online_seconds"]),
                 "sort": (-(f["first_responses"] + f["next_responses"]), names.get(member_id, "")),
             }
@@ -418,14 +426,20 @@ def busiest_hours(request):
     grid = queries.heatmap(request.workspace.pk, sel.start, sel.end, sel.filters)
     top = max((max(row) for row in grid), default=0) or 1
     days = [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
+    drill = reverse("reports:conversations", args=[request.workspace.slug])
     rows = [
         {
             "day": days[index],
             "cells": [
-                {"count": count, "level": 0 if not count else 1 + round(4 * count / top)}
-                for count in row
+                {
+                    "count": count,
+                    "level": 0 if not count else 1 + round(4 * count / top),
+                    "url": f"{drill}?{sel.query(figure='came_in', weekday=index, hour=hour)}",
+                }
+                for hour, count in enumerate(row)
             ],
             "total": sum(row),
+            "url": f"{drill}?{sel.query(figure='came_in', weekday=index)}",
         }
         for index, row in enumerate(grid)
     ]
@@ -443,6 +457,8 @@ FIGURES = {
     "first_responses": gettext_lazy("First responses"),
     "next_responses": gettext_lazy("Next responses"),
     "ratings": gettext_lazy("Customer ratings"),
+    "responses": gettext_lazy("Responses"),
+    "came_in": gettext_lazy("Conversations that came in"),
 }
 
 
@@ -459,6 +475,12 @@ def conversations(request):
     # is one of the filters).
     without_team = request.GET.get("no_team") == "1"
     unlabelled = request.GET.get("no_label") == "1" and sel.filters.label_id is None
+    unassigned = request.GET.get("unassigned") == "1" and sel.filters.member_id is None
+    # A cell of the busiest-hours grid: weekday 0-6 (Monday first) and hour 0-23.
+    weekday = _int(request.GET.get("weekday"))
+    weekday = weekday if weekday is not None and 0 <= weekday <= 6 else None
+    hour = _int(request.GET.get("hour"))
+    hour = hour if hour is not None and 0 <= hour <= 23 else None
     found = queries.conversations_behind(
         request.workspace.pk,
         sel.start,
@@ -466,12 +488,26 @@ def conversations(request):
         figure,
         sel.filters,
         without_team=without_team,
+        without_member=unassigned,
         unlabelled=unlabelled,
+        weekday=weekday,
+        hour=hour,
     ).select_related("contact", "assignee__user")
     page = Paginator(found, 20).get_page(request.GET.get("page"))
-    hidden = {"no_team": "1" if without_team else "", "no_label": "1" if unlabelled else ""}
+    hidden = {
+        "no_team": "1" if without_team else "",
+        "no_label": "1" if unlabelled else "",
+        "unassigned": "1" if unassigned else "",
+        "weekday": "" if weekday is None else str(weekday),
+        "hour": "" if hour is None else str(hour),
+    }
     hidden = {name: value for name, value in hidden.items() if value}
     of = [_("No team")] if without_team else []
+    if unassigned:
+        of.append(_("Unassigned"))
+    if weekday is not None:
+        days = [_("Mon"), _("Tue"), _("Wed"), _("Thu"), _("Fri"), _("Sat"), _("Sun")]
+        of.append(days[weekday] if hour is None else f"{days[weekday]} {hour}:00")
     if unlabelled:
         of.append(_("No label"))
     elif sel.filters.label_id:
