@@ -54,3 +54,33 @@ def test_who_and_what_is_refused(owner, agent, data):
     assert_error(api.get("/reports/agents?from=2024-01-01&to=2026-11-09"), 400, "invalid")
     response = api.get("/reports/overview?from=yesterday")
     assert response.status_code in (400, 422)
+
+
+def test_channels_teams_and_labels(workspace, supervisor, owner, api_channel, data):
+    from loket.inbox.models import Conversation, Label
+    from loket.inbox.services.conversations import update_conversation
+    from loket.tenancy.models import Team
+
+    support = Team.objects.create(workspace=workspace, name="Support")
+    billing = Label.objects.create(workspace=workspace, name="Billing")
+    first = Conversation.objects.get(workspace=workspace, number=1)
+    update_conversation(first, actor=owner, team=support, labels=[billing])
+    rollups.rebuild(workspace.pk)
+    api = factories.ApiClient(supervisor)
+
+    def items(path: str, key: str) -> dict:
+        return {i[key]: i for i in api.get(f"/reports/{path}?{RANGE}").json()["items"]}
+
+    assert {k: v["created"] for k, v in items("channels", "channel_id").items()} == {
+        api_channel.pk: 2
+    }
+    teams = items("teams", "team_id")
+    assert {k: v["created"] for k, v in teams.items()} == {support.pk: 1, None: 1}
+    assert teams[support.pk]["first_response_seconds"] == 1800
+    labels = items("labels", "label_id")
+    assert {k: v["created"] for k, v in labels.items()} == {billing.pk: 1, None: 1}
+    only = api.get(f"/reports/overview?{RANGE}&label_id={billing.pk}").json()["totals"]
+    assert only == {k: v for k, v in labels[billing.pk].items() if k != "label_id"}
+    assert_error(
+        factories.ApiClient(factories.agent(workspace)).get("/reports/teams"), 403, "forbidden"
+    )

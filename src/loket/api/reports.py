@@ -134,6 +134,55 @@ def busiest_hours(request, query: Query[ReportQuery]):
     return {"weekdays": queries.heatmap(request.membership.workspace_id, start, end, filters)}
 
 
+class ChannelFigures(Figures):
+    channel_id: int | None
+
+
+class TeamFigures(Figures):
+    team_id: int | None  # null: conversations without a team
+
+
+class LabelFigures(Figures):
+    label_id: int | None  # null: conversations without a label
+
+
+class ChannelsOut(Schema):
+    items: list[ChannelFigures]
+
+
+class TeamsOut(Schema):
+    items: list[TeamFigures]
+
+
+class LabelsOut(Schema):
+    items: list[LabelFigures]
+
+
+@router.get("/reports/channels", response=ChannelsOut)
+def channels(request, query: Query[ReportQuery]):
+    """The range's figures per channel (the channel a conversation is on)."""
+    start, end, filters = _range(request, query)
+    found = queries.by_dimension(request.membership.workspace_id, start, end, "channel_id", filters)
+    return {"items": [{"channel_id": key, **figures} for key, figures in found.items()]}
+
+
+@router.get("/reports/teams", response=TeamsOut)
+def teams(request, query: Query[ReportQuery]):
+    """The range's figures per team (the team a conversation has now)."""
+    start, end, filters = _range(request, query)
+    found = queries.by_dimension(request.membership.workspace_id, start, end, "team_id", filters)
+    return {"items": [{"team_id": key, **figures} for key, figures in found.items()]}
+
+
+@router.get("/reports/labels", response=LabelsOut)
+def labels(request, query: Query[ReportQuery]):
+    """The range's figures per label the conversations carry now (a conversation with two labels
+    counts in both)."""
+    start, end, filters = _range(request, query)
+    found = queries.by_label(request.membership.workspace_id, start, end, filters)
+    return {"items": [{"label_id": key, **figures} for key, figures in found.items()]}
+
+
 # -- SLA and bots (loket.reports.sla_bots) ----------------------------------------------------
 class SlaQuery(ReportQuery):
     policy_id: int | None = None  # the breaches of one policy
