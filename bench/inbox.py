@@ -263,7 +263,7 @@ INSERT INTO inbox_conversation (
     id, workspace_id, channel_id, contact_id, number, subject, status, priority, assignee_id,
     team_id, language, custom_attributes, snoozed_until, created_at, updated_at,
     last_message_at, last_inbound_at, last_outbound_at, waiting_since, first_response_at,
-    resolved_at, merged_into_id)
+    resolved_at, merged_into_id, sla_clock)
 SELECT g, %(ws)s, (%(channels)s::bigint[])[1 + (g * 2654435761 + 1) % %(channels_n)s],
        1 + (g * 7919) % %(contacts)s, g,
        CASE WHEN (g * 2654435761 + 1) % %(channels_n)s = 0
@@ -278,7 +278,7 @@ SELECT g, %(ws)s, (%(channels)s::bigint[])[1 + (g * 2654435761 + 1) % %(channels
        CASE WHEN status = 'snoozed' THEN now() + interval '2 days' END,
        at - interval '3 hours', at, at, at - interval '20 minutes', at - interval '1 hour',
        CASE WHEN status IN ('open', 'pending') THEN at END, at - interval '2 hours',
-       CASE WHEN status IN ('resolved', 'closed') THEN at END, NULL
+       CASE WHEN status IN ('resolved', 'closed') THEN at END, NULL, '{}'
 FROM (
     SELECT g, r2, r3, r4,
            now() - (%(n)s - g) * interval '1 day' * 730 / %(n)s - r2 * interval '1 hour' AS at,
@@ -531,7 +531,7 @@ INSERT INTO inbox_conversation (
     id, workspace_id, channel_id, contact_id, number, subject, status, priority, assignee_id,
     team_id, language, custom_attributes, snoozed_until, created_at, updated_at,
     last_message_at, last_inbound_at, last_outbound_at, waiting_since, first_response_at,
-    resolved_at, merged_into_id)
+    resolved_at, merged_into_id, sla_clock)
 SELECT x, :ws, ch.id, 1 + (x * 7919) % :contacts, x,
        CASE WHEN (x * 2654435761 + 1) % :channels_n = 0
             THEN 'Question about order #' || (100000 + x % 900000)
@@ -546,7 +546,7 @@ SELECT x, :ws, ch.id, 1 + (x * 7919) % :contacts, x,
        {_sqlite_time("at - 1200000000")}, {_sqlite_time("at - 3600000000")},
        CASE WHEN status IN ('open', 'pending') THEN {_sqlite_time("at")} END,
        {_sqlite_time("at - 7200000000")},
-       CASE WHEN status IN ('resolved', 'closed') THEN {_sqlite_time("at")} END, NULL
+       CASE WHEN status IN ('resolved', 'closed') THEN {_sqlite_time("at")} END, NULL, '{{}}'
 FROM (
     SELECT x, r2, r3, r4,
            :now_us - (:n - x) * 63072000000000 / :n - CAST(r2 * 3600000000 AS INTEGER) AS at,
