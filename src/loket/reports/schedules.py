@@ -42,6 +42,9 @@ from django.utils.translation import gettext, gettext_lazy
 
 from loket.inbox.models import Channel, Priority
 from loket.reports import queries
+from loket.reports.formatting import NONE
+from loket.reports.formatting import duration as _duration
+from loket.reports.formatting import share as _share
 from loket.reports.models import ReportSchedule, ScheduleFrequency, ScheduleReport
 from loket.reports.queries import Filters
 from loket.tenancy.hours import _zone
@@ -52,7 +55,6 @@ log = logging.getLogger(__name__)
 
 READER_ROLES = (Role.OWNER, Role.ADMIN, Role.SUPERVISOR)  # Membership.reads_reports
 MAX_RECIPIENTS = 50
-NONE = "\u2013"  # an en dash: no sample
 
 WEEKDAYS = [
     (1, gettext_lazy("Monday")),
@@ -332,22 +334,6 @@ def claim(schedule_id: int, period: dt.date) -> bool:
 
 
 # --- what ----------------------------------------------------------------------------------
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return NONE
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return gettext("%(n)s min") % {"n": minutes}
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return gettext("%(h)s h %(m)s min") % {"h": hours, "m": minutes}
-    return gettext("%(d)s d %(h)s h") % {"d": hours // 24, "h": hours % 24}
-
-
-def _share(value: float | None) -> str:
-    return NONE if value is None else f"{round(100 * value)}%"
 
 
 def _ratio(value: float | None) -> str:

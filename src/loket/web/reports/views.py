@@ -20,12 +20,14 @@ from django.views.decorators.http import require_GET
 
 from loket.inbox.models import Channel, Label, Priority
 from loket.reports import exports, queries
+from loket.reports.formatting import NONE
+from loket.reports.formatting import duration as _duration
+from loket.reports.formatting import share as _share
 from loket.reports.queries import Filters
 from loket.tenancy.models import Membership, Team
 from loket.web.workspace import workspace_view, workspace_zone
 
 DEFAULT_DAYS = 30
-NONE = "\u2013"  # an en dash: no sample
 MAX_DAYS = 366
 
 # The definitions shown next to each figure (docs/reports.md, loket.reports.metrics).
@@ -175,22 +177,6 @@ def _options(workspace_id: int) -> dict:
             Label.objects.filter(workspace_id=workspace_id).order_by("name").values("pk", "name")
         ),
     }
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return NONE
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return _("%(n)s min") % {"n": minutes}
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return _("%(h)s h %(m)s min") % {"h": hours, "m": minutes}
-    return _("%(d)s d %(h)s h") % {"d": hours // 24, "h": hours % 24}
-
-
-def _share(value: float | None) -> str:
-    return NONE if value is None else f"{round(100 * value)}%"
 
 
 def ratings_detail(figures: dict) -> str:
