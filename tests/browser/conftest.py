@@ -100,6 +100,30 @@ def _django_async_unsafe_allowed():
         yield
 
 
+@pytest.fixture(scope="package", autouse=True)
+def _flush_again_after_a_deadlock():
+    """Each browser test ends with Django's flush (one TRUNCATE of every table) while the
+    package's ``loket serve`` keeps running its periodic jobs. On PostgreSQL the TRUNCATE's
+    table locks can deadlock with a job's writes; PostgreSQL then aborts one of them (CI saw it
+    abort the flush). The flush is one transaction, rolled back whole, so it is simply run again."""
+    from django.db import OperationalError
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    real = BaseDatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        for attempt in range(5):
+            try:
+                return real(self, sql_list)
+            except OperationalError as exc:
+                if "deadlock detected" not in str(exc) or attempt == 4:
+                    raise
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseDatabaseOperations, "execute_sql_flush", execute_sql_flush)
+        yield
+
+
 @pytest.fixture(scope="package")
 def meta_graph():
     """A local Meta Graph API (tests.connectors.providers.FakeProvider) the server's WhatsApp,
