@@ -305,16 +305,15 @@ def conversations_behind(
     *,
     without_team: bool = False,
     without_member: bool = False,
-    label_id: int | None = None,
     unlabelled: bool = False,
     weekday: int | None = None,
     hour: int | None = None,
 ):
-    """The conversations a figure counts (latest activity first), for the drill-down;
-    ``without_team``: only facts with no team; ``label_id``: only conversations carrying this
-    label now (of this workspace: another's matches nothing); ``unlabelled``: only those with
-    none; ``without_member``: only facts without a member (unassigned); ``weekday`` (0 is
-    Monday) and ``hour``: only facts of that local weekday and hour (a cell of the heatmap)."""
+    """The conversations a figure counts (latest activity first), for the drill-down.
+    ``without_team`` / ``without_member``: only facts with no team / no member (unassigned); a
+    label in ``filters``: only conversations carrying it now; ``unlabelled``: only those
+    carrying none; ``weekday`` (0 is Monday) and ``hour``: only facts of that local weekday and
+    hour (a cell of the heatmap)."""
     if figure not in _BEHIND:
         raise ValueError(f"unknown figure {figure!r}")
     facts = ReportFact.objects.filter(
@@ -336,8 +335,6 @@ def conversations_behind(
     found = Conversation.objects.filter(
         workspace_id=workspace_id, pk__in=facts.values("conversation_id")
     )
-    if label_id is not None:
-        found = found.filter(labels__pk=label_id, labels__workspace_id=workspace_id)
-    elif unlabelled:
+    if unlabelled:
         found = found.filter(labels__isnull=True)
     return found.order_by("-last_message_at", "-pk")

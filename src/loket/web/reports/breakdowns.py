@@ -12,17 +12,11 @@ from django.views.decorators.http import require_GET
 
 from loket.inbox.models import Channel, Label
 from loket.reports import queries
+from loket.reports.formatting import NONE
+from loket.reports.formatting import duration as _duration
+from loket.reports.formatting import share as _share
 from loket.tenancy.models import Team
-from loket.web.reports.views import (
-    DEFINITIONS,
-    NONE,
-    Selection,
-    _duration,
-    _page,
-    _reader,
-    _share,
-    ratings_detail,
-)
+from loket.web.reports.views import DEFINITIONS, Selection, _page, _reader, ratings_detail
 from loket.web.workspace import workspace_view
 
 # (key, column heading, the figure its link drills into)

@@ -12,7 +12,8 @@ from django.views.decorators.http import require_GET
 from loket.automation.models import SlaPolicy, SlaTarget
 from loket.bots.models import SessionState
 from loket.reports import sla_bots
-from loket.web.reports.views import NONE, Selection, _page, _reader
+from loket.reports.formatting import NONE
+from loket.web.reports.views import Selection, _page, _reader
 from loket.web.workspace import workspace_view, workspace_zone
 
 SLA_DEFINITIONS = {
