@@ -22,3 +22,14 @@ def duration(seconds: float | None) -> str:
 
 def share(value: float | None) -> str:
     return NONE if value is None else f"{round(100 * value)}%"
+
+
+def change(
+    now: float | None, before: float | None, lower_is_better: bool
+) -> tuple[str, bool | None]:
+    """A figure's change against the period before as "+25%", and whether it is for the better
+    (None: no change); ``("", None)`` when there is nothing to compare with."""
+    if now is None or before in (None, 0):
+        return "", None
+    ratio = (now - before) / before
+    return f"{ratio:+.0%}", ((ratio < 0) == lower_is_better if ratio else None)

@@ -43,6 +43,7 @@ from django.utils.translation import gettext, gettext_lazy
 from loket.inbox.models import Channel, Priority
 from loket.reports import queries
 from loket.reports.formatting import NONE
+from loket.reports.formatting import change as _change
 from loket.reports.formatting import duration as _duration
 from loket.reports.formatting import share as _share
 from loket.reports.models import ReportSchedule, ScheduleFrequency, ScheduleReport
@@ -338,15 +339,6 @@ def claim(schedule_id: int, period: dt.date) -> bool:
 
 def _ratio(value: float | None) -> str:
     return NONE if value is None else f"{value:.1f}"
-
-
-def _change(now, before, lower_is_better: bool) -> tuple[str, bool | None]:
-    """The change against the period before as "+25%" and whether it is for the better
-    ("" when there is nothing to compare with)."""
-    if now is None or before in (None, 0):
-        return "", None
-    change = (now - before) / before
-    return f"{change:+.0%}", ((change < 0) == lower_is_better if change else None)
 
 
 @dataclass(frozen=True)

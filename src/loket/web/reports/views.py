@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET
 
 from loket.inbox.models import Channel, Label, Priority
 from loket.reports import exports, queries
-from loket.reports.formatting import NONE
+from loket.reports.formatting import NONE, change
 from loket.reports.formatting import duration as _duration
 from loket.reports.formatting import share as _share
 from loket.reports.queries import Filters
@@ -190,13 +190,8 @@ def ratings_detail(figures: dict) -> str:
 
 def _change(now, before, lower_is_better: bool) -> dict | None:
     """The change against the previous period, and whether it is for the better."""
-    if now is None or before in (None, 0):
-        return None
-    change = (now - before) / before
-    return {
-        "percent": f"{change:+.0%}",
-        "good": (change < 0) == lower_is_better if change else None,
-    }
+    percent, good = change(now, before, lower_is_better)
+    return {"percent": percent, "good": good} if percent else None
 
 
 def _tiles(sel: Selection, now: dict, before: dict, drill) -> list[dict]:
