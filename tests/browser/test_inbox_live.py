@@ -171,11 +171,13 @@ def test_an_open_menu_stays_open_through_a_live_update(agent_app, browser_pages)
     conversation = Conversation.objects.get(workspace=agent_app.workspace)
     a.locator("#label-menu summary").click()
     a.locator("#label-menu").get_by_label("refund").check()
+    a.locator("#label-menu").get_by_role("button", name="Apply").focus()  # a keyboard user
     # A colleague (here: the API) changes the priority: the header is fetched anew.
     response = agent_app.api.patch(f"/conversations/{conversation.pk}", json={"priority": 4})
     assert response.status_code == 200, response.text
     expect(a.locator("#conv-head .chip.prio-4")).to_be_visible(timeout=LIVE)
-    # The agent's menu is still open, with their tick, and applying it works.
+    # The agent's menu is still open, with their tick and their focus, and Enter applies it.
     expect(a.locator("#label-menu").get_by_label("refund")).to_be_checked()
-    a.locator("#label-menu").get_by_role("button", name="Apply").click()
+    expect(a.locator("#label-menu").get_by_role("button", name="Apply")).to_be_focused()
+    a.keyboard.press("Enter")
     expect(a.locator("#conv-labels")).to_contain_text("refund", timeout=LIVE)

@@ -72,7 +72,13 @@
       id: menu.id,
       ticked: new Map(Array.from(menu.querySelectorAll("input[type=checkbox]")).map((i) => [key(i), i.checked])),
     }));
-    const focused = head.contains(document.activeElement) ? document.activeElement.id : "";
+    // Focus goes back where it was: by id, or, for a control without one inside an open menu
+    // (a label's Apply button), by its place in that menu, so a keyboard user's Enter still lands.
+    const controls = (menu) => Array.from(menu.querySelectorAll("button, input, select, textarea, a[href], summary"));
+    const active = head.contains(document.activeElement) ? document.activeElement : null;
+    const focused = active && active.id ? active.id : "";
+    const inMenu = active && !focused ? active.closest("details[open][id]") : null;
+    const focusedInMenu = inMenu ? { id: inMenu.id, index: controls(inMenu).indexOf(active) } : null;
     // The head response carries the sidebar out of band; htmx.swap handles both.
     htmx.swap(head, html, { swapStyle: "outerHTML" });
     for (const { id, ticked } of open) {
@@ -84,6 +90,9 @@
       });
     }
     if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
+    const menu = focusedInMenu && document.getElementById(focusedInMenu.id);
+    const control = menu && menu.open ? controls(menu)[focusedInMenu.index] : null;
+    if (control) control.focus();
   }
 
   // --- the list: refresh in place when at the top, otherwise offer to --------------------
