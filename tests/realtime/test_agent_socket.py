@@ -277,3 +277,46 @@ def test_a_burst_of_events_arrives_complete_and_in_order(transactional_db, chann
         await socket.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_events_published_one_by_one_under_load_share_layer_sends(
+    transactional_db, channel_layer, monkeypatch
+):
+    """Right after a send, the publisher waits a moment before the next one, so a steady stream
+    of single events (a busy webhook process) goes out in a few layer sends, still in order."""
+    import time
+
+    from channels.layers import get_channel_layer
+
+    from loket.realtime.publish import publish
+
+    layer = get_channel_layer()
+    sends = []
+    real_group_send = layer.group_send
+
+    async def counting_group_send(group, message):
+        sends.append(message["type"])
+        await real_group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", counting_group_send)
+    workspace = factories.workspace()
+    token = _token(workspace)
+
+    def stream():
+        for n in range(1, 11):
+            publish(workspace.pk, {"type": "stream", "n": n})
+            time.sleep(0.0005)
+
+    async def scenario():
+        socket = await _open(headers=_bearer(token))
+        await _hello(socket)
+        await database_sync_to_async(lambda: publish(workspace.pk, {"type": "stream", "n": 0}))()
+        assert (await socket.receive_json_from(timeout=WAIT))["n"] == 0
+        sends.clear()
+        await database_sync_to_async(stream)()
+        received = [await socket.receive_json_from(timeout=WAIT) for _ in range(10)]
+        assert [event["n"] for event in received] == list(range(1, 11))
+        assert len(sends) <= 4, sends
+        await socket.disconnect()
+
+    async_to_sync(scenario)()
