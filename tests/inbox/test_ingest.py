@@ -49,6 +49,29 @@ def test_a_first_message_creates_contact_identity_and_conversation(api_channel):
     assert (identity.channel_id, identity.external_id) == (api_channel.pk, "c-9")
 
 
+def test_a_new_conversation_is_stored_whole_with_its_defaults(api_channel):
+    # The first message's contact and conversation are written without the ORM (hot path):
+    # every column is what Model.objects.create() would have stored.
+    result = factories.inbound(api_channel, contact_id="c-new", name="Ann")
+    conversation = Conversation.objects.get(pk=result.conversation_id)
+    assert (conversation.priority, conversation.language, conversation.subject) == (0, "", "")
+    assert (conversation.custom_attributes, conversation.sla_clock) == ({}, {})
+    assert conversation.team_id == api_channel.default_team_id
+    assert conversation.created_at <= conversation.updated_at
+    contact = conversation.contact
+    assert (contact.name, contact.email, contact.attributes) == ("Ann", "", {})
+    assert contact.load_remote_images is False and contact.blocked_at is None
+    assert contact.created_at is not None and contact.updated_at is not None
+
+
+def test_a_redelivery_with_another_sender_id_is_a_duplicate_and_creates_no_contact(api_channel):
+    first = factories.inbound(api_channel, "Hello", message_id="m-1", contact_id="c-old")
+    again = factories.inbound(api_channel, "Hello", message_id="m-1", contact_id="c-renamed")
+    assert (first.outcome, again.outcome) == ("created", "duplicate")
+    assert Contact.objects.count() == 1
+    assert not ContactIdentity.objects.filter(external_id="c-renamed").exists()
+
+
 def test_numbers_count_up_per_workspace(api_channel):
     other = factories.api_channel(factories.workspace())
     numbers = [

@@ -3,7 +3,6 @@ webhooks: ``X-Loket-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 
@@ -12,7 +11,8 @@ HEADER = "X-Loket-Signature"
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     ts = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    # hmac.digest: OpenSSL's one-shot HMAC, without building an HMAC object (webhook hot path).
+    digest = hmac.digest(secret.encode(), b"%d." % ts + body, "sha256").hex()
     return f"t={ts},v1={digest}"
 
 

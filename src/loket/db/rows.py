@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import connection, models
 from django.db.models.fields import AutoFieldMixin
+from django.utils import timezone
 
 
 @functools.cache
@@ -106,6 +107,31 @@ def insert(
         cur.execute(sql, _prepared(model, values, cur.db))
         row = cur.fetchone()
     return row[0] if row else None
+
+
+@functools.cache
+def _defaulted_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
+    return tuple(
+        field
+        for field in model._meta.concrete_fields
+        if not field.primary_key and (field.has_default() or not field.null)
+    )
+
+
+def with_defaults(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` completed with every other field's default, as ``Model(**values).save()``
+    would store them (``auto_now``/``auto_now_add`` fields: now; nullable fields without a
+    default are left to the database's NULL), for ``insert()`` of a whole new row."""
+    complete = {}
+    for field in _defaulted_fields(model):
+        if field.attname in values or field.name in values:
+            continue
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            complete[field.attname] = timezone.now()
+        else:
+            complete[field.attname] = field.get_default()
+    complete.update(values)
+    return complete
 
 
 def db_value(model: type[models.Model], field: str, value: Any, db=None) -> Any:

@@ -199,18 +199,23 @@ def _message_exists(channel: Channel, external_id: str) -> bool:
 
 
 # The sender's contact (whether blocked, what we know) and their latest conversation on this
-# channel, in one round trip.
+# channel, in one round trip; for a sender not known here (no identity: all NULL), whether the
+# message is already stored (a redelivery whose sender id changed), so no contact is created.
 _SENDER_SQL = """
     SELECT c.id, c.merged_into_id, c.blocked_at IS NOT NULL, c.name, c.email, c.phone, c.locale,
-           v.id, v.status, v.resolved_at >= %s
-    FROM inbox_contactidentity i
-    JOIN inbox_contact c ON c.id = i.contact_id
+           v.id, v.status, v.resolved_at >= %s,
+           CASE WHEN i.id IS NULL THEN EXISTS (
+               SELECT 1 FROM inbox_message m
+               WHERE m.channel_id = %s AND m.direction = %s AND m.external_id = %s
+           ) END
+    FROM (SELECT 1) AS one
+    LEFT JOIN inbox_contactidentity i ON i.channel_id = %s AND i.external_id = %s
+    LEFT JOIN inbox_contact c ON c.id = i.contact_id
     LEFT JOIN inbox_conversation v ON v.id = (
         SELECT w.id FROM inbox_conversation w
         WHERE w.contact_id = i.contact_id AND w.channel_id = i.channel_id
         ORDER BY w.last_message_at DESC, w.id DESC LIMIT 1
     )
-    WHERE i.channel_id = %s AND i.external_id = %s
 """
 
 
@@ -231,11 +236,18 @@ def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
     """(contact id, whether it was created just now, latest conversation, whether blocked) for
     the sender; None when the message is a duplicate."""
     sender = item.contact
-    cursor.execute(_SENDER_SQL, [_reopen_after(now, cursor.db), channel.pk, sender.external_id])
+    cursor.execute(
+        _SENDER_SQL,
+        [
+            _reopen_after(now, cursor.db),
+            *(channel.pk, Direction.INBOUND, item.external_id),
+            *(channel.pk, sender.external_id),
+        ],
+    )
     row = cursor.fetchone()
-    if row is None:
+    if row[0] is None:
         # A redelivered message whose sender id changed must not leave an empty contact behind.
-        if _message_exists(channel, item.external_id):
+        if row[10]:
             return None
         contact_id, created = _create_contact(channel, sender)
         if created:
@@ -243,7 +255,7 @@ def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
         # Another delivery created this sender a moment ago: nobody has blocked them yet.
         return contact_id, False, _latest_conversation(channel, contact_id, now), False
     contact_id, merged_into_id, blocked, *known = row[:7]
-    latest = _latest(*row[7:])
+    latest = _latest(*row[7:10])
     if merged_into_id is not None:
         while merged_into_id is not None:
             contact_id, merged_into_id = Contact.objects.values_list("pk", "merged_into_id").get(
@@ -269,15 +281,21 @@ _CONTACT_FIELDS = (("name", 200), ("email", 254), ("phone", 40), ("locale", 10))
 
 
 def _create_contact(channel: Channel, sender) -> tuple[int, bool]:
-    contact = Contact.objects.create(
-        workspace_id=channel.workspace_id,
-        **{field: getattr(sender, field)[:limit] for field, limit in _CONTACT_FIELDS},
+    contact_id = rows.insert(
+        Contact,
+        rows.with_defaults(
+            Contact,
+            {
+                "workspace_id": channel.workspace_id,
+                **{field: getattr(sender, field)[:limit] for field, limit in _CONTACT_FIELDS},
+            },
+        ),
     )
     identity_id = rows.insert(
         ContactIdentity,
         {
             "workspace_id": channel.workspace_id,
-            "contact_id": contact.pk,
+            "contact_id": contact_id,
             "channel_id": channel.pk,
             "external_id": sender.external_id,
             "created_at": timezone.now(),
@@ -286,11 +304,11 @@ def _create_contact(channel: Channel, sender) -> tuple[int, bool]:
     )
     if identity_id is not None:
         if not sender.name and ports.connector_for(channel.kind).capabilities.profiles:
-            tasks.fill_contact_profile.enqueue(contact.pk, channel.pk, sender.external_id)
-        return contact.pk, True
+            tasks.fill_contact_profile.enqueue(contact_id, channel.pk, sender.external_id)
+        return contact_id, True
     # A concurrent delivery created this sender's identity first (ON CONFLICT waited for it to
     # commit): use that contact and drop ours.
-    contact.delete()
+    Contact.objects.filter(pk=contact_id).delete()
     winner = ContactIdentity.objects.values_list("contact_id", flat=True).get(
         channel=channel, external_id=sender.external_id
     )
@@ -367,18 +385,22 @@ def _thread_by_hints(
 def _new_conversation(
     channel: Channel, contact_id: int, item: InboundMessage, now: dt.datetime, *, blocked: bool
 ):
-    conversation = Conversation.objects.create(
-        workspace_id=channel.workspace_id,
-        channel=channel,
-        contact_id=contact_id,
-        number=next_conversation_number(channel.workspace_id),
-        subject=item.subject[:255],
-        team_id=channel.default_team_id,
-        created_at=now,
-        last_message_at=now,
-        **({"status": ConversationStatus.RESOLVED, "resolved_at": now} if blocked else {}),
-    )
-    return conversation.pk, conversation.status, True
+    status = ConversationStatus.RESOLVED if blocked else ConversationStatus.OPEN
+    values = {
+        "workspace_id": channel.workspace_id,
+        "channel_id": channel.pk,
+        "contact_id": contact_id,
+        "number": next_conversation_number(channel.workspace_id),
+        "subject": item.subject[:255],
+        "team_id": channel.default_team_id,
+        "status": status,
+        "created_at": now,
+        "updated_at": now,
+        "last_message_at": now,
+        **({"resolved_at": now} if blocked else {}),
+    }
+    conversation_id = rows.insert(Conversation, rows.with_defaults(Conversation, values))
+    return conversation_id, status, True
 
 
 # A customer message makes its conversation open (waking a snoozed one, reopening a resolved
