@@ -71,12 +71,15 @@ _drain_loop: asyncio.AbstractEventLoop | None = None
 
 async def _drain() -> None:
     global _draining
+    finished = False
     try:
         layer = get_channel_layer()
         loop = asyncio.get_running_loop()
         while True:
             with _pending_lock:
                 if not _pending:
+                    # Under the lock: an event appended after this check starts the next drain.
+                    _draining, finished = False, True
                     return
                 batch = list(_pending)
                 _pending.clear()
@@ -98,9 +101,10 @@ async def _drain() -> None:
                     log.error("realtime publish to %s failed: %s", group, exc)
             await asyncio.sleep(max(0.0, round_started + COALESCE_SECONDS - loop.time()))
     finally:
-        # Whatever ends this drain (done, cancelled, broken layer), the next publish starts one.
-        with _pending_lock:
-            _draining = False
+        # Whatever else ends this drain (cancelled, broken layer), the next publish starts one.
+        if not finished:
+            with _pending_lock:
+                _draining = False
 
 
 def _start_drain(loop: asyncio.AbstractEventLoop) -> None:

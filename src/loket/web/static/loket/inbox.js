@@ -60,7 +60,20 @@
     if (!el || !document.getElementById(`m${id}`)) return;
     absorb(await getHTML(el.dataset.messageUrl.replace(/\/0\/$/, `/${id}/`)));
   }
-  async function refreshHead() {
+  // One header fetch at a time, and one more if an event came meanwhile: two fetches in flight
+  // could finish out of order and leave the older state (say, "Snoozed" after "Resolved").
+  let headFetch = null;
+  let headAgain = false;
+  function refreshHead() {
+    if (headFetch) { headAgain = true; return headFetch; }
+    headFetch = (async () => {
+      try {
+        do { headAgain = false; await fetchHead(); } while (headAgain);
+      } finally { headFetch = null; }
+    })();
+    return headFetch;
+  }
+  async function fetchHead() {
     const el = pane();
     const head = $("#conv-head");
     if (!el || !head) return;
