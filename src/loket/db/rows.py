@@ -114,14 +114,18 @@ def _defaulted_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
     return tuple(
         field
         for field in model._meta.concrete_fields
-        if not field.primary_key and (field.has_default() or not field.null)
+        # A db_default is the database's to fill in: the column is simply left out.
+        if not field.primary_key
+        and not field.has_db_default()
+        and (field.has_default() or not field.null)
     )
 
 
 def with_defaults(model: type[models.Model], values: dict[str, Any]) -> dict[str, Any]:
     """``values`` completed with every other field's default, as ``Model(**values).save()``
     would store them (``auto_now``/``auto_now_add`` fields: now; nullable fields without a
-    default are left to the database's NULL), for ``insert()`` of a whole new row."""
+    default, and fields with a ``db_default``, are left to the database), for ``insert()`` of a
+    whole new row."""
     complete = {}
     for field in _defaulted_fields(model):
         if field.attname in values or field.name in values:
