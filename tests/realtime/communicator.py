@@ -50,6 +50,14 @@ class WebsocketCommunicator(ApplicationCommunicator):
         assert response["type"] == "websocket.send", response
         return json.loads(response["text"])
 
+    async def receive_json_of_type(self, kind: str, timeout: float = 1):
+        """The next event whose ``type`` is ``kind``, passing over others (e.g. events of the
+        test's setup, which the publisher may still be sending when the socket joins)."""
+        while True:
+            event = await self.receive_json_from(timeout)
+            if event["type"] == kind:
+                return event
+
     async def disconnect(self, code: int = 1000, timeout: float = 1) -> None:
         await self.send_input({"type": "websocket.disconnect", "code": code})
         await self.wait(timeout)

@@ -9,6 +9,8 @@ Transactional tests, because events go out in on_commit callbacks.
 
 from __future__ import annotations
 
+import time
+
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.db import transaction
@@ -243,9 +245,7 @@ def test_presence_is_relayed_to_colleagues_only_for_own_conversations(
         await typist.send_json_to({"type": "presence", "conversation_id": ours, "state": "typing"})
         # The setup's own events (published just before the sockets joined) may still arrive
         # first: under a stream of events the publisher sends a round per 20 ms.
-        event = await watcher.receive_json_from(timeout=WAIT)
-        while event["type"] != "presence":
-            event = await watcher.receive_json_from(timeout=WAIT)
+        event = await watcher.receive_json_of_type("presence", timeout=WAIT)
         assert event == {
             "type": "presence",
             "workspace_id": workspace.pk,
@@ -291,8 +291,6 @@ def test_events_published_one_by_one_under_load_share_layer_sends(
 ):
     """Right after a send, the publisher waits a moment before the next one, so a steady stream
     of single events (a busy webhook process) goes out in a few layer sends, still in order."""
-    import time
-
     from channels.layers import get_channel_layer
 
     from loket.realtime.publish import publish

@@ -133,13 +133,6 @@ async def _agent_socket(raw_token: str) -> WebsocketCommunicator:
     return socket
 
 
-async def _next_presence(socket) -> dict:
-    while True:
-        event = await socket.receive_json_from(timeout=WAIT)
-        if event["type"] == "presence":
-            return event
-
-
 def test_the_visitor_typing_reaches_the_agents_of_the_workspace(transactional_db, channel_layer):
     workspace, channel = _chat()
     agent_token = _agent_token(workspace)
@@ -163,7 +156,7 @@ def test_the_visitor_typing_reaches_the_agents_of_the_workspace(transactional_db
         )()
 
         await socket.send_to(text_data=json.dumps({"type": "typing", "typing": True}))
-        typing = await _next_presence(agent)
+        typing = await agent.receive_json_of_type("presence", timeout=WAIT)
         assert typing == {
             "type": "presence",
             "workspace_id": workspace.pk,
@@ -174,7 +167,7 @@ def test_the_visitor_typing_reaches_the_agents_of_the_workspace(transactional_db
             "state": "typing",
         }
         await socket.send_to(text_data=json.dumps({"type": "typing", "typing": False}))
-        stopped = await _next_presence(agent)
+        stopped = await agent.receive_json_of_type("presence", timeout=WAIT)
         assert (stopped["conversation_id"], stopped["state"]) == (conversation_id, "viewing")
         # Agents of another workspace hear nothing of it.
         assert await stranger.receive_nothing(timeout=0.3)
