@@ -853,7 +853,7 @@ def run_backend(name: str) -> bool:
         password = secrets.token_urlsafe(24)
         loket(
             backend, "createadmin", "--email", ADMIN_EMAIL, "--workspace", WORKSPACE,
-            "--password", password,
+            f"--password={password}",  # one "=" so a password starting with "-" is not an option
         )  # fmt: skip
 
         floors = measure_floors(backend)  # forks clients: before Django and its threads exist
