@@ -288,7 +288,7 @@ LOKET_TWILIO_API_URL = env_str("LOKET_TWILIO_API_URL", "https://api.twilio.com")
 
 # --- Ingest ----------------------------------------------------------------------------------
 # Threads per process that store webhook deliveries in groups (PostgreSQL; SQLite always has one).
-LOKET_INGEST_WRITERS = env_int("LOKET_INGEST_WRITERS", 4)
+LOKET_INGEST_WRITERS = env_int("LOKET_INGEST_WRITERS", 2)
 LOKET_WEBHOOK_MAX_BYTES = env_int("LOKET_WEBHOOK_MAX_BYTES", 5 * 1024 * 1024)
 LOKET_SIGNATURE_TOLERANCE_SECONDS = 300
 # A resolved conversation is reopened by a new customer message within this many days;

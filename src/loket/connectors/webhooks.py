@@ -179,8 +179,9 @@ class IngestWriter:
     @staticmethod
     @functools.cache
     def _wanted() -> int:
-        # SQLite has one writer; on PostgreSQL more threads overlap one batch's round trips
-        # with the next ones (measured best at 4 per process on 2 cores, see docs/benchmarks.md).
+        # SQLite has one writer; on PostgreSQL a second thread overlaps one batch's round trips
+        # with the next ones (measured best at 2 per process on 2 cores: fewer threads and
+        # database connections to switch between than 4; see docs/benchmarks.md).
         sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
         return 1 if sqlite else settings.LOKET_INGEST_WRITERS
 
