@@ -8,7 +8,8 @@ import http.server
 import threading
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
@@ -87,6 +88,22 @@ def test_later_messages_thread_into_the_open_conversation(api_channel):
     assert first.conversation_id == second.conversation_id
     assert Conversation.objects.count() == 1
     assert Contact.objects.count() == 1
+
+
+def test_a_message_continuing_a_conversation_takes_one_statement_and_a_redelivery_stores_nothing(
+    api_channel,
+):
+    first = factories.inbound(api_channel, "one", contact_id="c")
+    with CaptureQueriesContext(connection) as queries:
+        second = factories.inbound(api_channel, "two", contact_id="c", message_id="m-2")
+        again = factories.inbound(api_channel, "two", contact_id="c", message_id="m-2")
+    assert (second.outcome, second.conversation_id) == ("created", first.conversation_id)
+    assert again.outcome == "duplicate"
+    assert list(Message.objects.order_by("pk").values_list("text", flat=True)) == ["one", "two"]
+    conversation = Conversation.objects.get()
+    assert conversation.last_inbound_at == Message.objects.get(external_id="m-2").created_at
+    if connection.vendor == "postgresql":  # the sender, the message and the conversation at once
+        assert len(queries) == 2, [q["sql"] for q in queries]
 
 
 def test_known_contact_details_are_filled_in_but_never_overwritten(api_channel):

@@ -19,13 +19,19 @@ from django.utils import timezone
 
 @functools.cache
 def _insert_sql(model: type[models.Model], names: tuple[str, ...], conflict: tuple[str, ...],
-                conflict_where: str) -> str:  # fmt: skip
+                conflict_where: str, computed: tuple[tuple[str, str], ...] = (),
+                source: str = "") -> str:  # fmt: skip
     meta = model._meta
     table = connection.ops.quote_name(meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in names)
-    placeholders = ", ".join(["%s"] * len(names))
-    # Identifiers come from model metadata; values are always parameters.
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+    all_names = names + tuple(name for name, _ in computed)
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in all_names)
+    row = ", ".join(["%s"] * len(names) + [expression for _, expression in computed])
+    # Identifiers come from model metadata, expressions and source from the caller's fixed
+    # text; values are always parameters.
+    if source:
+        sql = f"INSERT INTO {table} ({columns}) SELECT {row} {source}"
+    else:
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({row})"  # noqa: S608
     if conflict:
         target = ", ".join(connection.ops.quote_name(meta.get_field(n).column) for n in conflict)
         where = f" WHERE {conflict_where}" if conflict_where else ""
@@ -81,10 +87,22 @@ def insert_statement(
     *,
     on_conflict_do_nothing: tuple[str, ...] = (),
     conflict_where: str = "",
+    computed: dict[str, str] | None = None,
+    source: str = "",
 ) -> tuple[str, list[Any]]:
     """The SQL (``INSERT … RETURNING pk``) and parameters of ``insert()``, to embed in a larger
-    statement (e.g. a data-modifying WITH)."""
-    sql = _insert_sql(model, tuple(values), on_conflict_do_nothing, conflict_where)
+    statement (e.g. a data-modifying WITH). ``source`` (``FROM … WHERE …``) makes it an
+    ``INSERT … SELECT`` that inserts a row only where the source yields one, and ``computed``
+    maps further fields to SQL expressions over it (e.g. an id found by an earlier part of the
+    statement)."""
+    sql = _insert_sql(
+        model,
+        tuple(values),
+        on_conflict_do_nothing,
+        conflict_where,
+        tuple((computed or {}).items()),
+        source,
+    )
     return sql, _prepared(model, values, db)
 
 

@@ -14,6 +14,7 @@ conversation for it starts resolved, so it stays out of the open views and notif
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -107,7 +108,22 @@ def _store_message(channel: Channel, item: InboundMessage) -> ReceiveResult:
 
 def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> ReceiveResult:
     now = timezone.now()
-    found = _sender(cursor, channel, item, now)
+    if cursor.db.vendor == "postgresql" and item.thread is None and not item.reply_to:
+        # Most messages continue the sender's open conversation: one statement finds the sender
+        # and, when that is the case, stores the message and updates the conversation.
+        row = _continue_known_sender(cursor, channel, item, now)
+        if row[_CONTINUED]:
+            contact_id, conversation_id = row[0], row[7]
+            _fill_in_contact(contact_id, item.contact, row[3:7])
+            if row[_MESSAGE_ID] is None:
+                return ReceiveResult("duplicate")
+            return _stored(
+                channel, item, contact_id, conversation_id, row[_MESSAGE_ID],
+                previous=row[_PREVIOUS_STATUS], created=False, blocked=False,
+            )  # fmt: skip
+        found = _sender_from(row, channel, item, now)
+    else:
+        found = _sender(cursor, channel, item, now)
     if found is None:
         return ReceiveResult("duplicate")
     contact_id, new_contact, latest, blocked = found
@@ -129,13 +145,34 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
     conversation_id, status, created = conversation[:3]
 
     values = {
-        "workspace_id": channel.workspace_id,
+        **_message_values(channel, item, now, data),
         "conversation_id": conversation_id,
+        "author_contact_id": contact_id,
+    }
+    if cursor.db.vendor == "postgresql":
+        stored = _insert_and_touch(cursor, values, conversation_id, now, blocked=blocked)
+        if stored is None:
+            return ReceiveResult("duplicate")
+        message_id, previous = stored
+    else:
+        message_id = rows.insert(Message, values, **_MESSAGE_CONFLICT, cursor=cursor)
+        if message_id is None:
+            return ReceiveResult("duplicate")
+        previous = _touch_conversation(cursor, conversation_id, now, status, blocked=blocked)
+    return _stored(
+        channel, item, contact_id, conversation_id, message_id,
+        previous=previous, created=created, blocked=blocked,
+    )  # fmt: skip
+
+
+def _message_values(channel: Channel, item: InboundMessage, now: dt.datetime, data) -> dict:
+    """The new message's columns but its conversation and author."""
+    return {
+        "workspace_id": channel.workspace_id,
         "channel_id": channel.pk,
         "direction": Direction.INBOUND,
         "kind": MessageKind.MESSAGE,
         "author_type": AuthorType.CONTACT,
-        "author_contact_id": contact_id,
         "text": item.text,
         "html": sanitize_html(item.html) if item.html else "",
         "external_id": item.external_id,
@@ -146,21 +183,22 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
         "sent_at": item.sent_at,
         "created_at": now,
     }
-    if cursor.db.vendor == "postgresql":
-        stored = _insert_and_touch(cursor, values, conversation_id, now, blocked=blocked)
-        if stored is None:
-            return ReceiveResult("duplicate")
-        message_id, previous = stored
-        if item.attachments:
-            _store_attachments(channel.workspace_id, message_id, item)
-    else:
-        message_id = rows.insert(Message, values, **_MESSAGE_CONFLICT, cursor=cursor)
-        if message_id is None:
-            return ReceiveResult("duplicate")
-        if item.attachments:
-            _store_attachments(channel.workspace_id, message_id, item)
-        previous = _touch_conversation(cursor, conversation_id, now, status, blocked=blocked)
 
+
+def _stored(
+    channel: Channel,
+    item: InboundMessage,
+    contact_id: int,
+    conversation_id: int,
+    message_id: int,
+    *,
+    previous: str | None,
+    created: bool,
+    blocked: bool,
+) -> ReceiveResult:
+    """What follows a stored message: its attachments, follow-up jobs and events."""
+    if item.attachments:
+        _store_attachments(channel.workspace_id, message_id, item)
     for job, args in item.follow_up:
         job.enqueue(*args)
     actor = Actor(AuthorType.CONTACT, contact_id)
@@ -232,19 +270,24 @@ def _latest(conversation_id, status, recently_resolved):
     return conversation_id, status, bool(continues)
 
 
+def _sender_params(channel: Channel, item: InboundMessage, now: dt.datetime, db) -> list:
+    return [
+        _reopen_after(now, db),
+        *(channel.pk, Direction.INBOUND, item.external_id),
+        *(channel.pk, item.contact.external_id),
+    ]
+
+
 def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
     """(contact id, whether it was created just now, latest conversation, whether blocked) for
     the sender; None when the message is a duplicate."""
+    cursor.execute(_SENDER_SQL, _sender_params(channel, item, now, cursor.db))
+    return _sender_from(cursor.fetchone(), channel, item, now)
+
+
+def _sender_from(row, channel: Channel, item: InboundMessage, now: dt.datetime):
+    """``_sender()`` from a row of ``_SENDER_SQL``."""
     sender = item.contact
-    cursor.execute(
-        _SENDER_SQL,
-        [
-            _reopen_after(now, cursor.db),
-            *(channel.pk, Direction.INBOUND, item.external_id),
-            *(channel.pk, sender.external_id),
-        ],
-    )
-    row = cursor.fetchone()
     if row[0] is None:
         # A redelivered message whose sender id changed must not leave an empty contact behind.
         if row[10]:
@@ -266,7 +309,12 @@ def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
         ).get(pk=contact_id)
         blocked = blocked_at is not None
         latest = _latest_conversation(channel, contact_id, now)
-    # Fill in what we did not know; never overwrite what an agent may have corrected.
+    _fill_in_contact(contact_id, sender, known)
+    return contact_id, False, latest, bool(blocked)
+
+
+def _fill_in_contact(contact_id: int, sender, known) -> None:
+    """Fill in what we did not know; never overwrite what an agent may have corrected."""
     missing = {
         field: getattr(sender, field)[:limit]
         for (field, limit), current in zip(_CONTACT_FIELDS, known, strict=True)
@@ -274,7 +322,6 @@ def _sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
     }
     if missing:
         Contact.objects.filter(pk=contact_id).update(**missing)
-    return contact_id, False, latest, bool(blocked)
 
 
 _CONTACT_FIELDS = (("name", 200), ("email", 254), ("phone", 40), ("locale", 10))
@@ -436,6 +483,63 @@ _INSERT_AND_TOUCH_BLOCKED_SQL = (
     " AND EXISTS (SELECT 1 FROM inserted) RETURNING status)"
     " SELECT (SELECT id FROM inserted), (SELECT status FROM touched)"
 )
+
+
+# PostgreSQL, a message without thread hints or a quoted message: the sender (``_SENDER_SQL``'s
+# columns) and, when the message continues their latest conversation (a known, unmerged and
+# unblocked contact; the conversation open, pending, snoozed or recently resolved), the message
+# insert and the conversation update of ``_INSERT_AND_TOUCH_SQL``, in one round trip. Whether it
+# continued is a column of its own, so the decision is made once, here; otherwise nothing was
+# written and the caller goes the general way with the sender row.
+_CONTINUED, _MESSAGE_ID, _PREVIOUS_STATUS = 11, 12, 13
+_CONTINUE_SQL = (
+    "WITH sender AS ({sender}),"  # noqa: S608 - fixed text, no input
+    " fits AS (SELECT sender.*, COALESCE(contact_id IS NOT NULL AND merged_into_id IS NULL"
+    " AND NOT blocked AND (conversation_status IN ({active})"
+    " OR (conversation_status = '{resolved}' AND recently_resolved)), FALSE) AS continued"
+    " FROM sender),"
+    " inserted AS ({insert}),"
+    " locked AS (SELECT id, status AS previous FROM inbox_conversation"
+    " WHERE id = (SELECT conversation_id FROM fits) AND EXISTS (SELECT 1 FROM inserted)"
+    " FOR UPDATE),"
+    " touched AS (UPDATE inbox_conversation SET" + _TOUCH_SET + "FROM locked"
+    " WHERE inbox_conversation.id = locked.id RETURNING locked.previous)"
+    " SELECT fits.*, (SELECT id FROM inserted), (SELECT previous FROM touched) FROM fits"
+)
+_SENDER_COLUMNS = (
+    "contact_id", "merged_into_id", "blocked", "name", "email", "phone", "locale",
+    "conversation_id", "conversation_status", "recently_resolved", "already_stored",
+)  # fmt: skip
+
+
+@functools.cache
+def _continue_sql(insert: str) -> str:
+    columns = ", ".join(_SENDER_COLUMNS)
+    return _CONTINUE_SQL.format(
+        sender=f"SELECT * FROM ({_SENDER_SQL}) AS found ({columns})",  # noqa: S608
+        active=", ".join(f"'{status}'" for status in _ACTIVE),
+        resolved=ConversationStatus.RESOLVED,
+        insert=insert,
+    )
+
+
+def _continue_known_sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
+    """The row of ``_CONTINUE_SQL``: the sender's 11 columns, whether the message continued
+    their conversation, its new id (None: a duplicate) and the conversation's previous status."""
+    insert, params = rows.insert_statement(
+        Message,
+        _message_values(channel, item, now, item.data),
+        cursor.db,
+        **_MESSAGE_CONFLICT,
+        computed={"conversation_id": "conversation_id", "author_contact_id": "contact_id"},
+        source="FROM fits WHERE continued",
+    )
+    at = rows.db_value(Conversation, "last_message_at", now, cursor.db)
+    cursor.execute(
+        _continue_sql(insert),
+        [*_sender_params(channel, item, now, cursor.db), *params, at, at, at, at],
+    )
+    return cursor.fetchone()
 
 
 def _insert_and_touch(
