@@ -108,10 +108,11 @@ def _store_message(channel: Channel, item: InboundMessage) -> ReceiveResult:
 
 def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> ReceiveResult:
     now = timezone.now()
+    message = _message_values(channel, item, now)
     if cursor.db.vendor == "postgresql" and item.thread is None and not item.reply_to:
         # Most messages continue the sender's open conversation: one statement finds the sender
         # and, when that is the case, stores the message and updates the conversation.
-        row = _continue_known_sender(cursor, channel, item, now)
+        row = _continue_known_sender(cursor, channel, item, now, message)
         if row[_CONTINUED]:
             contact_id, conversation_id = row[0], row[7]
             _fill_in_contact(contact_id, item.contact, row[3:7])
@@ -145,7 +146,8 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
     conversation_id, status, created = conversation[:3]
 
     values = {
-        **_message_values(channel, item, now, data),
+        **message,
+        "data": data,
         "conversation_id": conversation_id,
         "author_contact_id": contact_id,
     }
@@ -165,8 +167,8 @@ def _store_message_with(cursor, channel: Channel, item: InboundMessage) -> Recei
     )  # fmt: skip
 
 
-def _message_values(channel: Channel, item: InboundMessage, now: dt.datetime, data) -> dict:
-    """The new message's columns but its conversation and author."""
+def _message_values(channel: Channel, item: InboundMessage, now: dt.datetime) -> dict:
+    """The new message's columns but its conversation and author (``data``: the item's own)."""
     return {
         "workspace_id": channel.workspace_id,
         "channel_id": channel.pk,
@@ -179,7 +181,7 @@ def _message_values(channel: Channel, item: InboundMessage, now: dt.datetime, da
         "status": "",
         "error": "",
         "send_attempts": 0,
-        "data": data,
+        "data": item.data,
         "sent_at": item.sent_at,
         "created_at": now,
     }
@@ -466,16 +468,21 @@ _TOUCH_BLOCKED_SET = " last_message_at = %s, last_inbound_at = %s, updated_at = 
 _TOUCH_SQL = "UPDATE inbox_conversation SET" + _TOUCH_SET + "WHERE id = %s"
 _TOUCH_BLOCKED_SQL = "UPDATE inbox_conversation SET" + _TOUCH_BLOCKED_SET + "WHERE id = %s"
 
+# The conversation ({conversation}: an SQL expression) locked and touched once the message is in.
+_LOCK_AND_TOUCH = (
+    " locked AS (SELECT id, status AS previous FROM inbox_conversation"  # noqa: S608 - fixed text
+    " WHERE id = {conversation} AND EXISTS (SELECT 1 FROM inserted) FOR UPDATE),"
+    " touched AS (UPDATE inbox_conversation SET" + _TOUCH_SET + "FROM locked"
+    " WHERE inbox_conversation.id = locked.id RETURNING locked.previous)"
+)
+
 # PostgreSQL: the message insert and the conversation update in one round trip (a third of the
 # statements every message runs); a duplicate inserts nothing and so touches nothing. Returns
 # the new message's id and the status the conversation had under its lock.
 _INSERT_AND_TOUCH_SQL = (
     "WITH inserted AS ({insert}),"  # noqa: S608 - fixed text, no input
-    " locked AS (SELECT id, status AS previous FROM inbox_conversation"
-    " WHERE id = %s AND EXISTS (SELECT 1 FROM inserted) FOR UPDATE),"
-    " touched AS (UPDATE inbox_conversation SET" + _TOUCH_SET + "FROM locked"
-    " WHERE inbox_conversation.id = locked.id RETURNING locked.previous)"
-    " SELECT (SELECT id FROM inserted), (SELECT previous FROM touched)"
+    + _LOCK_AND_TOUCH
+    + " SELECT (SELECT id FROM inserted), (SELECT previous FROM touched)"
 )
 _INSERT_AND_TOUCH_BLOCKED_SQL = (
     "WITH inserted AS ({insert}),"  # noqa: S608 - fixed text, no input
@@ -491,7 +498,6 @@ _INSERT_AND_TOUCH_BLOCKED_SQL = (
 # insert and the conversation update of ``_INSERT_AND_TOUCH_SQL``, in one round trip. Whether it
 # continued is a column of its own, so the decision is made once, here; otherwise nothing was
 # written and the caller goes the general way with the sender row.
-_CONTINUED, _MESSAGE_ID, _PREVIOUS_STATUS = 11, 12, 13
 _CONTINUE_SQL = (
     "WITH sender AS ({sender}),"  # noqa: S608 - fixed text, no input
     " fits AS (SELECT sender.*, COALESCE(contact_id IS NOT NULL AND merged_into_id IS NULL"
@@ -499,17 +505,14 @@ _CONTINUE_SQL = (
     " OR (conversation_status = '{resolved}' AND recently_resolved)), FALSE) AS continued"
     " FROM sender),"
     " inserted AS ({insert}),"
-    " locked AS (SELECT id, status AS previous FROM inbox_conversation"
-    " WHERE id = (SELECT conversation_id FROM fits) AND EXISTS (SELECT 1 FROM inserted)"
-    " FOR UPDATE),"
-    " touched AS (UPDATE inbox_conversation SET" + _TOUCH_SET + "FROM locked"
-    " WHERE inbox_conversation.id = locked.id RETURNING locked.previous)"
-    " SELECT fits.*, (SELECT id FROM inserted), (SELECT previous FROM touched) FROM fits"
+    + _LOCK_AND_TOUCH
+    + " SELECT fits.*, (SELECT id FROM inserted), (SELECT previous FROM touched) FROM fits"
 )
 _SENDER_COLUMNS = (
     "contact_id", "merged_into_id", "blocked", "name", "email", "phone", "locale",
     "conversation_id", "conversation_status", "recently_resolved", "already_stored",
 )  # fmt: skip
+_CONTINUED, _MESSAGE_ID, _PREVIOUS_STATUS = range(len(_SENDER_COLUMNS), len(_SENDER_COLUMNS) + 3)
 
 
 @functools.cache
@@ -520,15 +523,19 @@ def _continue_sql(insert: str) -> str:
         active=", ".join(f"'{status}'" for status in _ACTIVE),
         resolved=ConversationStatus.RESOLVED,
         insert=insert,
+        conversation="(SELECT conversation_id FROM fits)",
     )
 
 
-def _continue_known_sender(cursor, channel: Channel, item: InboundMessage, now: dt.datetime):
+def _continue_known_sender(
+    cursor, channel: Channel, item: InboundMessage, now: dt.datetime, message: dict
+):
     """The row of ``_CONTINUE_SQL``: the sender's 11 columns, whether the message continued
-    their conversation, its new id (None: a duplicate) and the conversation's previous status."""
+    their conversation, its new id (None: a duplicate) and the conversation's previous status.
+    ``message``: its columns but the conversation and author (``_message_values()``)."""
     insert, params = rows.insert_statement(
         Message,
-        _message_values(channel, item, now, item.data),
+        message,
         cursor.db,
         **_MESSAGE_CONFLICT,
         computed={"conversation_id": "conversation_id", "author_contact_id": "contact_id"},
@@ -552,7 +559,7 @@ def _insert_and_touch(
         sql = _INSERT_AND_TOUCH_BLOCKED_SQL.format(insert=insert)
         cursor.execute(sql, [*params, at, at, at, conversation_id])
     else:
-        sql = _INSERT_AND_TOUCH_SQL.format(insert=insert)
+        sql = _INSERT_AND_TOUCH_SQL.format(insert=insert, conversation="%s")
         cursor.execute(sql, [*params, conversation_id, at, at, at, at])
     message_id, previous = cursor.fetchone()
     return None if message_id is None else (message_id, previous)
