@@ -23,10 +23,11 @@ DATABASE_URL = env_str("DATABASE_URL")
 REDIS_URL = env_str("REDIS_URL")
 if TESTING and REDIS_URL and (_test_worker := os.environ.get("PYTEST_XDIST_WORKER", "")):
     # Parallel test workers share one Redis server, and a test's cache.clear() is FLUSHDB: each
-    # worker (and the `loket` processes it starts, which inherit the variable) gets a database
-    # of its own, 1-15, leaving database 0 to whatever else runs on the machine.
+    # worker gets a database of its own, 1-15, leaving database 0 to whatever else runs on the
+    # machine. The `loket` processes a test starts get this URL (tests.processes.subprocess_env).
     _redis_db = 1 + int(_test_worker.removeprefix("gw") or 0) % 15
     REDIS_URL = urlsplit(REDIS_URL)._replace(path=f"/{_redis_db}").geturl()
+
 # Embedded mode: no external services, SQLite in var/, in-memory channel layer, workers in-process.
 EMBEDDED = not DATABASE_URL
 
